@@ -1,0 +1,3 @@
+module github.com/concordtx/concord
+
+go 1.26

@@ -1,0 +1,64 @@
+package participant
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"github.com/concordtx/concord"
+)
+
+// ErrUnknownTx is returned by Resource.Commit for a transaction the resource
+// never prepared (or has no record of). It is a protocol error, never a
+// silent success.
+var ErrUnknownTx = errors.New("unknown transaction")
+
+// ErrAlreadyDecided is returned when a decision contradicts the one already
+// applied: a Commit after Abort, or an Abort after Commit.
+var ErrAlreadyDecided = errors.New("transaction already decided the other way")
+
+// PrepareResult is a resource's vote on one transaction.
+type PrepareResult struct {
+	Vote   concord.Vote // VoteYes, VoteNo or VoteReadOnly
+	Reason string       // why, for a no vote
+}
+
+// Resource is what a service implements to take part in Concord
+// transactions, in the spirit of X/Open XA. Every method may be called
+// concurrently for different transactions; the Server never calls two methods
+// for the same transaction at once.
+type Resource interface {
+	// Prepare does the tentative work of transaction id described by payload
+	// and makes it durable before returning VoteYes. A VoteNo leaves nothing
+	// behind; VoteReadOnly means there is nothing to commit or abort.
+	// Prepare must be idempotent on id: for an id it has already prepared,
+	// committed or aborted it returns that earlier vote (VoteNo for an
+	// aborted one) without doing the work again.
+	Prepare(ctx context.Context, id concord.TxID, payload json.RawMessage) (PrepareResult, error)
+
+	// Commit makes a prepared transaction permanent. Committing a committed
+	// transaction returns nil; an unknown one returns ErrUnknownTx; an aborted
+	// one returns ErrAlreadyDecided.
+	Commit(ctx context.Context, id concord.TxID) error
+
+	// Abort releases a prepared transaction. Aborting an aborted or unknown
+	// transaction returns nil, and an unknown id must then be refused by a
+	// later Prepare (VoteNo) for as long as the resource remembers it;
+	// aborting a committed one returns ErrAlreadyDecided.
+	Abort(ctx context.Context, id concord.TxID) error
+
+	// Recover lists the transactions that are prepared and not yet decided,
+	// typically after a restart.
+	Recover(ctx context.Context) ([]concord.TxID, error)
+}
+
+// OnePhaseResource is implemented by a resource that can do the work of a
+// transaction and commit it in one durable step, for a transaction with a
+// single participant. A resource without it is driven by Prepare then Commit.
+type OnePhaseResource interface {
+	Resource
+	// CommitOnePhase does the work of id and commits it at once, or refuses.
+	// Like Prepare it is idempotent on id. It returns OutcomeCommitted or
+	// OutcomeAborted (with a reason).
+	CommitOnePhase(ctx context.Context, id concord.TxID, payload json.RawMessage) (concord.Outcome, string, error)
+}

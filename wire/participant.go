@@ -1,0 +1,67 @@
+package wire
+
+import (
+	"encoding/json"
+
+	"github.com/concordtx/concord"
+)
+
+// Paths every participant serves.
+const (
+	PathPrepare = "/v1/prepare"
+	PathCommit  = "/v1/commit"
+	PathAbort   = "/v1/abort"
+)
+
+// PrepareRequest is POSTed to PathPrepare. It carries one or more
+// transactions, batched by the coordinator when many are in flight.
+type PrepareRequest struct {
+	// Coordinator is the base URL a participant in doubt asks for outcomes.
+	Coordinator  string      `json:"coordinator"`
+	Transactions []PrepareTx `json:"transactions"`
+}
+
+// PrepareTx asks a participant to do its part of one transaction tentatively
+// and durably, then vote. The reservation rides on the PREPARE, so reserve and
+// prepare are one message.
+type PrepareTx struct {
+	ID      concord.TxID    `json:"id"`
+	Payload json.RawMessage `json:"payload,omitempty"`
+	// OnePhase marks the only participant of a transaction: it decides by
+	// itself and answers with the outcome instead of a vote.
+	OnePhase bool `json:"one_phase,omitempty"`
+}
+
+// PrepareResponse answers a PrepareRequest with one vote per transaction, in
+// any order.
+type PrepareResponse struct {
+	Votes []VoteReply `json:"votes"`
+}
+
+// VoteReply is one participant's vote on one transaction.
+type VoteReply struct {
+	ID     concord.TxID `json:"id"`
+	Vote   concord.Vote `json:"vote"`
+	Reason string       `json:"reason,omitempty"`
+	// Outcome is set only in answer to a one-phase prepare: committed or aborted.
+	Outcome concord.Outcome `json:"outcome,omitempty"`
+}
+
+// DecisionRequest is POSTed to PathCommit or PathAbort.
+type DecisionRequest struct {
+	IDs []concord.TxID `json:"ids"`
+}
+
+// DecisionResponse lists the transactions whose decision the participant has
+// applied durably, and those it could not apply.
+type DecisionResponse struct {
+	Acknowledged []concord.TxID `json:"acknowledged"`
+	Failed       []TxFailure    `json:"failed,omitempty"`
+}
+
+// TxFailure says why a decision on one transaction was not applied, for
+// example a COMMIT for a transaction the participant never prepared.
+type TxFailure struct {
+	ID     concord.TxID `json:"id"`
+	Reason string       `json:"reason"`
+}

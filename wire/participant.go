@@ -64,4 +64,8 @@ type DecisionResponse struct {
 type TxFailure struct {
 	ID     concord.TxID `json:"id"`
 	Reason string       `json:"reason"`
+	// Outcome is set when the participant already holds the opposite
+	// decision: an ABORT for a transaction it committed in one phase answers
+	// with outcome "committed".
+	Outcome concord.Outcome `json:"outcome,omitempty"`
 }

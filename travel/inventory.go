@@ -1,0 +1,328 @@
+package travel
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/concordtx/concord"
+)
+
+// DecidedRetention is how many decided (committed or aborted) reservations an
+// Inventory remembers for queries; older ones are forgotten, oldest first.
+// Prepared reservations are never forgotten.
+const DecidedRetention = 10_000
+
+// Item is the state of one SKU. Available + Held + Confirmed = Capacity at
+// every instant.
+type Item struct {
+	SKU       string `json:"sku"`
+	Capacity  int64  `json:"capacity"`
+	Available int64  `json:"available"`
+	Held      int64  `json:"held"`
+	Confirmed int64  `json:"confirmed"`
+}
+
+// Inventory is a service's stock and reservations in memory: the pure,
+// deterministic domain logic that a durable store drives. It does no I/O.
+// It is safe for concurrent use.
+type Inventory struct {
+	mu      sync.Mutex
+	order   []string // SKUs in configuration order
+	items   map[string]*Item
+	res     map[concord.TxID]*Reservation
+	decided []concord.TxID // decided reservations still remembered, oldest first
+}
+
+// NewInventory returns an inventory offering stock, with nothing held or
+// confirmed.
+func NewInventory(stock []Stock) (*Inventory, error) {
+	if err := validateStock(stock); err != nil {
+		return nil, err
+	}
+	v := &Inventory{}
+	v.reset(stock)
+	return v, nil
+}
+
+func (v *Inventory) reset(stock []Stock) {
+	v.order = make([]string, len(stock))
+	v.items = make(map[string]*Item, len(stock))
+	v.res = make(map[concord.TxID]*Reservation)
+	v.decided = nil
+	for i, s := range stock {
+		v.order[i] = s.SKU
+		v.items[s.SKU] = &Item{SKU: s.SKU, Capacity: s.Capacity, Available: s.Capacity}
+	}
+}
+
+// Stock lists the capacity of every SKU in configuration order.
+func (v *Inventory) Stock() []Stock {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	out := make([]Stock, len(v.order))
+	for i, sku := range v.order {
+		out[i] = Stock{SKU: sku, Capacity: v.items[sku].Capacity}
+	}
+	return out
+}
+
+// Reserve holds what payload asks for on behalf of transaction id. It
+// refuses, holding nothing, with an error wrapping ErrMalformedPayload,
+// ErrBadQuantity, ErrUnknownSKU or ErrNotEnough. For an id it already holds
+// or confirmed it returns that reservation unchanged; for one it released it
+// returns ErrDecided.
+func (v *Inventory) Reserve(id concord.TxID, payload []byte) (Reservation, error) {
+	req, err := DecodeRequest(payload)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if r, ok := v.res[id]; ok {
+		if r.State == StateAborted {
+			return Reservation{}, fmt.Errorf("%w: %s was aborted", ErrDecided, id)
+		}
+		return *r, nil
+	}
+	if err != nil {
+		return Reservation{}, err
+	}
+	it, ok := v.items[req.SKU]
+	if !ok {
+		return Reservation{}, fmt.Errorf("%w %q", ErrUnknownSKU, req.SKU)
+	}
+	if it.Available < req.Quantity {
+		return Reservation{}, fmt.Errorf("%w: %s has %d available, %d asked", ErrNotEnough, req.SKU, it.Available, req.Quantity)
+	}
+	it.Available -= req.Quantity
+	it.Held += req.Quantity
+	r := &Reservation{ID: id, State: StatePrepared, SKU: req.SKU, Quantity: req.Quantity}
+	v.res[id] = r
+	return *r, nil
+}
+
+// Commit confirms the reservation held for id. Committing a committed one
+// changes nothing; an unknown one returns ErrNoReservation and an aborted one
+// ErrDecided.
+func (v *Inventory) Commit(id concord.TxID) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	r, ok := v.res[id]
+	if !ok {
+		return fmt.Errorf("commit %s: %w", id, ErrNoReservation)
+	}
+	switch r.State {
+	case StateCommitted:
+		return nil
+	case StateAborted:
+		return fmt.Errorf("commit %s: %w", id, ErrDecided)
+	}
+	it := v.items[r.SKU]
+	it.Held -= r.Quantity
+	it.Confirmed += r.Quantity
+	v.decide(r, StateCommitted)
+	return nil
+}
+
+// Abort releases the reservation held for id. Aborting an aborted or unknown
+// one changes nothing; a committed one returns ErrDecided.
+func (v *Inventory) Abort(id concord.TxID) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	r, ok := v.res[id]
+	if !ok || r.State == StateAborted {
+		return nil
+	}
+	if r.State == StateCommitted {
+		return fmt.Errorf("abort %s: %w", id, ErrDecided)
+	}
+	it := v.items[r.SKU]
+	it.Held -= r.Quantity
+	it.Available += r.Quantity
+	v.decide(r, StateAborted)
+	return nil
+}
+
+// decide moves r to a final state and forgets the oldest decided reservations
+// past DecidedRetention. v.mu is held.
+func (v *Inventory) decide(r *Reservation, s State) {
+	r.State = s
+	v.decided = append(v.decided, r.ID)
+	for len(v.decided) > DecidedRetention {
+		delete(v.res, v.decided[0])
+		v.decided = v.decided[1:]
+	}
+}
+
+// Items lists every SKU's state in configuration order.
+func (v *Inventory) Items() []Item {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	out := make([]Item, len(v.order))
+	for i, sku := range v.order {
+		out[i] = *v.items[sku]
+	}
+	return out
+}
+
+// Reservation returns the reservation of transaction id, or ErrNoReservation.
+func (v *Inventory) Reservation(id concord.TxID) (Reservation, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	r, ok := v.res[id]
+	if !ok {
+		return Reservation{}, fmt.Errorf("%s: %w", id, ErrNoReservation)
+	}
+	return *r, nil
+}
+
+// Reservations lists the remembered reservations in state s (every state for
+// ""), ordered by transaction id.
+func (v *Inventory) Reservations(s State) []Reservation {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	var out []Reservation
+	for _, r := range v.res {
+		if s == "" || r.State == s {
+			out = append(out, *r)
+		}
+	}
+	slices.SortFunc(out, func(a, b Reservation) int {
+		switch {
+		case a.ID < b.ID:
+			return -1
+		case a.ID > b.ID:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// Check verifies conservation: for every SKU, available + held + confirmed =
+// capacity with none negative, and held is the sum of the prepared
+// reservations' quantities.
+func (v *Inventory) Check() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.check()
+}
+
+func (v *Inventory) check() error {
+	held := make(map[string]int64, len(v.items))
+	for id, r := range v.res {
+		if _, ok := v.items[r.SKU]; !ok {
+			return fmt.Errorf("reservation %s: unknown SKU %q", id, r.SKU)
+		}
+		if r.State == StatePrepared {
+			held[r.SKU] += r.Quantity
+		}
+	}
+	for _, sku := range v.order {
+		it := v.items[sku]
+		if it.Available < 0 || it.Held < 0 || it.Confirmed < 0 {
+			return fmt.Errorf("%s: negative count: available %d, held %d, confirmed %d", sku, it.Available, it.Held, it.Confirmed)
+		}
+		if it.Available+it.Held+it.Confirmed != it.Capacity {
+			return fmt.Errorf("%s: available %d + held %d + confirmed %d != capacity %d", sku, it.Available, it.Held, it.Confirmed, it.Capacity)
+		}
+		if held[sku] != it.Held {
+			return fmt.Errorf("%s: held %d but prepared reservations hold %d", sku, it.Held, held[sku])
+		}
+	}
+	return nil
+}
+
+// snapshot is the encoded form of an Inventory.
+type snapshot struct {
+	Version  int           `json:"version"`
+	Items    []Item        `json:"items"`
+	Prepared []Reservation `json:"prepared"`
+	Decided  []Reservation `json:"decided"` // oldest first
+}
+
+const snapshotVersion = 1
+
+// Snapshot encodes the whole inventory, reservations included, for Restore.
+func (v *Inventory) Snapshot() ([]byte, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	s := snapshot{Version: snapshotVersion, Items: make([]Item, len(v.order))}
+	for i, sku := range v.order {
+		s.Items[i] = *v.items[sku]
+	}
+	for _, r := range v.res {
+		if r.State == StatePrepared {
+			s.Prepared = append(s.Prepared, *r)
+		}
+	}
+	slices.SortFunc(s.Prepared, func(a, b Reservation) int { return bytes.Compare([]byte(a.ID), []byte(b.ID)) })
+	for _, id := range v.decided {
+		s.Decided = append(s.Decided, *v.res[id])
+	}
+	return json.Marshal(s)
+}
+
+// Restore replaces the inventory with one encoded by Snapshot. It checks the
+// snapshot fully (valid SKUs and ids, conservation) and leaves v unchanged on
+// error.
+func (v *Inventory) Restore(b []byte) error {
+	var s snapshot
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&s); err != nil {
+		return fmt.Errorf("restore inventory: %w", err)
+	}
+	if s.Version != snapshotVersion {
+		return fmt.Errorf("restore inventory: version %d, want %d", s.Version, snapshotVersion)
+	}
+	stock := make([]Stock, len(s.Items))
+	for i, it := range s.Items {
+		stock[i] = Stock{SKU: it.SKU, Capacity: it.Capacity}
+	}
+	if err := validateStock(stock); err != nil {
+		return fmt.Errorf("restore inventory: %w", err)
+	}
+	n := &Inventory{}
+	n.reset(stock)
+	for _, it := range s.Items {
+		*n.items[it.SKU] = it
+	}
+	add := func(r Reservation, want ...State) error {
+		if err := concord.ValidateTxID(r.ID); err != nil {
+			return err
+		}
+		if !slices.Contains(want, r.State) {
+			return fmt.Errorf("reservation %s: state %q", r.ID, r.State)
+		}
+		if r.Quantity < 1 || r.Quantity > MaxQuantity {
+			return fmt.Errorf("reservation %s: %w: %d", r.ID, ErrBadQuantity, r.Quantity)
+		}
+		if _, dup := n.res[r.ID]; dup {
+			return fmt.Errorf("reservation %s listed twice", r.ID)
+		}
+		n.res[r.ID] = &r
+		return nil
+	}
+	for _, r := range s.Prepared {
+		if err := add(r, StatePrepared); err != nil {
+			return fmt.Errorf("restore inventory: %w", err)
+		}
+	}
+	if len(s.Decided) > DecidedRetention {
+		s.Decided = s.Decided[len(s.Decided)-DecidedRetention:]
+	}
+	for _, r := range s.Decided {
+		if err := add(r, StateCommitted, StateAborted); err != nil {
+			return fmt.Errorf("restore inventory: %w", err)
+		}
+		n.decided = append(n.decided, r.ID)
+	}
+	if err := n.check(); err != nil {
+		return fmt.Errorf("restore inventory: %w", err)
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.order, v.items, v.res, v.decided = n.order, n.items, n.res, n.decided
+	return nil
+}

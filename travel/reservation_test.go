@@ -1,0 +1,61 @@
+package travel
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestDecodeRequest(t *testing.T) {
+	r, err := DecodeRequest([]byte(`{"sku": "FL100", "quantity": 2}`))
+	if err != nil || r != (Request{SKU: "FL100", Quantity: 2}) {
+		t.Fatalf("got %+v, %v", r, err)
+	}
+	back, err := DecodeRequest(r.Payload())
+	if err != nil || back != r {
+		t.Fatalf("payload round trip: %+v, %v", back, err)
+	}
+}
+
+func TestDecodeRequestErrors(t *testing.T) {
+	cases := []struct {
+		payload string
+		want    error
+		mention string
+	}{
+		{``, ErrMalformedPayload, "empty"},
+		{`null`, ErrMalformedPayload, "empty SKU"},
+		{`[1]`, ErrMalformedPayload, "cannot unmarshal"},
+		{`{"sku": "FL100"`, ErrMalformedPayload, "EOF"},
+		{`{"sku": "FL100", "quantity": 2, "x": 1}`, ErrMalformedPayload, `unknown field "x"`},
+		{`{"sku": "FL100", "quantity": 2} {}`, ErrMalformedPayload, "after the object"},
+		{`{"sku": "FL100", "quantity": 2.5}`, ErrMalformedPayload, "cannot unmarshal"},
+		{`{"sku": "FL 100", "quantity": 2}`, ErrMalformedPayload, "byte 2"},
+		{`{"sku": "FL100"}`, ErrBadQuantity, "0, want 1 to 1000"},
+		{`{"sku": "FL100", "quantity": -3}`, ErrBadQuantity, "-3"},
+		{`{"sku": "FL100", "quantity": 1001}`, ErrBadQuantity, "1001"},
+		{`{"sku": "` + strings.Repeat("A", MaxPayloadSize) + `", "quantity": 1}`, ErrMalformedPayload, "at most 4096"},
+	}
+	for _, c := range cases {
+		_, err := DecodeRequest([]byte(c.payload))
+		if !errors.Is(err, c.want) {
+			t.Errorf("DecodeRequest(%.40q) = %v, want %v", c.payload, err, c.want)
+			continue
+		}
+		if !strings.Contains(err.Error(), c.mention) {
+			t.Errorf("DecodeRequest(%.40q) error %q does not mention %q", c.payload, err, c.mention)
+		}
+	}
+}
+
+func TestParseStateFilter(t *testing.T) {
+	for in, want := range map[string]State{"": "", "all": "", "prepared": StatePrepared, "committed": StateCommitted, "aborted": StateAborted} {
+		got, err := ParseStateFilter(in)
+		if err != nil || got != want {
+			t.Errorf("ParseStateFilter(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if _, err := ParseStateFilter("pending"); !errors.Is(err, ErrBadState) {
+		t.Fatalf("ParseStateFilter(pending) = %v, want ErrBadState", err)
+	}
+}

@@ -1,0 +1,163 @@
+package wire
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// MaxBodyBytes is the default bound on a request or response body read by
+// the helpers in this file.
+const MaxBodyBytes = 1 << 20
+
+// ErrBodyTooLarge is returned by DecodeRequest for a body past its limit; the
+// handler answers 413.
+var ErrBodyTooLarge = errors.New("request body too large")
+
+// ErrBadJSON is returned by DecodeRequest and the clients for a body that is
+// not exactly one JSON value of the expected shape (unknown fields included).
+var ErrBadJSON = errors.New("malformed JSON")
+
+// StatusError is a non-2xx answer from a Concord HTTP endpoint.
+type StatusError struct {
+	Code    int    // HTTP status code
+	Message string // the ErrorResponse's text, or the start of the body
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("http %d: %s", e.Code, e.Message)
+}
+
+// DecodeRequest reads r's body as exactly one JSON value into v, refusing
+// unknown fields, trailing data and bodies past maxBytes (0 means
+// MaxBodyBytes). Its error wraps ErrBodyTooLarge or ErrBadJSON.
+func DecodeRequest(w http.ResponseWriter, r *http.Request, maxBytes int64, v any) error {
+	if maxBytes <= 0 {
+		maxBytes = MaxBodyBytes
+	}
+	body := http.MaxBytesReader(w, r.Body, maxBytes)
+	err := decodeStrict(body, v)
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return fmt.Errorf("%w: more than %d bytes", ErrBodyTooLarge, tooLarge.Limit)
+	}
+	return err
+}
+
+func decodeStrict(r io.Reader, v any) error {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return err
+		}
+		if errors.Is(err, io.EOF) {
+			return fmt.Errorf("%w: empty body", ErrBadJSON)
+		}
+		return fmt.Errorf("%w: %v", ErrBadJSON, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return err
+		}
+		return fmt.Errorf("%w: data after the JSON value", ErrBadJSON)
+	}
+	return nil
+}
+
+// WriteJSON answers with status and v encoded as JSON.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b, _ = json.Marshal(ErrorResponse{Error: "encode response: " + err.Error()})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// WriteError answers with status and an ErrorResponse holding msg.
+func WriteError(w http.ResponseWriter, status int, msg string) {
+	WriteJSON(w, status, ErrorResponse{Error: msg})
+}
+
+// MethodNotAllowed answers 405 naming the allowed methods.
+func MethodNotAllowed(w http.ResponseWriter, r *http.Request, allowed ...string) {
+	w.Header().Set("Allow", strings.Join(allowed, ", "))
+	WriteError(w, http.StatusMethodNotAllowed,
+		fmt.Sprintf("method %s not allowed on %s; use %s", r.Method, r.URL.Path, strings.Join(allowed, " or ")))
+}
+
+// NewHTTPClient returns an HTTP client for talking to Concord peers: keep-alive
+// connections (many idle ones per host, since requests to one participant are
+// frequent), bounded dial and header waits, and timeout as the bound on a whole
+// request (0 means none: use a context deadline instead).
+func NewHTTPClient(timeout time.Duration) *http.Client {
+	tr := &http.Transport{
+		Proxy:                 nil, // peers are addressed directly, never through a proxy
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: 0, // bounded by the request's context
+		ExpectContinueTimeout: time.Second,
+	}
+	return &http.Client{Transport: tr, Timeout: timeout}
+}
+
+// Do sends in (nil for none) as JSON with method to url and decodes a 2xx
+// answer into out (nil to discard). A non-2xx answer is a *StatusError; a body
+// that does not decode wraps ErrBadJSON.
+func Do(ctx context.Context, hc *http.Client, method, url string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("encode request: %w", err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, body)
+	if err != nil {
+		return fmt.Errorf("build request: %w", err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	limited := io.LimitReader(resp.Body, 64<<20)
+	if resp.StatusCode/100 != 2 {
+		b, _ := io.ReadAll(io.LimitReader(limited, 4096))
+		var er ErrorResponse
+		msg := strings.TrimSpace(string(b))
+		if json.Unmarshal(b, &er) == nil && er.Error != "" {
+			msg = er.Error
+		}
+		return &StatusError{Code: resp.StatusCode, Message: msg}
+	}
+	if out == nil {
+		io.Copy(io.Discard, limited)
+		return nil
+	}
+	dec := json.NewDecoder(limited)
+	if err := dec.Decode(out); err != nil {
+		return fmt.Errorf("%w: decode %s %s answer: %v", ErrBadJSON, method, url, err)
+	}
+	io.Copy(io.Discard, limited) // let the connection be reused
+	return nil
+}

@@ -2,6 +2,8 @@ package tpc
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/concordtx/concord"
@@ -90,6 +92,64 @@ type Config struct {
 
 // DefaultConfig is used for zero fields of a Config.
 var DefaultConfig = Config{RetryMin: 50 * time.Millisecond, RetryMax: 5 * time.Second}
+
+// Validate reports a Config that cannot be used: a negative duration, or a
+// RetryMax below RetryMin once zero fields take their defaults. Drivers call
+// it when they start; Begin and Recover never fail and instead use the
+// default for any field that is out of range.
+func (c Config) Validate() error {
+	if c.RetryMin < 0 {
+		return fmt.Errorf("%w: RetryMin %v is negative", ErrInvalid, c.RetryMin)
+	}
+	if c.RetryMax < 0 {
+		return fmt.Errorf("%w: RetryMax %v is negative", ErrInvalid, c.RetryMax)
+	}
+	d := c.withDefaults()
+	if d.RetryMax < d.RetryMin {
+		return fmt.Errorf("%w: RetryMax %v is below RetryMin %v", ErrInvalid, d.RetryMax, d.RetryMin)
+	}
+	return nil
+}
+
+// withDefaults returns c with every zero or out-of-range field replaced by
+// its default, so that the state machine always runs with usable values.
+func (c Config) withDefaults() Config {
+	if c.RetryMin <= 0 {
+		c.RetryMin = DefaultConfig.RetryMin
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = DefaultConfig.RetryMax
+	}
+	if c.RetryMax < c.RetryMin {
+		c.RetryMax = c.RetryMin
+	}
+	return c
+}
+
+// Limits on what a coordinator transaction may hold, so that every record
+// stays small and every decoder can bound its allocations.
+const (
+	MaxBranches       = 256 // participants in one transaction
+	MaxParticipantLen = 128 // bytes in a participant name
+	MaxReasonLen      = 512 // bytes of a reason kept in records and statuses; longer ones are cut
+	MaxRecordSize     = 1 << 16
+)
+
+// ErrDecided is returned by CoordinatorTx.Abort when the transaction already
+// has a decision: a commit is never turned into an abort.
+var ErrDecided = errors.New("tpc: transaction already decided")
+
+// ErrInvalid is returned for input a state machine cannot accept: a bad
+// Config, a transaction with no branches or a repeated participant, or a
+// malformed log record.
+var ErrInvalid = errors.New("tpc: invalid input")
+
+// Recovered is one transaction that Recover brought back because it still
+// needs work: the driver performs Ready exactly as it would after any step.
+type Recovered struct {
+	Tx    *CoordinatorTx
+	Ready Ready
+}
 
 // VoteEvent is a participant's answer to PREPARE, or the driver's account of
 // why none came (VoteUnreachable when the request could not be delivered).

@@ -1,0 +1,611 @@
+package tpc
+
+import (
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/concordtx/concord"
+)
+
+// phase is where a coordinator transaction stands.
+type phase uint8
+
+const (
+	// phasePreparing: PREPAREs are out, no decision yet.
+	phasePreparing phase = iota
+	// phaseResolving: a one-phase transaction whose answer did not come in
+	// time. ABORT was sent; the participant's answer decides the outcome.
+	phaseResolving
+	// phaseCommitted: the commit decision is on record; COMMIT is being
+	// delivered until every yes voter acknowledges.
+	phaseCommitted
+	// phaseDone: nothing more to do.
+	phaseDone
+)
+
+// coordBranch is one participant's state inside a CoordinatorTx.
+type coordBranch struct {
+	Branch
+	vote      concord.Vote
+	reason    string
+	acked     bool
+	attempts  int           // phase-2 deliveries tried
+	lastErr   string        // latest phase-2 failure
+	nextRetry time.Time     // when Tick resends; zero while a delivery is in flight or none is due
+	backoff   time.Duration // last delay scheduled; zero before the first failure
+}
+
+// CoordinatorTx is the coordinator's state machine for one transaction under
+// presumed abort. It does no I/O and reads no clock: every method takes the
+// current time and returns a Ready the driver performs in order (append the
+// records, sync them when MustSync, then send the messages and report the
+// outcome). It is not safe for concurrent use; the driver serializes the
+// calls for one transaction.
+//
+// The driver reports what happened to every message it sent:
+//   - the answer to a MsgPrepare with Vote (VoteUnreachable when it could
+//     not be delivered);
+//   - the answer to a MsgCommit or MsgAbort with Ack when the participant
+//     applied it, DeliveryFailed when it could not be delivered or applied
+//     (a retry is then scheduled with capped exponential backoff), or
+//     Resolved when the participant refused it because it already holds an
+//     outcome (wire.TxFailure with Outcome set).
+//
+// One phase. A transaction with one branch sends one MsgPrepare with
+// OnePhase set and the participant answers with the outcome it applied
+// (VoteEvent.Outcome); the coordinator then writes an unforced RecEnd and is
+// done, with no forced write of its own. If the deadline passes first, the
+// coordinator cannot decide alone, because the participant may already have
+// committed: it sends MsgAbort and waits, with no deadline, for the
+// participant to settle it. An Ack of that ABORT means aborted; Resolved
+// with OutcomeCommitted (the participant refused the ABORT because it
+// committed) or a late VoteEvent carrying an outcome gives that outcome.
+// Failed deliveries of the ABORT are retried like COMMITs. A participant
+// that answers a one-phase PREPARE with a plain yes vote is prepared, so the
+// transaction continues as a two-phase commit with one participant.
+//
+// Duplicate, late and unknown events (a second vote, a vote after the
+// decision, an ack from a participant that was never asked, an ack before a
+// decision) return an empty Ready and change nothing.
+type CoordinatorTx struct {
+	cfg      Config
+	id       concord.TxID
+	onePhase bool
+	deadline time.Time
+	branches []coordBranch
+	phase    phase
+	outcome  concord.Outcome
+	reason   string
+}
+
+// CheckBegin reports why Begin would refuse id and branches, or nil. Drivers
+// call it to answer a client with an error; Begin itself turns the same
+// problems into an immediate abort with no records and no messages.
+func CheckBegin(id concord.TxID, branches []Branch) error {
+	if err := concord.ValidateTxID(id); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if len(branches) == 0 {
+		return fmt.Errorf("%w: transaction %s has no branches", ErrInvalid, id)
+	}
+	if len(branches) > MaxBranches {
+		return fmt.Errorf("%w: transaction %s has %d branches, at most %d", ErrInvalid, id, len(branches), MaxBranches)
+	}
+	seen := make(map[string]bool, len(branches))
+	for i, b := range branches {
+		if err := checkParticipant(b.Participant); err != nil {
+			return fmt.Errorf("%w: branch %d of %s: %w", ErrInvalid, i, id, err)
+		}
+		if seen[b.Participant] {
+			return fmt.Errorf("%w: transaction %s names participant %q twice", ErrInvalid, id, b.Participant)
+		}
+		seen[b.Participant] = true
+	}
+	return nil
+}
+
+// checkParticipant reports a participant name that cannot be logged.
+func checkParticipant(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("empty participant name")
+	case len(name) > MaxParticipantLen:
+		return fmt.Errorf("participant name of %d bytes, at most %d", len(name), MaxParticipantLen)
+	case !utf8.ValidString(name):
+		return fmt.Errorf("participant name %q is not UTF-8", name)
+	}
+	return nil
+}
+
+// Begin starts transaction id over branches. It returns an unforced RecBegin
+// (presumed abort needs nothing on disk before the decision) and one
+// MsgPrepare per branch carrying that branch's payload; a lone branch gets
+// OnePhase. deadline is when Tick aborts a transaction still without a
+// decision; zero means none. Input that CheckBegin refuses yields a
+// transaction already aborted, with the problem as its reason, and a Ready
+// with no records and no messages.
+func Begin(cfg Config, id concord.TxID, branches []Branch, now, deadline time.Time) (*CoordinatorTx, Ready) {
+	t := &CoordinatorTx{
+		cfg:      cfg.withDefaults(),
+		id:       id,
+		onePhase: len(branches) == 1,
+		deadline: deadline,
+	}
+	for _, b := range branches {
+		t.branches = append(t.branches, coordBranch{Branch: b})
+	}
+	if err := CheckBegin(id, branches); err != nil {
+		t.phase, t.outcome, t.reason = phaseDone, concord.OutcomeAborted, clip(err.Error())
+		return t, Ready{Outcome: concord.OutcomeAborted, Reason: t.reason, Done: true}
+	}
+	rd := Ready{Records: []Record{{
+		Type:         RecBegin,
+		TxID:         id,
+		Participants: t.names(),
+		OnePhase:     t.onePhase,
+	}}}
+	for _, b := range t.branches {
+		rd.Messages = append(rd.Messages, Message{
+			Kind: MsgPrepare, To: b.Participant, TxID: id, Payload: b.Payload, OnePhase: t.onePhase,
+		})
+	}
+	return t, rd
+}
+
+// ID returns the transaction's id.
+func (t *CoordinatorTx) ID() concord.TxID { return t.id }
+
+// Vote steps the transaction with a participant's answer to PREPARE. Any no,
+// unreachable or timeout vote aborts; all yes or read-only with at least one
+// yes commits; all read-only commits with nothing to deliver.
+func (t *CoordinatorTx) Vote(ev VoteEvent, now time.Time) Ready {
+	b := t.branch(ev.Participant)
+	if b == nil {
+		return Ready{}
+	}
+	switch t.phase {
+	case phasePreparing:
+		if t.onePhase {
+			return t.onePhaseAnswer(b, ev)
+		}
+		if b.vote != concord.VoteNone {
+			return Ready{}
+		}
+		switch ev.Vote {
+		case concord.VoteYes, concord.VoteReadOnly:
+			b.vote, b.reason = ev.Vote, clip(ev.Reason)
+			return t.maybeCommit()
+		case concord.VoteNo, concord.VoteUnreachable, concord.VoteTimeout:
+			b.vote, b.reason = ev.Vote, clip(ev.Reason)
+			return t.decideAbort(voteReason(b))
+		}
+		return Ready{}
+	case phaseResolving:
+		// A late answer to the one-phase PREPARE settles the outcome; a
+		// plain yes only says the participant is prepared, and the ABORT
+		// already sent decides it.
+		switch {
+		case ev.Outcome == concord.OutcomeCommitted || ev.Outcome == concord.OutcomeAborted:
+			return t.settleOnePhase(b, ev.Outcome, ev.Reason)
+		case ev.Vote == concord.VoteNo:
+			return t.settleOnePhase(b, concord.OutcomeAborted, ev.Reason)
+		}
+	}
+	return Ready{}
+}
+
+// onePhaseAnswer handles the answer to a one-phase PREPARE.
+func (t *CoordinatorTx) onePhaseAnswer(b *coordBranch, ev VoteEvent) Ready {
+	switch {
+	case ev.Outcome == concord.OutcomeCommitted || ev.Outcome == concord.OutcomeAborted:
+		b.vote = ev.Vote
+		if b.vote == concord.VoteNone {
+			b.vote = concord.VoteYes
+			if ev.Outcome == concord.OutcomeAborted {
+				b.vote = concord.VoteNo
+			}
+		}
+		return t.settleOnePhase(b, ev.Outcome, ev.Reason)
+	case ev.Vote == concord.VoteNo:
+		b.vote = concord.VoteNo
+		return t.settleOnePhase(b, concord.OutcomeAborted, ev.Reason)
+	case ev.Vote == concord.VoteReadOnly:
+		b.vote = concord.VoteReadOnly
+		return t.settleOnePhase(b, concord.OutcomeCommitted, ev.Reason)
+	case ev.Vote == concord.VoteYes:
+		// Prepared but not committed: finish as two-phase commit.
+		b.vote, b.reason = concord.VoteYes, clip(ev.Reason)
+		return t.maybeCommit()
+	case ev.Vote == concord.VoteUnreachable:
+		// The PREPARE may have arrived and committed: ask by aborting.
+		b.vote, b.reason = concord.VoteUnreachable, clip(ev.Reason)
+		return t.startResolving(fmt.Sprintf("one-phase prepare to %s not confirmed (%s); abort sent, %s decides the outcome",
+			b.Participant, orUnknown(ev.Reason), b.Participant))
+	}
+	return Ready{}
+}
+
+// settleOnePhase ends a one-phase transaction with the outcome its
+// participant holds.
+func (t *CoordinatorTx) settleOnePhase(b *coordBranch, o concord.Outcome, reason string) Ready {
+	b.acked = true
+	b.nextRetry = time.Time{}
+	if o == concord.OutcomeAborted {
+		if reason == "" {
+			reason = "aborted"
+		}
+		t.reason = clip(fmt.Sprintf("%s: %s", b.Participant, reason))
+	} else {
+		t.reason = ""
+	}
+	t.phase, t.outcome = phaseDone, o
+	return Ready{
+		Records: []Record{{Type: RecEnd, TxID: t.id, Outcome: o}},
+		Outcome: o,
+		Reason:  t.reason,
+		Done:    true,
+	}
+}
+
+// startResolving moves a one-phase transaction to asking its participant by
+// sending ABORT.
+func (t *CoordinatorTx) startResolving(reason string) Ready {
+	t.phase = phaseResolving
+	t.reason = clip(reason)
+	b := &t.branches[0]
+	b.attempts++
+	b.nextRetry = time.Time{}
+	return Ready{Messages: []Message{{Kind: MsgAbort, To: b.Participant, TxID: t.id}}}
+}
+
+// maybeCommit decides commit once every branch voted yes or read-only.
+func (t *CoordinatorTx) maybeCommit() Ready {
+	yes := 0
+	for _, b := range t.branches {
+		switch b.vote {
+		case concord.VoteYes:
+			yes++
+		case concord.VoteReadOnly:
+		default:
+			return Ready{}
+		}
+	}
+	t.outcome, t.reason = concord.OutcomeCommitted, ""
+	if yes == 0 {
+		// Every participant is read-only: nothing to commit, nothing to
+		// deliver, nothing to force.
+		t.phase = phaseDone
+		return Ready{
+			Records: []Record{{Type: RecEnd, TxID: t.id, Outcome: concord.OutcomeCommitted}},
+			Outcome: concord.OutcomeCommitted,
+			Done:    true,
+		}
+	}
+	t.phase = phaseCommitted
+	rd := Ready{
+		Records:  []Record{t.decisionRecord(RecCommit)},
+		MustSync: true,
+		Outcome:  concord.OutcomeCommitted,
+	}
+	rd.Messages = t.sendCommits(func(*coordBranch) bool { return true })
+	return rd
+}
+
+// sendCommits returns a MsgCommit for every unacknowledged yes voter that
+// pick selects, counting the attempt.
+func (t *CoordinatorTx) sendCommits(pick func(*coordBranch) bool) []Message {
+	var msgs []Message
+	for i := range t.branches {
+		b := &t.branches[i]
+		if b.vote != concord.VoteYes || b.acked || !pick(b) {
+			continue
+		}
+		b.attempts++
+		b.nextRetry = time.Time{}
+		msgs = append(msgs, Message{Kind: MsgCommit, To: b.Participant, TxID: t.id})
+	}
+	return msgs
+}
+
+// decideAbort records the abort decision and tells every participant that
+// may be prepared. Presumed abort: no forced write, no acknowledgement.
+func (t *CoordinatorTx) decideAbort(reason string) Ready {
+	t.phase, t.outcome, t.reason = phaseDone, concord.OutcomeAborted, clip(reason)
+	rd := Ready{
+		Records: []Record{t.decisionRecord(RecAbort)},
+		Outcome: concord.OutcomeAborted,
+		Reason:  t.reason,
+		Done:    true,
+	}
+	for _, b := range t.branches {
+		if b.vote == concord.VoteNo || b.vote == concord.VoteReadOnly {
+			continue
+		}
+		rd.Messages = append(rd.Messages, Message{Kind: MsgAbort, To: b.Participant, TxID: t.id})
+	}
+	return rd
+}
+
+// decisionRecord is a RecCommit or RecAbort with every vote known.
+func (t *CoordinatorTx) decisionRecord(typ RecordType) Record {
+	r := Record{Type: typ, TxID: t.id, Participants: t.names(), Votes: make([]concord.Vote, len(t.branches))}
+	for i, b := range t.branches {
+		r.Votes[i] = b.vote
+	}
+	if typ == RecAbort {
+		r.Outcome, r.Reason = concord.OutcomeAborted, t.reason
+	} else {
+		r.Outcome = concord.OutcomeCommitted
+	}
+	return r
+}
+
+// Ack steps the transaction with a participant's acknowledgement of the
+// decision it was sent. When every yes voter has acknowledged a commit, an
+// unforced RecEnd lets the driver forget the transaction.
+func (t *CoordinatorTx) Ack(participant string, now time.Time) Ready {
+	b := t.branch(participant)
+	if b == nil || b.acked {
+		return Ready{}
+	}
+	switch t.phase {
+	case phaseResolving:
+		// The participant applied our ABORT: it holds no commit.
+		return t.settleOnePhase(b, concord.OutcomeAborted, "deadline passed before the one-phase answer; aborted")
+	case phaseCommitted:
+		if b.vote != concord.VoteYes {
+			return Ready{}
+		}
+		b.acked = true
+		b.nextRetry = time.Time{}
+		for _, o := range t.branches {
+			if o.vote == concord.VoteYes && !o.acked {
+				return Ready{}
+			}
+		}
+		t.phase = phaseDone
+		return Ready{Records: []Record{{Type: RecEnd, TxID: t.id, Outcome: concord.OutcomeCommitted}}, Done: true}
+	}
+	return Ready{}
+}
+
+// Resolved steps the transaction with a participant's refusal of the
+// decision it was sent because it already holds outcome held (a
+// wire.TxFailure carrying an outcome). For a one-phase transaction being
+// resolved it is the outcome. During commit delivery a participant holding
+// committed counts as an acknowledgement; one holding aborted broke its
+// promise, which is kept as the branch's LastError and retried like any
+// failed delivery so that an operator sees it.
+func (t *CoordinatorTx) Resolved(participant string, held concord.Outcome, now time.Time) Ready {
+	b := t.branch(participant)
+	if b == nil || b.acked {
+		return Ready{}
+	}
+	switch t.phase {
+	case phasePreparing:
+		if t.onePhase && (held == concord.OutcomeCommitted || held == concord.OutcomeAborted) {
+			return t.onePhaseAnswer(b, VoteEvent{Participant: participant, Outcome: held})
+		}
+	case phaseResolving:
+		if held == concord.OutcomeCommitted || held == concord.OutcomeAborted {
+			return t.settleOnePhase(b, held, "participant holds the outcome")
+		}
+	case phaseCommitted:
+		switch held {
+		case concord.OutcomeCommitted:
+			return t.Ack(participant, now)
+		case concord.OutcomeAborted:
+			return t.DeliveryFailed(participant, "participant reports it aborted after voting yes", now)
+		}
+	}
+	return Ready{}
+}
+
+// DeliveryFailed records that a COMMIT (or, while resolving a one-phase
+// transaction, the ABORT) could not be delivered or applied, and schedules
+// the next attempt: RetryMin after the first failure, doubling up to
+// RetryMax. Tick resends when it is due.
+func (t *CoordinatorTx) DeliveryFailed(participant, reason string, now time.Time) Ready {
+	b := t.branch(participant)
+	if b == nil || b.acked {
+		return Ready{}
+	}
+	switch {
+	case t.phase == phaseCommitted && b.vote == concord.VoteYes, t.phase == phaseResolving:
+	default:
+		return Ready{}
+	}
+	switch {
+	case b.backoff == 0:
+		b.backoff = t.cfg.RetryMin
+	case b.backoff < t.cfg.RetryMax:
+		b.backoff = min(2*b.backoff, t.cfg.RetryMax)
+	}
+	b.lastErr = clip(orUnknown(reason))
+	b.nextRetry = now.Add(b.backoff)
+	return Ready{}
+}
+
+// Tick steps the transaction to now: an undecided two-phase transaction past
+// its deadline aborts (every silent participant recorded as timed out); an
+// undecided one-phase one starts resolving; due phase-2 retries are resent.
+// After a commit decision the deadline is ignored.
+func (t *CoordinatorTx) Tick(now time.Time) Ready {
+	switch t.phase {
+	case phasePreparing:
+		if t.deadline.IsZero() || now.Before(t.deadline) {
+			return Ready{}
+		}
+		if t.onePhase {
+			b := &t.branches[0]
+			return t.startResolving(fmt.Sprintf("no one-phase answer from %s before the deadline; abort sent, %s decides the outcome",
+				b.Participant, b.Participant))
+		}
+		var silent []string
+		for i := range t.branches {
+			b := &t.branches[i]
+			if b.vote == concord.VoteNone {
+				b.vote, b.reason = concord.VoteTimeout, "no vote before the deadline"
+				silent = append(silent, b.Participant)
+			}
+		}
+		return t.decideAbort(fmt.Sprintf("timeout: no vote from %s before the deadline", strings.Join(silent, ", ")))
+	case phaseCommitted, phaseResolving:
+		return Ready{Messages: t.resend(func(b *coordBranch) bool {
+			return !b.nextRetry.IsZero() && !now.Before(b.nextRetry)
+		})}
+	}
+	return Ready{}
+}
+
+// RetryNow resends the pending phase-2 message to every participant that
+// has not acknowledged, without waiting for its backoff. It does nothing
+// before a decision or after the end.
+func (t *CoordinatorTx) RetryNow(now time.Time) Ready {
+	switch t.phase {
+	case phaseCommitted, phaseResolving:
+		return Ready{Messages: t.resend(func(*coordBranch) bool { return true })}
+	}
+	return Ready{}
+}
+
+// resend returns the phase-2 message for every unacknowledged branch that
+// pick selects.
+func (t *CoordinatorTx) resend(pick func(*coordBranch) bool) []Message {
+	if t.phase == phaseCommitted {
+		return t.sendCommits(pick)
+	}
+	b := &t.branches[0]
+	if b.acked || !pick(b) {
+		return nil
+	}
+	b.attempts++
+	b.nextRetry = time.Time{}
+	return []Message{{Kind: MsgAbort, To: b.Participant, TxID: t.id}}
+}
+
+// Abort is the operator's abort. An undecided two-phase transaction aborts
+// at once; an undecided one-phase transaction starts resolving (its
+// participant may already have committed, and then the outcome is commit);
+// one already resolving is left as it is. A decided transaction returns
+// ErrDecided: a commit is never aborted.
+func (t *CoordinatorTx) Abort(reason string, now time.Time) (Ready, error) {
+	switch t.phase {
+	case phasePreparing:
+		reason = "operator abort: " + orUnknown(reason)
+		if t.onePhase {
+			return t.startResolving(reason + "; abort sent, " + t.branches[0].Participant + " decides the outcome"), nil
+		}
+		return t.decideAbort(reason), nil
+	case phaseResolving:
+		return Ready{}, nil
+	}
+	return Ready{}, fmt.Errorf("abort %s: %w: %s", t.id, ErrDecided, t.outcome)
+}
+
+// Status returns a snapshot of the transaction.
+func (t *CoordinatorTx) Status() Status {
+	s := Status{
+		TxID:     t.id,
+		Outcome:  t.outcome,
+		Reason:   t.reason,
+		OnePhase: t.onePhase,
+		Deadline: t.deadline,
+		Done:     t.phase == phaseDone,
+		Branches: make([]BranchStatus, len(t.branches)),
+	}
+	for i, b := range t.branches {
+		s.Branches[i] = BranchStatus{
+			Participant:  b.Participant,
+			Vote:         b.vote,
+			Reason:       b.reason,
+			Acknowledged: b.acked,
+			Attempts:     b.attempts,
+			LastError:    b.lastErr,
+			NextRetry:    b.nextRetry,
+		}
+	}
+	return s
+}
+
+// NextWake returns the earliest time Tick has something to do: the deadline
+// while undecided, the earliest scheduled retry after a decision, or zero
+// when nothing is scheduled.
+func (t *CoordinatorTx) NextWake() time.Time {
+	switch t.phase {
+	case phasePreparing:
+		return t.deadline
+	case phaseCommitted, phaseResolving:
+		var w time.Time
+		for _, b := range t.branches {
+			if b.acked || b.nextRetry.IsZero() {
+				continue
+			}
+			if w.IsZero() || b.nextRetry.Before(w) {
+				w = b.nextRetry
+			}
+		}
+		return w
+	}
+	return time.Time{}
+}
+
+// branch finds a participant's branch, or nil.
+func (t *CoordinatorTx) branch(name string) *coordBranch {
+	for i := range t.branches {
+		if t.branches[i].Participant == name {
+			return &t.branches[i]
+		}
+	}
+	return nil
+}
+
+// names lists the participants in branch order.
+func (t *CoordinatorTx) names() []string {
+	n := make([]string, len(t.branches))
+	for i, b := range t.branches {
+		n[i] = b.Participant
+	}
+	return n
+}
+
+// voteReason explains the vote that aborted a transaction.
+func voteReason(b *coordBranch) string {
+	why := b.vote.String()
+	switch b.vote {
+	case concord.VoteNo:
+		why = "voted no"
+	case concord.VoteUnreachable:
+		why = "unreachable"
+	case concord.VoteTimeout:
+		why = "timed out"
+	}
+	if b.reason != "" {
+		return fmt.Sprintf("%s %s: %s", b.Participant, why, b.reason)
+	}
+	return fmt.Sprintf("%s %s", b.Participant, why)
+}
+
+// orUnknown returns s, or "unknown" when s is empty.
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+// clip makes s valid UTF-8 and cuts it to MaxReasonLen bytes at a rune
+// boundary, so that any reason a participant sends can be logged.
+func clip(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= MaxReasonLen {
+		return s
+	}
+	i := MaxReasonLen
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i]
+}

@@ -1,0 +1,160 @@
+package wal
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+)
+
+// FS is the file system a Log uses. Names are paths as accepted by package
+// path/filepath. Implementations must be safe for concurrent use.
+type FS interface {
+	// Create creates a new, empty file open for reading and appending. It
+	// fails (wrapping fs.ErrExist) if the name exists.
+	Create(name string) (File, error)
+	// OpenFile opens an existing file for reading and, if writable, for
+	// appending.
+	OpenFile(name string, writable bool) (File, error)
+	// ReadDir returns the names (not paths) of the regular files in dir,
+	// sorted.
+	ReadDir(dir string) ([]string, error)
+	// Remove deletes a file.
+	Remove(name string) error
+	// Rename renames a file, replacing newname if it exists.
+	Rename(oldname, newname string) error
+	// MkdirAll creates dir and any missing parents.
+	MkdirAll(dir string) error
+	// SyncDir makes the creations, removals and renames of entries in dir
+	// durable.
+	SyncDir(dir string) error
+	// Lock takes an exclusive lock on dir for one Log, failing with an
+	// error wrapping ErrLocked if it is held. Closing the result releases it.
+	Lock(dir string) (io.Closer, error)
+}
+
+// File is an open file of an FS.
+type File interface {
+	// Write appends p at the end of the file.
+	Write(p []byte) (int, error)
+	// ReadAt reads len(p) bytes at offset off (see io.ReaderAt).
+	ReadAt(p []byte, off int64) (int, error)
+	// Sync makes the file's content durable (fdatasync on Linux).
+	Sync() error
+	// Truncate changes the file's size.
+	Truncate(size int64) error
+	// Size returns the file's current size.
+	Size() (int64, error)
+	// Close closes the file.
+	Close() error
+}
+
+// OSFS is the operating system's file system.
+type OSFS struct{}
+
+var (
+	_ FS   = OSFS{}
+	_ File = (*osFile)(nil)
+)
+
+type osFile struct{ f *os.File }
+
+// Create implements FS.
+func (OSFS) Create(name string) (File, error) {
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	return &osFile{f}, nil
+}
+
+// OpenFile implements FS.
+func (OSFS) OpenFile(name string, writable bool) (File, error) {
+	flag := os.O_RDONLY
+	if writable {
+		flag = os.O_RDWR | os.O_APPEND
+	}
+	f, err := os.OpenFile(name, flag, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &osFile{f}, nil
+}
+
+// ReadDir implements FS.
+func (OSFS) ReadDir(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(ents))
+	for _, e := range ents {
+		if e.Type().IsRegular() {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// Remove implements FS.
+func (OSFS) Remove(name string) error { return os.Remove(name) }
+
+// Rename implements FS.
+func (OSFS) Rename(oldname, newname string) error { return os.Rename(oldname, newname) }
+
+// MkdirAll implements FS.
+func (OSFS) MkdirAll(dir string) error { return os.MkdirAll(dir, 0o755) }
+
+// SyncDir implements FS.
+func (OSFS) SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Lock implements FS with flock(2) on a file named LOCK in dir, where the
+// platform has it.
+func (OSFS) Lock(dir string) (io.Closer, error) {
+	name := filepath.Join(dir, LockFile)
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := flock(f); err != nil {
+		f.Close()
+		if errors.Is(err, ErrLocked) {
+			return nil, fmt.Errorf("%w: %s", err, name)
+		}
+		return nil, fmt.Errorf("lock %s: %w", name, err)
+	}
+	return f, nil
+}
+
+// LockFile is the name of the lock file OSFS.Lock creates in a log directory.
+const LockFile = "LOCK"
+
+func (f *osFile) Write(p []byte) (int, error)             { return f.f.Write(p) }
+func (f *osFile) ReadAt(p []byte, off int64) (int, error) { return f.f.ReadAt(p, off) }
+func (f *osFile) Sync() error                             { return datasync(f.f) }
+func (f *osFile) Truncate(size int64) error               { return f.f.Truncate(size) }
+func (f *osFile) Close() error                            { return f.f.Close() }
+func (f *osFile) Size() (int64, error) {
+	st, err := f.f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	return st.Size(), nil
+}
+
+// isExist reports whether err says a file already exists.
+func isExist(err error) bool { return errors.Is(err, fs.ErrExist) }

@@ -1,0 +1,146 @@
+package wal
+
+import (
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// maxBatchBytes bounds the bytes waiting for the writer: appenders wait
+// while that much is queued, so a writer slower than its appenders does not
+// let memory grow without bound.
+const maxBatchBytes = 8 << 20
+
+// Log is an open write-ahead log. Its methods are safe for concurrent use.
+type Log struct {
+	opts Options
+	lock io.Closer
+
+	// mu guards the queue: the batch being filled, sequence numbers and state.
+	mu        sync.Mutex
+	space     *sync.Cond // signalled when the writer takes a batch, or on close/poison
+	cur       *batch
+	inflight  *batch // the batch the writer took last
+	spare     []byte // a drained batch's buffer, reused for the next one
+	nextSeq   uint64 // sequence number the next append gets
+	syncedSeq uint64 // every record up to this one is durable
+	err       error  // poison: wraps ErrPoisoned and the cause
+	closed    bool
+
+	wake       chan struct{} // capacity 1: the writer has work
+	writerDone chan struct{}
+
+	// Owned by the writer goroutine (and by Open before it starts).
+	active     File
+	activeSize int64
+	unsynced   bool // bytes written to active since its last sync
+	poison     error
+
+	// segMu guards segs and written; compactMu keeps Compact from deleting
+	// segments that Replay is reading.
+	segMu     sync.Mutex
+	segs      []segment
+	written   int64 // bytes of the active segment written (readable)
+	compactMu sync.RWMutex
+
+	stats struct {
+		appends, syncs, syncNanos, bytes, writes, compactions, removed atomic.Int64
+		segments                                                       atomic.Int64
+	}
+}
+
+// batch is a group of records written with one write and, if any appender
+// asked for it, made durable with one sync.
+type batch struct {
+	buf      []byte
+	first    uint64 // sequence number of the first record, 0 if none
+	needSync bool
+	done     chan struct{} // closed once written (and synced if needSync)
+	err      error         // set before done is closed
+}
+
+// Stats are counters of a Log since Open.
+type Stats struct {
+	Appends         int64         // records appended
+	Writes          int64         // write calls (batches) to segment files
+	Syncs           int64         // fsyncs of segment files
+	SyncTime        time.Duration // total time spent in those fsyncs
+	Bytes           int64         // bytes written to segment files
+	Segments        int           // segment files now
+	Compactions     int64         // Compact calls that removed at least one segment
+	SegmentsRemoved int64         // segments removed by Compact
+}
+
+// Stats returns the log's counters. It is cheap and safe to call at any time.
+func (l *Log) Stats() Stats {
+	return Stats{
+		Appends:         l.stats.appends.Load(),
+		Writes:          l.stats.writes.Load(),
+		Syncs:           l.stats.syncs.Load(),
+		SyncTime:        time.Duration(l.stats.syncNanos.Load()),
+		Bytes:           l.stats.bytes.Load(),
+		Segments:        int(l.stats.segments.Load()),
+		Compactions:     l.stats.compactions.Load(),
+		SegmentsRemoved: l.stats.removed.Load(),
+	}
+}
+
+// FirstSeq returns the sequence number of the oldest record the log still
+// holds (the next one to be appended if it holds none).
+func (l *Log) FirstSeq() uint64 {
+	l.segMu.Lock()
+	defer l.segMu.Unlock()
+	return l.segs[0].first
+}
+
+// LastSeq returns the sequence number of the newest record appended, durable
+// or not, or 0 if there has never been one.
+func (l *Log) LastSeq() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.nextSeq - 1
+}
+
+// DurableSeq returns the sequence number up to which every record is known
+// to be durable.
+func (l *Log) DurableSeq() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.syncedSeq
+}
+
+// Close writes and syncs every record appended, stops the log and releases
+// its directory. Appends after Close fail with ErrClosed.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	l.closed = true
+	if len(l.cur.buf) > 0 || l.syncedSeq < l.nextSeq-1 {
+		l.cur.needSync = true
+	}
+	last := l.cur
+	l.space.Broadcast()
+	l.mu.Unlock()
+	l.kick()
+	<-l.writerDone
+	err := last.err
+	if cerr := l.active.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close segment: %w", cerr)
+	}
+	if cerr := l.lock.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("unlock: %w", cerr)
+	}
+	return err
+}
+
+func (l *Log) kick() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}

@@ -1,0 +1,56 @@
+package wal
+
+import "fmt"
+
+// Defaults for zero Options fields.
+const (
+	DefaultSegmentSize   = 64 << 20
+	DefaultMaxRecordSize = 16 << 20
+	// maxMaxRecordSize bounds MaxRecordSize so that a record's length always
+	// fits the 32-bit length field with room to spare.
+	maxMaxRecordSize = 1 << 30
+)
+
+// Options configures Open and Inspect. The zero value of every field except
+// Dir means its default.
+type Options struct {
+	// Dir is the directory of segments; Open creates it if missing.
+	Dir string
+	// FS is the file system; nil means the real one (OSFS{}).
+	FS FS
+	// SegmentSize: the log rolls to a new segment once the active one is
+	// past this many bytes. Default DefaultSegmentSize.
+	SegmentSize int64
+	// MaxRecordSize is the largest payload in bytes, checked before any
+	// allocation on read and on append. Default DefaultMaxRecordSize, at
+	// most 1 GiB.
+	MaxRecordSize int
+}
+
+// withDefaults returns o with defaults filled in, or an error naming the
+// first field that cannot be used.
+func (o Options) withDefaults() (Options, error) {
+	if o.FS == nil {
+		o.FS = OSFS{}
+	}
+	if o.SegmentSize == 0 {
+		o.SegmentSize = DefaultSegmentSize
+	}
+	if o.MaxRecordSize == 0 {
+		o.MaxRecordSize = DefaultMaxRecordSize
+	}
+	return o, o.validate()
+}
+
+func (o Options) validate() error {
+	if o.Dir == "" {
+		return fmt.Errorf("%w: Dir is empty", ErrInvalidOptions)
+	}
+	if o.SegmentSize < 0 {
+		return fmt.Errorf("%w: SegmentSize %d is negative", ErrInvalidOptions, o.SegmentSize)
+	}
+	if o.MaxRecordSize < 0 || o.MaxRecordSize > maxMaxRecordSize {
+		return fmt.Errorf("%w: MaxRecordSize %d is outside 1..%d", ErrInvalidOptions, o.MaxRecordSize, maxMaxRecordSize)
+	}
+	return nil
+}

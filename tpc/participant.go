@@ -1,0 +1,649 @@
+package tpc
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/concordtx/concord"
+)
+
+// Participant is the participant side of two-phase commit as a pure state
+// machine over every transaction one participant takes part in. Events are
+// requests from the coordinator (Prepare, Commit, Abort, each tagged with a
+// request number the driver chooses), results of the calls it asked for
+// (Done), the passage of time (Tick) and the transactions a resource lists as
+// prepared after a restart (Recovered). Each returns a ParticipantReady.
+//
+// The machine owns the protocol rules: a duplicate request is answered like
+// the first; an ABORT that arrives before its PREPARE is remembered and the
+// late PREPARE is refused; a COMMIT for a transaction the resource does not
+// know is a failure; an ABORT for a transaction committed in one phase is a
+// failure carrying outcome committed; at most one resource call per
+// transaction is in flight, and requests that arrive meanwhile wait for it.
+// After a yes vote it never aborts on its own: with no decision after
+// InDoubtAfter it asks the coordinator, with capped exponential backoff,
+// until it learns the outcome.
+//
+// A Participant is not safe for concurrent use; a driver may shard
+// transactions over several machines by id.
+type Participant struct {
+	cfg      ParticipantConfig
+	txs      map[concord.TxID]*ptx
+	prepared map[concord.TxID]*ptx // state PartPrepared: the in-doubt set Tick scans
+	decided  []concord.TxID        // terminal transactions, oldest first, from decidedHead on
+	head     int
+}
+
+type waitOp uint8
+
+const (
+	waitPrepare waitOp = iota + 1
+	waitCommit
+	waitAbort
+)
+
+type waiter struct {
+	req uint64
+	op  waitOp
+}
+
+type ptx struct {
+	id          concord.TxID
+	state       ParticipantState
+	onePhase    bool
+	known       bool // the resource has (or had) this transaction prepared
+	selfAbort   bool // the abort in flight (or failed) was started by the participant after a failed call
+	uncertain   bool // a failed call left it unknown whether the resource holds it
+	coordinator string
+	payload     json.RawMessage // latest prepare payload, kept until the transaction is decided
+	vote        concord.Vote
+	reason      string
+	preparedAt  time.Time
+	nextQuery   time.Time
+	queries     int
+	lastErr     string
+	querying    bool
+	pending     concord.Outcome // a decision that arrived while a call was in flight
+	waiters     []waiter
+}
+
+// NewParticipant returns an empty participant machine. Zero fields of cfg
+// take their value from DefaultParticipantConfig.
+func NewParticipant(cfg ParticipantConfig) *Participant {
+	d := DefaultParticipantConfig
+	if cfg.InDoubtAfter <= 0 {
+		cfg.InDoubtAfter = d.InDoubtAfter
+	}
+	if cfg.QueryMin <= 0 {
+		cfg.QueryMin = d.QueryMin
+	}
+	if cfg.QueryMax <= 0 {
+		cfg.QueryMax = d.QueryMax
+	}
+	if cfg.QueryMax < cfg.QueryMin {
+		cfg.QueryMax = cfg.QueryMin
+	}
+	if cfg.Retain <= 0 {
+		cfg.Retain = d.Retain
+	}
+	return &Participant{
+		cfg:      cfg,
+		txs:      make(map[concord.TxID]*ptx),
+		prepared: make(map[concord.TxID]*ptx),
+	}
+}
+
+// Prepare handles a PREPARE (one-phase when onePhase is set) for id with
+// request number req. coordinator is the base URL to ask if the transaction
+// is left in doubt.
+func (p *Participant) Prepare(req uint64, id concord.TxID, payload json.RawMessage, onePhase bool, coordinator string, now time.Time) ParticipantReady {
+	var rd ParticipantReady
+	t := p.txs[id]
+	if t == nil {
+		t = &ptx{id: id, onePhase: onePhase, coordinator: coordinator, payload: payload}
+		p.txs[id] = t
+		t.waiters = append(t.waiters, waiter{req, waitPrepare})
+		p.startPrepare(t, &rd)
+		return rd
+	}
+	if t.coordinator == "" {
+		t.coordinator = coordinator
+	}
+	if !t.state.Terminal() && t.payload == nil {
+		t.payload = payload
+	}
+	t.waiters = append(t.waiters, waiter{req, waitPrepare})
+	p.answer(t, &rd)
+	return rd
+}
+
+// Commit handles a COMMIT for id with request number req.
+func (p *Participant) Commit(req uint64, id concord.TxID, now time.Time) ParticipantReady {
+	return p.decide(req, id, concord.OutcomeCommitted)
+}
+
+// Abort handles an ABORT for id with request number req.
+func (p *Participant) Abort(req uint64, id concord.TxID, now time.Time) ParticipantReady {
+	return p.decide(req, id, concord.OutcomeAborted)
+}
+
+func (p *Participant) decide(req uint64, id concord.TxID, o concord.Outcome) ParticipantReady {
+	var rd ParticipantReady
+	op := waitCommit
+	if o == concord.OutcomeAborted {
+		op = waitAbort
+	}
+	t := p.txs[id]
+	if t == nil {
+		// Unknown here: the resource may still know it (after a restart, or
+		// once forgotten from memory). It answers.
+		t = &ptx{id: id}
+		p.txs[id] = t
+		t.waiters = append(t.waiters, waiter{req, op})
+		p.startDecision(t, o, &rd)
+		return rd
+	}
+	t.waiters = append(t.waiters, waiter{req, op})
+	switch t.state {
+	case PartPrepared:
+		p.startDecision(t, o, &rd)
+	case PartPreparing, PartCommitting, PartAborting:
+		if t.pending == concord.OutcomePending {
+			t.pending = o
+		}
+	}
+	p.answer(t, &rd)
+	return rd
+}
+
+func (p *Participant) startPrepare(t *ptx, rd *ParticipantReady) {
+	p.setState(t, PartPreparing)
+	kind := ActPrepare
+	if t.onePhase && p.cfg.OnePhase {
+		kind = ActCommitOnePhase
+	}
+	rd.Actions = append(rd.Actions, ParticipantAction{Kind: kind, ID: t.id, Payload: t.payload})
+}
+
+func (p *Participant) startDecision(t *ptx, o concord.Outcome, rd *ParticipantReady) {
+	t.querying = false
+	if o == concord.OutcomeCommitted {
+		p.setState(t, PartCommitting)
+		rd.Actions = append(rd.Actions, ParticipantAction{Kind: ActCommit, ID: t.id})
+		return
+	}
+	p.setState(t, PartAborting)
+	rd.Actions = append(rd.Actions, ParticipantAction{Kind: ActAbort, ID: t.id})
+}
+
+// Done reports the result of an action. A result for a transaction with no
+// such call in flight is ignored.
+func (p *Participant) Done(res ParticipantResult, now time.Time) ParticipantReady {
+	var rd ParticipantReady
+	t := p.txs[res.ID]
+	if t == nil {
+		return rd
+	}
+	switch res.Kind {
+	case ActPrepare:
+		if t.state == PartPreparing {
+			p.prepareDone(t, res, now, &rd)
+		}
+	case ActCommitOnePhase:
+		if t.state == PartPreparing {
+			p.onePhaseDone(t, res, now, &rd)
+		}
+	case ActCommit:
+		if t.state == PartCommitting {
+			p.commitDone(t, res, now, &rd)
+		}
+	case ActAbort:
+		if t.state == PartAborting {
+			p.abortDone(t, res, now, &rd)
+		}
+	case ActQuery:
+		if t.state == PartPrepared && t.querying {
+			p.queryDone(t, res, now, &rd)
+		}
+	}
+	if p.txs[t.id] == t {
+		p.answer(t, &rd)
+	}
+	return rd
+}
+
+func errText(res ParticipantResult) string {
+	if res.ErrText != "" {
+		return res.ErrText
+	}
+	switch res.Err {
+	case PErrUnknownTx:
+		return "unknown transaction"
+	case PErrAlreadyDecided:
+		return "already decided"
+	}
+	return "failed"
+}
+
+func (p *Participant) prepareDone(t *ptx, res ParticipantResult, now time.Time, rd *ParticipantReady) {
+	if res.Err == PErrNone && res.Vote != concord.VoteYes && res.Vote != concord.VoteNo && res.Vote != concord.VoteReadOnly {
+		res.Err, res.ErrText = PErrFailed, fmt.Sprintf("resource answered vote %s", res.Vote)
+	}
+	if res.Err != PErrNone {
+		// Vote no, and clean up whatever the failed call may have left:
+		// a no voter aborts on its own (the coordinator sends it nothing).
+		t.lastErr = "prepare: " + errText(res)
+		t.vote, t.reason = concord.VoteNo, "prepare failed: "+errText(res)
+		t.selfAbort, t.known = true, true
+		p.startDecision(t, concord.OutcomeAborted, rd)
+		return
+	}
+	t.vote, t.reason = res.Vote, res.Reason
+	switch res.Vote {
+	case concord.VoteNo:
+		p.setState(t, PartAborted)
+	case concord.VoteReadOnly:
+		p.setState(t, PartReadOnly)
+	case concord.VoteYes:
+		t.known = true
+		switch {
+		case t.onePhase:
+			// The resource cannot commit in one step: prepare, then commit.
+			p.startDecision(t, concord.OutcomeCommitted, rd)
+		case t.pending != concord.OutcomePending:
+			o := t.pending
+			t.pending = concord.OutcomePending
+			t.preparedAt = now
+			p.startDecision(t, o, rd)
+		default:
+			t.preparedAt = now
+			t.nextQuery = now.Add(p.cfg.InDoubtAfter)
+			p.setState(t, PartPrepared)
+		}
+	}
+}
+
+func (p *Participant) onePhaseDone(t *ptx, res ParticipantResult, now time.Time, rd *ParticipantReady) {
+	if res.Err == PErrNone && res.Outcome == concord.OutcomeCommitted {
+		t.vote, t.reason = concord.VoteYes, res.Reason
+		p.setState(t, PartCommitted)
+		return
+	}
+	if res.Err == PErrNone && res.Outcome == concord.OutcomeAborted {
+		t.vote, t.reason = concord.VoteNo, res.Reason
+		p.setState(t, PartAborted)
+		return
+	}
+	if res.Err == PErrNone {
+		res.Err, res.ErrText = PErrFailed, fmt.Sprintf("resource answered outcome %s", res.Outcome)
+	}
+	// It is unknown whether the resource committed. As the only decider
+	// of a one-phase transaction the participant settles it by aborting:
+	// the abort either succeeds or reports the commit.
+	t.lastErr = "one-phase commit: " + errText(res)
+	t.reason = "one-phase commit failed: " + errText(res)
+	t.selfAbort, t.known = true, true
+	p.startDecision(t, concord.OutcomeAborted, rd)
+}
+
+func (p *Participant) commitDone(t *ptx, res ParticipantResult, now time.Time, rd *ParticipantReady) {
+	switch res.Err {
+	case PErrNone:
+		if t.vote == concord.VoteNone {
+			t.vote = concord.VoteYes
+		}
+		t.uncertain = false
+		p.setState(t, PartCommitted)
+	case PErrAlreadyDecided:
+		t.vote, t.uncertain = concord.VoteNo, false
+		if t.reason == "" {
+			t.reason = "aborted"
+		}
+		p.setState(t, PartAborted)
+	case PErrUnknownTx:
+		p.reply(t, waitCommit, rd, ParticipantReply{Kind: ReplyFailure, Reason: "unknown transaction: never prepared here"})
+		p.unsettled(t, rd)
+	default:
+		t.lastErr = "commit: " + errText(res)
+		p.reply(t, waitCommit, rd, ParticipantReply{Kind: ReplyFailure, Reason: "commit failed: " + errText(res)})
+		if !t.known {
+			p.unsettled(t, rd)
+			return
+		}
+		if t.onePhase {
+			// The sole decider of a one-phase transaction settles it by
+			// aborting (retried by Tick) rather than waiting to be told.
+			t.uncertain = true
+		}
+		p.backToPrepared(t, now, rd)
+	}
+}
+
+func (p *Participant) abortDone(t *ptx, res ParticipantResult, now time.Time, rd *ParticipantReady) {
+	switch res.Err {
+	case PErrNone, PErrUnknownTx:
+		t.vote, t.uncertain = concord.VoteNo, false
+		if t.reason == "" {
+			if t.known {
+				t.reason = "aborted"
+			} else {
+				t.reason = "aborted before prepare"
+			}
+		}
+		p.setState(t, PartAborted)
+	case PErrAlreadyDecided:
+		t.vote, t.uncertain = concord.VoteYes, false
+		p.setState(t, PartCommitted)
+	default:
+		t.lastErr = "abort: " + errText(res)
+		p.reply(t, waitAbort, rd, ParticipantReply{Kind: ReplyFailure, Reason: "abort failed: " + errText(res)})
+		if !t.known {
+			// Remember the abort in memory at least, so that a late
+			// prepare is still refused.
+			t.vote, t.reason = concord.VoteNo, "aborted before prepare"
+			p.setState(t, PartAborted)
+			return
+		}
+		if t.selfAbort {
+			t.uncertain = true
+		}
+		p.backToPrepared(t, now, rd)
+	}
+}
+
+// backToPrepared returns a transaction whose phase-2 call failed to the
+// prepared state: it waits for the coordinator's retry, or asks.
+func (p *Participant) backToPrepared(t *ptx, now time.Time, rd *ParticipantReady) {
+	if t.preparedAt.IsZero() {
+		t.preparedAt = now
+	}
+	t.queries++
+	t.nextQuery = now.Add(p.backoff(t.queries))
+	p.setState(t, PartPrepared)
+	if t.pending != concord.OutcomePending {
+		o := t.pending
+		t.pending = concord.OutcomePending
+		p.startDecision(t, o, rd)
+		return
+	}
+	for _, w := range t.waiters {
+		if w.op == waitAbort {
+			p.startDecision(t, concord.OutcomeAborted, rd)
+			return
+		}
+	}
+}
+
+// unsettled handles a transaction the resource turned out not to know:
+// requests still waiting are served afresh, or it is forgotten.
+func (p *Participant) unsettled(t *ptx, rd *ParticipantReady) {
+	t.known, t.pending = false, concord.OutcomePending
+	for _, w := range t.waiters {
+		if w.op == waitAbort {
+			p.startDecision(t, concord.OutcomeAborted, rd)
+			return
+		}
+	}
+	for _, w := range t.waiters {
+		if w.op == waitPrepare {
+			p.startPrepare(t, rd)
+			return
+		}
+	}
+	p.setState(t, PartUnknown)
+	delete(p.txs, t.id)
+}
+
+func (p *Participant) queryDone(t *ptx, res ParticipantResult, now time.Time, rd *ParticipantReady) {
+	t.querying = false
+	if res.Err == PErrNone && (res.Outcome == concord.OutcomeCommitted || res.Outcome == concord.OutcomeAborted) {
+		p.startDecision(t, res.Outcome, rd)
+		return
+	}
+	if res.Err != PErrNone {
+		t.lastErr = "query: " + errText(res)
+	} else {
+		t.lastErr = "query: coordinator says pending"
+	}
+	t.queries++
+	t.nextQuery = now.Add(p.backoff(t.queries))
+}
+
+func (p *Participant) backoff(n int) time.Duration {
+	d := p.cfg.QueryMin
+	for i := 1; i < n && d < p.cfg.QueryMax; i++ {
+		d *= 2
+	}
+	return min(d, p.cfg.QueryMax)
+}
+
+// Tick asks the coordinator about every prepared transaction whose time to
+// ask has come, and retries the abort of a one-phase transaction left
+// uncertain by a failed call.
+func (p *Participant) Tick(now time.Time) ParticipantReady {
+	var rd ParticipantReady
+	var due []*ptx
+	for _, t := range p.prepared {
+		if !t.querying && !now.Before(t.nextQuery) {
+			due = append(due, t)
+		}
+	}
+	slices.SortFunc(due, func(a, b *ptx) int { return cmpID(a.id, b.id) })
+	for _, t := range due {
+		if t.onePhase && t.uncertain {
+			t.selfAbort = true
+			p.startDecision(t, concord.OutcomeAborted, &rd)
+			continue
+		}
+		t.querying = true
+		rd.Actions = append(rd.Actions, ParticipantAction{Kind: ActQuery, ID: t.id, Coordinator: t.coordinator})
+	}
+	return rd
+}
+
+// Recovered adds the transactions a resource lists as prepared after a
+// restart. They are in doubt at once: the returned Ready asks the
+// coordinator (the driver's default one) about each.
+func (p *Participant) Recovered(ids []concord.TxID, now time.Time) ParticipantReady {
+	for _, id := range ids {
+		if p.txs[id] != nil {
+			continue
+		}
+		t := &ptx{id: id, known: true, vote: concord.VoteYes, preparedAt: now, nextQuery: now}
+		p.txs[id] = t
+		p.setState(t, PartPrepared)
+	}
+	return p.Tick(now)
+}
+
+// NextWake is the earliest time Tick has something to do; zero means
+// nothing is scheduled.
+func (p *Participant) NextWake() time.Time {
+	var w time.Time
+	for _, t := range p.prepared {
+		if !t.querying && (w.IsZero() || t.nextQuery.Before(w)) {
+			w = t.nextQuery
+		}
+	}
+	return w
+}
+
+func (p *Participant) setState(t *ptx, s ParticipantState) {
+	if t.state == PartPrepared && s != PartPrepared {
+		delete(p.prepared, t.id)
+	}
+	t.state = s
+	switch {
+	case s == PartPrepared:
+		p.prepared[t.id] = t
+	case s.Terminal():
+		t.payload, t.pending, t.querying = nil, concord.OutcomePending, false
+		t.nextQuery = time.Time{}
+		p.remember(t.id)
+	}
+}
+
+// remember queues a decided transaction for forgetting once Retain newer
+// ones are decided.
+func (p *Participant) remember(id concord.TxID) {
+	p.decided = append(p.decided, id)
+	for len(p.decided)-p.head > p.cfg.Retain {
+		old := p.decided[p.head]
+		p.decided[p.head] = ""
+		p.head++
+		if t := p.txs[old]; t != nil && t.state.Terminal() && len(t.waiters) == 0 {
+			delete(p.txs, old)
+		}
+	}
+	if p.head > 1024 && p.head > len(p.decided)/2 {
+		p.decided = append(p.decided[:0:0], p.decided[p.head:]...)
+		p.head = 0
+	}
+}
+
+// reply answers every waiter of kind op with r.
+func (p *Participant) reply(t *ptx, op waitOp, rd *ParticipantReady, r ParticipantReply) {
+	keep := t.waiters[:0]
+	for _, w := range t.waiters {
+		if w.op != op {
+			keep = append(keep, w)
+			continue
+		}
+		r.Req, r.ID = w.req, t.id
+		rd.Replies = append(rd.Replies, r)
+	}
+	t.waiters = keep
+}
+
+// answer delivers every reply the transaction's state now determines.
+func (p *Participant) answer(t *ptx, rd *ParticipantReady) {
+	if len(t.waiters) == 0 {
+		return
+	}
+	keep := t.waiters[:0]
+	for _, w := range t.waiters {
+		r, ok := p.answerFor(t, w.op)
+		if !ok {
+			keep = append(keep, w)
+			continue
+		}
+		r.Req, r.ID = w.req, t.id
+		rd.Replies = append(rd.Replies, r)
+	}
+	t.waiters = keep
+}
+
+func (p *Participant) answerFor(t *ptx, op waitOp) (ParticipantReply, bool) {
+	switch op {
+	case waitPrepare:
+		return p.voteFor(t)
+	case waitCommit:
+		switch t.state {
+		case PartCommitted, PartReadOnly:
+			return ParticipantReply{Kind: ReplyAck}, true
+		case PartAborted:
+			return ParticipantReply{Kind: ReplyFailure, Reason: "transaction was aborted here", Outcome: concord.OutcomeAborted}, true
+		}
+	case waitAbort:
+		switch t.state {
+		case PartAborted, PartReadOnly:
+			return ParticipantReply{Kind: ReplyAck}, true
+		case PartCommitted:
+			return ParticipantReply{Kind: ReplyFailure, Reason: "transaction was committed here", Outcome: concord.OutcomeCommitted}, true
+		}
+	}
+	return ParticipantReply{}, false
+}
+
+func (p *Participant) voteFor(t *ptx) (ParticipantReply, bool) {
+	no := func() ParticipantReply {
+		reason := t.reason
+		if reason == "" {
+			reason = "aborted"
+		}
+		return ParticipantReply{Kind: ReplyVote, Vote: concord.VoteNo, Reason: reason}
+	}
+	if t.onePhase {
+		switch t.state {
+		case PartCommitted:
+			return ParticipantReply{Kind: ReplyVote, Vote: concord.VoteYes, Outcome: concord.OutcomeCommitted}, true
+		case PartAborted:
+			r := no()
+			r.Outcome = concord.OutcomeAborted
+			return r, true
+		case PartPrepared:
+			if t.uncertain {
+				// Neither committed nor aborted for sure yet: no vote.
+				return ParticipantReply{Kind: ReplyVote, Vote: concord.VoteNone, Reason: "outcome not yet known: " + t.lastErr}, true
+			}
+		}
+		return ParticipantReply{}, false
+	}
+	switch t.state {
+	case PartPrepared:
+		if t.vote == concord.VoteNo {
+			return no(), true
+		}
+		return ParticipantReply{Kind: ReplyVote, Vote: concord.VoteYes}, true
+	case PartCommitting:
+		if t.known && t.vote == concord.VoteYes {
+			return ParticipantReply{Kind: ReplyVote, Vote: concord.VoteYes}, true
+		}
+	case PartCommitted:
+		return ParticipantReply{Kind: ReplyVote, Vote: concord.VoteYes}, true
+	case PartAborting:
+		if t.known {
+			return no(), true
+		}
+	case PartAborted:
+		return no(), true
+	case PartReadOnly:
+		return ParticipantReply{Kind: ReplyVote, Vote: concord.VoteReadOnly}, true
+	}
+	return ParticipantReply{}, false
+}
+
+// Lookup returns the status of id, if the machine remembers it.
+func (p *Participant) Lookup(id concord.TxID) (ParticipantTxStatus, bool) {
+	t := p.txs[id]
+	if t == nil {
+		return ParticipantTxStatus{}, false
+	}
+	return t.status(), true
+}
+
+// InDoubt lists the prepared transactions waiting for a decision, by id.
+func (p *Participant) InDoubt() []ParticipantTxStatus {
+	out := make([]ParticipantTxStatus, 0, len(p.prepared))
+	for _, t := range p.prepared {
+		out = append(out, t.status())
+	}
+	slices.SortFunc(out, func(a, b ParticipantTxStatus) int { return cmpID(a.ID, b.ID) })
+	return out
+}
+
+// Len is how many transactions the machine holds, decided ones included.
+func (p *Participant) Len() int { return len(p.txs) }
+
+func (t *ptx) status() ParticipantTxStatus {
+	s := ParticipantTxStatus{
+		ID: t.id, State: t.state, OnePhase: t.onePhase, Vote: t.vote, Reason: t.reason,
+		Coordinator: t.coordinator, PreparedAt: t.preparedAt, Queries: t.queries, LastError: t.lastErr,
+	}
+	if t.state == PartPrepared && !t.querying {
+		s.NextQuery = t.nextQuery
+	}
+	return s
+}
+
+func cmpID(a, b concord.TxID) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

@@ -78,6 +78,7 @@ type CoordinatorTx struct {
 	phase    phase
 	outcome  concord.Outcome
 	reason   string
+	cause    string // why a one-phase transaction is being resolved
 }
 
 // CheckBegin reports why Begin would refuse id and branches, or nil. Drivers
@@ -221,8 +222,7 @@ func (t *CoordinatorTx) onePhaseAnswer(b *coordBranch, ev VoteEvent) Ready {
 	case ev.Vote == concord.VoteUnreachable:
 		// The PREPARE may have arrived and committed: ask by aborting.
 		b.vote, b.reason = concord.VoteUnreachable, clip(ev.Reason)
-		return t.startResolving(fmt.Sprintf("one-phase prepare to %s not confirmed (%s); abort sent, %s decides the outcome",
-			b.Participant, orUnknown(ev.Reason), b.Participant))
+		return t.startResolving(fmt.Sprintf("one-phase prepare to %s not confirmed: %s", b.Participant, orUnknown(ev.Reason)))
 	}
 	return Ready{}
 }
@@ -250,11 +250,11 @@ func (t *CoordinatorTx) settleOnePhase(b *coordBranch, o concord.Outcome, reason
 }
 
 // startResolving moves a one-phase transaction to asking its participant by
-// sending ABORT.
-func (t *CoordinatorTx) startResolving(reason string) Ready {
-	t.phase = phaseResolving
-	t.reason = clip(reason)
+// sending ABORT; cause says why the coordinator has to ask.
+func (t *CoordinatorTx) startResolving(cause string) Ready {
 	b := &t.branches[0]
+	t.phase, t.cause = phaseResolving, clip(cause)
+	t.reason = clip(fmt.Sprintf("%s; abort sent, %s decides the outcome", cause, b.Participant))
 	b.attempts++
 	b.nextRetry = time.Time{}
 	return Ready{Messages: []Message{{Kind: MsgAbort, To: b.Participant, TxID: t.id}}}
@@ -353,7 +353,7 @@ func (t *CoordinatorTx) Ack(participant string, now time.Time) Ready {
 	switch t.phase {
 	case phaseResolving:
 		// The participant applied our ABORT: it holds no commit.
-		return t.settleOnePhase(b, concord.OutcomeAborted, "deadline passed before the one-phase answer; aborted")
+		return t.settleOnePhase(b, concord.OutcomeAborted, "applied the abort after "+t.cause)
 	case phaseCommitted:
 		if b.vote != concord.VoteYes {
 			return Ready{}
@@ -390,7 +390,7 @@ func (t *CoordinatorTx) Resolved(participant string, held concord.Outcome, now t
 		}
 	case phaseResolving:
 		if held == concord.OutcomeCommitted || held == concord.OutcomeAborted {
-			return t.settleOnePhase(b, held, "participant holds the outcome")
+			return t.settleOnePhase(b, held, "holds aborted after "+t.cause)
 		}
 	case phaseCommitted:
 		switch held {
@@ -440,8 +440,7 @@ func (t *CoordinatorTx) Tick(now time.Time) Ready {
 		}
 		if t.onePhase {
 			b := &t.branches[0]
-			return t.startResolving(fmt.Sprintf("no one-phase answer from %s before the deadline; abort sent, %s decides the outcome",
-				b.Participant, b.Participant))
+			return t.startResolving(fmt.Sprintf("timeout: no one-phase answer from %s before the deadline", b.Participant))
 		}
 		var silent []string
 		for i := range t.branches {
@@ -496,7 +495,7 @@ func (t *CoordinatorTx) Abort(reason string, now time.Time) (Ready, error) {
 	case phasePreparing:
 		reason = "operator abort: " + orUnknown(reason)
 		if t.onePhase {
-			return t.startResolving(reason + "; abort sent, " + t.branches[0].Participant + " decides the outcome"), nil
+			return t.startResolving(reason), nil
 		}
 		return t.decideAbort(reason), nil
 	case phaseResolving:

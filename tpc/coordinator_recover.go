@@ -124,7 +124,7 @@ func (acc *recovering) rebuild(cfg Config, id concord.TxID) (*CoordinatorTx, Rea
 		}
 		return t, rd, true
 	case t.onePhase && len(t.branches) == 1:
-		return t, t.startResolving(RestartReason + "; abort sent, " + t.branches[0].Participant + " decides the outcome"), true
+		return t, t.startResolving(RestartReason), true
 	default:
 		t.phase = phasePreparing
 		rd := t.decideAbort(RestartReason)

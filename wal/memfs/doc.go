@@ -1,0 +1,3 @@
+// Package memfs is an in-memory wal.FS that simulates crashes, forgetting
+// every write and directory change not yet synced, and injects errors.
+package memfs

@@ -1,0 +1,136 @@
+package memfs
+
+import (
+	"errors"
+	"io"
+	"io/fs"
+)
+
+// File is an open file of an FS. It stays usable after its name is removed
+// or renamed, and fails with ErrCrashed after a crash.
+type File struct {
+	m        *FS
+	ino      *inode
+	name     string
+	gen      uint64
+	writable bool
+	closed   bool
+}
+
+// check returns why f cannot be used for op, counting op and applying
+// faults. f.m.mu is held.
+func (f *File) check(op Op) error {
+	if f.closed {
+		return &fs.PathError{Op: string(op), Path: f.name, Err: fs.ErrClosed}
+	}
+	if f.gen != f.m.gen {
+		return &fs.PathError{Op: string(op), Path: f.name, Err: ErrCrashed}
+	}
+	return f.m.begin(op, f.name)
+}
+
+// Write appends p at the end of the file.
+func (f *File) Write(p []byte) (int, error) {
+	f.m.mu.Lock()
+	defer f.m.mu.Unlock()
+	if err := f.check(OpWrite); err != nil {
+		return 0, err
+	}
+	if !f.writable {
+		return 0, &fs.PathError{Op: "write", Path: f.name, Err: errors.New("file not open for writing")}
+	}
+	f.ino.data = append(f.ino.data, p...)
+	return len(p), nil
+}
+
+// ReadAt reads at offset off; it returns io.EOF if fewer than len(p) bytes
+// are there.
+func (f *File) ReadAt(p []byte, off int64) (int, error) {
+	f.m.mu.Lock()
+	defer f.m.mu.Unlock()
+	if err := f.check(OpRead); err != nil {
+		return 0, err
+	}
+	if off < 0 {
+		return 0, &fs.PathError{Op: "read", Path: f.name, Err: errors.New("negative offset")}
+	}
+	if off >= int64(len(f.ino.data)) {
+		if len(p) == 0 {
+			return 0, nil
+		}
+		return 0, io.EOF
+	}
+	n := copy(p, f.ino.data[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// Sync makes the file's current content survive a crash.
+func (f *File) Sync() error {
+	f.m.mu.Lock()
+	defer f.m.mu.Unlock()
+	if err := f.check(OpSync); err != nil {
+		return err
+	}
+	ino := f.ino
+	if ino.diverged || len(ino.data) < len(ino.synced) {
+		ino.synced = append([]byte(nil), ino.data...)
+	} else {
+		// Appends only since the last sync: copy just the new bytes.
+		ino.synced = append(ino.synced, ino.data[len(ino.synced):]...)
+	}
+	ino.diverged = false
+	return nil
+}
+
+// Truncate changes the file's size, padding with zeros if it grows. Like a
+// write, it is durable only after Sync.
+func (f *File) Truncate(size int64) error {
+	f.m.mu.Lock()
+	defer f.m.mu.Unlock()
+	if err := f.check(OpTruncate); err != nil {
+		return err
+	}
+	if !f.writable {
+		return &fs.PathError{Op: "truncate", Path: f.name, Err: errors.New("file not open for writing")}
+	}
+	if size < 0 {
+		return &fs.PathError{Op: "truncate", Path: f.name, Err: errors.New("negative size")}
+	}
+	ino := f.ino
+	if size <= int64(len(ino.data)) {
+		ino.data = ino.data[:size]
+		if size < int64(len(ino.synced)) {
+			ino.diverged = true
+		}
+		return nil
+	}
+	ino.data = append(ino.data, make([]byte, size-int64(len(ino.data)))...)
+	return nil
+}
+
+// Size returns the file's current size.
+func (f *File) Size() (int64, error) {
+	f.m.mu.Lock()
+	defer f.m.mu.Unlock()
+	if f.closed {
+		return 0, &fs.PathError{Op: "size", Path: f.name, Err: fs.ErrClosed}
+	}
+	if f.gen != f.m.gen {
+		return 0, &fs.PathError{Op: "size", Path: f.name, Err: ErrCrashed}
+	}
+	return int64(len(f.ino.data)), nil
+}
+
+// Close closes the handle. Closing does not sync.
+func (f *File) Close() error {
+	f.m.mu.Lock()
+	defer f.m.mu.Unlock()
+	if f.closed {
+		return &fs.PathError{Op: "close", Path: f.name, Err: fs.ErrClosed}
+	}
+	f.closed = true
+	return nil
+}

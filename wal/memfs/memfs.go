@@ -1,0 +1,387 @@
+package memfs
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"path/filepath"
+	"sort"
+	"sync"
+
+	"github.com/concordtx/concord/wal"
+)
+
+// ErrCrashed is returned by every operation on a File opened, or a lock
+// taken, before the last Crash.
+var ErrCrashed = errors.New("memfs: file handle from before a crash")
+
+// Op names a kind of FS or File operation, for fault injection and counts.
+type Op string
+
+// Operations.
+const (
+	OpCreate   Op = "create"
+	OpOpen     Op = "open"
+	OpReadDir  Op = "readdir"
+	OpRemove   Op = "remove"
+	OpRename   Op = "rename"
+	OpMkdir    Op = "mkdir"
+	OpSyncDir  Op = "syncdir"
+	OpLock     Op = "lock"
+	OpWrite    Op = "write"
+	OpRead     Op = "read"
+	OpSync     Op = "sync"
+	OpTruncate Op = "truncate"
+)
+
+// FS is an in-memory file system. Its zero value is not usable; call New.
+// It is safe for concurrent use.
+//
+// Durability model: a file's content survives Crash only up to its last
+// Sync; a file's creation, removal or rename survives only once SyncDir of
+// its directory has run since. Directories themselves (MkdirAll) are always
+// durable.
+type FS struct {
+	mu      sync.Mutex
+	files   map[string]*inode // the namespace as programs see it
+	durable map[string]*inode // the namespace as it survives a crash
+	dirs    map[string]bool
+	locks   map[string]*lock
+	gen     uint64 // bumped by every crash; older handles fail
+	counts  map[Op]int
+	faults  []fault
+	hook    func(op Op, name string) error
+}
+
+type inode struct {
+	data     []byte // current content
+	synced   []byte // content as it survives a crash
+	diverged bool   // data is not synced followed by appended bytes
+}
+
+type fault struct {
+	op  Op
+	n   int // fails on the n-th call of op from when it was set; counts down
+	err error
+}
+
+var (
+	_ wal.FS   = (*FS)(nil)
+	_ wal.File = (*File)(nil)
+)
+
+// New returns an empty file system holding only the root directory "/" and
+// the current directory ".".
+func New() *FS {
+	return &FS{
+		files:   map[string]*inode{},
+		durable: map[string]*inode{},
+		dirs:    map[string]bool{"/": true, ".": true},
+		locks:   map[string]*lock{},
+		counts:  map[Op]int{},
+	}
+}
+
+// FailNth makes the n-th call of op from now (n = 1: the next one) fail with
+// err, once. Several faults may be pending at once.
+func (m *FS) FailNth(op Op, n int, err error) {
+	if n < 1 {
+		n = 1
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.faults = append(m.faults, fault{op: op, n: n, err: err})
+}
+
+// SetFault installs fn, called before every operation with its kind and
+// file (or directory) name; a non-nil result fails the operation with that
+// error and no effect. fn runs with the file system locked and must not call
+// it. A nil fn removes the hook.
+func (m *FS) SetFault(fn func(op Op, name string) error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.hook = fn
+}
+
+// Count returns how many times op has been called (including failed calls).
+func (m *FS) Count(op Op) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.counts[op]
+}
+
+// begin counts op and returns the fault to fail it with, if any. m.mu is held.
+func (m *FS) begin(op Op, name string) error {
+	m.counts[op]++
+	var err error
+	kept := m.faults[:0]
+	for _, f := range m.faults {
+		if f.op == op {
+			f.n--
+			if f.n == 0 {
+				if err == nil {
+					err = f.err
+				}
+				continue
+			}
+		}
+		kept = append(kept, f)
+	}
+	m.faults = kept
+	if err == nil && m.hook != nil {
+		err = m.hook(op, name)
+	}
+	if err != nil {
+		return &fs.PathError{Op: string(op), Path: name, Err: err}
+	}
+	return nil
+}
+
+// Crash simulates a power loss: every file goes back to its content at its
+// last Sync, the namespace goes back to its state at the last SyncDir of
+// each directory, locks are released, and every open File and lock fails
+// with ErrCrashed from now on.
+func (m *FS) Crash() { m.crash(nil) }
+
+// CrashPartial is Crash, except that of each file's bytes appended since its
+// last Sync a random prefix (chosen with r) survives, as a disk may have
+// written some of them: a torn write.
+func (m *FS) CrashPartial(r *rand.Rand) { m.crash(r) }
+
+func (m *FS) crash(r *rand.Rand) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.gen++
+	m.locks = map[string]*lock{}
+	m.files = make(map[string]*inode, len(m.durable))
+	// Visit in name order so that r's choices replay from a seed.
+	names := make([]string, 0, len(m.durable))
+	for name := range m.durable {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		ino := m.durable[name]
+		m.files[name] = ino
+		keep := 0
+		if r != nil && !ino.diverged && len(ino.data) > len(ino.synced) {
+			keep = r.IntN(len(ino.data) - len(ino.synced) + 1)
+		}
+		if keep > 0 {
+			ino.data = append(ino.data[:0:0], ino.data[:len(ino.synced)+keep]...)
+			ino.synced = append(ino.synced[:0:0], ino.data...)
+		} else {
+			ino.data = append([]byte(nil), ino.synced...)
+		}
+		ino.diverged = false
+	}
+}
+
+// ReadFile returns a copy of the current content of the named file.
+func (m *FS) ReadFile(name string) ([]byte, error) {
+	name = clean(name)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ino, ok := m.files[name]
+	if !ok {
+		return nil, &fs.PathError{Op: "read", Path: name, Err: fs.ErrNotExist}
+	}
+	return append([]byte(nil), ino.data...), nil
+}
+
+// WriteFile replaces (or creates) the named file with data, durably: content
+// and directory entry both survive a crash. It is meant for tests that
+// damage a file. Its directory must exist.
+func (m *FS) WriteFile(name string, data []byte) error {
+	name = clean(name)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.dirs[filepath.Dir(name)] {
+		return &fs.PathError{Op: "write", Path: name, Err: fs.ErrNotExist}
+	}
+	ino, ok := m.files[name]
+	if !ok {
+		ino = &inode{}
+		m.files[name] = ino
+	}
+	m.durable[name] = ino
+	ino.data = append([]byte(nil), data...)
+	ino.synced = append([]byte(nil), data...)
+	ino.diverged = false
+	return nil
+}
+
+// Create implements wal.FS.
+func (m *FS) Create(name string) (wal.File, error) {
+	name = clean(name)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.begin(OpCreate, name); err != nil {
+		return nil, err
+	}
+	if !m.dirs[filepath.Dir(name)] {
+		return nil, &fs.PathError{Op: "create", Path: name, Err: fs.ErrNotExist}
+	}
+	if _, ok := m.files[name]; ok || m.dirs[name] {
+		return nil, &fs.PathError{Op: "create", Path: name, Err: fs.ErrExist}
+	}
+	ino := &inode{}
+	m.files[name] = ino
+	return &File{m: m, ino: ino, name: name, gen: m.gen, writable: true}, nil
+}
+
+// OpenFile implements wal.FS.
+func (m *FS) OpenFile(name string, writable bool) (wal.File, error) {
+	name = clean(name)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.begin(OpOpen, name); err != nil {
+		return nil, err
+	}
+	ino, ok := m.files[name]
+	if !ok {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
+	return &File{m: m, ino: ino, name: name, gen: m.gen, writable: writable}, nil
+}
+
+// ReadDir implements wal.FS.
+func (m *FS) ReadDir(dir string) ([]string, error) {
+	dir = clean(dir)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.begin(OpReadDir, dir); err != nil {
+		return nil, err
+	}
+	if !m.dirs[dir] {
+		return nil, &fs.PathError{Op: "readdir", Path: dir, Err: fs.ErrNotExist}
+	}
+	var names []string
+	for name := range m.files {
+		if filepath.Dir(name) == dir {
+			names = append(names, filepath.Base(name))
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// Remove implements wal.FS. Open handles of the file keep working.
+func (m *FS) Remove(name string) error {
+	name = clean(name)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.begin(OpRemove, name); err != nil {
+		return err
+	}
+	if _, ok := m.files[name]; !ok {
+		return &fs.PathError{Op: "remove", Path: name, Err: fs.ErrNotExist}
+	}
+	delete(m.files, name)
+	return nil
+}
+
+// Rename implements wal.FS.
+func (m *FS) Rename(oldname, newname string) error {
+	oldname, newname = clean(oldname), clean(newname)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.begin(OpRename, oldname); err != nil {
+		return err
+	}
+	ino, ok := m.files[oldname]
+	if !ok {
+		return &fs.PathError{Op: "rename", Path: oldname, Err: fs.ErrNotExist}
+	}
+	if !m.dirs[filepath.Dir(newname)] || m.dirs[newname] {
+		return &fs.PathError{Op: "rename", Path: newname, Err: fs.ErrNotExist}
+	}
+	delete(m.files, oldname)
+	m.files[newname] = ino
+	return nil
+}
+
+// MkdirAll implements wal.FS. Directories are durable at once.
+func (m *FS) MkdirAll(dir string) error {
+	dir = clean(dir)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.begin(OpMkdir, dir); err != nil {
+		return err
+	}
+	for d := dir; !m.dirs[d]; d = filepath.Dir(d) {
+		if _, ok := m.files[d]; ok {
+			return &fs.PathError{Op: "mkdir", Path: d, Err: errors.New("not a directory")}
+		}
+		m.dirs[d] = true
+	}
+	return nil
+}
+
+// SyncDir implements wal.FS: creations, removals and renames in dir become
+// durable.
+func (m *FS) SyncDir(dir string) error {
+	dir = clean(dir)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.begin(OpSyncDir, dir); err != nil {
+		return err
+	}
+	if !m.dirs[dir] {
+		return &fs.PathError{Op: "syncdir", Path: dir, Err: fs.ErrNotExist}
+	}
+	for name := range m.durable {
+		if filepath.Dir(name) == dir && m.files[name] == nil {
+			delete(m.durable, name)
+		}
+	}
+	for name, ino := range m.files {
+		if filepath.Dir(name) == dir {
+			m.durable[name] = ino
+		}
+	}
+	return nil
+}
+
+type lock struct {
+	m   *FS
+	dir string
+	gen uint64
+}
+
+// Lock implements wal.FS: one holder per directory until Close or a crash.
+func (m *FS) Lock(dir string) (io.Closer, error) {
+	dir = clean(dir)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.begin(OpLock, dir); err != nil {
+		return nil, err
+	}
+	if !m.dirs[dir] {
+		return nil, &fs.PathError{Op: "lock", Path: dir, Err: fs.ErrNotExist}
+	}
+	if m.locks[dir] != nil {
+		return nil, fmt.Errorf("%w: %s", wal.ErrLocked, dir)
+	}
+	l := &lock{m: m, dir: dir, gen: m.gen}
+	m.locks[dir] = l
+	return l, nil
+}
+
+// Close releases the lock (if a crash has not already).
+func (l *lock) Close() error {
+	l.m.mu.Lock()
+	defer l.m.mu.Unlock()
+	if l.m.locks[l.dir] != l {
+		if l.gen != l.m.gen {
+			return ErrCrashed
+		}
+		return errors.New("memfs: lock already released")
+	}
+	delete(l.m.locks, l.dir)
+	return nil
+}
+
+func clean(name string) string { return filepath.Clean(name) }

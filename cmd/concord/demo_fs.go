@@ -1,0 +1,303 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/concordtx/concord/wal"
+)
+
+// errCrashed is returned by every operation on a file opened before a crash.
+var errCrashed = errors.New("file system crashed")
+
+// crashFS is the operating system's file system with a simulated power cut:
+// it remembers, per file, how much was made durable by Sync and which files
+// were created since their directory was last synced, and crash throws the
+// rest away (truncating files to their synced size, removing files whose
+// creation was never made durable), closes every open file and releases
+// every lock, as a killed machine would. Removals and renames are taken as
+// durable at once; appends, the way the wal writes, are what it models
+// exactly.
+type crashFS struct {
+	base wal.FS
+
+	mu     sync.Mutex
+	synced map[string]int64 // durable size of each file written through this FS
+	fresh  map[string]bool  // created, directory not synced since
+	open   []*crashFile
+	locks  []io.Closer
+	// dropped counts the bytes and files the crashes threw away.
+	droppedBytes int64
+	droppedFiles int
+}
+
+var _ wal.FS = (*crashFS)(nil)
+
+func newCrashFS() *crashFS {
+	return &crashFS{base: wal.OSFS{}, synced: map[string]int64{}, fresh: map[string]bool{}}
+}
+
+type crashFile struct {
+	fs   *crashFS
+	name string
+
+	mu      sync.Mutex
+	f       wal.File
+	crashed bool
+}
+
+func (c *crashFS) track(name string, f wal.File, created bool) (*crashFile, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.synced[name]; !ok {
+		size := int64(0)
+		if !created {
+			var err error
+			if size, err = f.Size(); err != nil {
+				f.Close()
+				return nil, err
+			}
+		}
+		c.synced[name] = size
+	}
+	if created {
+		c.fresh[name] = true
+	}
+	cf := &crashFile{fs: c, name: name, f: f}
+	c.open = append(c.open, cf)
+	return cf, nil
+}
+
+// Create implements wal.FS.
+func (c *crashFS) Create(name string) (wal.File, error) {
+	f, err := c.base.Create(name)
+	if err != nil {
+		return nil, err
+	}
+	return c.track(name, f, true)
+}
+
+// OpenFile implements wal.FS.
+func (c *crashFS) OpenFile(name string, writable bool) (wal.File, error) {
+	f, err := c.base.OpenFile(name, writable)
+	if err != nil {
+		return nil, err
+	}
+	return c.track(name, f, false)
+}
+
+// ReadDir implements wal.FS.
+func (c *crashFS) ReadDir(dir string) ([]string, error) { return c.base.ReadDir(dir) }
+
+// Remove implements wal.FS.
+func (c *crashFS) Remove(name string) error {
+	if err := c.base.Remove(name); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	delete(c.synced, name)
+	delete(c.fresh, name)
+	c.mu.Unlock()
+	return nil
+}
+
+// Rename implements wal.FS.
+func (c *crashFS) Rename(oldname, newname string) error {
+	if err := c.base.Rename(oldname, newname); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s, ok := c.synced[oldname]; ok {
+		c.synced[newname] = s
+		delete(c.synced, oldname)
+	} else {
+		delete(c.synced, newname)
+	}
+	if c.fresh[oldname] {
+		c.fresh[newname] = true
+	} else {
+		delete(c.fresh, newname)
+	}
+	delete(c.fresh, oldname)
+	for _, f := range c.open {
+		if f.name == oldname {
+			f.name = newname
+		}
+	}
+	return nil
+}
+
+// MkdirAll implements wal.FS.
+func (c *crashFS) MkdirAll(dir string) error { return c.base.MkdirAll(dir) }
+
+// SyncDir implements wal.FS: the files created in dir are durable from now on.
+func (c *crashFS) SyncDir(dir string) error {
+	if err := c.base.SyncDir(dir); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name := range c.fresh {
+		if filepath.Dir(name) == filepath.Clean(dir) {
+			delete(c.fresh, name)
+		}
+	}
+	return nil
+}
+
+// Lock implements wal.FS.
+func (c *crashFS) Lock(dir string) (io.Closer, error) {
+	l, err := c.base.Lock(dir)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.locks = append(c.locks, l)
+	c.mu.Unlock()
+	return l, nil
+}
+
+// crash cuts the power: every open file is closed and fails from now on,
+// every lock is released, and what was not made durable is thrown away.
+func (c *crashFS) crash() error {
+	// Lock order: a file's mu before the FS's.
+	c.mu.Lock()
+	open, locks := c.open, c.locks
+	c.open, c.locks = nil, nil
+	c.mu.Unlock()
+	for _, f := range open {
+		f.mu.Lock()
+		if !f.crashed {
+			f.crashed = true
+			f.f.Close()
+		}
+		f.mu.Unlock()
+	}
+	for _, l := range locks {
+		l.Close()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var errs []error
+	for name := range c.fresh {
+		if st, err := os.Stat(name); err == nil {
+			c.droppedBytes += st.Size()
+		}
+		if err := os.Remove(name); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+		c.droppedFiles++
+		delete(c.synced, name)
+	}
+	c.fresh = map[string]bool{}
+	for name, size := range c.synced {
+		st, err := os.Stat(name)
+		if err != nil {
+			continue
+		}
+		if st.Size() > size {
+			c.droppedBytes += st.Size() - size
+			if err := os.Truncate(name, size); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("drop unsynced writes: %w", err)
+	}
+	return nil
+}
+
+// dropped reports how many bytes and files crashes have thrown away.
+func (c *crashFS) dropped() (bytes int64, files int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.droppedBytes, c.droppedFiles
+}
+
+func (f *crashFile) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.crashed {
+		return 0, errCrashed
+	}
+	return f.f.Write(p)
+}
+
+func (f *crashFile) ReadAt(p []byte, off int64) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.crashed {
+		return 0, errCrashed
+	}
+	return f.f.ReadAt(p, off)
+}
+
+func (f *crashFile) Sync() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.crashed {
+		return errCrashed
+	}
+	if err := f.f.Sync(); err != nil {
+		return err
+	}
+	size, err := f.f.Size()
+	if err != nil {
+		return err
+	}
+	f.fs.mu.Lock()
+	f.fs.synced[f.name] = size
+	f.fs.mu.Unlock()
+	return nil
+}
+
+func (f *crashFile) Truncate(size int64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.crashed {
+		return errCrashed
+	}
+	if err := f.f.Truncate(size); err != nil {
+		return err
+	}
+	f.fs.mu.Lock()
+	if f.fs.synced[f.name] > size {
+		f.fs.synced[f.name] = size
+	}
+	f.fs.mu.Unlock()
+	return nil
+}
+
+func (f *crashFile) Size() (int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.crashed {
+		return 0, errCrashed
+	}
+	return f.f.Size()
+}
+
+func (f *crashFile) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.crashed {
+		return nil
+	}
+	f.crashed = true
+	err := f.f.Close()
+	f.fs.mu.Lock()
+	for i, o := range f.fs.open {
+		if o == f {
+			f.fs.open = append(f.fs.open[:i], f.fs.open[i+1:]...)
+			break
+		}
+	}
+	f.fs.mu.Unlock()
+	return err
+}

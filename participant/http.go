@@ -1,0 +1,90 @@
+package participant
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/concordtx/concord/wire"
+)
+
+// Handler serves the participant protocol: POST wire.PathPrepare,
+// wire.PathCommit and wire.PathAbort. Bodies are decoded strictly: malformed
+// JSON or unknown fields 400, a body past Options.MaxBodyBytes 413, another
+// method 405, a bad id or an empty batch 400 naming the problem, 503 before
+// Start or after Close.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc(wire.PathPrepare, s.handlePrepare)
+	mux.HandleFunc(wire.PathCommit, func(w http.ResponseWriter, r *http.Request) { s.handleDecision(w, r, true) })
+	mux.HandleFunc(wire.PathAbort, func(w http.ResponseWriter, r *http.Request) { s.handleDecision(w, r, false) })
+	return mux
+}
+
+func (s *Server) handlePrepare(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		wire.MethodNotAllowed(w, r, http.MethodPost)
+		return
+	}
+	var req wire.PrepareRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	resp, err := s.Prepare(r.Context(), req)
+	if err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	wire.WriteJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) handleDecision(w http.ResponseWriter, r *http.Request, commit bool) {
+	if r.Method != http.MethodPost {
+		wire.MethodNotAllowed(w, r, http.MethodPost)
+		return
+	}
+	var req wire.DecisionRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	var resp wire.DecisionResponse
+	var err error
+	if commit {
+		resp, err = s.Commit(r.Context(), req.IDs)
+	} else {
+		resp, err = s.Abort(r.Context(), req.IDs)
+	}
+	if err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	wire.WriteJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	err := wire.DecodeRequest(w, r, s.opts.MaxBodyBytes, v)
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, wire.ErrBodyTooLarge):
+		wire.WriteError(w, http.StatusRequestEntityTooLarge, err.Error())
+	default:
+		wire.WriteError(w, http.StatusBadRequest, err.Error())
+	}
+	return false
+}
+
+func (s *Server) writeErr(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, ErrBadRequest):
+		wire.WriteError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, ErrNotStarted), errors.Is(err, ErrClosed):
+		wire.WriteError(w, http.StatusServiceUnavailable, err.Error())
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		// The caller went away; the work goes on and a retry is answered
+		// from the same state.
+		wire.WriteError(w, http.StatusServiceUnavailable, "request ended before the answer: "+err.Error())
+	default:
+		wire.WriteError(w, http.StatusInternalServerError, err.Error())
+	}
+}

@@ -1,0 +1,197 @@
+package testutil
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5"
+)
+
+// Environment variables that point the database tests at other servers.
+const (
+	EnvPostgres = "CONCORD_TEST_POSTGRES" // a postgres:// URL; default DefaultPostgresURL
+	EnvMySQL    = "CONCORD_TEST_MYSQL"    // a go-sql-driver DSN; default DefaultMySQLDSN
+)
+
+// The local servers the database tests use by default.
+const (
+	DefaultPostgresURL = "postgres://root@127.0.0.1:5432/test?sslmode=disable"
+	DefaultMySQLDSN    = "root@tcp(127.0.0.1:3306)/test"
+)
+
+// TestDB is a private namespace on a real database server for one test:
+// a schema on PostgreSQL, a database on MySQL/MariaDB.
+type TestDB struct {
+	// Name is the schema or database, unique to this test run. Participant
+	// names used in the test should start with it, so that the cleanup
+	// finds their prepared transactions.
+	Name string
+	// URL connects to the namespace: a postgres:// URL whose search_path is
+	// the schema, or a go-sql-driver DSN whose database is Name.
+	URL string
+}
+
+// unreachable fails the test in CI (CI=true), where the servers must be up,
+// and skips it elsewhere with a message saying what is missing.
+func unreachable(t testing.TB, what, env string, err error) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is unreachable and CI=true, so this test may not be skipped: %v", what, err)
+	}
+	t.Skipf("skipping: %s is unreachable (%v); start it or set %s (in CI this fails)", what, err, env)
+}
+
+func uniqueName(t testing.TB) string {
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatalf("random name: %v", err)
+	}
+	return "concord_t" + hex.EncodeToString(b)
+}
+
+// Postgres creates a fresh schema on the test PostgreSQL server and drops it,
+// with every prepared transaction whose gid names it, when the test ends.
+func Postgres(t testing.TB) TestDB {
+	t.Helper()
+	base := os.Getenv(EnvPostgres)
+	if base == "" {
+		base = DefaultPostgresURL
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		unreachable(t, "PostgreSQL at "+redact(base), EnvPostgres, err)
+	}
+	defer conn.Close(context.Background())
+	name := uniqueName(t)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+name); err != nil {
+		t.Fatalf("create schema %s: %v", name, err)
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("parse %s: %v", EnvPostgres, err)
+	}
+	q := u.Query()
+	q.Set("search_path", name)
+	u.RawQuery = q.Encode()
+	t.Cleanup(func() { dropPostgres(t, base, name) })
+	return TestDB{Name: name, URL: u.String()}
+}
+
+func dropPostgres(t testing.TB, base, name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Errorf("cleanup: connect: %v", err)
+		return
+	}
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(ctx, `SELECT gid FROM pg_prepared_xacts
+		WHERE database = current_database() AND strpos(gid, '/'||$1) > 0`, name)
+	if err != nil {
+		t.Errorf("cleanup: list prepared transactions: %v", err)
+		return
+	}
+	gids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Errorf("cleanup: list prepared transactions: %v", err)
+		return
+	}
+	for _, g := range gids {
+		if _, err := conn.Exec(ctx, "ROLLBACK PREPARED '"+strings.ReplaceAll(g, "'", "''")+"'"); err != nil {
+			t.Errorf("cleanup: rollback prepared %s: %v", g, err)
+		}
+	}
+	if _, err := conn.Exec(ctx, "DROP SCHEMA "+name+" CASCADE"); err != nil {
+		t.Errorf("cleanup: drop schema %s: %v", name, err)
+	}
+}
+
+// MySQL creates a fresh database on the test MySQL/MariaDB server and drops
+// it, with every prepared XA transaction whose branch names it, when the test
+// ends.
+func MySQL(t testing.TB) TestDB {
+	t.Helper()
+	base := os.Getenv(EnvMySQL)
+	if base == "" {
+		base = DefaultMySQLDSN
+	}
+	cfg, err := mysql.ParseDSN(base)
+	if err != nil {
+		t.Fatalf("parse %s: %v", EnvMySQL, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	db, err := sql.Open("mysql", base)
+	if err != nil {
+		t.Fatalf("open %s: %v", redact(base), err)
+	}
+	defer db.Close()
+	if err := db.PingContext(ctx); err != nil {
+		unreachable(t, "MySQL/MariaDB at "+cfg.Addr, EnvMySQL, err)
+	}
+	name := uniqueName(t)
+	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("create database %s: %v", name, err)
+	}
+	cfg.DBName = name
+	t.Cleanup(func() { dropMySQL(t, base, name) })
+	return TestDB{Name: name, URL: cfg.FormatDSN()}
+}
+
+func dropMySQL(t testing.TB, base, name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	db, err := sql.Open("mysql", base)
+	if err != nil {
+		t.Errorf("cleanup: %v", err)
+		return
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, "XA RECOVER")
+	if err != nil {
+		t.Errorf("cleanup: XA RECOVER: %v", err)
+		return
+	}
+	var xids []string
+	for rows.Next() {
+		var format, gl, bl int
+		var data []byte
+		if err := rows.Scan(&format, &gl, &bl, &data); err != nil {
+			t.Errorf("cleanup: XA RECOVER: %v", err)
+			break
+		}
+		if gl+bl > len(data) || !strings.Contains(string(data[gl:gl+bl]), name) {
+			continue
+		}
+		xids = append(xids, fmt.Sprintf("X'%x',X'%x',%d", data[:gl], data[gl:gl+bl], format))
+	}
+	rows.Close()
+	for _, x := range xids {
+		if _, err := db.ExecContext(ctx, "XA ROLLBACK "+x); err != nil {
+			t.Errorf("cleanup: XA ROLLBACK %s: %v", x, err)
+		}
+	}
+	if _, err := db.ExecContext(ctx, "DROP DATABASE "+name); err != nil {
+		t.Errorf("cleanup: drop database %s: %v", name, err)
+	}
+}
+
+// redact hides a password in a URL for messages.
+func redact(s string) string {
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	return s
+}

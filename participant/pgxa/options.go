@@ -1,0 +1,111 @@
+package pgxa
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/participant"
+)
+
+// ErrPreparedDisabled is returned by New when the server's
+// max_prepared_transactions is zero, so PREPARE TRANSACTION cannot work.
+var ErrPreparedDisabled = errors.New("PostgreSQL prepared transactions are disabled (max_prepared_transactions = 0): " +
+	"run ALTER SYSTEM SET max_prepared_transactions = 64 as a superuser and restart the server")
+
+// ErrBadOptions is wrapped by New's error for options that cannot work.
+var ErrBadOptions = errors.New("bad pgxa options")
+
+// Work does the domain part of transaction id inside tx: it checks and
+// applies what payload asks for and votes. On VoteYes the transaction is
+// prepared; on VoteNo or VoteReadOnly it is rolled back, whatever Work did.
+// Work must not commit or roll back tx itself. An error rolls everything back
+// and is returned by Prepare, except lock timeouts, deadlocks and
+// serialization failures, which become a no vote.
+type Work func(ctx context.Context, tx pgx.Tx, id concord.TxID, payload json.RawMessage) (participant.PrepareResult, error)
+
+// Defaults for Options.
+const (
+	DefaultTable       = "concord_decisions"
+	DefaultLockTimeout = 5 * time.Second
+)
+
+// Options configures a Resource. Pool, Name and Work are required.
+type Options struct {
+	// Pool connects to the database that holds the service's data and the
+	// decision table. The Resource does not close it.
+	Pool *pgxpool.Pool
+	// Name identifies this participant in global transaction ids
+	// ("concord/<database>/<name>/<txid>") and in the decision table: every
+	// participant sharing a database needs its own. Letters, digits, '.', '_'
+	// and '-', at most 64 bytes.
+	Name string
+	// Work is the service's domain logic, run by Prepare and CommitOnePhase.
+	Work Work
+	// Table is the decision table, optionally schema-qualified
+	// ("schema.table"); created if missing. Default DefaultTable, found
+	// through the connection's search_path.
+	Table string
+	// LockTimeout bounds how long Work (and the decision table) waits for a
+	// row lock, which a prepared transaction holds until it is decided; a
+	// timed-out prepare votes no. Default DefaultLockTimeout.
+	LockTimeout time.Duration
+}
+
+var (
+	nameRE  = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+	identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
+)
+
+func (o *Options) setDefaults() {
+	if o.Table == "" {
+		o.Table = DefaultTable
+	}
+	if o.LockTimeout == 0 {
+		o.LockTimeout = DefaultLockTimeout
+	}
+}
+
+func (o *Options) validate() error {
+	switch {
+	case o.Pool == nil:
+		return fmt.Errorf("%w: Pool is nil", ErrBadOptions)
+	case o.Work == nil:
+		return fmt.Errorf("%w: Work is nil", ErrBadOptions)
+	case !nameRE.MatchString(o.Name):
+		return fmt.Errorf("%w: Name %q: want 1 to 64 letters, digits, '.', '_' or '-'", ErrBadOptions, o.Name)
+	case o.LockTimeout < time.Millisecond:
+		return fmt.Errorf("%w: LockTimeout %v: want at least 1ms", ErrBadOptions, o.LockTimeout)
+	}
+	if _, err := tableIdent(o.Table); err != nil {
+		return err
+	}
+	return nil
+}
+
+// tableIdent parses "table" or "schema.table" into a quoted identifier.
+func tableIdent(s string) (pgx.Identifier, error) {
+	var parts pgx.Identifier
+	for i, start := 0, 0; i <= len(s); i++ {
+		if i == len(s) || s[i] == '.' {
+			parts = append(parts, s[start:i])
+			start = i + 1
+		}
+	}
+	if len(parts) > 2 {
+		return nil, fmt.Errorf("%w: Table %q: want table or schema.table", ErrBadOptions, s)
+	}
+	for _, p := range parts {
+		if !identRE.MatchString(p) {
+			return nil, fmt.Errorf("%w: Table %q: %q is not a plain identifier (letters, digits, '_')", ErrBadOptions, s, p)
+		}
+	}
+	return parts, nil
+}

@@ -1,0 +1,278 @@
+package pgxa
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/participant"
+)
+
+// Resource is a participant.Resource whose prepared state lives in
+// PostgreSQL. It is safe for concurrent use; it holds no state of its own
+// besides its options, so a new Resource on the same database and Name picks
+// up where a crashed one stopped.
+type Resource struct {
+	pool        *pgxpool.Pool
+	name        string
+	work        Work
+	gidPrefix   string // "concord/<database>/<name>/"
+	table       string // quoted identifier
+	beginSQL    string // begins a transaction with the lock timeout set
+	lockTimeout string // milliseconds, as SET LOCAL wants it
+}
+
+var (
+	_ participant.Resource         = (*Resource)(nil)
+	_ participant.OnePhaseResource = (*Resource)(nil)
+)
+
+// maxGIDLen is PostgreSQL's limit on a prepared transaction's identifier
+// (GIDSIZE 200, including the terminating zero byte).
+const maxGIDLen = 199
+
+// New checks that the server allows prepared transactions, creates the
+// decision table if missing, and returns a Resource.
+func New(ctx context.Context, opts Options) (*Resource, error) {
+	opts.setDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	if err := checkPrepared(ctx, opts.Pool); err != nil {
+		return nil, err
+	}
+	var db string
+	if err := opts.Pool.QueryRow(ctx, "SELECT current_database()").Scan(&db); err != nil {
+		return nil, fmt.Errorf("pgxa: read database name: %w", err)
+	}
+	ident, _ := tableIdent(opts.Table) // validated above
+	r := &Resource{
+		pool:        opts.Pool,
+		name:        opts.Name,
+		work:        opts.Work,
+		gidPrefix:   "concord/" + db + "/" + opts.Name + "/",
+		table:       ident.Sanitize(),
+		lockTimeout: fmt.Sprint(opts.LockTimeout.Milliseconds()),
+	}
+	r.beginSQL = "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = " + r.lockTimeout
+	if n := len(r.gidPrefix) + concord.MaxTxIDLen; n > maxGIDLen {
+		return nil, fmt.Errorf("%w: database name %q and Name %q make global ids of up to %d bytes, PostgreSQL allows %d",
+			ErrBadOptions, db, opts.Name, n, maxGIDLen)
+	}
+	if err := r.createTable(ctx); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// querier is the part of a pool that checkPrepared needs.
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// checkPrepared fails with ErrPreparedDisabled when the server cannot prepare
+// transactions.
+func checkPrepared(ctx context.Context, q querier) error {
+	var n int
+	if err := q.QueryRow(ctx, "SELECT current_setting('max_prepared_transactions')::int").Scan(&n); err != nil {
+		return fmt.Errorf("pgxa: read max_prepared_transactions: %w", err)
+	}
+	if n <= 0 {
+		return ErrPreparedDisabled
+	}
+	return nil
+}
+
+// createTable creates the decision table if it is missing. An advisory lock
+// serialises concurrent creators, since CREATE TABLE IF NOT EXISTS alone can
+// race.
+func (r *Resource) createTable(ctx context.Context) error {
+	tx, err := r.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("pgxa: create decision table: %w", err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	stmts := []string{
+		"SELECT pg_advisory_xact_lock(7306157001)",
+		`CREATE TABLE IF NOT EXISTS ` + r.table + ` (
+			participant text NOT NULL,
+			txid        text NOT NULL,
+			state       text NOT NULL CHECK (state IN ('committed', 'aborted', 'read-only')),
+			reason      text NOT NULL DEFAULT '',
+			decided_at  timestamptz NOT NULL DEFAULT now(),
+			PRIMARY KEY (participant, txid))`,
+	}
+	for _, s := range stmts {
+		if _, err := tx.Exec(ctx, s); err != nil {
+			return fmt.Errorf("pgxa: create decision table %s: %w", r.table, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("pgxa: create decision table %s: %w", r.table, err)
+	}
+	return nil
+}
+
+// Name returns the participant name given in Options.
+func (r *Resource) Name() string { return r.name }
+
+// GID returns the global transaction identifier id is prepared under.
+func (r *Resource) GID(id concord.TxID) string { return r.gidPrefix + string(id) }
+
+// quoteLiteral quotes s as an SQL string literal (standard_conforming_strings,
+// the default since PostgreSQL 9.1). PREPARE TRANSACTION and its kin take no
+// parameters.
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// Prepare runs Work for id in a transaction and prepares it on a yes vote.
+// A transaction already prepared or committed votes yes again, one aborted or
+// refused votes no again, without running Work.
+func (r *Resource) Prepare(ctx context.Context, id concord.TxID, payload json.RawMessage) (participant.PrepareResult, error) {
+	if err := concord.ValidateTxID(id); err != nil {
+		return participant.PrepareResult{}, fmt.Errorf("pgxa: prepare: %w", err)
+	}
+	for range 2 {
+		if res, done, err := r.known(ctx, id); done || err != nil {
+			return res, err
+		}
+		res, err := r.run(ctx, id, payload, false)
+		if errors.Is(err, errRaced) {
+			continue // decided or prepared meanwhile: answer from the record
+		}
+		return res, err
+	}
+	return participant.PrepareResult{}, fmt.Errorf("pgxa: prepare %s: the decision table keeps changing under it", id)
+}
+
+// known answers Prepare from what the database already holds for id.
+func (r *Resource) known(ctx context.Context, id concord.TxID) (participant.PrepareResult, bool, error) {
+	st, err := r.Status(ctx, id)
+	if err != nil {
+		return participant.PrepareResult{}, false, err
+	}
+	switch st.State {
+	case StatePrepared, StateCommitted:
+		return participant.PrepareResult{Vote: concord.VoteYes}, true, nil
+	case StateAborted:
+		return participant.PrepareResult{Vote: concord.VoteNo, Reason: st.Reason}, true, nil
+	case StateReadOnly:
+		return participant.PrepareResult{Vote: concord.VoteReadOnly}, true, nil
+	}
+	return participant.PrepareResult{}, false, nil
+}
+
+// errRaced means another call decided or prepared the same id meanwhile.
+var errRaced = errors.New("raced with another call on the same transaction")
+
+// run does the work of id in one transaction: the yes vote's decision row,
+// then Work; it ends with PREPARE TRANSACTION (or COMMIT when onePhase) on a
+// yes vote and records a no or read-only vote in the decision table.
+func (r *Resource) run(ctx context.Context, id concord.TxID, payload json.RawMessage, onePhase bool) (participant.PrepareResult, error) {
+	end := "PREPARE TRANSACTION " + quoteLiteral(r.GID(id))
+	if onePhase {
+		end = "COMMIT"
+	}
+	tx, err := r.pool.BeginTx(ctx, pgx.TxOptions{BeginQuery: r.beginSQL, CommitQuery: end})
+	if err != nil {
+		return participant.PrepareResult{}, fmt.Errorf("pgxa: prepare %s: begin: %w", id, err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }() // a no-op once committed or prepared
+	_, err = tx.Exec(ctx, "INSERT INTO "+r.table+" (participant, txid, state) VALUES ($1, $2, 'committed')", r.name, string(id))
+	if err != nil {
+		if isCode(err, codeUniqueViolation) || isCode(err, codeLockNotAvailable) {
+			return participant.PrepareResult{}, errRaced
+		}
+		return participant.PrepareResult{}, fmt.Errorf("pgxa: prepare %s: record: %w", id, err)
+	}
+	res, err := r.work(ctx, tx, id, payload)
+	if err != nil {
+		_ = tx.Rollback(ctx)
+		if reason, ok := transient(err); ok {
+			return r.refuse(ctx, id, participant.PrepareResult{Vote: concord.VoteNo, Reason: reason})
+		}
+		return participant.PrepareResult{}, fmt.Errorf("pgxa: prepare %s: %w", id, err)
+	}
+	switch res.Vote {
+	case concord.VoteYes:
+	case concord.VoteNo, concord.VoteReadOnly:
+		if err := tx.Rollback(ctx); err != nil {
+			return participant.PrepareResult{}, fmt.Errorf("pgxa: prepare %s: roll back: %w", id, err)
+		}
+		return r.refuse(ctx, id, res)
+	default:
+		return participant.PrepareResult{}, fmt.Errorf("pgxa: prepare %s: Work voted %v; want yes, no or read-only", id, res.Vote)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		switch {
+		case isCode(err, codeOutOfMemory):
+			// "maximum number of prepared transactions reached"
+			return r.refuse(ctx, id, participant.PrepareResult{Vote: concord.VoteNo, Reason: "database busy: " + pgMessage(err)})
+		case isCode(err, codeDuplicateObject):
+			return participant.PrepareResult{}, errRaced
+		case errors.Is(err, pgx.ErrTxCommitRollback):
+			return participant.PrepareResult{}, fmt.Errorf("pgxa: prepare %s: the transaction failed inside Work and was rolled back", id)
+		}
+		if reason, ok := transient(err); ok {
+			return r.refuse(ctx, id, participant.PrepareResult{Vote: concord.VoteNo, Reason: reason})
+		}
+		return participant.PrepareResult{}, fmt.Errorf("pgxa: prepare %s: %s: %w", id, strings.Fields(end)[0], err)
+	}
+	return participant.PrepareResult{Vote: concord.VoteYes}, nil
+}
+
+// refuse records a no or read-only vote so a repeated prepare gets it again.
+func (r *Resource) refuse(ctx context.Context, id concord.TxID, res participant.PrepareResult) (participant.PrepareResult, error) {
+	state := StateAborted
+	if res.Vote == concord.VoteReadOnly {
+		state = StateReadOnly
+	}
+	st, err := r.record(ctx, id, state, res.Reason)
+	if err != nil {
+		return participant.PrepareResult{}, fmt.Errorf("pgxa: prepare %s: record %s vote: %w", id, res.Vote, err)
+	}
+	if st.State != state {
+		return participant.PrepareResult{}, errRaced
+	}
+	return res, nil
+}
+
+// CommitOnePhase runs Work for id and commits at once on a yes vote, for a
+// transaction with this participant alone. It is idempotent on id like
+// Prepare.
+func (r *Resource) CommitOnePhase(ctx context.Context, id concord.TxID, payload json.RawMessage) (concord.Outcome, string, error) {
+	if err := concord.ValidateTxID(id); err != nil {
+		return concord.OutcomeAborted, "", fmt.Errorf("pgxa: one-phase commit: %w", err)
+	}
+	for range 2 {
+		st, err := r.Status(ctx, id)
+		if err != nil {
+			return concord.OutcomeAborted, "", err
+		}
+		switch st.State {
+		case StateCommitted, StateReadOnly:
+			return concord.OutcomeCommitted, "", nil
+		case StateAborted:
+			return concord.OutcomeAborted, st.Reason, nil
+		case StatePrepared:
+			return concord.OutcomeAborted, "", fmt.Errorf("pgxa: one-phase commit %s: already prepared in two phases; decide it with Commit or Abort", id)
+		}
+		res, err := r.run(ctx, id, payload, true)
+		if errors.Is(err, errRaced) {
+			continue
+		}
+		if err != nil {
+			return concord.OutcomeAborted, "", err
+		}
+		if res.Vote == concord.VoteNo {
+			return concord.OutcomeAborted, res.Reason, nil
+		}
+		return concord.OutcomeCommitted, "", nil
+	}
+	return concord.OutcomeAborted, "", fmt.Errorf("pgxa: one-phase commit %s: the decision table keeps changing under it", id)
+}

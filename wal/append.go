@@ -196,7 +196,7 @@ func (l *Log) flush(b *batch) (synced bool, err error) {
 		}
 	}()
 	if len(b.buf) > 0 {
-		if l.activeSize >= l.opts.SegmentSize {
+		if l.activeSize >= l.opts.SegmentSize && l.activeSize > segHeaderSize {
 			if err := l.roll(b.first); err != nil {
 				return false, err
 			}

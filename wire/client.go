@@ -2,6 +2,7 @@ package wire
 
 import (
 	"encoding/json"
+	"time"
 
 	"github.com/concordtx/concord"
 )
@@ -55,6 +56,9 @@ type TxStatus struct {
 	State    string         `json:"state"`
 	Reason   string         `json:"reason,omitempty"`
 	Branches []BranchStatus `json:"branches"`
+	// Done is set once the coordinator needs nothing more for it: every
+	// acknowledgement is in, or it aborted.
+	Done bool `json:"done"`
 }
 
 // BranchStatus is one participant's part of a TxStatus.
@@ -66,6 +70,8 @@ type BranchStatus struct {
 	// Attempts counts phase-2 deliveries tried so far; LastError is the latest failure.
 	Attempts  int    `json:"attempts,omitempty"`
 	LastError string `json:"last_error,omitempty"`
+	// NextRetry is when the decision is sent again, if a retry is scheduled.
+	NextRetry time.Time `json:"next_retry,omitzero"`
 }
 
 // TxList answers GET PathTransactions.

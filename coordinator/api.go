@@ -1,0 +1,323 @@
+package coordinator
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/tpc"
+	"github.com/concordtx/concord/wal"
+	"github.com/concordtx/concord/wire"
+)
+
+// Errors of the client API, compared with errors.Is.
+var (
+	// ErrBadRequest: the request names no branch, an unknown participant, a
+	// bad id or timeout, and so on; the message says which.
+	ErrBadRequest = errors.New("bad request")
+	// ErrConflict: the id was already used for a different request.
+	ErrConflict = errors.New("transaction id already used for a different request")
+	// ErrNotFound: no transaction of that id is known.
+	ErrNotFound = errors.New("transaction not found")
+	// ErrUnavailable: the coordinator has stopped (closing, or halted by a
+	// log failure) and takes no more work.
+	ErrUnavailable = errors.New("coordinator unavailable")
+	// ErrClosed is the halt reason of a closed coordinator.
+	ErrClosed = errors.New("coordinator closed")
+)
+
+func (c *Coordinator) unavailable() error {
+	if err := c.Halted(); err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// Submit runs the transaction req describes and returns its outcome once
+// the decision is durable. A request with the id of a known transaction
+// runs nothing: with the same content it returns that transaction's outcome
+// (waiting for it if it is still running), with other content ErrConflict.
+// A transaction that has no outcome AnswerGrace past its deadline (a
+// one-phase participant that does not answer) returns OutcomePending. If
+// ctx ends first, Submit returns its error and the transaction goes on.
+func (c *Coordinator) Submit(ctx context.Context, req wire.SubmitRequest) (wire.SubmitResponse, error) {
+	if err := c.unavailable(); err != nil {
+		return wire.SubmitResponse{}, err
+	}
+	if err := c.checkRequest(&req); err != nil {
+		return wire.SubmitResponse{}, err
+	}
+	d := requestDigest(&req)
+	if req.ID == "" {
+		req.ID = newTxID()
+	}
+	now := c.clock.Now()
+	timeout := c.opts.DefaultTimeout
+	if req.TimeoutMS > 0 {
+		timeout = time.Duration(req.TimeoutMS) * time.Millisecond
+	}
+	t := &txState{id: req.ID, digest: d, done: make(chan struct{}), deadline: now.Add(timeout)}
+	t.preparing.Store(true)
+	t.written.Store(now.UnixNano())
+	t.mu.Lock()
+	if old, fin := c.table.admit(t); old != nil || fin != nil {
+		t.mu.Unlock()
+		return c.resubmitted(ctx, &req, d, old, fin)
+	}
+	c.stats.submitted.Add(1)
+	branches := make([]tpc.Branch, len(req.Branches))
+	for i, b := range req.Branches {
+		branches[i] = tpc.Branch{Participant: b.Participant, Payload: b.Payload}
+	}
+	core, rd := tpc.Begin(c.cfg, req.ID, branches, now, t.deadline)
+	t.core = core
+	var reqEntry *wal.Entry
+	if len(rd.Records) > 0 {
+		reqEntry = &wal.Entry{Type: entryRequest, Payload: encodeRequest(req.ID, d)}
+	}
+	c.performLocked(t, rd, reqEntry)
+	t.mu.Unlock()
+	return c.wait(ctx, t)
+}
+
+// resubmitted answers a request whose id is already known.
+func (c *Coordinator) resubmitted(ctx context.Context, req *wire.SubmitRequest, d digest, live *txState, fin *finishedTx) (wire.SubmitResponse, error) {
+	if live != nil {
+		if live.digest != d && live.digest != (digest{}) {
+			return wire.SubmitResponse{}, fmt.Errorf("%w: %s", ErrConflict, req.ID)
+		}
+		return c.wait(ctx, live)
+	}
+	same := fin.digest == d
+	if fin.digest == (digest{}) {
+		// Recovered without its request record: the participants must match.
+		same = len(fin.status.Branches) == len(req.Branches)
+		for i := 0; same && i < len(req.Branches); i++ {
+			same = fin.status.Branches[i].Participant == req.Branches[i].Participant
+		}
+	}
+	if !same {
+		return wire.SubmitResponse{}, fmt.Errorf("%w: %s", ErrConflict, req.ID)
+	}
+	return responseOf(fin.status), nil
+}
+
+// wait returns t's outcome once reported.
+func (c *Coordinator) wait(ctx context.Context, t *txState) (wire.SubmitResponse, error) {
+	if r := t.result.Load(); r != nil {
+		return *r, nil
+	}
+	late := make(chan struct{})
+	timer := c.clock.AfterFunc(max(0, t.deadline.Add(c.opts.AnswerGrace).Sub(c.clock.Now())), func() { close(late) })
+	defer timer.Stop()
+	select {
+	case <-t.done:
+		return *t.result.Load(), nil
+	case <-c.haltCh:
+		return wire.SubmitResponse{}, c.unavailable()
+	case <-ctx.Done():
+		return wire.SubmitResponse{}, ctx.Err()
+	case <-late:
+		if r := t.result.Load(); r != nil {
+			return *r, nil
+		}
+		return wire.SubmitResponse{ID: t.id, Outcome: concord.OutcomePending,
+			Reason: "no outcome yet; ask " + wire.TransactionPath(t.id)}, nil
+	}
+}
+
+// checkRequest reports what is wrong with req, wrapping ErrBadRequest.
+func (c *Coordinator) checkRequest(req *wire.SubmitRequest) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrBadRequest, fmt.Sprintf(format, args...))
+	}
+	if req.ID != "" {
+		if err := concord.ValidateTxID(req.ID); err != nil {
+			return bad("id: %v", err)
+		}
+	}
+	if req.TimeoutMS < 0 {
+		return bad("timeout_ms %d is negative", req.TimeoutMS)
+	}
+	if max := c.opts.MaxTimeout.Milliseconds(); req.TimeoutMS > max {
+		return bad("timeout_ms %d is above the maximum %d", req.TimeoutMS, max)
+	}
+	if len(req.Branches) == 0 {
+		return bad("no branches: a transaction needs at least one participant")
+	}
+	if len(req.Branches) > c.opts.MaxBranches {
+		return bad("%d branches, at most %d", len(req.Branches), c.opts.MaxBranches)
+	}
+	first := make(map[string]int, len(req.Branches))
+	for i, b := range req.Branches {
+		if b.Participant == "" {
+			return bad("branch %d: participant is empty", i)
+		}
+		if c.known != nil && !c.known[b.Participant] {
+			return bad("branch %d: unknown participant %q (known: %s)", i, b.Participant, strings.Join(c.participantNames(), ", "))
+		}
+		if j, dup := first[b.Participant]; dup {
+			return bad("participant %q appears twice (branches %d and %d)", b.Participant, j, i)
+		}
+		first[b.Participant] = i
+	}
+	branches := make([]tpc.Branch, len(req.Branches))
+	for i, b := range req.Branches {
+		branches[i] = tpc.Branch{Participant: b.Participant, Payload: b.Payload}
+	}
+	id := req.ID
+	if id == "" {
+		id = "x"
+	}
+	if err := tpc.CheckBegin(id, branches); err != nil {
+		return bad("%v", err)
+	}
+	return nil
+}
+
+func (c *Coordinator) participantNames() []string {
+	names := make([]string, 0, len(c.known))
+	for n := range c.known {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// newTxID returns a fresh random transaction id.
+func newTxID() concord.TxID {
+	var b [12]byte
+	rand.Read(b[:])
+	return concord.TxID("tx-" + hex.EncodeToString(b[:]))
+}
+
+// Status returns the state of transaction id, or ErrNotFound.
+func (c *Coordinator) Status(id concord.TxID) (wire.TxStatus, error) {
+	if err := concord.ValidateTxID(id); err != nil {
+		return wire.TxStatus{}, fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	t, fin := c.table.lookup(id)
+	switch {
+	case t != nil:
+		return c.liveStatus(t)
+	case fin != nil:
+		return statusOf(fin.status), nil
+	}
+	return wire.TxStatus{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+}
+
+func (c *Coordinator) liveStatus(t *txState) (wire.TxStatus, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.core == nil {
+		return wire.TxStatus{}, fmt.Errorf("%w: %s", ErrNotFound, t.id)
+	}
+	st := statusOf(t.core.Status())
+	if t.result.Load() == nil && st.State != "preparing" {
+		// Decided but not yet durable: not yet reportable.
+		st.State = "preparing"
+	}
+	return st, nil
+}
+
+// Outcome answers a participant in doubt: committed once the commit
+// decision is durable, aborted for an aborted transaction or one the
+// coordinator has no record of (presumed abort), pending otherwise.
+func (c *Coordinator) Outcome(id concord.TxID) (concord.Outcome, error) {
+	if err := c.unavailable(); err != nil {
+		return concord.OutcomePending, err
+	}
+	if err := concord.ValidateTxID(id); err != nil {
+		return concord.OutcomePending, fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	t, fin := c.table.lookup(id)
+	switch {
+	case t != nil:
+		if r := t.result.Load(); r != nil {
+			return r.Outcome, nil
+		}
+		return concord.OutcomePending, nil
+	case fin != nil && fin.status.Outcome != concord.OutcomePending:
+		return fin.status.Outcome, nil
+	}
+	return concord.OutcomeAborted, nil
+}
+
+// List filters for List.
+const (
+	ListPending   = "pending"   // preparing, or waiting for acknowledgements
+	ListCommitted = "committed" // live or finished
+	ListAborted   = "aborted"
+	ListAll       = "all"
+	MaxListLimit  = 10_000
+)
+
+// List returns up to limit transactions in state (ListPending,
+// ListCommitted, ListAborted or ListAll), sorted by id.
+func (c *Coordinator) List(state string, limit int) (wire.TxList, error) {
+	switch state {
+	case ListPending, ListCommitted, ListAborted, ListAll:
+	default:
+		return wire.TxList{}, fmt.Errorf("%w: state %q: use pending, committed, aborted or all", ErrBadRequest, state)
+	}
+	if limit < 1 || limit > MaxListLimit {
+		return wire.TxList{}, fmt.Errorf("%w: limit %d is outside 1..%d", ErrBadRequest, limit, MaxListLimit)
+	}
+	var out []wire.TxStatus
+	for _, t := range c.table.liveList() {
+		st, err := c.liveStatus(t)
+		if err != nil {
+			continue
+		}
+		st.Done = false
+		if state == ListPending || state == ListAll || st.State == state {
+			out = append(out, st)
+		}
+	}
+	if state != ListPending {
+		for _, f := range c.table.finishedList() {
+			st := statusOf(f.status)
+			if state == ListAll || st.State == state {
+				out = append(out, st)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b wire.TxStatus) int { return strings.Compare(string(a.ID), string(b.ID)) })
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	if out == nil {
+		out = []wire.TxStatus{}
+	}
+	return wire.TxList{Transactions: out}, nil
+}
+
+// statusOf converts a tpc status for the wire.
+func statusOf(s tpc.Status) wire.TxStatus {
+	st := wire.TxStatus{ID: s.TxID, State: s.Outcome.String(), Reason: s.Reason, Done: s.Done,
+		Branches: make([]wire.BranchStatus, len(s.Branches))}
+	if s.Outcome == concord.OutcomePending {
+		st.State = "preparing"
+	}
+	for i, b := range s.Branches {
+		st.Branches[i] = wire.BranchStatus{Participant: b.Participant, Vote: b.Vote, Reason: b.Reason,
+			Acknowledged: b.Acknowledged, Attempts: b.Attempts, LastError: b.LastError, NextRetry: b.NextRetry}
+	}
+	return st
+}
+
+// responseOf is the submit answer of a finished transaction.
+func responseOf(s tpc.Status) wire.SubmitResponse {
+	r := wire.SubmitResponse{ID: s.TxID, Outcome: s.Outcome, Reason: s.Reason, Branches: make([]wire.BranchResult, len(s.Branches))}
+	for i, b := range s.Branches {
+		r.Branches[i] = wire.BranchResult{Participant: b.Participant, Vote: b.Vote, Reason: b.Reason}
+	}
+	return r
+}

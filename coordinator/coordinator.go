@@ -1,0 +1,213 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/concordtx/concord/tpc"
+	"github.com/concordtx/concord/wal"
+)
+
+// Coordinator runs two-phase commit for its clients over the configured
+// participants. Its methods are safe for concurrent use.
+type Coordinator struct {
+	opts      Options
+	cfg       tpc.Config
+	clock     Clock
+	log       *wal.Log
+	transport Transport
+	table     *table
+	known     map[string]bool // configured participants; nil accepts any name
+	senders   sync.Map        // participant name -> *sender
+
+	ctx    context.Context // cancelled by Close: aborts requests in flight
+	cancel context.CancelFunc
+
+	advertise atomic.Pointer[string]
+	haltOnce  sync.Once
+	haltErr   error         // set before haltCh is closed
+	haltCh    chan struct{} // closed when the coordinator stops doing work
+	closing   atomic.Bool
+
+	compactMu    sync.Mutex // one compaction at a time; guards compactTimer
+	compactTimer Timer
+
+	srvMu sync.Mutex
+	srv   *http.Server
+	ln    net.Listener
+
+	closeOnce sync.Once
+	closeErr  error
+
+	stats counters
+}
+
+// New opens the log in opts.Dir, recovers every transaction it holds
+// (re-driving commits not yet acknowledged and aborting what was undecided)
+// and returns a coordinator ready to take transactions: call Start to serve
+// HTTP, or use Handler with a server of your own. Close releases it.
+func New(opts Options) (*Coordinator, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	c := &Coordinator{
+		opts:   opts,
+		cfg:    tpc.Config{RetryMin: opts.RetryMin, RetryMax: opts.RetryMax},
+		clock:  opts.Clock,
+		table:  newTable(opts.RememberFinished),
+		haltCh: make(chan struct{}),
+	}
+	if len(opts.Participants) > 0 {
+		c.known = make(map[string]bool, len(opts.Participants))
+		for name := range opts.Participants {
+			c.known[name] = true
+		}
+	}
+	c.transport = opts.Transport
+	if c.transport == nil {
+		c.transport = NewHTTPTransport(opts.Participants, nil)
+	}
+	if opts.AdvertiseURL != "" {
+		u := opts.AdvertiseURL
+		c.advertise.Store(&u)
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.log, err = wal.Open(wal.Options{Dir: opts.Dir, FS: opts.FS, SegmentSize: opts.SegmentSize})
+	if err != nil {
+		c.cancel()
+		return nil, fmt.Errorf("open coordinator log in %s: %w", opts.Dir, err)
+	}
+	resume, err := c.recover()
+	if err != nil {
+		c.cancel()
+		c.log.Close()
+		return nil, err
+	}
+	for _, r := range resume {
+		r.tx.mu.Lock()
+		c.performLocked(r.tx, r.ready, nil)
+		r.tx.mu.Unlock()
+	}
+	c.armCompaction()
+	return c, nil
+}
+
+// Start listens on ln (nil: on Options.Listen) and serves the HTTP API in
+// the background until Close. It returns once the listener is open, with an
+// error naming the address if it cannot be.
+func (c *Coordinator) Start(ln net.Listener) error {
+	if ln == nil {
+		var err error
+		ln, err = net.Listen("tcp", c.opts.Listen)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", c.opts.Listen, err)
+		}
+	}
+	c.srvMu.Lock()
+	defer c.srvMu.Unlock()
+	if c.srv != nil {
+		ln.Close()
+		return errors.New("coordinator: already started")
+	}
+	if c.advertise.Load() == nil {
+		u := "http://" + ln.Addr().String()
+		c.advertise.Store(&u)
+	}
+	c.ln = ln
+	c.srv = &http.Server{Handler: c.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	go c.srv.Serve(ln)
+	return nil
+}
+
+// URL returns the coordinator's base URL: Options.AdvertiseURL, or the
+// address Start listens on; empty before either is known.
+func (c *Coordinator) URL() string { return c.advertiseURL() }
+
+func (c *Coordinator) advertiseURL() string {
+	if u := c.advertise.Load(); u != nil {
+		return *u
+	}
+	return ""
+}
+
+// Close stops serving (letting requests in flight finish for up to
+// Options.ShutdownTimeout), stops sending, and closes the log. What is in
+// flight stays in the log: the next New finishes it. Close after a halt
+// releases the log without writing anything more.
+func (c *Coordinator) Close() error {
+	c.closeOnce.Do(func() {
+		c.srvMu.Lock()
+		srv := c.srv
+		c.srvMu.Unlock()
+		if srv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), c.opts.ShutdownTimeout)
+			srv.Shutdown(ctx)
+			cancel()
+		}
+		c.closing.Store(true)
+		c.halt(ErrClosed)
+		c.compactMu.Lock()
+		if c.compactTimer != nil {
+			c.compactTimer.Stop()
+		}
+		c.compactMu.Unlock()
+		c.cancel()
+		c.senders.Range(func(_, v any) bool {
+			s := v.(*sender)
+			s.prepare.Close()
+			s.commit.Close()
+			s.abort.Close()
+			return true
+		})
+		c.table.forEachLive(func(t *txState) {
+			t.mu.Lock()
+			if t.timer != nil {
+				t.timer.Stop()
+			}
+			t.mu.Unlock()
+		})
+		if err := c.log.Close(); err != nil && !errors.Is(err, wal.ErrClosed) {
+			c.closeErr = fmt.Errorf("close log: %w", err)
+		}
+	})
+	return c.closeErr
+}
+
+// halt stops the coordinator doing any more work: nothing more is logged,
+// sent or answered. A failed log append halts it (the log is poisoned, so
+// nothing it did not make durable may be acted on), and so do Close and
+// the crash hook.
+func (c *Coordinator) halt(err error) {
+	c.haltOnce.Do(func() {
+		c.haltErr = err
+		if !errors.Is(err, ErrClosed) {
+			c.opts.Logf("coordinator halted: %v", err)
+		}
+		close(c.haltCh)
+	})
+}
+
+// stopped reports whether the coordinator has halted or is closing.
+func (c *Coordinator) stopped() bool {
+	select {
+	case <-c.haltCh:
+		return true
+	default:
+		return false
+	}
+}
+
+// Halted returns the reason the coordinator stopped working, or nil.
+func (c *Coordinator) Halted() error {
+	if !c.stopped() {
+		return nil
+	}
+	return c.haltErr
+}

@@ -1,0 +1,171 @@
+package coordinator
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/tpc"
+	"github.com/concordtx/concord/wal"
+	"github.com/concordtx/concord/wire"
+)
+
+// The driver performs what the tpc state machine asks, in its order: append
+// the Ready's records (synced when MustSync), then hand its messages to the
+// senders and report its outcome. Every step of one transaction runs with
+// that transaction's mutex held, so its Readies are performed one at a time
+// and in the order they were produced; different transactions share no lock
+// here (the log's group commit is where their syncs meet).
+
+// performLocked carries out rd for t. req, when set, is logged before rd's
+// records in the same append. t.mu must be held.
+func (c *Coordinator) performLocked(t *txState, rd tpc.Ready, req *wal.Entry) {
+	if c.stopped() {
+		return
+	}
+	if len(rd.Records) > 0 {
+		entries, err := encodeRecords(req, rd.Records)
+		if err != nil {
+			c.halt(err)
+			return
+		}
+		if t.firstSeq.Load() == 0 {
+			// A lower bound until the append says: compaction may run meanwhile.
+			t.firstSeq.Store(c.log.LastSeq() + 1)
+		}
+		first, err := c.appendEntries(entries, rd.MustSync)
+		if err != nil {
+			c.halt(fmt.Errorf("append to the log: %w", err))
+			return
+		}
+		if req != nil {
+			t.firstSeq.Store(first)
+		}
+		for _, r := range rd.Records {
+			if c.crashAt(crashPointFor(r.Type), t.id) {
+				return
+			}
+		}
+	}
+	for _, m := range rd.Messages {
+		c.send(t, m)
+	}
+	st := t.core.Status()
+	if st.Outcome != concord.OutcomePending {
+		t.preparing.Store(false)
+	}
+	if rd.Outcome != concord.OutcomePending {
+		c.reportLocked(t, st, rd.Outcome, rd.Reason)
+	}
+	if rd.Done {
+		t.finished = true
+		t.preparing.Store(false)
+		if t.timer != nil {
+			t.timer.Stop()
+			t.timer = nil
+		}
+		if t.result.Load() == nil {
+			c.reportLocked(t, st, st.Outcome, st.Reason)
+		}
+		c.table.finish(t, st)
+		c.stats.finished.Add(1)
+		return
+	}
+	c.scheduleLocked(t)
+}
+
+// appendEntries appends entries, waiting for durability when sync is set.
+func (c *Coordinator) appendEntries(entries []wal.Entry, sync bool) (uint64, error) {
+	c.stats.appends.Add(int64(len(entries)))
+	if sync {
+		c.stats.forcedAppends.Add(1)
+	}
+	if len(entries) == 1 {
+		if sync {
+			return c.log.Append(entries[0].Type, entries[0].Payload)
+		}
+		return c.log.AppendAsync(entries[0].Type, entries[0].Payload)
+	}
+	return c.log.AppendBatch(entries, sync)
+}
+
+// reportLocked makes the outcome visible to clients, once.
+func (c *Coordinator) reportLocked(t *txState, st tpc.Status, o concord.Outcome, reason string) {
+	if t.result.Load() != nil {
+		return
+	}
+	res := &wire.SubmitResponse{ID: t.id, Outcome: o, Reason: reason, Branches: make([]wire.BranchResult, len(st.Branches))}
+	for i, b := range st.Branches {
+		res.Branches[i] = wire.BranchResult{Participant: b.Participant, Vote: b.Vote, Reason: b.Reason}
+	}
+	t.result.Store(res)
+	close(t.done)
+	switch o {
+	case concord.OutcomeCommitted:
+		c.stats.committed.Add(1)
+	case concord.OutcomeAborted:
+		c.stats.aborted.Add(1)
+	}
+}
+
+// scheduleLocked arms t's timer for the state machine's next wake-up.
+func (c *Coordinator) scheduleLocked(t *txState) {
+	w := t.core.NextWake()
+	if w.Equal(t.wake) && (t.timer != nil || w.IsZero()) {
+		return
+	}
+	if t.timer != nil {
+		t.timer.Stop()
+		t.timer = nil
+	}
+	t.wake = w
+	if w.IsZero() {
+		return
+	}
+	t.gen++
+	gen := t.gen
+	t.timer = c.clock.AfterFunc(max(0, w.Sub(c.clock.Now())), func() { c.tick(t, gen) })
+}
+
+// tick steps t to now when its timer fires.
+func (c *Coordinator) tick(t *txState, gen uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.finished || gen != t.gen || c.stopped() {
+		return
+	}
+	t.timer, t.wake = nil, time.Time{}
+	c.performLocked(t, t.core.Tick(c.clock.Now()), nil)
+}
+
+// step runs one event on t and performs the result.
+func (c *Coordinator) step(t *txState, ev func(core *tpc.CoordinatorTx, now time.Time) tpc.Ready) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.finished || c.stopped() {
+		return
+	}
+	c.performLocked(t, ev(t.core, c.clock.Now()), nil)
+}
+
+func (c *Coordinator) vote(t *txState, ev tpc.VoteEvent) {
+	c.stats.votes.Add(1)
+	c.step(t, func(core *tpc.CoordinatorTx, now time.Time) tpc.Ready { return core.Vote(ev, now) })
+}
+
+func (c *Coordinator) ack(t *txState, participant string) {
+	c.stats.acks.Add(1)
+	c.step(t, func(core *tpc.CoordinatorTx, now time.Time) tpc.Ready { return core.Ack(participant, now) })
+}
+
+func (c *Coordinator) resolved(t *txState, participant string, held concord.Outcome) {
+	c.stats.acks.Add(1)
+	c.step(t, func(core *tpc.CoordinatorTx, now time.Time) tpc.Ready { return core.Resolved(participant, held, now) })
+}
+
+func (c *Coordinator) deliveryFailed(t *txState, participant, reason string) {
+	c.stats.deliveryFailures.Add(1)
+	c.step(t, func(core *tpc.CoordinatorTx, now time.Time) tpc.Ready {
+		return core.DeliveryFailed(participant, reason, now)
+	})
+}

@@ -1,0 +1,147 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/wire"
+)
+
+// Handler returns the coordinator's HTTP API:
+//
+//	POST /v1/transactions                 submit a transaction, answered with its outcome
+//	GET  /v1/transactions?state=&limit=   list transactions (state pending by default)
+//	GET  /v1/transactions/{id}            one transaction's state, votes and acknowledgements
+//	GET  /v1/transactions/{id}/outcome    committed, aborted or pending, for participants in doubt
+//	GET  /healthz                         200 while the coordinator works
+//
+// Every answer is JSON; errors are a wire.ErrorResponse naming the problem.
+func (c *Coordinator) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc(wire.PathTransactions, c.serveTransactions)
+	mux.HandleFunc(wire.PathTransactions+"/{id}", c.serveTransaction)
+	mux.HandleFunc(wire.PathTransactions+"/{id}/outcome", c.serveOutcome)
+	mux.HandleFunc(wire.PathHealth, c.serveHealth)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		wire.WriteError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
+	})
+	return mux
+}
+
+func (c *Coordinator) serveTransactions(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodPost:
+		c.serveSubmit(w, r)
+	case http.MethodGet, http.MethodHead:
+		c.serveList(w, r)
+	default:
+		wire.MethodNotAllowed(w, r, http.MethodGet, http.MethodPost)
+	}
+}
+
+func (c *Coordinator) serveSubmit(w http.ResponseWriter, r *http.Request) {
+	var req wire.SubmitRequest
+	if err := wire.DecodeRequest(w, r, c.opts.MaxBodyBytes, &req); err != nil {
+		status := http.StatusBadRequest
+		if errors.Is(err, wire.ErrBodyTooLarge) {
+			status = http.StatusRequestEntityTooLarge
+		}
+		wire.WriteError(w, status, err.Error())
+		return
+	}
+	resp, err := c.Submit(r.Context(), req)
+	if err != nil {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return // the client left; the transaction goes on
+		}
+		writeErr(w, err)
+		return
+	}
+	status := http.StatusOK
+	if resp.Outcome == concord.OutcomePending {
+		status = http.StatusAccepted
+	}
+	wire.WriteJSON(w, status, resp)
+}
+
+func (c *Coordinator) serveList(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	state := q.Get("state")
+	if state == "" {
+		state = ListPending
+	}
+	limit := 100
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			wire.WriteError(w, http.StatusBadRequest, "limit "+strconv.Quote(s)+" is not a number")
+			return
+		}
+		limit = n
+	}
+	list, err := c.List(state, limit)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	wire.WriteJSON(w, http.StatusOK, list)
+}
+
+func (c *Coordinator) serveTransaction(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		wire.MethodNotAllowed(w, r, http.MethodGet)
+		return
+	}
+	st, err := c.Status(concord.TxID(r.PathValue("id")))
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	wire.WriteJSON(w, http.StatusOK, st)
+}
+
+func (c *Coordinator) serveOutcome(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		wire.MethodNotAllowed(w, r, http.MethodGet)
+		return
+	}
+	id := concord.TxID(r.PathValue("id"))
+	o, err := c.Outcome(id)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	wire.WriteJSON(w, http.StatusOK, wire.OutcomeResponse{ID: id, Outcome: o})
+}
+
+func (c *Coordinator) serveHealth(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		wire.MethodNotAllowed(w, r, http.MethodGet)
+		return
+	}
+	if err := c.unavailable(); err != nil {
+		wire.WriteError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	live, _ := c.table.counts()
+	wire.WriteJSON(w, http.StatusOK, map[string]any{"status": "ok", "live": live})
+}
+
+// writeErr maps the API's errors to status codes.
+func writeErr(w http.ResponseWriter, err error) {
+	status := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, ErrBadRequest):
+		status = http.StatusBadRequest
+	case errors.Is(err, ErrNotFound):
+		status = http.StatusNotFound
+	case errors.Is(err, ErrConflict):
+		status = http.StatusConflict
+	case errors.Is(err, ErrUnavailable):
+		status = http.StatusServiceUnavailable
+	}
+	wire.WriteError(w, status, err.Error())
+}

@@ -1,0 +1,123 @@
+package coordinator
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/tpc"
+	"github.com/concordtx/concord/wal"
+	"github.com/concordtx/concord/wire"
+)
+
+// entryRequest is the log entry type of a request record: a transaction
+// id and the digest of the request that started it, so that idempotent
+// resubmission is recognized after a restart. tpc's record types are 1..4.
+const entryRequest uint8 = 0x40
+
+// ErrBadLogEntry is returned by New when the log holds an entry the
+// coordinator cannot read.
+var ErrBadLogEntry = errors.New("coordinator: unreadable log entry")
+
+// digest identifies a submitted request's content.
+type digest [sha256.Size]byte
+
+// requestDigest hashes what makes two submissions "the same body": the
+// timeout given and each branch's participant and payload (JSON compacted,
+// so whitespace does not matter).
+func requestDigest(req *wire.SubmitRequest) digest {
+	h := sha256.New()
+	var buf bytes.Buffer
+	buf.WriteString("timeout_ms=")
+	buf.WriteString(strconv.FormatInt(req.TimeoutMS, 10))
+	for _, b := range req.Branches {
+		buf.WriteString("\x00p")
+		buf.WriteString(strconv.Itoa(len(b.Participant)))
+		buf.WriteByte(':')
+		buf.WriteString(b.Participant)
+		var c bytes.Buffer
+		if len(b.Payload) > 0 && json.Compact(&c, b.Payload) == nil {
+			buf.WriteString("\x00j")
+			buf.WriteString(strconv.Itoa(c.Len()))
+			buf.WriteByte(':')
+			buf.Write(c.Bytes())
+		} else {
+			buf.WriteString("\x00r")
+			buf.WriteString(strconv.Itoa(len(b.Payload)))
+			buf.WriteByte(':')
+			buf.Write(b.Payload)
+		}
+	}
+	h.Write(buf.Bytes())
+	var d digest
+	h.Sum(d[:0])
+	return d
+}
+
+const requestVersion = 1
+
+func encodeRequest(id concord.TxID, d digest) []byte {
+	b := make([]byte, 0, 2+binary.MaxVarintLen64+len(id)+len(d))
+	b = append(b, requestVersion)
+	b = binary.AppendUvarint(b, uint64(len(id)))
+	b = append(b, id...)
+	return append(b, d[:]...)
+}
+
+func decodeRequest(b []byte) (concord.TxID, digest, error) {
+	var d digest
+	if len(b) < 1 || b[0] != requestVersion {
+		return "", d, fmt.Errorf("request record: unknown version")
+	}
+	n, k := binary.Uvarint(b[1:])
+	if k <= 0 || n > uint64(len(b)) {
+		return "", d, fmt.Errorf("request record: bad id length")
+	}
+	rest := b[1+k:]
+	if uint64(len(rest)) != n+uint64(len(d)) {
+		return "", d, fmt.Errorf("request record: %d bytes after the id length, want %d", len(rest), n+uint64(len(d)))
+	}
+	id := concord.TxID(rest[:n])
+	if err := concord.ValidateTxID(id); err != nil {
+		return "", d, fmt.Errorf("request record: %w", err)
+	}
+	copy(d[:], rest[n:])
+	return id, d, nil
+}
+
+// encodeRecords turns records into log entries, after an optional request
+// entry.
+func encodeRecords(req *wal.Entry, recs []tpc.Record) ([]wal.Entry, error) {
+	entries := make([]wal.Entry, 0, len(recs)+1)
+	if req != nil {
+		entries = append(entries, *req)
+	}
+	for _, r := range recs {
+		b, err := r.MarshalBinary()
+		if err != nil {
+			return nil, fmt.Errorf("encode %v record of %s: %w", r.Type, r.TxID, err)
+		}
+		entries = append(entries, wal.Entry{Type: uint8(r.Type), Payload: b})
+	}
+	return entries, nil
+}
+
+// crashPointFor names the crash point after a record of type t.
+func crashPointFor(t tpc.RecordType) CrashPoint {
+	switch t {
+	case tpc.RecBegin:
+		return AfterLogBegin
+	case tpc.RecCommit:
+		return AfterLogCommit
+	case tpc.RecAbort:
+		return AfterLogAbort
+	case tpc.RecEnd:
+		return AfterLogEnd
+	}
+	return crashPointUnknown
+}

@@ -1,0 +1,216 @@
+package coordinator
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/tpc"
+	"github.com/concordtx/concord/wal"
+)
+
+// ErrInvalidOptions is returned by New for Options it cannot use.
+var ErrInvalidOptions = errors.New("coordinator: invalid options")
+
+// Defaults for zero Options fields.
+const (
+	DefaultTimeout          = 5 * time.Second
+	DefaultMaxTimeout       = 60 * time.Second
+	DefaultMaxBranches      = 16
+	DefaultMaxBodyBytes     = 1 << 20
+	DefaultRequestTimeout   = 10 * time.Second
+	DefaultMaxBatch         = 256
+	DefaultMaxInFlight      = 4
+	DefaultRememberFinished = 100_000
+	DefaultCompactInterval  = time.Second
+	DefaultRefreshAfter     = time.Minute
+	DefaultAnswerGrace      = 5 * time.Second
+	DefaultShutdownTimeout  = 10 * time.Second
+	DefaultListen           = "127.0.0.1:7070"
+)
+
+// Options configures a Coordinator. Every zero field takes its default.
+type Options struct {
+	// Dir is the directory of the coordinator's log. Required unless Log is set.
+	Dir string
+	// FS is the file system of the log; nil means the real one.
+	FS wal.FS
+	// SegmentSize is the log's segment size; 0 means wal's default.
+	SegmentSize int64
+
+	// Participants maps each participant's name to its base URL
+	// (http://host:port). Clients name participants; the coordinator only
+	// ever calls these addresses.
+	Participants map[string]string
+	// Transport carries the participant protocol; nil means HTTP to the
+	// Participants' URLs. A simulator supplies its own.
+	Transport Transport
+	// Listen is the address Start listens on when given no listener.
+	// Default DefaultListen.
+	Listen string
+	// AdvertiseURL is the coordinator's own base URL, sent in every PREPARE
+	// so that a participant in doubt knows whom to ask. Default: http:// and
+	// the address Start listens on.
+	AdvertiseURL string
+
+	// Clock is the source of time; nil means the wall clock.
+	Clock Clock
+
+	// DefaultTimeout is the prepare deadline of a transaction that gives no
+	// timeout_ms; MaxTimeout bounds the ones that do.
+	DefaultTimeout, MaxTimeout time.Duration
+	// MaxBranches bounds the participants of one transaction.
+	MaxBranches int
+	// MaxBodyBytes bounds a submitted request body; larger ones get 413.
+	MaxBodyBytes int64
+	// RetryMin and RetryMax bound the backoff between deliveries of a
+	// decision to a participant that has not acknowledged it.
+	RetryMin, RetryMax time.Duration
+	// RequestTimeout bounds one COMMIT or ABORT request to a participant.
+	// A PREPARE request is bounded by its transactions' deadlines instead.
+	RequestTimeout time.Duration
+	// MaxBatch bounds the transactions in one request to a participant;
+	// MaxInFlight bounds the requests of each kind in flight to one
+	// participant (messages arriving meanwhile are batched).
+	MaxBatch, MaxInFlight int
+	// RememberFinished bounds how many finished transactions are kept in
+	// memory for idempotent resubmission and status queries (besides those
+	// whose records are still in the log at a restart).
+	RememberFinished int
+	// CompactInterval is how often the log is compacted.
+	CompactInterval time.Duration
+	// RefreshAfter: a transaction live for longer than this (a commit a
+	// participant has not acknowledged) has its state appended anew at
+	// compaction so that the log segments before it can be deleted.
+	RefreshAfter time.Duration
+	// AnswerGrace is how long past its deadline a submit waits for an
+	// outcome before answering "pending" (only a one-phase transaction
+	// whose participant does not answer can take that long).
+	AnswerGrace time.Duration
+	// ShutdownTimeout bounds how long Close lets in-flight requests finish.
+	ShutdownTimeout time.Duration
+
+	// CrashHook, when set, is called at every CrashPoint; a non-nil error
+	// stops the coordinator there as if its process had died. For tests;
+	// nil in production.
+	CrashHook func(p CrashPoint, id concord.TxID) error
+	// Logf receives operational messages; nil discards them.
+	Logf func(format string, args ...any)
+}
+
+// withDefaults fills zero fields and validates the result.
+func (o Options) withDefaults() (Options, error) {
+	if o.Clock == nil {
+		o.Clock = RealClock{}
+	}
+	if o.Listen == "" {
+		o.Listen = DefaultListen
+	}
+	setDur := func(d *time.Duration, def time.Duration) {
+		if *d == 0 {
+			*d = def
+		}
+	}
+	setDur(&o.DefaultTimeout, DefaultTimeout)
+	setDur(&o.MaxTimeout, DefaultMaxTimeout)
+	setDur(&o.RetryMin, tpc.DefaultConfig.RetryMin)
+	setDur(&o.RetryMax, tpc.DefaultConfig.RetryMax)
+	setDur(&o.RequestTimeout, DefaultRequestTimeout)
+	setDur(&o.CompactInterval, DefaultCompactInterval)
+	setDur(&o.RefreshAfter, DefaultRefreshAfter)
+	setDur(&o.AnswerGrace, DefaultAnswerGrace)
+	setDur(&o.ShutdownTimeout, DefaultShutdownTimeout)
+	if o.MaxBranches == 0 {
+		o.MaxBranches = DefaultMaxBranches
+	}
+	if o.MaxBodyBytes == 0 {
+		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if o.MaxBatch == 0 {
+		o.MaxBatch = DefaultMaxBatch
+	}
+	if o.MaxInFlight == 0 {
+		o.MaxInFlight = DefaultMaxInFlight
+	}
+	if o.RememberFinished == 0 {
+		o.RememberFinished = DefaultRememberFinished
+	}
+	if o.Logf == nil {
+		o.Logf = func(string, ...any) {}
+	}
+	return o, o.validate()
+}
+
+func (o Options) validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalidOptions, fmt.Sprintf(format, args...))
+	}
+	if o.Dir == "" {
+		return bad("Dir (the log directory) is empty")
+	}
+	if len(o.Participants) == 0 && o.Transport == nil {
+		return bad("no participants")
+	}
+	for name, u := range o.Participants {
+		if err := tpc.CheckBegin("x", []tpc.Branch{{Participant: name}}); err != nil {
+			return bad("participant name %q: %v", name, err)
+		}
+		if err := checkBaseURL(u); err != nil {
+			return bad("participant %s: %v", name, err)
+		}
+	}
+	if o.AdvertiseURL != "" {
+		if err := checkBaseURL(o.AdvertiseURL); err != nil {
+			return bad("AdvertiseURL: %v", err)
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"DefaultTimeout", o.DefaultTimeout}, {"MaxTimeout", o.MaxTimeout}, {"RetryMin", o.RetryMin},
+		{"RetryMax", o.RetryMax}, {"RequestTimeout", o.RequestTimeout}, {"CompactInterval", o.CompactInterval},
+		{"RefreshAfter", o.RefreshAfter}, {"AnswerGrace", o.AnswerGrace}, {"ShutdownTimeout", o.ShutdownTimeout},
+	} {
+		if d.v < 0 {
+			return bad("%s %v is negative", d.name, d.v)
+		}
+	}
+	if o.DefaultTimeout > o.MaxTimeout {
+		return bad("DefaultTimeout %v is above MaxTimeout %v", o.DefaultTimeout, o.MaxTimeout)
+	}
+	if o.RetryMax < o.RetryMin {
+		return bad("RetryMax %v is below RetryMin %v", o.RetryMax, o.RetryMin)
+	}
+	if o.MaxBranches < 1 || o.MaxBranches > tpc.MaxBranches {
+		return bad("MaxBranches %d is outside 1..%d", o.MaxBranches, tpc.MaxBranches)
+	}
+	if o.MaxBodyBytes < 1 {
+		return bad("MaxBodyBytes %d is below 1", o.MaxBodyBytes)
+	}
+	if o.MaxBatch < 1 || o.MaxInFlight < 1 || o.RememberFinished < 1 {
+		return bad("MaxBatch %d, MaxInFlight %d and RememberFinished %d must be at least 1",
+			o.MaxBatch, o.MaxInFlight, o.RememberFinished)
+	}
+	return nil
+}
+
+// checkBaseURL accepts http(s)://host:port with no query or fragment.
+func checkBaseURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("bad URL %q: %v", s, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("URL %q must start with http:// or https://", s)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("URL %q has no host", s)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("URL %q must not have a query or fragment", s)
+	}
+	return nil
+}

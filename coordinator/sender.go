@@ -1,0 +1,190 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/tpc"
+	"github.com/concordtx/concord/wire"
+)
+
+// sender batches the messages bound for one participant: one Batcher per
+// message kind, so that a slow PREPARE does not hold back a COMMIT.
+type sender struct {
+	name    string
+	prepare *wire.Batcher[prepItem]
+	commit  *wire.Batcher[*txState]
+	abort   *wire.Batcher[*txState]
+}
+
+// prepItem is one PREPARE waiting to be sent.
+type prepItem struct {
+	tx  *txState
+	msg tpc.Message
+}
+
+func (c *Coordinator) newSender(name string) *sender {
+	return &sender{
+		name:    name,
+		prepare: wire.NewBatcher(c.opts.MaxBatch, c.opts.MaxInFlight, func(b []prepItem) { c.sendPrepares(name, b) }),
+		commit:  wire.NewBatcher(c.opts.MaxBatch, c.opts.MaxInFlight, func(b []*txState) { c.sendDecisions(name, true, b) }),
+		abort:   wire.NewBatcher(c.opts.MaxBatch, c.opts.MaxInFlight, func(b []*txState) { c.sendDecisions(name, false, b) }),
+	}
+}
+
+// senderFor returns the participant's sender, making one for a name first
+// seen in the log.
+func (c *Coordinator) senderFor(name string) *sender {
+	if s, ok := c.senders.Load(name); ok {
+		return s.(*sender)
+	}
+	s, _ := c.senders.LoadOrStore(name, c.newSender(name))
+	return s.(*sender)
+}
+
+// send queues one message of t.
+func (c *Coordinator) send(t *txState, m tpc.Message) {
+	s := c.senderFor(m.To)
+	switch m.Kind {
+	case tpc.MsgPrepare:
+		c.stats.prepares.Add(1)
+		s.prepare.Add(prepItem{tx: t, msg: m})
+	case tpc.MsgCommit:
+		c.stats.commits.Add(1)
+		s.commit.Add(t)
+	case tpc.MsgAbort:
+		c.stats.aborts.Add(1)
+		s.abort.Add(t)
+	}
+}
+
+// sendPrepares sends one batch of PREPAREs and steps each transaction with
+// its vote.
+func (c *Coordinator) sendPrepares(name string, items []prepItem) {
+	if c.stopped() {
+		return
+	}
+	now := c.clock.Now()
+	req := wire.PrepareRequest{Coordinator: c.advertiseURL(), Transactions: make([]wire.PrepareTx, 0, len(items))}
+	byID := make(map[concord.TxID]*txState, len(items))
+	wait := time.Second
+	for _, it := range items {
+		if !it.tx.preparing.Load() {
+			continue // decided while queued (timed out, or another no): an ABORT is on its way
+		}
+		if _, dup := byID[it.tx.id]; dup {
+			continue
+		}
+		byID[it.tx.id] = it.tx
+		req.Transactions = append(req.Transactions, wire.PrepareTx{ID: it.tx.id, Payload: it.msg.Payload, OnePhase: it.msg.OnePhase})
+		wait = max(wait, it.tx.deadline.Sub(now)+time.Second)
+	}
+	if len(req.Transactions) == 0 {
+		return
+	}
+	wait = min(wait, c.opts.MaxTimeout+time.Second)
+	ctx, cancel := context.WithTimeout(c.ctx, wait)
+	c.stats.requests.Add(1)
+	resp, err := c.transport.Prepare(ctx, name, req)
+	cancel()
+	for _, ptx := range req.Transactions {
+		if c.crashAt(AfterSendPrepare, ptx.ID) {
+			return
+		}
+	}
+	if c.stopped() {
+		return
+	}
+	if err != nil {
+		reason := fmt.Sprintf("prepare request failed: %v", err)
+		for _, ptx := range req.Transactions {
+			c.vote(byID[ptx.ID], tpc.VoteEvent{Participant: name, Vote: concord.VoteUnreachable, Reason: reason})
+		}
+		return
+	}
+	answered := make(map[concord.TxID]bool, len(req.Transactions))
+	for _, v := range resp.Votes {
+		t := byID[v.ID]
+		if t == nil {
+			continue // a vote on something not asked: ignore it
+		}
+		answered[v.ID] = true
+		c.vote(t, tpc.VoteEvent{Participant: name, Vote: v.Vote, Reason: v.Reason, Outcome: v.Outcome})
+	}
+	for _, ptx := range req.Transactions {
+		if !answered[ptx.ID] {
+			c.vote(byID[ptx.ID], tpc.VoteEvent{Participant: name, Vote: concord.VoteUnreachable,
+				Reason: "the participant's answer holds no vote for this transaction"})
+		}
+	}
+}
+
+// sendDecisions sends one batch of COMMITs (commit) or ABORTs and steps
+// each transaction with what the participant answered.
+func (c *Coordinator) sendDecisions(name string, commit bool, items []*txState) {
+	if c.stopped() {
+		return
+	}
+	byID := make(map[concord.TxID]*txState, len(items))
+	ids := make([]concord.TxID, 0, len(items))
+	for _, t := range items {
+		if _, dup := byID[t.id]; dup {
+			continue
+		}
+		byID[t.id] = t
+		ids = append(ids, t.id)
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.opts.RequestTimeout)
+	c.stats.requests.Add(1)
+	var resp wire.DecisionResponse
+	var err error
+	point, kind := AfterSendAbort, "abort"
+	if commit {
+		point, kind = AfterSendCommit, "commit"
+		resp, err = c.transport.Commit(ctx, name, ids)
+	} else {
+		resp, err = c.transport.Abort(ctx, name, ids)
+	}
+	cancel()
+	for _, id := range ids {
+		if c.crashAt(point, id) {
+			return
+		}
+	}
+	if c.stopped() {
+		return
+	}
+	if err != nil {
+		reason := fmt.Sprintf("%s request failed: %v", kind, err)
+		for _, id := range ids {
+			c.deliveryFailed(byID[id], name, reason)
+		}
+		return
+	}
+	answered := make(map[concord.TxID]bool, len(ids))
+	for _, id := range resp.Acknowledged {
+		if t := byID[id]; t != nil {
+			answered[id] = true
+			c.ack(t, name)
+		}
+	}
+	for _, f := range resp.Failed {
+		t := byID[f.ID]
+		if t == nil {
+			continue
+		}
+		answered[f.ID] = true
+		if f.Outcome != concord.OutcomePending {
+			c.resolved(t, name, f.Outcome)
+		} else {
+			c.deliveryFailed(t, name, fmt.Sprintf("%s refused: %s", kind, f.Reason))
+		}
+	}
+	for _, id := range ids {
+		if !answered[id] {
+			c.deliveryFailed(byID[id], name, fmt.Sprintf("%s answer holds nothing for this transaction", kind))
+		}
+	}
+}

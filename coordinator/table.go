@@ -1,0 +1,184 @@
+package coordinator
+
+import (
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/tpc"
+	"github.com/concordtx/concord/wire"
+)
+
+// txState is one live transaction: the tpc state machine and what the
+// driver keeps beside it.
+type txState struct {
+	id     concord.TxID
+	digest digest // of the submitted request; zero when unknown (recovered without it)
+
+	// firstSeq is a lower bound on the log sequence number of this
+	// transaction's oldest record still needed; 0 until it is known. Read by
+	// compaction without mu.
+	firstSeq atomic.Uint64
+	// preparing is true until the transaction has a decision; queued
+	// PREPAREs of a decided transaction are not sent.
+	preparing atomic.Bool
+	// written is when the transaction's state was last written whole to
+	// the log (admission, recovery or a refresh), in Unix nanoseconds.
+	written atomic.Int64
+
+	done   chan struct{}                      // closed once the outcome is reportable
+	result atomic.Pointer[wire.SubmitResponse] // set before done is closed; read without mu
+
+	mu        sync.Mutex
+	core      *tpc.CoordinatorTx
+	deadline  time.Time
+	timer     Timer
+	wake      time.Time
+	gen       uint64 // of the armed timer; a stale timer's tick is ignored
+	finished  bool   // Done: out of the live table
+}
+
+// finishedTx is what is remembered of a finished transaction.
+type finishedTx struct {
+	status tpc.Status
+	digest digest
+}
+
+const numShards = 64
+
+// table holds live and finished transactions in shards, each with its own
+// lock, so that no lock is shared by every transaction.
+type table struct {
+	seed     maphash.Seed
+	shards   [numShards]shard
+	perShard int // finished transactions remembered per shard
+}
+
+type shard struct {
+	mu       sync.Mutex
+	live     map[concord.TxID]*txState
+	finished map[concord.TxID]*finishedTx
+	ring     []concord.TxID // finished ids, oldest first at head
+	head     int
+}
+
+func newTable(remember int) *table {
+	t := &table{seed: maphash.MakeSeed(), perShard: max(1, (remember+numShards-1)/numShards)}
+	for i := range t.shards {
+		t.shards[i].live = make(map[concord.TxID]*txState)
+		t.shards[i].finished = make(map[concord.TxID]*finishedTx)
+	}
+	return t
+}
+
+func (t *table) shard(id concord.TxID) *shard {
+	return &t.shards[maphash.String(t.seed, string(id))%numShards]
+}
+
+// lookup returns the live transaction or the finished record of id.
+func (t *table) lookup(id concord.TxID) (*txState, *finishedTx) {
+	s := t.shard(id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if tx := s.live[id]; tx != nil {
+		return tx, nil
+	}
+	return nil, s.finished[id]
+}
+
+// admit inserts tx unless id is known; it returns what is there instead.
+func (t *table) admit(tx *txState) (*txState, *finishedTx) {
+	s := t.shard(tx.id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old := s.live[tx.id]; old != nil {
+		return old, nil
+	}
+	if f := s.finished[tx.id]; f != nil {
+		return nil, f
+	}
+	s.live[tx.id] = tx
+	return nil, nil
+}
+
+// finish moves tx from live to finished.
+func (t *table) finish(tx *txState, st tpc.Status) {
+	s := t.shard(tx.id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.live[tx.id] == tx {
+		delete(s.live, tx.id)
+	}
+	s.rememberLocked(tx.id, &finishedTx{status: st, digest: tx.digest}, t.perShard)
+}
+
+// remember records a finished transaction (from recovery).
+func (t *table) remember(id concord.TxID, f *finishedTx) {
+	s := t.shard(id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rememberLocked(id, f, t.perShard)
+}
+
+func (s *shard) rememberLocked(id concord.TxID, f *finishedTx, limit int) {
+	if _, ok := s.finished[id]; ok {
+		s.finished[id] = f
+		return
+	}
+	if len(s.ring) < limit {
+		s.ring = append(s.ring, id)
+	} else {
+		delete(s.finished, s.ring[s.head])
+		s.ring[s.head] = id
+		s.head = (s.head + 1) % limit
+	}
+	s.finished[id] = f
+}
+
+// forEachLive calls fn for every live transaction, one shard locked at a
+// time; fn must not lock a shard.
+func (t *table) forEachLive(fn func(*txState)) {
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		for _, tx := range s.live {
+			fn(tx)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// liveList returns the live transactions.
+func (t *table) liveList() []*txState {
+	var out []*txState
+	t.forEachLive(func(tx *txState) { out = append(out, tx) })
+	return out
+}
+
+// finishedList returns the remembered finished transactions.
+func (t *table) finishedList() []*finishedTx {
+	var out []*finishedTx
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		for _, f := range s.finished {
+			out = append(out, f)
+		}
+		s.mu.Unlock()
+	}
+	return out
+}
+
+// counts returns how many transactions are live and remembered finished.
+func (t *table) counts() (live, finished int) {
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		live += len(s.live)
+		finished += len(s.finished)
+		s.mu.Unlock()
+	}
+	return live, finished
+}

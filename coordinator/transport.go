@@ -1,0 +1,81 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/wire"
+)
+
+// ErrUnknownParticipant is returned for a participant name the coordinator
+// has no address for.
+var ErrUnknownParticipant = errors.New("unknown participant")
+
+// Transport carries the participant protocol's requests to participants by
+// name. The coordinator batches messages above it; one call is one request.
+// Implementations must be safe for concurrent use.
+type Transport interface {
+	Prepare(ctx context.Context, participant string, req wire.PrepareRequest) (wire.PrepareResponse, error)
+	Commit(ctx context.Context, participant string, ids []concord.TxID) (wire.DecisionResponse, error)
+	Abort(ctx context.Context, participant string, ids []concord.TxID) (wire.DecisionResponse, error)
+}
+
+// HTTPTransport is the Transport over HTTP to a fixed set of participants.
+type HTTPTransport struct {
+	clients map[string]*wire.ParticipantClient
+}
+
+var _ Transport = (*HTTPTransport)(nil)
+
+// NewHTTPTransport returns a transport to the participants named in urls
+// (name to base URL), over hc (nil means a keep-alive client from
+// wire.NewHTTPClient with no overall timeout: requests are bounded by their
+// contexts).
+func NewHTTPTransport(urls map[string]string, hc *http.Client) *HTTPTransport {
+	if hc == nil {
+		hc = wire.NewHTTPClient(0)
+	}
+	t := &HTTPTransport{clients: make(map[string]*wire.ParticipantClient, len(urls))}
+	for name, u := range urls {
+		t.clients[name] = &wire.ParticipantClient{BaseURL: u, HTTP: hc}
+	}
+	return t
+}
+
+func (t *HTTPTransport) client(name string) (*wire.ParticipantClient, error) {
+	c, ok := t.clients[name]
+	if !ok {
+		return nil, fmt.Errorf("%w %q: not configured", ErrUnknownParticipant, name)
+	}
+	return c, nil
+}
+
+// Prepare sends a batch of PREPAREs.
+func (t *HTTPTransport) Prepare(ctx context.Context, participant string, req wire.PrepareRequest) (wire.PrepareResponse, error) {
+	c, err := t.client(participant)
+	if err != nil {
+		return wire.PrepareResponse{}, err
+	}
+	return c.Prepare(ctx, req)
+}
+
+// Commit sends a batch of COMMITs.
+func (t *HTTPTransport) Commit(ctx context.Context, participant string, ids []concord.TxID) (wire.DecisionResponse, error) {
+	c, err := t.client(participant)
+	if err != nil {
+		return wire.DecisionResponse{}, err
+	}
+	return c.Commit(ctx, ids)
+}
+
+// Abort sends a batch of ABORTs.
+func (t *HTTPTransport) Abort(ctx context.Context, participant string, ids []concord.TxID) (wire.DecisionResponse, error) {
+	c, err := t.client(participant)
+	if err != nil {
+		return wire.DecisionResponse{}, err
+	}
+	return c.Abort(ctx, ids)
+}

@@ -1,0 +1,122 @@
+package filestore
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/participant"
+	"github.com/concordtx/concord/wal"
+)
+
+// Machine is a service's domain logic, kept in memory and made durable by
+// the Store. The Store calls it under its own lock, never concurrently, and
+// calls Prepare, Commit and Abort again in log order when it reopens, so
+// every method must be deterministic: the same calls on the same state give
+// the same votes and the same state, with no clock, randomness or I/O.
+type Machine interface {
+	// Prepare decides the vote of transaction id on payload and, for
+	// VoteYes, takes what the transaction needs (a hold) in memory. For
+	// VoteNo or VoteReadOnly it changes nothing.
+	Prepare(id concord.TxID, payload json.RawMessage) participant.PrepareResult
+	// Commit makes the holds of a transaction Prepare voted yes on
+	// permanent.
+	Commit(id concord.TxID)
+	// Abort releases the holds of a transaction Prepare voted yes on.
+	Abort(id concord.TxID)
+	// Snapshot encodes the whole state, holds included.
+	Snapshot() ([]byte, error)
+	// Restore replaces the state with one Snapshot returned. It is called
+	// at most once, on open, before any other method.
+	Restore(data []byte) error
+}
+
+// Options configures Open. Dir and Machine are required; zero fields of the
+// others take DefaultOptions' values.
+type Options struct {
+	// Dir holds the store: the log in Dir/wal and snapshots beside it.
+	Dir string
+	// FS is the file system; nil means the real one (wal.OSFS{}).
+	FS wal.FS
+	// Machine is the domain logic.
+	Machine Machine
+	// SegmentSize is the log's segment size.
+	SegmentSize int64
+	// SnapshotEvery is how many log records are appended between
+	// snapshots. A snapshot lets the log drop older segments, so that
+	// reopening replays at most about this many records.
+	SnapshotEvery int
+	// Retain is how many decided transactions the store remembers, oldest
+	// forgotten first, across restarts. While remembered, a duplicate
+	// prepare, commit or abort is answered like the first and a prepare
+	// after an abort is refused; once forgotten, a commit is answered
+	// ErrUnknownTx and a prepare runs afresh.
+	Retain int
+	// MaxPayload bounds a prepare payload in bytes; a larger one is voted
+	// no.
+	MaxPayload int
+}
+
+// DefaultOptions holds the defaults for Options' zero fields.
+var DefaultOptions = Options{
+	SegmentSize:   16 << 20,
+	SnapshotEvery: 20_000,
+	Retain:        100_000,
+	MaxPayload:    1 << 20,
+}
+
+// ErrBadOptions is returned by Open for invalid Options.
+var ErrBadOptions = errors.New("filestore: bad options")
+
+// ErrNondeterministic is returned by Open when replaying the log makes the
+// Machine vote differently than it did when the record was written.
+var ErrNondeterministic = errors.New("filestore: machine is not deterministic")
+
+// ErrCorrupt is returned by Open for a log record or snapshot that cannot be
+// decoded or contradicts the records before it.
+var ErrCorrupt = errors.New("filestore: corrupt store")
+
+// ErrFailed wraps the error that broke the store: after a failed log write
+// or sync, every call fails with it until the store is reopened.
+var ErrFailed = errors.New("filestore: store failed")
+
+// ErrClosed is returned by calls after Close.
+var ErrClosed = errors.New("filestore: store closed")
+
+func (o *Options) setDefaults() {
+	d := DefaultOptions
+	if o.FS == nil {
+		o.FS = wal.OSFS{}
+	}
+	if o.SegmentSize == 0 {
+		o.SegmentSize = d.SegmentSize
+	}
+	if o.SnapshotEvery == 0 {
+		o.SnapshotEvery = d.SnapshotEvery
+	}
+	if o.Retain == 0 {
+		o.Retain = d.Retain
+	}
+	if o.MaxPayload == 0 {
+		o.MaxPayload = d.MaxPayload
+	}
+}
+
+func (o *Options) validate() error {
+	switch {
+	case o.Dir == "":
+		return fmt.Errorf("%w: Dir is required", ErrBadOptions)
+	case o.Machine == nil:
+		return fmt.Errorf("%w: Machine is required", ErrBadOptions)
+	case o.SegmentSize < 0:
+		return fmt.Errorf("%w: SegmentSize %d is negative", ErrBadOptions, o.SegmentSize)
+	case o.SnapshotEvery < 0:
+		return fmt.Errorf("%w: SnapshotEvery %d is negative", ErrBadOptions, o.SnapshotEvery)
+	case o.Retain < 0:
+		return fmt.Errorf("%w: Retain %d is negative", ErrBadOptions, o.Retain)
+	case o.MaxPayload < 0:
+		return fmt.Errorf("%w: MaxPayload %d is negative", ErrBadOptions, o.MaxPayload)
+	}
+	return nil
+}

@@ -1,0 +1,508 @@
+package filestore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sync"
+
+	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/participant"
+	"github.com/concordtx/concord/wal"
+)
+
+// Compile-time checks.
+var (
+	_ participant.Resource         = (*Store)(nil)
+	_ participant.OnePhaseResource = (*Store)(nil)
+)
+
+// TxState is where a transaction stands in a Store.
+type TxState uint8
+
+// Transaction states.
+const (
+	StateUnknown   TxState = iota // never seen, or forgotten
+	StatePrepared                 // voted yes, durable, undecided
+	StateCommitted                // committed (in two phases or one)
+	StateAborted                  // aborted, voted no, or aborted before its prepare
+)
+
+var stateNames = [...]string{"unknown", "prepared", "committed", "aborted"}
+
+func (s TxState) String() string {
+	if int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return "state(?)"
+}
+
+type txEntry struct {
+	state  TxState
+	seq    uint64 // the record that put it in this state
+	reason string // for aborted
+}
+
+// Store is a durable participant.Resource (and OnePhaseResource) over a
+// Machine. It owns durability: the PREPARED record, with its payload, is
+// synced before a yes vote; a COMMIT record is synced before Commit
+// returns; a one-phase commit is one synced record; ABORT records are not
+// forced (presumed abort). Concurrent calls share fsyncs (group commit).
+// On Open it restores the newest snapshot and replays the log after it.
+// Every SnapshotEvery records it writes a snapshot and compacts the log, so
+// that reopening stays bounded.
+//
+// A Store is safe for concurrent use. After a failed log write or sync every
+// call fails with ErrFailed; reopen the store to go on from what is durable.
+type Store struct {
+	opts   Options
+	m      Machine
+	log    *wal.Log
+	walDir string
+
+	mu        sync.RWMutex
+	txs       map[concord.TxID]*txEntry
+	prepared  map[concord.TxID]struct{}
+	decided   []concord.TxID // oldest first, from head on
+	head      int
+	err       error // ErrFailed or ErrClosed once broken
+	sinceSnap int   // records appended since the last snapshot
+
+	snapMu    sync.Mutex // one snapshot at a time
+	snapping  bool       // a background snapshot is running (guarded by mu)
+	snapWG    sync.WaitGroup
+	stats     Stats
+	lastSnap  uint64
+	snapshots int
+}
+
+// Stats are a Store's counters.
+type Stats struct {
+	Prepared    int    // transactions prepared and undecided now
+	Remembered  int    // transactions remembered, decided ones included
+	Snapshots   int    // snapshots written since Open
+	SnapshotSeq uint64 // log sequence number the newest snapshot covers
+	Replayed    int    // log records replayed by Open
+	Log         wal.Stats
+}
+
+// Open opens (or creates) the store in opts.Dir: it restores the newest
+// snapshot into the Machine and replays the log records after it.
+func Open(opts Options) (*Store, error) {
+	opts.setDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	if err := opts.FS.MkdirAll(opts.Dir); err != nil {
+		return nil, fmt.Errorf("create %s: %w", opts.Dir, err)
+	}
+	s := &Store{opts: opts, m: opts.Machine, walDir: filepath.Join(opts.Dir, "wal"),
+		txs: make(map[concord.TxID]*txEntry), prepared: make(map[concord.TxID]struct{})}
+	log, err := wal.Open(wal.Options{Dir: s.walDir, FS: opts.FS, SegmentSize: opts.SegmentSize,
+		MaxRecordSize: opts.MaxPayload + 1024})
+	if err != nil {
+		return nil, fmt.Errorf("open log: %w", err)
+	}
+	s.log = log
+	if err := s.load(); err != nil {
+		log.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// load restores the newest snapshot and replays the log after it.
+func (s *Store) load() error {
+	snapSeq, err := s.restoreSnapshot()
+	if err != nil {
+		return err
+	}
+	s.lastSnap = snapSeq
+	if first := s.log.FirstSeq(); first > snapSeq+1 {
+		return fmt.Errorf("%w: log starts at record %d but the snapshot covers only up to %d", ErrCorrupt, first, snapSeq)
+	}
+	err = s.log.Replay(snapSeq+1, func(r wal.Record) error {
+		if err := s.apply(r); err != nil {
+			return fmt.Errorf("replay record %d: %w", r.Seq, err)
+		}
+		s.stats.Replayed++
+		s.sinceSnap++
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return nil
+}
+
+// apply replays one log record into the tables and the Machine.
+func (s *Store) apply(r wal.Record) error {
+	id, body, err := decodeRec(r.Payload)
+	if err != nil {
+		return err
+	}
+	e := s.txs[id]
+	switch r.Type {
+	case recPrepared, recOnePhase:
+		if e != nil {
+			return fmt.Errorf("%w: %s prepared again while %s", ErrCorrupt, id, e.state)
+		}
+		if v := s.m.Prepare(id, json.RawMessage(body)); v.Vote != concord.VoteYes {
+			return fmt.Errorf("%w: replaying the prepare of %s voted %s (%s); it voted yes when written",
+				ErrNondeterministic, id, v.Vote, v.Reason)
+		}
+		if r.Type == recPrepared {
+			s.setPrepared(id, r.Seq)
+			return nil
+		}
+		s.m.Commit(id)
+		s.setDecided(id, StateCommitted, r.Seq, "")
+	case recCommit:
+		if e == nil || e.state != StatePrepared {
+			return fmt.Errorf("%w: commit of %s, which is not prepared", ErrCorrupt, id)
+		}
+		s.m.Commit(id)
+		s.setDecided(id, StateCommitted, r.Seq, "")
+	case recAbort:
+		switch {
+		case e == nil:
+			s.setDecided(id, StateAborted, r.Seq, string(body))
+		case e.state == StatePrepared:
+			s.m.Abort(id)
+			s.setDecided(id, StateAborted, r.Seq, string(body))
+		case e.state == StateCommitted:
+			return fmt.Errorf("%w: abort of %s, which is committed", ErrCorrupt, id)
+		}
+	default:
+		return fmt.Errorf("%w: unknown record type %d", ErrCorrupt, r.Type)
+	}
+	return nil
+}
+
+func (s *Store) setPrepared(id concord.TxID, seq uint64) {
+	s.txs[id] = &txEntry{state: StatePrepared, seq: seq}
+	s.prepared[id] = struct{}{}
+}
+
+// setDecided records a decision and forgets the oldest decided
+// transactions past Retain. Called in log order, so replay forgets the
+// same ones.
+func (s *Store) setDecided(id concord.TxID, st TxState, seq uint64, reason string) {
+	delete(s.prepared, id)
+	s.txs[id] = &txEntry{state: st, seq: seq, reason: reason}
+	s.decided = append(s.decided, id)
+	for len(s.decided)-s.head > s.opts.Retain {
+		old := s.decided[s.head]
+		s.decided[s.head] = ""
+		s.head++
+		if e := s.txs[old]; e != nil && e.state != StatePrepared {
+			delete(s.txs, old)
+		}
+	}
+	if s.head > 1024 && s.head > len(s.decided)/2 {
+		s.decided = append(s.decided[:0:0], s.decided[s.head:]...)
+		s.head = 0
+	}
+}
+
+// appendRec appends a record without waiting; s.mu is held, so records
+// reach the log in the order their effects were applied.
+func (s *Store) appendRec(typ uint8, id concord.TxID, body []byte) (uint64, error) {
+	seq, err := s.log.AppendAsync(typ, encodeRec(id, body))
+	if err != nil {
+		s.fail(err)
+		return 0, s.err
+	}
+	s.sinceSnap++
+	if s.sinceSnap >= s.opts.SnapshotEvery && !s.snapping && s.err == nil {
+		s.snapping = true
+		s.snapWG.Add(1)
+		go s.backgroundSnapshot()
+	}
+	return seq, nil
+}
+
+// fail breaks the store; s.mu is held.
+func (s *Store) fail(err error) {
+	if s.err == nil {
+		s.err = fmt.Errorf("%w: %w", ErrFailed, err)
+	}
+}
+
+// durable waits until record seq is on stable storage.
+func (s *Store) durable(seq uint64) error {
+	if s.log.DurableSeq() >= seq {
+		return nil
+	}
+	if err := s.log.Sync(); err != nil {
+		s.mu.Lock()
+		s.fail(err)
+		err = s.err
+		s.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// Prepare implements participant.Resource. A yes vote returns once the
+// PREPARED record is durable.
+func (s *Store) Prepare(ctx context.Context, id concord.TxID, payload json.RawMessage) (participant.PrepareResult, error) {
+	if err := concord.ValidateTxID(id); err != nil {
+		return participant.PrepareResult{}, err
+	}
+	s.mu.Lock()
+	if s.err != nil {
+		defer s.mu.Unlock()
+		return participant.PrepareResult{}, s.err
+	}
+	if e := s.txs[id]; e != nil {
+		s.mu.Unlock()
+		return s.earlierVote(e)
+	}
+	if len(payload) > s.opts.MaxPayload {
+		defer s.mu.Unlock()
+		return s.refuse(id, fmt.Sprintf("payload of %d bytes is over the limit of %d", len(payload), s.opts.MaxPayload))
+	}
+	r := s.m.Prepare(id, payload)
+	switch r.Vote {
+	case concord.VoteYes:
+		seq, err := s.appendRec(recPrepared, id, payload)
+		if err != nil {
+			s.mu.Unlock()
+			return participant.PrepareResult{}, err
+		}
+		s.setPrepared(id, seq)
+		s.mu.Unlock()
+		if err := s.durable(seq); err != nil {
+			return participant.PrepareResult{}, err
+		}
+		return r, nil
+	case concord.VoteNo:
+		defer s.mu.Unlock()
+		return s.refuse(id, r.Reason)
+	case concord.VoteReadOnly:
+		s.mu.Unlock()
+		return r, nil
+	default:
+		s.mu.Unlock()
+		return participant.PrepareResult{}, fmt.Errorf("filestore: machine voted %s on %s; want yes, no or read-only", r.Vote, id)
+	}
+}
+
+// refuse records a no vote (not forced) so that a duplicate prepare gets
+// the same answer; s.mu is held.
+func (s *Store) refuse(id concord.TxID, reason string) (participant.PrepareResult, error) {
+	seq, err := s.appendRec(recAbort, id, []byte(reason))
+	if err != nil {
+		return participant.PrepareResult{}, err
+	}
+	s.setDecided(id, StateAborted, seq, reason)
+	return participant.PrepareResult{Vote: concord.VoteNo, Reason: reason}, nil
+}
+
+// earlierVote answers a duplicate prepare from the entry it left.
+func (s *Store) earlierVote(e *txEntry) (participant.PrepareResult, error) {
+	switch e.state {
+	case StatePrepared, StateCommitted:
+		if err := s.durable(e.seq); err != nil {
+			return participant.PrepareResult{}, err
+		}
+		return participant.PrepareResult{Vote: concord.VoteYes}, nil
+	default:
+		return participant.PrepareResult{Vote: concord.VoteNo, Reason: e.reason}, nil
+	}
+}
+
+// Commit implements participant.Resource: it returns once the COMMIT record
+// is durable.
+func (s *Store) Commit(ctx context.Context, id concord.TxID) error {
+	s.mu.Lock()
+	if s.err != nil {
+		defer s.mu.Unlock()
+		return s.err
+	}
+	e := s.txs[id]
+	switch {
+	case e == nil:
+		s.mu.Unlock()
+		return fmt.Errorf("commit %s: %w", id, participant.ErrUnknownTx)
+	case e.state == StateAborted:
+		s.mu.Unlock()
+		return fmt.Errorf("commit %s: %w: it is aborted", id, participant.ErrAlreadyDecided)
+	case e.state == StateCommitted:
+		seq := e.seq
+		s.mu.Unlock()
+		return s.durable(seq)
+	}
+	s.m.Commit(id)
+	seq, err := s.appendRec(recCommit, id, nil)
+	if err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	s.setDecided(id, StateCommitted, seq, "")
+	s.mu.Unlock()
+	return s.durable(seq)
+}
+
+// Abort implements participant.Resource. The ABORT record is not forced.
+func (s *Store) Abort(ctx context.Context, id concord.TxID) error {
+	if err := concord.ValidateTxID(id); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return s.err
+	}
+	e := s.txs[id]
+	reason := "aborted"
+	switch {
+	case e == nil:
+		reason = "aborted before prepare"
+	case e.state == StateAborted:
+		return nil
+	case e.state == StateCommitted:
+		return fmt.Errorf("abort %s: %w: it is committed", id, participant.ErrAlreadyDecided)
+	default:
+		s.m.Abort(id)
+	}
+	seq, err := s.appendRec(recAbort, id, []byte(reason))
+	if err != nil {
+		return err
+	}
+	s.setDecided(id, StateAborted, seq, reason)
+	return nil
+}
+
+// CommitOnePhase implements participant.OnePhaseResource: the work and the
+// commit are one synced record.
+func (s *Store) CommitOnePhase(ctx context.Context, id concord.TxID, payload json.RawMessage) (concord.Outcome, string, error) {
+	if err := concord.ValidateTxID(id); err != nil {
+		return concord.OutcomePending, "", err
+	}
+	s.mu.Lock()
+	if s.err != nil {
+		defer s.mu.Unlock()
+		return concord.OutcomePending, "", s.err
+	}
+	if e := s.txs[id]; e != nil {
+		switch e.state {
+		case StateAborted:
+			s.mu.Unlock()
+			return concord.OutcomeAborted, e.reason, nil
+		case StateCommitted:
+			s.mu.Unlock()
+			if err := s.durable(e.seq); err != nil {
+				return concord.OutcomePending, "", err
+			}
+			return concord.OutcomeCommitted, "", nil
+		}
+		// Prepared in two phases already: this request decides it.
+		s.mu.Unlock()
+		if err := s.Commit(ctx, id); err != nil {
+			return concord.OutcomePending, "", err
+		}
+		return concord.OutcomeCommitted, "", nil
+	}
+	if len(payload) > s.opts.MaxPayload {
+		defer s.mu.Unlock()
+		r, err := s.refuse(id, fmt.Sprintf("payload of %d bytes is over the limit of %d", len(payload), s.opts.MaxPayload))
+		return concord.OutcomeAborted, r.Reason, err
+	}
+	r := s.m.Prepare(id, payload)
+	switch r.Vote {
+	case concord.VoteYes:
+		s.m.Commit(id)
+		seq, err := s.appendRec(recOnePhase, id, payload)
+		if err != nil {
+			s.mu.Unlock()
+			return concord.OutcomePending, "", err
+		}
+		s.setDecided(id, StateCommitted, seq, "")
+		s.mu.Unlock()
+		if err := s.durable(seq); err != nil {
+			return concord.OutcomePending, "", err
+		}
+		return concord.OutcomeCommitted, r.Reason, nil
+	case concord.VoteReadOnly:
+		s.mu.Unlock()
+		return concord.OutcomeCommitted, r.Reason, nil
+	case concord.VoteNo:
+		defer s.mu.Unlock()
+		r, err := s.refuse(id, r.Reason)
+		return concord.OutcomeAborted, r.Reason, err
+	default:
+		s.mu.Unlock()
+		return concord.OutcomePending, "", fmt.Errorf("filestore: machine voted %s on %s; want yes, no or read-only", r.Vote, id)
+	}
+}
+
+// Recover implements participant.Resource: the prepared, undecided
+// transactions, by id.
+func (s *Store) Recover(ctx context.Context) ([]concord.TxID, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.err != nil {
+		return nil, s.err
+	}
+	ids := make([]concord.TxID, 0, len(s.prepared))
+	for id := range s.prepared {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// State returns where id stands, and for an aborted one why.
+func (s *Store) State(id concord.TxID) (TxState, string) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if e := s.txs[id]; e != nil {
+		return e.state, e.reason
+	}
+	return StateUnknown, ""
+}
+
+// View runs fn while no call changes the Machine, so that fn may read the
+// Machine's state consistently. fn must not call the Store.
+func (s *Store) View(fn func()) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	fn()
+}
+
+// Stats returns the store's counters.
+func (s *Store) Stats() Stats {
+	s.mu.RLock()
+	st := s.stats
+	st.Prepared = len(s.prepared)
+	st.Remembered = len(s.txs)
+	st.Snapshots = s.snapshots
+	st.SnapshotSeq = s.lastSnap
+	s.mu.RUnlock()
+	st.Log = s.log.Stats()
+	return st
+}
+
+// Close waits for a running snapshot, syncs and closes the log. Prepared
+// transactions stay prepared.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if errors.Is(s.err, ErrClosed) {
+		s.mu.Unlock()
+		return nil
+	}
+	broken := s.err
+	s.err = ErrClosed
+	s.mu.Unlock()
+	s.snapWG.Wait()
+	err := s.log.Close()
+	if broken != nil {
+		return broken
+	}
+	return err
+}

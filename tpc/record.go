@@ -188,7 +188,9 @@ func (d *decoder) count(what string) int {
 		return 0
 	}
 	v, n := binary.Uvarint(d.b[d.off:])
-	if n <= 0 {
+	if n <= 0 || (n > 1 && d.b[d.off+n-1] == 0) {
+		// Malformed, overflowing or not minimal: every value has exactly
+		// one encoding.
 		d.err = fmt.Errorf("%w: bad %s at byte %d", ErrInvalid, what, d.off)
 		return 0
 	}

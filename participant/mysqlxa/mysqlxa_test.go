@@ -1,0 +1,425 @@
+package mysqlxa_test
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	_ "github.com/go-sql-driver/mysql"
+
+	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/internal/testutil"
+	"github.com/concordtx/concord/participant"
+	"github.com/concordtx/concord/participant/mysqlxa"
+)
+
+// op is the test payload: add Add to counter K, then vote Vote.
+type op struct {
+	K    string `json:"k"`
+	Add  int    `json:"add"`
+	Vote string `json:"vote,omitempty"` // yes (default), no, read-only
+}
+
+func (o op) payload() json.RawMessage {
+	b, _ := json.Marshal(o)
+	return b
+}
+
+// counterWork adds to a counter row, so that doing the work twice shows.
+func counterWork(ctx context.Context, conn mysqlxa.Conn, _ concord.TxID, payload json.RawMessage) (participant.PrepareResult, error) {
+	var o op
+	if err := json.Unmarshal(payload, &o); err != nil {
+		return participant.PrepareResult{Vote: concord.VoteNo, Reason: "bad payload: " + err.Error()}, nil
+	}
+	if _, err := conn.ExecContext(ctx, `INSERT INTO counters (k, n) VALUES (?, ?)
+		ON DUPLICATE KEY UPDATE n = n + VALUES(n)`, o.K, o.Add); err != nil {
+		return participant.PrepareResult{}, err
+	}
+	switch o.Vote {
+	case "no":
+		return participant.PrepareResult{Vote: concord.VoteNo, Reason: "told to say no"}, nil
+	case "read-only":
+		return participant.PrepareResult{Vote: concord.VoteReadOnly}, nil
+	}
+	return participant.PrepareResult{Vote: concord.VoteYes}, nil
+}
+
+type env struct {
+	db  testutil.TestDB
+	sql *sql.DB // the test's own view of the database
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	db := testutil.MySQL(t)
+	e := &env{db: db, sql: openDB(t, db.URL)}
+	if _, err := e.sql.Exec("CREATE TABLE counters (k VARCHAR(64) PRIMARY KEY, n INT NOT NULL) ENGINE=InnoDB"); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func openDB(t *testing.T, dsn string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(16)
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// open starts a Resource with its own connection pool, as a participant
+// process would.
+func (e *env) open(t *testing.T, name string, lockTimeout time.Duration) (*mysqlxa.Resource, *sql.DB) {
+	t.Helper()
+	db := openDB(t, e.db.URL)
+	r, err := mysqlxa.New(context.Background(), mysqlxa.Options{
+		DB: db, Name: name, Work: counterWork, LockTimeout: lockTimeout,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r, db
+}
+
+func (e *env) counter(t *testing.T, k string) int {
+	t.Helper()
+	var n int
+	err := e.sql.QueryRow("SELECT n FROM counters WHERE k = ?", k).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// xaRecover lists what XA RECOVER shows on a connection of the test's own.
+func (e *env) xaRecover(t *testing.T) []string {
+	t.Helper()
+	rows, err := e.sql.Query("XA RECOVER")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var f, gl, bl int
+		var data []byte
+		if err := rows.Scan(&f, &gl, &bl, &data); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, string(data))
+	}
+	return out
+}
+
+func (e *env) prepared(t *testing.T, r *mysqlxa.Resource, id concord.TxID) bool {
+	t.Helper()
+	return slices.Contains(e.xaRecover(t), string(id)+e.db.Name+"/"+r.Name())
+}
+
+func mustVote(t *testing.T, got participant.PrepareResult, err error, want concord.Vote) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("prepare: %v", err)
+	}
+	if got.Vote != want {
+		t.Fatalf("vote = %v (%s), want %v", got.Vote, got.Reason, want)
+	}
+}
+
+// yes returns a check that a prepare voted yes without error.
+func yes(t *testing.T) func(participant.PrepareResult, error) {
+	return func(res participant.PrepareResult, err error) {
+		t.Helper()
+		mustVote(t, res, err, concord.VoteYes)
+	}
+}
+
+func TestPrepareCommitIsDurableAndIdempotent(t *testing.T) {
+	e := newEnv(t)
+	r, _ := e.open(t, "p", 0)
+	ctx := context.Background()
+	yes(t)(r.Prepare(ctx, "tx-1", op{K: "a", Add: 5}.payload()))
+	if !e.prepared(t, r, "tx-1") {
+		t.Fatalf("XA RECOVER does not list tx-1 after a yes vote: %q", e.xaRecover(t))
+	}
+	if n := e.counter(t, "a"); n != 0 {
+		t.Fatalf("prepared work visible before commit: counter = %d", n)
+	}
+	yes(t)(r.Prepare(ctx, "tx-1", op{K: "a", Add: 5}.payload())) // repeated: no work redone
+	if err := r.Commit(ctx, "tx-1"); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.counter(t, "a"); n != 5 {
+		t.Fatalf("counter = %d after commit, want 5", n)
+	}
+	if e.prepared(t, r, "tx-1") {
+		t.Fatal("still prepared after commit")
+	}
+	if err := r.Commit(ctx, "tx-1"); err != nil {
+		t.Fatalf("second commit: %v", err)
+	}
+	yes(t)(r.Prepare(ctx, "tx-1", op{K: "a", Add: 5}.payload()))
+	if err := r.Abort(ctx, "tx-1"); !errors.Is(err, participant.ErrAlreadyDecided) {
+		t.Fatalf("abort after commit = %v, want ErrAlreadyDecided", err)
+	}
+	if n := e.counter(t, "a"); n != 5 {
+		t.Fatalf("counter = %d, want 5: work was redone", n)
+	}
+	if st, _ := r.Status(ctx, "tx-1"); st.State != mysqlxa.StateCommitted {
+		t.Fatalf("status = %v, want committed", st.State)
+	}
+}
+
+func TestAbortReleasesAndRefusesLatePrepare(t *testing.T) {
+	e := newEnv(t)
+	r, _ := e.open(t, "p", 0)
+	ctx := context.Background()
+	yes(t)(r.Prepare(ctx, "tx-1", op{K: "a", Add: 1}.payload()))
+	if err := r.Abort(ctx, "tx-1"); err != nil {
+		t.Fatal(err)
+	}
+	if e.prepared(t, r, "tx-1") {
+		t.Fatal("still prepared after abort")
+	}
+	if err := r.Abort(ctx, "tx-1"); err != nil {
+		t.Fatalf("second abort: %v", err)
+	}
+	if err := r.Commit(ctx, "tx-1"); !errors.Is(err, participant.ErrAlreadyDecided) {
+		t.Fatalf("commit after abort = %v, want ErrAlreadyDecided", err)
+	}
+	res, err := r.Prepare(ctx, "tx-1", op{K: "a", Add: 1}.payload())
+	mustVote(t, res, err, concord.VoteNo)
+
+	if err := r.Abort(ctx, "tx-2"); err != nil { // before its prepare
+		t.Fatal(err)
+	}
+	res, err = r.Prepare(ctx, "tx-2", op{K: "a", Add: 1}.payload())
+	mustVote(t, res, err, concord.VoteNo)
+	if n := e.counter(t, "a"); n != 0 || e.prepared(t, r, "tx-2") {
+		t.Fatalf("late prepare after abort did work: counter = %d, prepared = %v", n, e.prepared(t, r, "tx-2"))
+	}
+}
+
+func TestCommitUnknownIsAnError(t *testing.T) {
+	e := newEnv(t)
+	r, _ := e.open(t, "p", 0)
+	if err := r.Commit(context.Background(), "never"); !errors.Is(err, participant.ErrUnknownTx) {
+		t.Fatalf("commit of unknown = %v, want ErrUnknownTx", err)
+	}
+}
+
+func TestNoAndReadOnlyVotesAreRememberedAndLeaveNothing(t *testing.T) {
+	e := newEnv(t)
+	r, _ := e.open(t, "p", 0)
+	ctx := context.Background()
+	res, err := r.Prepare(ctx, "no-1", op{K: "a", Add: 1, Vote: "no"}.payload())
+	mustVote(t, res, err, concord.VoteNo)
+	res, err = r.Prepare(ctx, "no-1", op{K: "a", Add: 1}.payload())
+	mustVote(t, res, err, concord.VoteNo)
+	if res.Reason != "told to say no" {
+		t.Fatalf("repeated reason = %q", res.Reason)
+	}
+	res, err = r.Prepare(ctx, "ro-1", op{K: "a", Add: 1, Vote: "read-only"}.payload())
+	mustVote(t, res, err, concord.VoteReadOnly)
+	res, err = r.Prepare(ctx, "ro-1", op{K: "a", Add: 1}.payload())
+	mustVote(t, res, err, concord.VoteReadOnly)
+	if n := e.counter(t, "a"); n != 0 {
+		t.Fatalf("counter = %d: a no or read-only vote kept its work", n)
+	}
+	if ids, err := r.Recover(ctx); err != nil || len(ids) != 0 {
+		t.Fatalf("recover = %v, %v; want nothing prepared", ids, err)
+	}
+}
+
+// A crash after prepare: when the participant's connections close, the
+// server keeps the XA transaction prepared (XA RECOVER lists it, its row
+// locks stay) and a new Resource recovers and commits it.
+func TestPreparedSurvivesCrashOfParticipant(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	r1, db1 := e.open(t, "p", 0)
+	yes(t)(r1.Prepare(ctx, "tx-1", op{K: "a", Add: 3}.payload()))
+	yes(t)(r1.Prepare(ctx, "tx-2", op{K: "b", Add: 4}.payload()))
+	r1.Close() // the process dies: its connections close, nothing is decided
+	db1.Close()
+
+	got := e.xaRecover(t)
+	for _, id := range []concord.TxID{"tx-1", "tx-2"} {
+		if !slices.Contains(got, string(id)+e.db.Name+"/p") {
+			t.Fatalf("XA RECOVER after disconnect = %q, want %s listed", got, id)
+		}
+	}
+	if _, err := e.sql.Exec("SET STATEMENT innodb_lock_wait_timeout = 1 FOR INSERT INTO counters VALUES ('a', 1)"); err == nil {
+		t.Fatal("inserting the key a prepared XA transaction inserted did not wait: its lock is gone")
+	}
+
+	r2, _ := e.open(t, "p", 0)
+	ids, err := r2.Recover(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(ids)
+	if fmt.Sprint(ids) != "[tx-1 tx-2]" {
+		t.Fatalf("recover after crash = %v, want [tx-1 tx-2]", ids)
+	}
+	if err := r2.Commit(ctx, "tx-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r2.Abort(ctx, "tx-2"); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := e.counter(t, "a"), e.counter(t, "b"); a != 3 || b != 0 {
+		t.Fatalf("counters a=%d b=%d, want 3 and 0", a, b)
+	}
+	if ids, _ := r2.Recover(ctx); len(ids) != 0 {
+		t.Fatalf("recover after resolving = %v", ids)
+	}
+}
+
+func TestRecoverListsOnlyItsOwnTransactions(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	a, _ := e.open(t, "a", 0)
+	b, _ := e.open(t, "b", 0)
+	yes(t)(a.Prepare(ctx, "tx-1", op{K: "x", Add: 1}.payload()))
+	yes(t)(b.Prepare(ctx, "tx-1", op{K: "y", Add: 1}.payload()))
+	yes(t)(b.Prepare(ctx, "tx-2", op{K: "z", Add: 1}.payload()))
+	ids, err := a.Recover(ctx)
+	if err != nil || fmt.Sprint(ids) != "[tx-1]" {
+		t.Fatalf("a.Recover = %v, %v; want [tx-1]", ids, err)
+	}
+	ids, err = b.Recover(ctx)
+	slices.Sort(ids)
+	if err != nil || fmt.Sprint(ids) != "[tx-1 tx-2]" {
+		t.Fatalf("b.Recover = %v, %v; want [tx-1 tx-2]", ids, err)
+	}
+	if err := a.Commit(ctx, "tx-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Abort(ctx, "tx-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Abort(ctx, "tx-2"); err != nil {
+		t.Fatal(err)
+	}
+	if x, y := e.counter(t, "x"), e.counter(t, "y"); x != 1 || y != 0 {
+		t.Fatalf("x=%d y=%d, want 1 and 0", x, y)
+	}
+}
+
+// A prepared transaction holds its row locks; a second prepare that needs
+// the same row waits at most LockTimeout and then votes no.
+func TestLockTimeoutVotesNo(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	r, _ := e.open(t, "p", time.Second)
+	yes(t)(r.Prepare(ctx, "tx-1", op{K: "a", Add: 1}.payload()))
+	res, err := r.Prepare(ctx, "tx-2", op{K: "a", Add: 1}.payload())
+	mustVote(t, res, err, concord.VoteNo)
+	if err := r.Commit(ctx, "tx-1"); err != nil {
+		t.Fatal(err)
+	}
+	res, err = r.Prepare(ctx, "tx-2", op{K: "a", Add: 1}.payload())
+	mustVote(t, res, err, concord.VoteNo) // a no vote is final
+	if n := e.counter(t, "a"); n != 1 {
+		t.Fatalf("counter = %d, want 1", n)
+	}
+}
+
+func TestCommitOnePhase(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	r, _ := e.open(t, "p", 0)
+	out, _, err := r.CommitOnePhase(ctx, "one-1", op{K: "a", Add: 2}.payload())
+	if err != nil || out != concord.OutcomeCommitted {
+		t.Fatalf("one-phase = %v, %v", out, err)
+	}
+	out, _, err = r.CommitOnePhase(ctx, "one-1", op{K: "a", Add: 2}.payload())
+	if err != nil || out != concord.OutcomeCommitted {
+		t.Fatalf("repeated one-phase = %v, %v", out, err)
+	}
+	out, reason, err := r.CommitOnePhase(ctx, "one-2", op{K: "a", Add: 2, Vote: "no"}.payload())
+	if err != nil || out != concord.OutcomeAborted || reason != "told to say no" {
+		t.Fatalf("refused one-phase = %v %q %v", out, reason, err)
+	}
+	if n := e.counter(t, "a"); n != 2 {
+		t.Fatalf("counter = %d, want 2", n)
+	}
+	if err := r.Abort(ctx, "one-1"); !errors.Is(err, participant.ErrAlreadyDecided) {
+		t.Fatalf("abort after one-phase commit = %v, want ErrAlreadyDecided", err)
+	}
+	if got := e.xaRecover(t); len(got) != 0 {
+		t.Fatalf("XA RECOVER after one-phase = %q", got)
+	}
+}
+
+func TestConcurrentTransactions(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	r, _ := e.open(t, "p", 0)
+	const n = 40
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := concord.TxID(fmt.Sprintf("tx-%d", i))
+			res, err := r.Prepare(ctx, id, op{K: fmt.Sprintf("k%d", i), Add: 1}.payload())
+			if err != nil || res.Vote != concord.VoteYes {
+				errs <- fmt.Errorf("%s: %v %v", id, res, err)
+				return
+			}
+			if i%2 == 0 {
+				err = r.Commit(ctx, id)
+			} else {
+				err = r.Abort(ctx, id)
+			}
+			if err != nil {
+				errs <- fmt.Errorf("%s: %v", id, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	var total int
+	if err := e.sql.QueryRow("SELECT coalesce(sum(n), 0) FROM counters").Scan(&total); err != nil {
+		t.Fatal(err)
+	}
+	if total != n/2 {
+		t.Fatalf("sum of counters = %d, want %d (one per committed transaction)", total, n/2)
+	}
+}
+
+func TestBadOptions(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	for _, o := range []mysqlxa.Options{
+		{DB: e.sql, Work: counterWork},
+		{DB: e.sql, Name: "a/b", Work: counterWork},
+		{DB: e.sql, Name: "p"},
+		{Name: "p", Work: counterWork},
+		{DB: e.sql, Name: "p", Work: counterWork, Table: "x; DROP TABLE y"},
+		{DB: e.sql, Name: "name-that-fits-alone-but-not-with-the-database-name-in-front", Work: counterWork},
+	} {
+		if _, err := mysqlxa.New(ctx, o); !errors.Is(err, mysqlxa.ErrBadOptions) {
+			t.Errorf("New(%+v) = %v, want ErrBadOptions", o.Name, err)
+		}
+	}
+}

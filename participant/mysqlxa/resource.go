@@ -1,0 +1,313 @@
+package mysqlxa
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/participant"
+)
+
+// formatID marks Concord's XA transactions in XA RECOVER ("CONC").
+const formatID = 0x434f4e43
+
+// maxBqualLen is the XA limit on a branch qualifier.
+const maxBqualLen = 64
+
+// Resource is a participant.Resource whose prepared state lives in MySQL or
+// MariaDB. It is safe for concurrent use. Besides its options it holds only
+// the connections of the transactions it prepared, so a new Resource on the
+// same database and Name picks up where a crashed one stopped.
+type Resource struct {
+	db       *sql.DB
+	name     string
+	work     Work
+	table    string // quoted identifier
+	bqual    string // "<database>/<name>"
+	lockWait int64  // innodb_lock_wait_timeout for Work, seconds
+
+	mu     sync.Mutex
+	pinned map[concord.TxID]*sql.Conn // connections holding a prepared transaction
+}
+
+var (
+	_ participant.Resource         = (*Resource)(nil)
+	_ participant.OnePhaseResource = (*Resource)(nil)
+)
+
+// New creates the decision table if missing and returns a Resource.
+func New(ctx context.Context, opts Options) (*Resource, error) {
+	opts.setDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	var db sql.NullString
+	if err := opts.DB.QueryRowContext(ctx, "SELECT DATABASE()").Scan(&db); err != nil {
+		return nil, fmt.Errorf("mysqlxa: read database name: %w", err)
+	}
+	if !db.Valid || db.String == "" {
+		return nil, fmt.Errorf("%w: the connection has no database selected; name one in the DSN", ErrBadOptions)
+	}
+	r := &Resource{
+		db:       opts.DB,
+		name:     opts.Name,
+		work:     opts.Work,
+		table:    "`" + opts.Table + "`",
+		bqual:    db.String + "/" + opts.Name,
+		lockWait: opts.lockWaitSeconds(),
+		pinned:   map[concord.TxID]*sql.Conn{},
+	}
+	if len(r.bqual) > maxBqualLen {
+		return nil, fmt.Errorf("%w: database %q and Name %q make an XA branch qualifier of %d bytes, at most %d",
+			ErrBadOptions, db.String, opts.Name, len(r.bqual), maxBqualLen)
+	}
+	_, err := r.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+r.table+` (
+		participant VARCHAR(64) NOT NULL,
+		txid        VARCHAR(64) NOT NULL,
+		state       VARCHAR(16) NOT NULL,
+		reason      TEXT NOT NULL,
+		decided_at  TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+		PRIMARY KEY (participant, txid)) ENGINE=InnoDB`)
+	if err != nil {
+		return nil, fmt.Errorf("mysqlxa: create decision table %s: %w", r.table, err)
+	}
+	return r, nil
+}
+
+// Name returns the participant name given in Options.
+func (r *Resource) Name() string { return r.name }
+
+// XID returns the XA transaction id, as SQL, that id is prepared under.
+func (r *Resource) XID(id concord.TxID) string {
+	return fmt.Sprintf("X'%x',X'%x',%d", string(id), r.bqual, formatID)
+}
+
+// Close drops the connections of prepared transactions without deciding
+// them: the database keeps them prepared, and Recover on a new Resource
+// lists them. It does not close the DB.
+func (r *Resource) Close() error {
+	r.mu.Lock()
+	conns := r.pinned
+	r.pinned = map[concord.TxID]*sql.Conn{}
+	r.mu.Unlock()
+	for _, c := range conns {
+		discard(c)
+	}
+	return nil
+}
+
+// discard closes c instead of returning it to the pool: a prepared XA
+// transaction on it is detached and stays prepared; an active one rolls back.
+func discard(c *sql.Conn) {
+	_ = c.Raw(func(any) error { return driver.ErrBadConn })
+}
+
+func (r *Resource) pin(id concord.TxID, c *sql.Conn) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if old, ok := r.pinned[id]; ok && old != c {
+		discard(old)
+	}
+	r.pinned[id] = c
+}
+
+func (r *Resource) unpin(id concord.TxID) *sql.Conn {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.pinned[id]
+	delete(r.pinned, id)
+	return c
+}
+
+// Prepare runs Work for id in an XA transaction and prepares it on a yes
+// vote. A transaction already prepared or committed votes yes again, one
+// aborted or refused votes no again, without running Work.
+func (r *Resource) Prepare(ctx context.Context, id concord.TxID, payload json.RawMessage) (participant.PrepareResult, error) {
+	if err := concord.ValidateTxID(id); err != nil {
+		return participant.PrepareResult{}, fmt.Errorf("mysqlxa: prepare: %w", err)
+	}
+	for range 2 {
+		st, err := r.decided(ctx, id)
+		if err != nil {
+			return participant.PrepareResult{}, err
+		}
+		switch st.State {
+		case StateCommitted:
+			return participant.PrepareResult{Vote: concord.VoteYes}, nil
+		case StateAborted:
+			return participant.PrepareResult{Vote: concord.VoteNo, Reason: st.Reason}, nil
+		case StateReadOnly:
+			return participant.PrepareResult{Vote: concord.VoteReadOnly}, nil
+		}
+		res, err := r.run(ctx, id, payload, false)
+		if errors.Is(err, errRaced) {
+			continue
+		}
+		return res, err
+	}
+	return participant.PrepareResult{}, fmt.Errorf("mysqlxa: prepare %s: the decision table keeps changing under it", id)
+}
+
+// errRaced means another call decided the same id meanwhile.
+var errRaced = errors.New("raced with another call on the same transaction")
+
+// run does the work of id in one XA transaction: the yes vote's decision
+// row, then Work; it ends with XA PREPARE (or XA COMMIT ONE PHASE) on a yes
+// vote and records a no or read-only vote in the decision table.
+func (r *Resource) run(ctx context.Context, id concord.TxID, payload json.RawMessage, onePhase bool) (res participant.PrepareResult, err error) {
+	conn, err := r.db.Conn(ctx)
+	if err != nil {
+		return res, fmt.Errorf("mysqlxa: prepare %s: connect: %w", id, err)
+	}
+	xid := r.XID(id)
+	state := "idle" // idle, active, ended, prepared
+	defer func() {
+		switch state {
+		case "idle":
+			_ = conn.Close()
+		case "prepared":
+			if onePhase {
+				_ = conn.Close()
+			} else {
+				r.pin(id, conn)
+			}
+		default: // unsure what the connection holds: closing it rolls back what is not prepared
+			discard(conn)
+		}
+	}()
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("SET SESSION innodb_lock_wait_timeout = %d", r.lockWait)); err != nil {
+		return res, fmt.Errorf("mysqlxa: prepare %s: %w", id, err)
+	}
+	if _, err := conn.ExecContext(ctx, "XA START "+xid); err != nil {
+		if isNumber(err, errXADupID) {
+			if onePhase {
+				return res, fmt.Errorf("mysqlxa: one-phase commit %s: already prepared in two phases; decide it with Commit or Abort", id)
+			}
+			return participant.PrepareResult{Vote: concord.VoteYes}, nil
+		}
+		return res, fmt.Errorf("mysqlxa: prepare %s: XA START: %w", id, err)
+	}
+	state = "active"
+	_, err = conn.ExecContext(ctx, "INSERT INTO "+r.table+" (participant, txid, state, reason) VALUES (?, ?, 'committed', '')", r.name, string(id))
+	if err != nil {
+		if isNumber(err, errDupEntry) || isNumber(err, errLockWaitTimeout) {
+			r.rollback(ctx, conn, xid, &state)
+			return res, errRaced
+		}
+		return res, fmt.Errorf("mysqlxa: prepare %s: record: %w", id, err)
+	}
+	res, err = r.work(ctx, conn, id, payload)
+	if err != nil {
+		r.rollback(ctx, conn, xid, &state)
+		if reason, ok := transient(err); ok {
+			return r.refuse(ctx, id, participant.PrepareResult{Vote: concord.VoteNo, Reason: reason})
+		}
+		return participant.PrepareResult{}, fmt.Errorf("mysqlxa: prepare %s: %w", id, err)
+	}
+	switch res.Vote {
+	case concord.VoteYes:
+	case concord.VoteNo, concord.VoteReadOnly:
+		r.rollback(ctx, conn, xid, &state)
+		if state != "idle" {
+			return participant.PrepareResult{}, fmt.Errorf("mysqlxa: prepare %s: could not roll back", id)
+		}
+		return r.refuse(ctx, id, res)
+	default:
+		r.rollback(ctx, conn, xid, &state)
+		return participant.PrepareResult{}, fmt.Errorf("mysqlxa: prepare %s: Work voted %v; want yes, no or read-only", id, res.Vote)
+	}
+	if _, err := conn.ExecContext(ctx, "XA END "+xid); err != nil {
+		r.rollback(ctx, conn, xid, &state)
+		return r.failed(ctx, id, "XA END", err)
+	}
+	state = "ended"
+	end := "XA PREPARE " + xid
+	if onePhase {
+		end = "XA COMMIT " + xid + " ONE PHASE"
+	}
+	if _, err := conn.ExecContext(ctx, end); err != nil {
+		r.rollback(ctx, conn, xid, &state)
+		return r.failed(ctx, id, end, err)
+	}
+	state = "prepared"
+	return participant.PrepareResult{Vote: concord.VoteYes}, nil
+}
+
+// failed turns an error ending the XA transaction into a no vote when it is
+// a conflict with other transactions, or an error.
+func (r *Resource) failed(ctx context.Context, id concord.TxID, what string, err error) (participant.PrepareResult, error) {
+	if reason, ok := transient(err); ok {
+		return r.refuse(ctx, id, participant.PrepareResult{Vote: concord.VoteNo, Reason: reason})
+	}
+	return participant.PrepareResult{}, fmt.Errorf("mysqlxa: prepare %s: %s: %w", id, what, err)
+}
+
+// rollback ends and rolls back the active XA transaction on conn, updating
+// *state to "idle" when it is gone. On failure the caller discards conn.
+func (r *Resource) rollback(ctx context.Context, conn *sql.Conn, xid string, state *string) {
+	if *state == "active" {
+		if _, err := conn.ExecContext(ctx, "XA END "+xid); err != nil && !isNumber(err, errXARBDeadlock) && !isNumber(err, errXARBTimeout) {
+			return
+		}
+		*state = "ended"
+	}
+	if _, err := conn.ExecContext(ctx, "XA ROLLBACK "+xid); err != nil && !isNumber(err, errXANota) &&
+		!isNumber(err, errXARBDeadlock) && !isNumber(err, errXARBTimeout) {
+		return
+	}
+	*state = "idle"
+}
+
+// refuse records a no or read-only vote so a repeated prepare gets it again.
+func (r *Resource) refuse(ctx context.Context, id concord.TxID, res participant.PrepareResult) (participant.PrepareResult, error) {
+	state := StateAborted
+	if res.Vote == concord.VoteReadOnly {
+		state = StateReadOnly
+	}
+	st, err := r.record(ctx, r.db, id, state, res.Reason)
+	if err != nil {
+		return participant.PrepareResult{}, fmt.Errorf("mysqlxa: prepare %s: record %s vote: %w", id, res.Vote, err)
+	}
+	if st.State != state {
+		return participant.PrepareResult{}, errRaced
+	}
+	return res, nil
+}
+
+// CommitOnePhase runs Work for id and commits at once with XA COMMIT ... ONE
+// PHASE on a yes vote, for a transaction with this participant alone. It is
+// idempotent on id like Prepare.
+func (r *Resource) CommitOnePhase(ctx context.Context, id concord.TxID, payload json.RawMessage) (concord.Outcome, string, error) {
+	if err := concord.ValidateTxID(id); err != nil {
+		return concord.OutcomeAborted, "", fmt.Errorf("mysqlxa: one-phase commit: %w", err)
+	}
+	for range 2 {
+		st, err := r.decided(ctx, id)
+		if err != nil {
+			return concord.OutcomeAborted, "", err
+		}
+		switch st.State {
+		case StateCommitted, StateReadOnly:
+			return concord.OutcomeCommitted, "", nil
+		case StateAborted:
+			return concord.OutcomeAborted, st.Reason, nil
+		}
+		res, err := r.run(ctx, id, payload, true)
+		if errors.Is(err, errRaced) {
+			continue
+		}
+		if err != nil {
+			return concord.OutcomeAborted, "", err
+		}
+		if res.Vote == concord.VoteNo {
+			return concord.OutcomeAborted, res.Reason, nil
+		}
+		return concord.OutcomeCommitted, "", nil
+	}
+	return concord.OutcomeAborted, "", fmt.Errorf("mysqlxa: one-phase commit %s: the decision table keeps changing under it", id)
+}

@@ -47,6 +47,11 @@ func (c *Coordinator) performLocked(t *txState, rd tpc.Ready, req *wal.Entry) {
 			}
 		}
 	}
+	if !rd.Done {
+		// Armed before the messages leave, so a test's fake clock cannot
+		// pass the deadline between the send and the arming.
+		c.scheduleLocked(t)
+	}
 	for _, m := range rd.Messages {
 		c.send(t, m)
 	}
@@ -69,9 +74,7 @@ func (c *Coordinator) performLocked(t *txState, rd tpc.Ready, req *wal.Entry) {
 		}
 		c.table.finish(t, st)
 		c.stats.finished.Add(1)
-		return
 	}
-	c.scheduleLocked(t)
 }
 
 // appendEntries appends entries, waiting for durability when sync is set.

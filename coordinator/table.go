@@ -28,16 +28,16 @@ type txState struct {
 	// the log (admission, recovery or a refresh), in Unix nanoseconds.
 	written atomic.Int64
 
-	done   chan struct{}                      // closed once the outcome is reportable
+	done   chan struct{}                       // closed once the outcome is reportable
 	result atomic.Pointer[wire.SubmitResponse] // set before done is closed; read without mu
 
-	mu        sync.Mutex
-	core      *tpc.CoordinatorTx
-	deadline  time.Time
-	timer     Timer
-	wake      time.Time
-	gen       uint64 // of the armed timer; a stale timer's tick is ignored
-	finished  bool   // Done: out of the live table
+	mu       sync.Mutex
+	core     *tpc.CoordinatorTx
+	deadline time.Time
+	timer    Timer
+	wake     time.Time
+	gen      uint64 // of the armed timer; a stale timer's tick is ignored
+	finished bool   // Done: out of the live table
 }
 
 // finishedTx is what is remembered of a finished transaction.

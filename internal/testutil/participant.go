@@ -28,8 +28,8 @@ type Participant struct {
 	vote    func(id concord.TxID, payload json.RawMessage) (concord.Vote, string)
 	mode    Mode
 	modes   map[string]Mode // per path, overriding mode
-	gate    chan struct{} // Slow/Silent: requests wait here
-	seen    chan Seen     // every request that arrived, if set
+	gate    chan struct{}   // Slow/Silent: requests wait here
+	seen    chan Seen       // every request that arrived, if set
 	counts  map[string]int
 	history []Seen
 }

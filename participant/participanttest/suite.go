@@ -1,0 +1,412 @@
+package participanttest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/participant"
+)
+
+// Harness describes a Resource backend to the conformance suite.
+type Harness struct {
+	// New opens a resource on fresh, empty storage (or on storage shared
+	// with other tests, as long as transaction ids do not collide: the
+	// suite uses unique ids). It returns the resource and a Restart
+	// function that simulates a crash of the process using it: it drops
+	// the resource with no clean shutdown, losing whatever the resource had
+	// not made durable, and opens a new one on the same storage. New and
+	// Restart fail t themselves on error and register their own cleanup.
+	New func(t *testing.T) (r participant.Resource, restart func(t *testing.T) participant.Resource)
+	// Yes returns a payload the resource votes yes on. Payloads for
+	// different n must not conflict: the suite prepares many at once.
+	Yes func(n int) json.RawMessage
+	// No returns a payload the resource votes no on.
+	No func(n int) json.RawMessage
+	// Concurrency is how many transactions the concurrency test runs at
+	// once; 0 means 32.
+	Concurrency int
+	// Transactions is how many transactions the concurrency test runs in
+	// all; 0 means 8 times Concurrency.
+	Transactions int
+}
+
+// Run runs the conformance suite against the backend h describes. Each
+// check is a subtest, so one can be run alone with -run.
+func Run(t *testing.T, h Harness) {
+	if h.New == nil || h.Yes == nil || h.No == nil {
+		t.Fatal("participanttest: Harness needs New, Yes and No")
+	}
+	if h.Concurrency <= 0 {
+		h.Concurrency = 32
+	}
+	if h.Transactions <= 0 {
+		h.Transactions = 8 * h.Concurrency
+	}
+	s := &suite{h: h, prefix: randomPrefix()}
+	for _, c := range []struct {
+		name string
+		fn   func(t *testing.T)
+	}{
+		{"PrepareCommit", s.prepareCommit},
+		{"PrepareAbort", s.prepareAbort},
+		{"VoteNo", s.voteNo},
+		{"Duplicates", s.duplicates},
+		{"CommitUnknown", s.commitUnknown},
+		{"LatePrepareAfterAbort", s.latePrepare},
+		{"DecidedTheOtherWay", s.decidedOtherWay},
+		{"PreparedSurvivesCrash", s.preparedSurvivesCrash},
+		{"CommitSurvivesCrash", s.commitSurvivesCrash},
+		{"OnePhase", s.onePhase},
+		{"Concurrent", s.concurrent},
+		{"InDoubtAskedAfterCrash", s.inDoubt},
+		{"WireProtocol", s.wireProtocol},
+	} {
+		t.Run(c.name, c.fn)
+	}
+}
+
+type suite struct {
+	h      Harness
+	prefix string
+}
+
+func randomPrefix() string {
+	var b [4]byte
+	rand.Read(b[:])
+	return "ct" + hex.EncodeToString(b[:])
+}
+
+// id returns a transaction id unique to this run of the suite.
+func (s *suite) id(t *testing.T, n int) concord.TxID {
+	name := t.Name()
+	if i := strings.LastIndexByte(name, '/'); i >= 0 {
+		name = name[i+1:]
+	}
+	if len(name) > 32 {
+		name = name[:32]
+	}
+	return concord.TxID(fmt.Sprintf("%s-%s-%d", s.prefix, name, n))
+}
+
+func ctxFor(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func mustPrepare(t *testing.T, r participant.Resource, id concord.TxID, payload json.RawMessage, want concord.Vote) {
+	t.Helper()
+	got, err := r.Prepare(ctxFor(t), id, payload)
+	if err != nil {
+		t.Fatalf("Prepare(%s) = %v", id, err)
+	}
+	if got.Vote != want {
+		t.Fatalf("Prepare(%s) voted %s (%s), want %s", id, got.Vote, got.Reason, want)
+	}
+}
+
+func mustErr(t *testing.T, what string, err, want error) {
+	t.Helper()
+	if want == nil {
+		if err != nil {
+			t.Fatalf("%s = %v, want nil", what, err)
+		}
+		return
+	}
+	if !errors.Is(err, want) {
+		t.Fatalf("%s = %v, want %v", what, err, want)
+	}
+}
+
+// recovered reports whether Recover lists each of ids (in the suite's
+// namespace; other tests may share the storage).
+func recovered(t *testing.T, r participant.Resource) map[concord.TxID]bool {
+	t.Helper()
+	ids, err := r.Recover(ctxFor(t))
+	if err != nil {
+		t.Fatalf("Recover = %v", err)
+	}
+	m := make(map[concord.TxID]bool, len(ids))
+	for _, id := range ids {
+		if m[id] {
+			t.Fatalf("Recover lists %s twice", id)
+		}
+		m[id] = true
+	}
+	return m
+}
+
+func wantRecovered(t *testing.T, r participant.Resource, listed []concord.TxID, notListed []concord.TxID) {
+	t.Helper()
+	m := recovered(t, r)
+	for _, id := range listed {
+		if !m[id] {
+			t.Errorf("Recover does not list prepared %s", id)
+		}
+	}
+	for _, id := range notListed {
+		if m[id] {
+			t.Errorf("Recover lists %s, which is not prepared", id)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+}
+
+func (s *suite) prepareCommit(t *testing.T) {
+	r, _ := s.h.New(t)
+	ctx := ctxFor(t)
+	a := s.id(t, 1)
+	mustPrepare(t, r, a, s.h.Yes(1), concord.VoteYes)
+	wantRecovered(t, r, []concord.TxID{a}, nil)
+	mustErr(t, "Commit", r.Commit(ctx, a), nil)
+	wantRecovered(t, r, nil, []concord.TxID{a})
+}
+
+func (s *suite) prepareAbort(t *testing.T) {
+	r, _ := s.h.New(t)
+	ctx := ctxFor(t)
+	a := s.id(t, 1)
+	mustPrepare(t, r, a, s.h.Yes(1), concord.VoteYes)
+	mustErr(t, "Abort", r.Abort(ctx, a), nil)
+	wantRecovered(t, r, nil, []concord.TxID{a})
+	// The same id is refused from now on.
+	mustPrepare(t, r, a, s.h.Yes(1), concord.VoteNo)
+	wantRecovered(t, r, nil, []concord.TxID{a})
+}
+
+func (s *suite) voteNo(t *testing.T) {
+	r, _ := s.h.New(t)
+	ctx := ctxFor(t)
+	a := s.id(t, 1)
+	got, err := r.Prepare(ctx, a, s.h.No(1))
+	if err != nil || got.Vote != concord.VoteNo {
+		t.Fatalf("Prepare(no payload) = %+v, %v; want a no vote", got, err)
+	}
+	if got.Reason == "" {
+		t.Error("a no vote carries no reason")
+	}
+	wantRecovered(t, r, nil, []concord.TxID{a})
+	// A duplicate prepare gets the same answer, and a no voter aborts.
+	mustPrepare(t, r, a, s.h.No(1), concord.VoteNo)
+	mustErr(t, "Abort after a no vote", r.Abort(ctx, a), nil)
+	mustErr(t, "Commit after a no vote", r.Commit(ctx, a), participant.ErrAlreadyDecided)
+}
+
+func (s *suite) duplicates(t *testing.T) {
+	r, _ := s.h.New(t)
+	ctx := ctxFor(t)
+	a, b := s.id(t, 1), s.id(t, 2)
+	mustPrepare(t, r, a, s.h.Yes(1), concord.VoteYes)
+	mustPrepare(t, r, a, s.h.Yes(1), concord.VoteYes)
+	ids, err := r.Recover(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := count(ids, a); n != 1 {
+		t.Fatalf("after a duplicate prepare Recover lists %s %d times", a, n)
+	}
+	mustErr(t, "Commit", r.Commit(ctx, a), nil)
+	mustErr(t, "second Commit", r.Commit(ctx, a), nil)
+	mustPrepare(t, r, a, s.h.Yes(1), concord.VoteYes) // prepare after commit: the earlier vote
+
+	mustPrepare(t, r, b, s.h.Yes(2), concord.VoteYes)
+	mustErr(t, "Abort", r.Abort(ctx, b), nil)
+	mustErr(t, "second Abort", r.Abort(ctx, b), nil)
+	wantRecovered(t, r, nil, []concord.TxID{a, b})
+}
+
+func count(ids []concord.TxID, id concord.TxID) int {
+	n := 0
+	for _, x := range ids {
+		if x == id {
+			n++
+		}
+	}
+	return n
+}
+
+func (s *suite) commitUnknown(t *testing.T) {
+	r, _ := s.h.New(t)
+	mustErr(t, "Commit of a never prepared transaction", r.Commit(ctxFor(t), s.id(t, 1)), participant.ErrUnknownTx)
+}
+
+func (s *suite) latePrepare(t *testing.T) {
+	r, _ := s.h.New(t)
+	ctx := ctxFor(t)
+	a := s.id(t, 1)
+	mustErr(t, "Abort of an unknown transaction", r.Abort(ctx, a), nil)
+	mustErr(t, "second Abort", r.Abort(ctx, a), nil)
+	got, err := r.Prepare(ctx, a, s.h.Yes(1))
+	if err != nil {
+		t.Fatalf("late Prepare = %v", err)
+	}
+	if got.Vote != concord.VoteNo {
+		t.Fatalf("a prepare after the abort voted %s: the reservation would hang", got.Vote)
+	}
+	wantRecovered(t, r, nil, []concord.TxID{a})
+	mustErr(t, "Commit after abort", r.Commit(ctx, a), participant.ErrAlreadyDecided)
+}
+
+func (s *suite) decidedOtherWay(t *testing.T) {
+	r, _ := s.h.New(t)
+	ctx := ctxFor(t)
+	a, b := s.id(t, 1), s.id(t, 2)
+	mustPrepare(t, r, a, s.h.Yes(1), concord.VoteYes)
+	mustErr(t, "Commit", r.Commit(ctx, a), nil)
+	mustErr(t, "Abort after Commit", r.Abort(ctx, a), participant.ErrAlreadyDecided)
+	mustErr(t, "Commit again", r.Commit(ctx, a), nil)
+
+	mustPrepare(t, r, b, s.h.Yes(2), concord.VoteYes)
+	mustErr(t, "Abort", r.Abort(ctx, b), nil)
+	mustErr(t, "Commit after Abort", r.Commit(ctx, b), participant.ErrAlreadyDecided)
+}
+
+func (s *suite) preparedSurvivesCrash(t *testing.T) {
+	r, restart := s.h.New(t)
+	ctx := ctxFor(t)
+	a, b, c := s.id(t, 1), s.id(t, 2), s.id(t, 3)
+	for i, id := range []concord.TxID{a, b, c} {
+		mustPrepare(t, r, id, s.h.Yes(i+1), concord.VoteYes)
+	}
+	r = restart(t)
+	wantRecovered(t, r, []concord.TxID{a, b, c}, nil)
+	mustPrepare(t, r, c, s.h.Yes(3), concord.VoteYes) // a duplicate after the crash
+	mustErr(t, "Commit after restart", r.Commit(ctx, a), nil)
+	mustErr(t, "Abort after restart", r.Abort(ctx, b), nil)
+	wantRecovered(t, r, []concord.TxID{c}, []concord.TxID{a})
+
+	r = restart(t)
+	wantRecovered(t, r, []concord.TxID{c}, []concord.TxID{a})
+	mustErr(t, "Abort of a transaction committed before the crash", r.Abort(ctx, a), participant.ErrAlreadyDecided)
+	// b's abort need not be durable (presumed abort): b is aborted, or
+	// prepared again and abortable.
+	mustErr(t, "Abort of b again", r.Abort(ctx, b), nil)
+	mustErr(t, "Commit of c", r.Commit(ctx, c), nil)
+	wantRecovered(t, r, nil, []concord.TxID{a, b, c})
+}
+
+func (s *suite) commitSurvivesCrash(t *testing.T) {
+	r, restart := s.h.New(t)
+	ctx := ctxFor(t)
+	ids := make([]concord.TxID, 8)
+	for i := range ids {
+		ids[i] = s.id(t, i)
+		mustPrepare(t, r, ids[i], s.h.Yes(i), concord.VoteYes)
+	}
+	for _, id := range ids {
+		mustErr(t, "Commit", r.Commit(ctx, id), nil)
+	}
+	r = restart(t)
+	wantRecovered(t, r, nil, ids)
+	for _, id := range ids {
+		mustErr(t, "Abort of "+string(id)+" committed before the crash", r.Abort(ctx, id), participant.ErrAlreadyDecided)
+		mustErr(t, "Commit again after the crash", r.Commit(ctx, id), nil)
+	}
+}
+
+func (s *suite) onePhase(t *testing.T) {
+	r, restart := s.h.New(t)
+	op, ok := r.(participant.OnePhaseResource)
+	if !ok {
+		t.Skip("the resource does not implement participant.OnePhaseResource")
+	}
+	ctx := ctxFor(t)
+	a, b := s.id(t, 1), s.id(t, 2)
+	o, reason, err := op.CommitOnePhase(ctx, a, s.h.Yes(1))
+	if err != nil || o != concord.OutcomeCommitted {
+		t.Fatalf("CommitOnePhase(yes) = %s %q %v, want committed", o, reason, err)
+	}
+	if o, _, err = op.CommitOnePhase(ctx, a, s.h.Yes(1)); err != nil || o != concord.OutcomeCommitted {
+		t.Fatalf("duplicate CommitOnePhase = %s %v, want committed", o, err)
+	}
+	o, reason, err = op.CommitOnePhase(ctx, b, s.h.No(2))
+	if err != nil || o != concord.OutcomeAborted || reason == "" {
+		t.Fatalf("CommitOnePhase(no) = %s %q %v, want aborted with a reason", o, reason, err)
+	}
+	wantRecovered(t, r, nil, []concord.TxID{a, b})
+
+	r = restart(t)
+	op = r.(participant.OnePhaseResource)
+	wantRecovered(t, r, nil, []concord.TxID{a, b})
+	mustErr(t, "Abort of a one-phase commit after the crash", r.Abort(ctx, a), participant.ErrAlreadyDecided)
+	if o, _, err = op.CommitOnePhase(ctx, a, s.h.Yes(1)); err != nil || o != concord.OutcomeCommitted {
+		t.Fatalf("CommitOnePhase after the crash = %s %v, want committed", o, err)
+	}
+}
+
+// concurrent runs many transactions at once, each one prepared and then
+// committed or aborted, and checks every outcome, before and after a crash.
+func (s *suite) concurrent(t *testing.T) {
+	r, restart := s.h.New(t)
+	ctx := ctxFor(t)
+	n := s.h.Transactions
+	ids := make([]concord.TxID, n)
+	for i := range ids {
+		ids[i] = s.id(t, i)
+	}
+	sem := make(chan struct{}, s.h.Concurrency)
+	errs := make(chan error, n)
+	for i, id := range ids {
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			errs <- func() error {
+				payload := s.h.Yes(i)
+				want := concord.VoteYes
+				if i%5 == 4 {
+					payload, want = s.h.No(i), concord.VoteNo
+				}
+				v, err := r.Prepare(ctx, id, payload)
+				if err != nil {
+					return fmt.Errorf("Prepare(%s): %w", id, err)
+				}
+				if v.Vote != want {
+					return fmt.Errorf("Prepare(%s) voted %s (%s), want %s", id, v.Vote, v.Reason, want)
+				}
+				switch {
+				case want == concord.VoteNo:
+					return nil
+				case i%2 == 0:
+					return r.Commit(ctx, id)
+				default:
+					return r.Abort(ctx, id)
+				}
+			}()
+		}()
+	}
+	for range ids {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantRecovered(t, r, nil, ids)
+	r = restart(t)
+	var committed []concord.TxID
+	for i, id := range ids {
+		switch {
+		case i%5 == 4:
+		case i%2 == 0:
+			committed = append(committed, id)
+			mustErr(t, "Commit after the crash", r.Commit(ctx, id), nil)
+			mustErr(t, "Abort after the crash", r.Abort(ctx, id), participant.ErrAlreadyDecided)
+		default:
+			// An abort need not be durable (presumed abort): it is
+			// aborted, or prepared again and abortable.
+			mustErr(t, "Abort after the crash", r.Abort(ctx, id), nil)
+		}
+	}
+	wantRecovered(t, r, nil, ids)
+	if len(committed) == 0 {
+		t.Fatal("no transaction committed")
+	}
+}

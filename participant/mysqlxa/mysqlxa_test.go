@@ -423,3 +423,21 @@ func TestBadOptions(t *testing.T) {
 		}
 	}
 }
+
+// Transaction ids are case-sensitive, unlike MySQL's default collation.
+func TestIDsDifferingInCaseAreDistinct(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	r, _ := e.open(t, "p", 0)
+	yes(t)(r.Prepare(ctx, "tx-a", op{K: "a", Add: 1}.payload()))
+	if err := r.Commit(ctx, "tx-a"); err != nil {
+		t.Fatal(err)
+	}
+	yes(t)(r.Prepare(ctx, "tx-A", op{K: "b", Add: 1}.payload()))
+	if err := r.Abort(ctx, "tx-A"); err != nil {
+		t.Fatalf("abort of tx-A after commit of tx-a: %v", err)
+	}
+	if a, b := e.counter(t, "a"), e.counter(t, "b"); a != 1 || b != 0 {
+		t.Fatalf("a=%d b=%d, want 1 and 0", a, b)
+	}
+}

@@ -67,8 +67,8 @@ func New(ctx context.Context, opts Options) (*Resource, error) {
 			ErrBadOptions, db.String, opts.Name, len(r.bqual), maxBqualLen)
 	}
 	_, err := r.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+r.table+` (
-		participant VARCHAR(64) NOT NULL,
-		txid        VARCHAR(64) NOT NULL,
+		participant VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+		txid        VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
 		state       VARCHAR(16) NOT NULL,
 		reason      TEXT NOT NULL,
 		decided_at  TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),

@@ -43,9 +43,10 @@ type Options struct {
 	// decision table. The Resource does not close it.
 	Pool *pgxpool.Pool
 	// Name identifies this participant in global transaction ids
-	// ("concord/<database>/<name>/<txid>") and in the decision table: every
-	// participant sharing a database needs its own. Letters, digits, '.', '_'
-	// and '-', at most 64 bytes.
+	// ("concord/<database>/<schema>/<name>/<txid>", where schema is the
+	// decision table's) and in the decision table: every participant sharing
+	// a decision table needs its own. Letters, digits, '.', '_' and '-', at
+	// most 64 bytes.
 	Name string
 	// Work is the service's domain logic, run by Prepare and CommitOnePhase.
 	Work Work

@@ -22,7 +22,7 @@ type Resource struct {
 	pool        *pgxpool.Pool
 	name        string
 	work        Work
-	gidPrefix   string // "concord/<database>/<name>/"
+	gidPrefix   string // "concord/<database>/<schema>/<name>/"
 	table       string // quoted identifier
 	beginSQL    string // begins a transaction with the lock timeout set
 	lockTimeout string // milliseconds, as SET LOCAL wants it
@@ -47,23 +47,30 @@ func New(ctx context.Context, opts Options) (*Resource, error) {
 	if err := checkPrepared(ctx, opts.Pool); err != nil {
 		return nil, err
 	}
-	var db string
-	if err := opts.Pool.QueryRow(ctx, "SELECT current_database()").Scan(&db); err != nil {
-		return nil, fmt.Errorf("pgxa: read database name: %w", err)
-	}
 	ident, _ := tableIdent(opts.Table) // validated above
+	var db string
+	var schema *string
+	if err := opts.Pool.QueryRow(ctx, "SELECT current_database(), current_schema()").Scan(&db, &schema); err != nil {
+		return nil, fmt.Errorf("pgxa: read database and schema names: %w", err)
+	}
+	if len(ident) == 2 {
+		schema = &ident[0]
+	}
+	if schema == nil {
+		return nil, fmt.Errorf("%w: no schema of the search_path exists to hold the decision table; create one or name it in Table", ErrBadOptions)
+	}
 	r := &Resource{
 		pool:        opts.Pool,
 		name:        opts.Name,
 		work:        opts.Work,
-		gidPrefix:   "concord/" + db + "/" + opts.Name + "/",
+		gidPrefix:   "concord/" + db + "/" + *schema + "/" + opts.Name + "/",
 		table:       ident.Sanitize(),
 		lockTimeout: fmt.Sprint(opts.LockTimeout.Milliseconds()),
 	}
 	r.beginSQL = "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = " + r.lockTimeout
 	if n := len(r.gidPrefix) + concord.MaxTxIDLen; n > maxGIDLen {
-		return nil, fmt.Errorf("%w: database name %q and Name %q make global ids of up to %d bytes, PostgreSQL allows %d",
-			ErrBadOptions, db, opts.Name, n, maxGIDLen)
+		return nil, fmt.Errorf("%w: database %q, schema %q and Name %q make global ids of up to %d bytes, PostgreSQL allows %d",
+			ErrBadOptions, db, *schema, opts.Name, n, maxGIDLen)
 	}
 	if err := r.createTable(ctx); err != nil {
 		return nil, err

@@ -104,9 +104,14 @@ func (c Config) Validate() error {
 	if c.RetryMax < 0 {
 		return fmt.Errorf("%w: RetryMax %v is negative", ErrInvalid, c.RetryMax)
 	}
-	d := c.withDefaults()
-	if d.RetryMax < d.RetryMin {
-		return fmt.Errorf("%w: RetryMax %v is below RetryMin %v", ErrInvalid, d.RetryMax, d.RetryMin)
+	if c.RetryMin == 0 {
+		c.RetryMin = DefaultConfig.RetryMin
+	}
+	if c.RetryMax == 0 {
+		c.RetryMax = DefaultConfig.RetryMax
+	}
+	if c.RetryMax < c.RetryMin {
+		return fmt.Errorf("%w: RetryMax %v is below RetryMin %v", ErrInvalid, c.RetryMax, c.RetryMin)
 	}
 	return nil
 }

@@ -41,6 +41,9 @@ func Recover(cfg Config, records []Record, now time.Time) (live []Recovered, fin
 	var order []concord.TxID
 	for i := range records {
 		r := &records[i]
+		if r.Type < RecBegin || r.Type > RecEnd {
+			continue
+		}
 		acc := byID[r.TxID]
 		if acc == nil {
 			acc = &recovering{}

@@ -1,6 +1,7 @@
 package tpc
 
 import (
+	"encoding"
 	"encoding/binary"
 	"fmt"
 	"unicode/utf8"
@@ -215,3 +216,8 @@ func (d *decoder) string(what string) string {
 	}
 	return s
 }
+
+var (
+	_ encoding.BinaryMarshaler   = Record{}
+	_ encoding.BinaryUnmarshaler = (*Record)(nil)
+)

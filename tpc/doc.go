@@ -5,8 +5,18 @@
 // once they are, and the outcome to report. Drivers (package coordinator, the
 // participant SDK, the simulator) perform those steps in that order.
 //
-// The coordinator side implements presumed abort: a transaction with no
-// decision on record is aborted, aborts need no forced write and no
-// acknowledgement, a read-only voter leaves after phase 1, and a transaction
-// with one participant commits in one phase.
+// The coordinator side (CoordinatorTx, Begin, Recover) implements presumed
+// abort: a transaction with no decision on record is aborted, aborts need no
+// forced write and no acknowledgement, a read-only voter leaves after phase
+// 1, and a transaction with one participant commits in one phase. Only the
+// commit decision is forced (Ready.MustSync); after it the coordinator never
+// aborts and redelivers COMMIT with capped exponential backoff until every
+// yes voter acknowledges. Its log records (Record) encode to a small,
+// strictly decoded binary form. docs/protocol.md specifies the messages and
+// gives the messages and forced writes per case, which TestCoordinatorCosts
+// checks.
+//
+// Scenario scripts in testdata (coordinator_*.txt, with reviewed .golden
+// output) show the coordinator's behaviour step by step; rewrite the goldens
+// with go test ./tpc -run TestCoordinatorScenarios -update.
 package tpc

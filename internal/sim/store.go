@@ -1,0 +1,249 @@
+package sim
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/participant"
+	"github.com/concordtx/concord/travel"
+	"github.com/concordtx/concord/wal"
+)
+
+// readOnlyPayload is the branch payload of a participant that only reads:
+// it votes read-only and holds nothing.
+var readOnlyPayload = json.RawMessage(`{"query":"availability"}`)
+
+func isReadOnlyPayload(p json.RawMessage) bool { return bytes.Equal(p, readOnlyPayload) }
+
+// Store log record types.
+const (
+	storePrepared  uint8 = iota + 1 // forced before a yes vote
+	storeCommitted                  // forced before a commit is acknowledged
+	storeAborted                    // not forced (presumed abort)
+	storeOnePhase                   // a one-phase commit: the work and the commit in one forced record
+)
+
+// storeRecord is the payload of one store log record.
+type storeRecord struct {
+	ID      concord.TxID    `json:"id"`
+	Payload json.RawMessage `json:"payload,omitempty"`
+}
+
+// store is the simulator's participant resource: the travel inventory's
+// domain logic made durable on a wal over the node's crash-simulating disk,
+// with the discipline of participant/filestore: the prepared record (with
+// its payload) is synced before a yes vote, the commit record before a
+// commit returns, an abort is written unforced, a one-phase commit is one
+// synced record, and aborted ids (also aborts that arrived before their
+// prepare) are remembered so that a late prepare is refused.
+type store struct {
+	log     *wal.Log
+	inv     *travel.Inventory
+	aborted map[concord.TxID]bool // aborted with nothing held here: refused if prepared later
+	// crash is called at named points between a write and its sync, and
+	// after a sync; true means the process died there.
+	crash func(point string) bool
+}
+
+var _ participant.OnePhaseResource = (*store)(nil)
+
+// openStore opens (or recovers) a store in dir on fsys, replaying its log
+// into a fresh inventory.
+func openStore(fsys wal.FS, dir string, stock []travel.Stock) (*store, error) {
+	inv, err := travel.NewInventory(stock)
+	if err != nil {
+		return nil, err
+	}
+	l, err := wal.Open(wal.Options{Dir: dir, FS: fsys, SegmentSize: 4 << 10})
+	if err != nil {
+		return nil, fmt.Errorf("open store log: %w", err)
+	}
+	s := &store{log: l, inv: inv, aborted: make(map[concord.TxID]bool), crash: func(string) bool { return false }}
+	err = l.Replay(0, func(r wal.Record) error {
+		var rec storeRecord
+		if err := json.Unmarshal(r.Payload, &rec); err != nil {
+			return fmt.Errorf("record %d: %w", r.Seq, err)
+		}
+		switch r.Type {
+		case storePrepared:
+			_, err = inv.Reserve(rec.ID, rec.Payload)
+		case storeCommitted:
+			err = inv.Commit(rec.ID)
+		case storeAborted:
+			if _, rerr := inv.Reservation(rec.ID); rerr != nil {
+				s.aborted[rec.ID] = true
+			}
+			err = inv.Abort(rec.ID)
+		case storeOnePhase:
+			if _, err = inv.Reserve(rec.ID, rec.Payload); err == nil {
+				err = inv.Commit(rec.ID)
+			}
+		default:
+			err = fmt.Errorf("unknown type %d", r.Type)
+		}
+		if err != nil {
+			return fmt.Errorf("replay record %d: %w", r.Seq, err)
+		}
+		return nil
+	})
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// write appends one record, unforced, or forced with a crash point between
+// the write and the sync.
+func (s *store) write(typ uint8, id concord.TxID, payload json.RawMessage, sync bool) error {
+	b, err := json.Marshal(storeRecord{ID: id, Payload: payload})
+	if err != nil {
+		return err
+	}
+	if _, err := appendUnforced(s.log, typ, b); err != nil {
+		return err
+	}
+	if !sync {
+		return nil
+	}
+	if s.crash("store: record written, not synced") {
+		return errCrashed
+	}
+	if err := s.log.Sync(); err != nil {
+		return err
+	}
+	if s.crash("store: record synced") {
+		return errCrashed
+	}
+	return nil
+}
+
+func (s *store) Prepare(_ context.Context, id concord.TxID, payload json.RawMessage) (participant.PrepareResult, error) {
+	if isReadOnlyPayload(payload) {
+		return participant.PrepareResult{Vote: concord.VoteReadOnly}, nil
+	}
+	if s.aborted[id] {
+		return participant.PrepareResult{Vote: concord.VoteNo, Reason: "aborted before its prepare arrived"}, nil
+	}
+	if r, err := s.inv.Reservation(id); err == nil {
+		if r.State == travel.StateAborted {
+			return participant.PrepareResult{Vote: concord.VoteNo, Reason: "aborted"}, nil
+		}
+		return participant.PrepareResult{Vote: concord.VoteYes}, nil
+	}
+	if _, err := s.inv.Reserve(id, payload); err != nil {
+		s.aborted[id] = true // a no voter forgets the work, not the refusal
+		return participant.PrepareResult{Vote: concord.VoteNo, Reason: err.Error()}, nil
+	}
+	if err := s.write(storePrepared, id, payload, true); err != nil {
+		if !errors.Is(err, errCrashed) {
+			s.inv.Abort(id)
+		}
+		return participant.PrepareResult{}, err
+	}
+	return participant.PrepareResult{Vote: concord.VoteYes}, nil
+}
+
+func (s *store) Commit(_ context.Context, id concord.TxID) error {
+	r, err := s.inv.Reservation(id)
+	if err != nil {
+		return fmt.Errorf("commit %s: %w", id, participant.ErrUnknownTx)
+	}
+	switch r.State {
+	case travel.StateCommitted:
+		return nil
+	case travel.StateAborted:
+		return fmt.Errorf("commit %s: %w", id, participant.ErrAlreadyDecided)
+	}
+	if err := s.write(storeCommitted, id, nil, true); err != nil {
+		return err
+	}
+	return s.inv.Commit(id)
+}
+
+func (s *store) Abort(_ context.Context, id concord.TxID) error {
+	r, err := s.inv.Reservation(id)
+	switch {
+	case err != nil:
+		if s.aborted[id] {
+			return nil
+		}
+		s.aborted[id] = true
+	case r.State == travel.StateAborted:
+		return nil
+	case r.State == travel.StateCommitted:
+		return fmt.Errorf("abort %s: %w", id, participant.ErrAlreadyDecided)
+	}
+	if err := s.write(storeAborted, id, nil, false); err != nil {
+		return err
+	}
+	return s.inv.Abort(id)
+}
+
+func (s *store) CommitOnePhase(_ context.Context, id concord.TxID, payload json.RawMessage) (concord.Outcome, string, error) {
+	if isReadOnlyPayload(payload) {
+		return concord.OutcomeCommitted, "read-only", nil
+	}
+	if s.aborted[id] {
+		return concord.OutcomeAborted, "aborted before its prepare arrived", nil
+	}
+	if r, err := s.inv.Reservation(id); err == nil {
+		switch r.State {
+		case travel.StateCommitted:
+			return concord.OutcomeCommitted, "", nil
+		case travel.StateAborted:
+			return concord.OutcomeAborted, "aborted", nil
+		}
+		if err := s.write(storeCommitted, id, nil, true); err != nil {
+			return concord.OutcomePending, "", err
+		}
+		return concord.OutcomeCommitted, "", s.inv.Commit(id)
+	}
+	if _, err := s.inv.Reserve(id, payload); err != nil {
+		s.aborted[id] = true
+		return concord.OutcomeAborted, err.Error(), nil
+	}
+	if err := s.write(storeOnePhase, id, payload, true); err != nil {
+		if !errors.Is(err, errCrashed) {
+			s.inv.Abort(id)
+		}
+		return concord.OutcomePending, "", err
+	}
+	return concord.OutcomeCommitted, "", s.inv.Commit(id)
+}
+
+func (s *store) Recover(context.Context) ([]concord.TxID, error) {
+	var ids []concord.TxID
+	for _, r := range s.inv.Reservations(travel.StatePrepared) {
+		ids = append(ids, r.ID)
+	}
+	return ids, nil
+}
+
+// state is where transaction id stands in the store, for the checker.
+func (s *store) state(id concord.TxID) travel.State {
+	r, err := s.inv.Reservation(id)
+	if err != nil {
+		return ""
+	}
+	return r.State
+}
+
+// appendUnforced appends a record without syncing it and waits until the
+// log's writer has written it. Waiting keeps runs deterministic: otherwise
+// how the writer goroutine happens to batch records decides where segments
+// roll, and a roll syncs the records before it.
+func appendUnforced(l *wal.Log, typ uint8, payload []byte) (uint64, error) {
+	seq, err := l.AppendAsync(typ, payload)
+	if err != nil {
+		return 0, err
+	}
+	// Replaying from past the end reads nothing, but first waits for every
+	// record appended to be written.
+	err = l.Replay(seq+1, func(wal.Record) error { return nil })
+	return seq, err
+}

@@ -99,6 +99,7 @@ func (s *suite) inDoubt(t *testing.T) {
 		mustPrepare(t, r, id, s.h.Yes(i+1), concord.VoteYes)
 	}
 	r = restart(t)
+	wantRecovered(t, r, []concord.TxID{a, b, c, d}, nil)
 
 	coord := NewFakeCoordinator(t)
 	coord.Set(a, concord.OutcomeCommitted)

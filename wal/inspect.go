@@ -34,7 +34,8 @@ func (d Damage) String() string {
 // repairing anything, calling fn for every record with Seq >= from until
 // the end of the log or the first damage, which it returns. A zeroed tail
 // of the last segment is the end of the log, not damage. The error is
-// for bad options, I/O errors and fn's errors.
+// for bad options, I/O errors and fn's errors. On a log being written, a
+// record still being written may show as a torn tail.
 func Inspect(opts Options, from uint64, fn func(Record) error) (Damage, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {

@@ -8,7 +8,8 @@ import (
 // records appended with AppendAsync before the call (Replay waits until
 // they are written; it does not wait for them to be durable). Each Payload
 // is a fresh slice that fn may keep. Replay stops at fn's first error and
-// returns it. Compact waits while Replay runs.
+// returns it. Compact waits while Replay runs, so fn must not call Compact;
+// it may append.
 func (l *Log) Replay(from uint64, fn func(Record) error) error {
 	if err := l.waitWritten(); err != nil {
 		return err

@@ -36,6 +36,7 @@ func scanSegment(f File, size int64, first, from uint64, maxRec int, fn func(Rec
 	}
 	br := bufio.NewReaderSize(io.NewSectionReader(f, segHeaderSize, size-segHeaderSize), 64<<10)
 	var h [frameHeaderSize]byte
+	var scratch []byte
 	for res.end < size {
 		remain := size - res.end
 		if remain < frameHeaderSize {
@@ -61,8 +62,17 @@ func scanSegment(f File, size int64, first, from uint64, maxRec int, fn func(Rec
 			res.reason = bad
 			break
 		}
-		// The length is checked against both limits above: allocate.
-		p := make([]byte, fh.length)
+		// The length is checked against both limits above: allocate (a
+		// fresh slice for fn, which may keep it; else reuse one).
+		var p []byte
+		if fn != nil {
+			p = make([]byte, fh.length)
+		} else {
+			if cap(scratch) < int(fh.length) {
+				scratch = make([]byte, fh.length)
+			}
+			p = scratch[:fh.length]
+		}
 		if _, err := io.ReadFull(br, p); err != nil {
 			return res, fmt.Errorf("read payload at %d: %w", res.end+frameHeaderSize, err)
 		}

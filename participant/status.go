@@ -24,11 +24,14 @@ type TxInfo struct {
 	Queries   int       `json:"queries,omitempty"`
 	LastError string    `json:"last_error,omitempty"`
 	NextQuery time.Time `json:"next_query,omitzero"`
+	// Waiting counts requests waiting for an answer about it.
+	Waiting int `json:"waiting,omitempty"`
 }
 
 func infoOf(s tpc.ParticipantTxStatus) TxInfo {
 	return TxInfo{ID: s.ID, State: s.State.String(), Vote: s.Vote, Reason: s.Reason, OnePhase: s.OnePhase,
-		Coordinator: s.Coordinator, PreparedAt: s.PreparedAt, Queries: s.Queries, LastError: s.LastError, NextQuery: s.NextQuery}
+		Coordinator: s.Coordinator, PreparedAt: s.PreparedAt, Queries: s.Queries, LastError: s.LastError, NextQuery: s.NextQuery,
+		Waiting: s.Waiting}
 }
 
 // Status is a summary of a Server's work since it started.

@@ -631,6 +631,7 @@ func (t *ptx) status() ParticipantTxStatus {
 	s := ParticipantTxStatus{
 		ID: t.id, State: t.state, OnePhase: t.onePhase, Vote: t.vote, Reason: t.reason,
 		Coordinator: t.coordinator, PreparedAt: t.preparedAt, Queries: t.queries, LastError: t.lastErr,
+		Waiting: len(t.waiters),
 	}
 	if t.state == PartPrepared && !t.querying {
 		s.NextQuery = t.nextQuery

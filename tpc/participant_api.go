@@ -173,4 +173,5 @@ type ParticipantTxStatus struct {
 	Queries     int       // outcome queries (or one-phase abort attempts) that did not settle it
 	LastError   string    // latest failed call or query
 	NextQuery   time.Time // zero unless waiting to ask
+	Waiting     int       // requests waiting for an answer about it
 }

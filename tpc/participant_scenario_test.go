@@ -319,6 +319,9 @@ func (r *pscnRunner) fmtStatus(s ParticipantTxStatus) string {
 	if s.LastError != "" {
 		fmt.Fprintf(&b, " last-error=%q", s.LastError)
 	}
+	if s.Waiting > 0 {
+		fmt.Fprintf(&b, " waiting=%d", s.Waiting)
+	}
 	if !s.NextQuery.IsZero() {
 		fmt.Fprintf(&b, " next-query=%s", r.rel(s.NextQuery))
 	}

@@ -33,6 +33,7 @@ func (c *Coordinator) performLocked(t *txState, rd tpc.Ready, req *wal.Entry) {
 			// A lower bound until the append says: compaction may run meanwhile.
 			t.firstSeq.Store(c.log.LastSeq() + 1)
 		}
+		c.stats.records.Add(int64(len(rd.Records)))
 		first, err := c.appendEntries(entries, rd.MustSync)
 		if err != nil {
 			c.halt(fmt.Errorf("append to the log: %w", err))

@@ -10,7 +10,7 @@ import (
 type counters struct {
 	submitted, committed, aborted, finished                            atomic.Int64
 	prepares, commits, aborts, requests, votes, acks, deliveryFailures atomic.Int64
-	appends, forcedAppends, refreshed, compactions                     atomic.Int64
+	appends, forcedAppends, records, refreshed, compactions            atomic.Int64
 }
 
 // Stats are the coordinator's counters since New, for tests, benchmarks and
@@ -32,11 +32,12 @@ type Stats struct {
 	Acks             int64 // acknowledgements received
 	DeliveryFailures int64 // phase-2 deliveries that failed
 
-	LogAppends    int64 // records appended
-	ForcedAppends int64 // appends that waited for a sync
-	Refreshed     int64 // long-lived transactions rewritten to the log
-	Compactions   int64 // compaction passes
-	Log           wal.Stats
+	LogAppends      int64 // log entries appended: protocol records and request records
+	ProtocolRecords int64 // tpc records (begin, commit, abort, end) among them
+	ForcedAppends   int64 // appends that waited for a sync
+	Refreshed       int64 // long-lived transactions rewritten to the log
+	Compactions     int64 // compaction passes
+	Log             wal.Stats
 }
 
 // Stats returns the counters. It is cheap and safe to call at any time.
@@ -49,7 +50,7 @@ func (c *Coordinator) Stats() Stats {
 		PrepareMessages: c.stats.prepares.Load(), CommitMessages: c.stats.commits.Load(),
 		AbortMessages: c.stats.aborts.Load(), Requests: c.stats.requests.Load(),
 		Votes: c.stats.votes.Load(), Acks: c.stats.acks.Load(), DeliveryFailures: c.stats.deliveryFailures.Load(),
-		LogAppends: c.stats.appends.Load(), ForcedAppends: c.stats.forcedAppends.Load(),
+		LogAppends: c.stats.appends.Load(), ProtocolRecords: c.stats.records.Load(), ForcedAppends: c.stats.forcedAppends.Load(),
 		Refreshed: c.stats.refreshed.Load(), Compactions: c.stats.compactions.Load(),
 		Log: c.log.Stats(),
 	}

@@ -201,12 +201,10 @@ func (t *CoordinatorTx) Vote(ev VoteEvent, now time.Time) Ready {
 func (t *CoordinatorTx) onePhaseAnswer(b *coordBranch, ev VoteEvent) Ready {
 	switch {
 	case ev.Outcome == concord.OutcomeCommitted || ev.Outcome == concord.OutcomeAborted:
-		b.vote = ev.Vote
-		if b.vote == concord.VoteNone {
-			b.vote = concord.VoteYes
-			if ev.Outcome == concord.OutcomeAborted {
-				b.vote = concord.VoteNo
-			}
+		// The outcome is what the participant did; its vote follows it.
+		b.vote = concord.VoteYes
+		if ev.Outcome == concord.OutcomeAborted {
+			b.vote = concord.VoteNo
 		}
 		return t.settleOnePhase(b, ev.Outcome, ev.Reason)
 	case ev.Vote == concord.VoteNo:

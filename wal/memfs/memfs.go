@@ -98,7 +98,8 @@ func (m *FS) FailNth(op Op, n int, err error) {
 // SetFault installs fn, called before every operation with its kind and
 // file (or directory) name; a non-nil result fails the operation with that
 // error and no effect. fn runs with the file system locked and must not call
-// it. A nil fn removes the hook.
+// it; while fn blocks, every other operation waits (a test can hold an fsync
+// this way, as a slow disk would). A nil fn removes the hook.
 func (m *FS) SetFault(fn func(op Op, name string) error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -86,16 +86,22 @@ func (c *coordNode) start() {
 	}
 	live, _ := tpc.Recover(c.cfg, records, c.s.sched.now)
 	c.s.tracef(coordinatorName, "restarted (incarnation %d): %d records, %d live transactions", c.inc, len(records), len(live))
-	inc := c.inc
-	for _, r := range live {
+	// Every live transaction is in the table before any is resumed: a
+	// resumed one that finishes compacts the log, which must keep the
+	// records of all the others.
+	cts := make([]*coordTx, len(live))
+	for i, r := range live {
 		id := r.Tx.ID()
 		if r.Ready.Outcome == concord.OutcomeCommitted {
 			// The commit record was replayed: it was durable.
 			c.s.hist.commitDecided(id)
 		}
-		ct := &coordTx{tx: r.Tx, firstSeq: first[id], sends: map[string]int{}, replies: map[string]int{}}
-		c.txs[id] = ct
-		if !c.perform(ct, r.Ready) || c.inc != inc {
+		cts[i] = &coordTx{tx: r.Tx, firstSeq: first[id], sends: map[string]int{}, replies: map[string]int{}}
+		c.txs[id] = cts[i]
+	}
+	inc := c.inc
+	for i, r := range live {
+		if !c.perform(cts[i], r.Ready) || c.inc != inc {
 			return
 		}
 	}

@@ -243,7 +243,9 @@ func (h *history) voted(p string, id concord.TxID, v concord.Vote, inc int) {
 	t := h.tx(id)
 	ph := t.part(p)
 	if v == concord.VoteYes {
-		if ph.abortKnown == inc {
+		if ph.abortKnown == inc && !t.onePhase {
+			// (A one-phase ABORT only asks; a participant that committed
+			// in one phase rightly answers with its commit.)
 			h.violate("no-hanging", id, "%s voted yes after it learnt the transaction aborted", p)
 		}
 		if ph.aborted {
@@ -251,7 +253,7 @@ func (h *history) voted(p string, id concord.TxID, v concord.Vote, inc int) {
 		}
 		ph.prepared = true
 	}
-	if v == concord.VoteNo && (ph.prepared && !ph.aborted) {
+	if v == concord.VoteNo && ph.prepared && ph.abortKnown == 0 {
 		h.violate("no-unilateral-abort", id, "%s voted no after voting yes", p)
 	}
 	ph.vote = v
@@ -308,20 +310,35 @@ func (h *history) partAborted(p string, id concord.TxID) {
 // and a yes vote with no decision applied is still prepared.
 func (h *history) restarted(p *partNode, inc int) {
 	for _, t := range h.order {
-		ph := t.parts[p.name]
-		if ph == nil {
+		if !t.hasBranch(p.name) || !t.isWrite(p.name) {
 			continue
 		}
+		ph := t.part(p.name)
 		st := p.st.state(t.id)
 		switch {
-		case ph.committed && st != travel.StateCommitted && t.isWrite(p.name):
-			h.violate("durability", t.id, "%s lost its commit in a crash (store says %q)", p.name, st)
-		case ph.prepared && !ph.committed && !ph.aborted && st != travel.StatePrepared && st != travel.StateCommitted:
-			h.violate("no-unilateral-abort", t.id, "%s voted yes, then came back from a crash without the transaction prepared (store says %q)", p.name, st)
-		case ph.aborted && st == travel.StatePrepared:
+		case ph.committed && st != travel.StateCommitted:
+			h.violate("durability", t.id, "%s lost its commit in a crash (store says %q)", p.name, stateName(st))
+		case !ph.committed && st == travel.StateCommitted:
+			// The commit was durable but the crash came before the
+			// driver saw the call return.
+			h.partCommitted(p.name, t.id, t.onePhase)
+		case ph.prepared && !ph.aborted && st != travel.StatePrepared && st != travel.StateCommitted:
+			h.violate("no-unilateral-abort", t.id, "%s voted yes, then came back from a crash without the transaction prepared (store says %q)", p.name, stateName(st))
+		case ph.aborted && st != travel.StateAborted:
 			// The abort was not forced and the crash lost it: the
-			// transaction is in doubt again and will be aborted again.
+			// transaction is in doubt again (or unknown) and will be
+			// aborted again; a late PREPARE is no longer refused.
 			ph.aborted = false
 		}
 	}
+}
+
+// hasBranch reports whether participant p takes part in the transaction.
+func (t *txHist) hasBranch(p string) bool {
+	for _, b := range t.branches {
+		if b.Participant == p {
+			return true
+		}
+	}
+	return false
 }

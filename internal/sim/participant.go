@@ -121,7 +121,11 @@ func (p *partNode) receive(m message) {
 		p.nextReq++
 		rd = p.m.Commit(p.nextReq, m.tx, now)
 	case msgAbort:
-		p.s.hist.abortLearnt(p.name, m.tx, inc)
+		if p.st.state(m.tx) != travel.StateCommitted {
+			// Unless it committed in one phase (and refuses), the
+			// transaction is aborted for this participant from now on.
+			p.s.hist.abortLearnt(p.name, m.tx, inc)
+		}
 		if _, known := p.m.Lookup(m.tx); p.s.bugs.AcceptPrepareAfterAbort && !known {
 			// Broken on purpose: an ABORT for a transaction not seen yet
 			// is dropped instead of remembered.

@@ -37,9 +37,10 @@ type storeRecord struct {
 // domain logic made durable on a wal over the node's crash-simulating disk,
 // with the discipline of participant/filestore: the prepared record (with
 // its payload) is synced before a yes vote, the commit record before a
-// commit returns, an abort is written unforced, a one-phase commit is one
-// synced record, and aborted ids (also aborts that arrived before their
-// prepare) are remembered so that a late prepare is refused.
+// commit returns, the abort of a prepared transaction is written unforced, a
+// one-phase commit is one synced record, and aborted ids are remembered so
+// that a late prepare is refused; an abort that arrives before its prepare
+// is synced (see Abort).
 type store struct {
 	log     *wal.Log
 	inv     *travel.Inventory
@@ -172,12 +173,23 @@ func (s *store) Abort(_ context.Context, id concord.TxID) error {
 		if s.aborted[id] {
 			return nil
 		}
+		// An abort that arrives before its prepare is a promise to refuse
+		// that prepare, and the coordinator may settle a one-phase
+		// transaction as aborted on its acknowledgement: it is forced, or
+		// a crash would let the late one-phase prepare commit.
+		if err := s.write(storeAborted, id, nil, true); err != nil {
+			return err
+		}
 		s.aborted[id] = true
+		return nil
 	case r.State == travel.StateAborted:
 		return nil
 	case r.State == travel.StateCommitted:
 		return fmt.Errorf("abort %s: %w", id, participant.ErrAlreadyDecided)
 	}
+	// A prepared transaction's abort is not forced (presumed abort): if a
+	// crash loses it, the transaction is in doubt again and the
+	// coordinator's answer aborts it again.
 	if err := s.write(storeAborted, id, nil, false); err != nil {
 		return err
 	}
@@ -228,6 +240,9 @@ func (s *store) Recover(context.Context) ([]concord.TxID, error) {
 func (s *store) state(id concord.TxID) travel.State {
 	r, err := s.inv.Reservation(id)
 	if err != nil {
+		if s.aborted[id] {
+			return travel.StateAborted
+		}
 		return ""
 	}
 	return r.State

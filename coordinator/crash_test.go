@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/coordinator"
@@ -117,7 +118,7 @@ func crashOnce(t *testing.T, sc crashScenario, point coordinator.CrashPoint, nth
 			}
 		}
 		if e.c.Stats().Live > 0 {
-			e.clock.Advance(e.opts.RetryMax + 5000000000) // push retries and deadlines along
+			e.clock.Advance(10 * time.Second) // push retries and deadlines along
 			return false
 		}
 		return settled

@@ -56,6 +56,7 @@ type ptx struct {
 	known       bool // the resource has (or had) this transaction prepared
 	selfAbort   bool // the abort in flight (or failed) was started by the participant after a failed call
 	uncertain   bool // a failed call left it unknown whether the resource holds it
+	retryAbort  bool // while prepared, Tick retries the abort instead of asking the coordinator
 	coordinator string
 	payload     json.RawMessage // latest prepare payload, kept until the transaction is decided
 	vote        concord.Vote
@@ -294,10 +295,10 @@ func (p *Participant) commitDone(t *ptx, res ParticipantResult, now time.Time, r
 		if t.vote == concord.VoteNone {
 			t.vote = concord.VoteYes
 		}
-		t.uncertain = false
+		t.uncertain, t.retryAbort = false, false
 		p.setState(t, PartCommitted)
 	case PErrAlreadyDecided:
-		t.vote, t.uncertain = concord.VoteNo, false
+		t.vote, t.uncertain, t.retryAbort = concord.VoteNo, false, false
 		if t.reason == "" {
 			t.reason = "aborted"
 		}
@@ -315,7 +316,7 @@ func (p *Participant) commitDone(t *ptx, res ParticipantResult, now time.Time, r
 		if t.onePhase {
 			// The sole decider of a one-phase transaction settles it by
 			// aborting (retried by Tick) rather than waiting to be told.
-			t.uncertain = true
+			t.uncertain, t.retryAbort = true, true
 		}
 		p.backToPrepared(t, now, rd)
 	}
@@ -324,7 +325,7 @@ func (p *Participant) commitDone(t *ptx, res ParticipantResult, now time.Time, r
 func (p *Participant) abortDone(t *ptx, res ParticipantResult, now time.Time, rd *ParticipantReady) {
 	switch res.Err {
 	case PErrNone, PErrUnknownTx:
-		t.vote, t.uncertain = concord.VoteNo, false
+		t.vote, t.uncertain, t.retryAbort = concord.VoteNo, false, false
 		if t.reason == "" {
 			if t.known {
 				t.reason = "aborted"
@@ -334,20 +335,23 @@ func (p *Participant) abortDone(t *ptx, res ParticipantResult, now time.Time, rd
 		}
 		p.setState(t, PartAborted)
 	case PErrAlreadyDecided:
-		t.vote, t.uncertain = concord.VoteYes, false
+		t.vote, t.uncertain, t.retryAbort = concord.VoteYes, false, false
 		p.setState(t, PartCommitted)
 	default:
 		t.lastErr = "abort: " + errText(res)
 		p.reply(t, waitAbort, rd, ParticipantReply{Kind: ReplyFailure, Reason: "abort failed: " + errText(res)})
 		if !t.known {
-			// Remember the abort in memory at least, so that a late
-			// prepare is still refused.
+			// The coordinator aborted a transaction this participant
+			// does not know, and the resource could not record it: keep
+			// it in memory as one that votes no, and retry the abort.
 			t.vote, t.reason = concord.VoteNo, "aborted before prepare"
-			p.setState(t, PartAborted)
-			return
+			t.uncertain, t.retryAbort = true, true
 		}
 		if t.selfAbort {
-			t.uncertain = true
+			// Aborted by the participant itself after a failed call: it
+			// voted no (or, in one phase, decides alone), so retrying the
+			// abort needs no coordinator.
+			t.uncertain, t.retryAbort = true, true
 		}
 		p.backToPrepared(t, now, rd)
 	}
@@ -432,8 +436,7 @@ func (p *Participant) Tick(now time.Time) ParticipantReady {
 	}
 	slices.SortFunc(due, func(a, b *ptx) int { return cmpID(a.id, b.id) })
 	for _, t := range due {
-		if t.onePhase && t.uncertain {
-			t.selfAbort = true
+		if t.retryAbort {
 			p.startDecision(t, concord.OutcomeAborted, &rd)
 			continue
 		}
@@ -573,6 +576,8 @@ func (p *Participant) voteFor(t *ptx) (ParticipantReply, bool) {
 			r := no()
 			r.Outcome = concord.OutcomeAborted
 			return r, true
+		case PartReadOnly:
+			return ParticipantReply{Kind: ReplyVote, Vote: concord.VoteReadOnly, Outcome: concord.OutcomeCommitted}, true
 		case PartPrepared:
 			if t.uncertain {
 				// Neither committed nor aborted for sure yet: no vote.

@@ -17,7 +17,7 @@ type ParticipantState uint8
 const (
 	PartUnknown    ParticipantState = iota // never seen, or forgotten
 	PartPreparing                          // a prepare (or one-phase commit) call is in flight
-	PartPrepared                           // voted yes; waiting for the decision
+	PartPrepared                           // voted yes and waiting for the decision (or holding a failed abort to retry)
 	PartCommitting                         // a commit call is in flight
 	PartAborting                           // an abort call is in flight
 	PartCommitted                          // committed (in two phases or one)

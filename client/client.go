@@ -1,0 +1,198 @@
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/wire"
+)
+
+// Errors an API call may wrap, compared with errors.Is. Every answer other
+// than success is an *APIError, which matches the one for its status.
+var (
+	ErrBadRequest   = errors.New("bad request")                 // 400, 405, 413: the message says what
+	ErrNotFound     = errors.New("transaction not found")       // 404
+	ErrConflict     = errors.New("id used for another request") // 409
+	ErrUnavailable  = errors.New("coordinator unavailable")     // 503
+	ErrInvalidInput = errors.New("client: invalid input")       // refused before sending
+)
+
+// APIError is an error answer from the coordinator.
+type APIError struct {
+	StatusCode int
+	Message    string
+}
+
+func (e *APIError) Error() string { return fmt.Sprintf("coordinator: %d: %s", e.StatusCode, e.Message) }
+
+// Is matches the sentinel for the status code.
+func (e *APIError) Is(target error) bool {
+	switch e.StatusCode {
+	case http.StatusBadRequest, http.StatusMethodNotAllowed, http.StatusRequestEntityTooLarge:
+		return target == ErrBadRequest
+	case http.StatusNotFound:
+		return target == ErrNotFound
+	case http.StatusConflict:
+		return target == ErrConflict
+	case http.StatusServiceUnavailable:
+		return target == ErrUnavailable
+	}
+	return false
+}
+
+// DefaultURL is the coordinator address used when Options.URL is empty.
+const DefaultURL = "http://127.0.0.1:7070"
+
+// Options configures a Client.
+type Options struct {
+	// URL is the coordinator's base URL. Default DefaultURL.
+	URL string
+	// HTTPClient is used for every call; nil means a keep-alive client.
+	HTTPClient *http.Client
+	// Timeout bounds each call that has no deadline of its own; 0 means
+	// 65 s (the longest transaction timeout the coordinator accepts by
+	// default, plus its grace).
+	Timeout time.Duration
+}
+
+func (o Options) withDefaults() (Options, error) {
+	if o.URL == "" {
+		o.URL = DefaultURL
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 65 * time.Second
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = wire.NewHTTPClient(0)
+	}
+	return o, o.validate()
+}
+
+func (o Options) validate() error {
+	u, err := url.Parse(o.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%w: coordinator URL %q: want http://host:port", ErrInvalidInput, o.URL)
+	}
+	if o.Timeout < 0 {
+		return fmt.Errorf("%w: Timeout %v is negative", ErrInvalidInput, o.Timeout)
+	}
+	return nil
+}
+
+// Client talks to one coordinator. It is safe for concurrent use.
+type Client struct {
+	opts Options
+	base string
+}
+
+// New returns a client for the coordinator at opts.URL.
+func New(opts Options) (*Client, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &Client{opts: opts, base: strings.TrimRight(opts.URL, "/")}, nil
+}
+
+// URL returns the coordinator's base URL.
+func (c *Client) URL() string { return c.base }
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.opts.Timeout)
+		defer cancel()
+	}
+	err := wire.Do(ctx, c.opts.HTTPClient, method, c.base+path, in, out)
+	var se *wire.StatusError
+	if errors.As(err, &se) {
+		return &APIError{StatusCode: se.Code, Message: se.Message}
+	}
+	if err != nil {
+		return fmt.Errorf("%s %s%s: %w", method, c.base, path, err)
+	}
+	return nil
+}
+
+// NewID returns a fresh random transaction id.
+func NewID() concord.TxID {
+	var b [12]byte
+	rand.Read(b[:])
+	return concord.TxID("tx-" + hex.EncodeToString(b[:]))
+}
+
+// Submit runs a transaction and returns its outcome once the decision is
+// durable. A request without an id gets one here (NewID), and the answer
+// carries it even with an error, so that submitting again with that id
+// after a network error is safe: the coordinator runs one id once.
+func (c *Client) Submit(ctx context.Context, req wire.SubmitRequest) (wire.SubmitResponse, error) {
+	if req.ID == "" {
+		req.ID = NewID()
+	}
+	if err := concord.ValidateTxID(req.ID); err != nil {
+		return wire.SubmitResponse{}, fmt.Errorf("%w: %w", ErrInvalidInput, err)
+	}
+	if len(req.Branches) == 0 {
+		return wire.SubmitResponse{}, fmt.Errorf("%w: no branches", ErrInvalidInput)
+	}
+	var resp wire.SubmitResponse
+	if err := c.do(ctx, http.MethodPost, wire.PathTransactions, req, &resp); err != nil {
+		return wire.SubmitResponse{ID: req.ID}, err
+	}
+	return resp, nil
+}
+
+// Get returns a transaction's state, votes and acknowledgements.
+func (c *Client) Get(ctx context.Context, id concord.TxID) (wire.TxStatus, error) {
+	if err := concord.ValidateTxID(id); err != nil {
+		return wire.TxStatus{}, fmt.Errorf("%w: %w", ErrInvalidInput, err)
+	}
+	var st wire.TxStatus
+	err := c.do(ctx, http.MethodGet, wire.TransactionPath(id), nil, &st)
+	return st, err
+}
+
+// List returns up to limit transactions in state: "pending" (preparing or
+// waiting for acknowledgements), "committed", "aborted" or "all". Zero
+// limit means the coordinator's default.
+func (c *Client) List(ctx context.Context, state string, limit int) (wire.TxList, error) {
+	q := url.Values{}
+	if state != "" {
+		q.Set("state", state)
+	}
+	if limit != 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	path := wire.PathTransactions
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var l wire.TxList
+	err := c.do(ctx, http.MethodGet, path, nil, &l)
+	return l, err
+}
+
+// Outcome asks what a participant in doubt asks: committed, aborted, or
+// pending. A transaction the coordinator has no record of is aborted.
+func (c *Client) Outcome(ctx context.Context, id concord.TxID) (concord.Outcome, error) {
+	if err := concord.ValidateTxID(id); err != nil {
+		return concord.OutcomePending, fmt.Errorf("%w: %w", ErrInvalidInput, err)
+	}
+	var o wire.OutcomeResponse
+	err := c.do(ctx, http.MethodGet, wire.OutcomePath(id), nil, &o)
+	return o.Outcome, err
+}
+
+// Health returns nil while the coordinator is up and working.
+func (c *Client) Health(ctx context.Context) error {
+	return c.do(ctx, http.MethodGet, wire.PathHealth, nil, nil)
+}

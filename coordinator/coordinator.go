@@ -82,7 +82,7 @@ func New(opts Options) (*Coordinator, error) {
 	c.log, err = wal.Open(wal.Options{Dir: opts.Dir, FS: opts.FS, SegmentSize: opts.SegmentSize})
 	if err != nil {
 		c.cancel()
-		return nil, fmt.Errorf("open coordinator log in %s: %w", opts.Dir, err)
+		return nil, fmt.Errorf("coordinator log: %w", err)
 	}
 	resume, err := c.recover()
 	if err != nil {
@@ -203,6 +203,10 @@ func (c *Coordinator) stopped() bool {
 		return false
 	}
 }
+
+// Done is closed when the coordinator stops working: closed, or halted by
+// a log failure (see Halted).
+func (c *Coordinator) Done() <-chan struct{} { return c.haltCh }
 
 // Halted returns the reason the coordinator stopped working, or nil.
 func (c *Coordinator) Halted() error {

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/concordtx/concord/coordinator"
+)
+
+func init() {
+	register("coordinator", "run the transaction coordinator", func(args []string, stdout, stderr io.Writer) int {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return runCoordinator(ctx, args, stdout, stderr)
+	})
+}
+
+// participantFlags collects repeated --participant name=URL flags.
+type participantFlags map[string]string
+
+func (p participantFlags) String() string {
+	names := make([]string, 0, len(p))
+	for n, u := range p {
+		names = append(names, n+"="+u)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ",")
+}
+
+func (p participantFlags) Set(s string) error {
+	name, u, ok := strings.Cut(s, "=")
+	if !ok || name == "" || u == "" {
+		return fmt.Errorf("%q: want name=URL, e.g. flights=http://127.0.0.1:7071", s)
+	}
+	if _, dup := p[name]; dup {
+		return fmt.Errorf("participant %q given twice", name)
+	}
+	p[name] = u
+	return nil
+}
+
+// runCoordinator serves until ctx ends (SIGINT or SIGTERM), then shuts down
+// gracefully. Exit status 2 for bad flags, 1 when it cannot start.
+func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("concord coordinator", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", coordinator.DefaultListen, "`address` to serve the HTTP API on")
+	data := fs.String("data", "data/coordinator", "data `directory`; the log is in its wal/ subdirectory")
+	advertise := fs.String("advertise", "", "`URL` participants use to reach this coordinator (default: http:// and --listen)")
+	parts := participantFlags{}
+	fs.Var(parts, "participant", "a participant as `name=URL`; repeat for each one")
+	defTimeout := fs.Duration("default-timeout", coordinator.DefaultTimeout, "prepare deadline of a transaction that gives none")
+	maxTimeout := fs.Duration("max-timeout", coordinator.DefaultMaxTimeout, "longest prepare deadline a client may ask for")
+	maxBranches := fs.Int("max-branches", coordinator.DefaultMaxBranches, "most participants in one transaction")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: concord coordinator --listen ADDR --data DIR --participant NAME=URL [--participant NAME=URL ...]")
+		fmt.Fprintln(stderr, "Runs the two-phase-commit coordinator until SIGINT or SIGTERM.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	usageErr := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "concord coordinator: "+format+"\n", a...)
+		return 2
+	}
+	if fs.NArg() > 0 {
+		return usageErr("unexpected argument %q", fs.Arg(0))
+	}
+	if len(parts) == 0 {
+		return usageErr("no --participant given: name each participant, e.g. --participant flights=http://127.0.0.1:7071")
+	}
+	if *data == "" {
+		return usageErr("--data is empty")
+	}
+	opts := coordinator.Options{
+		Dir:            filepath.Join(*data, "wal"),
+		Participants:   parts,
+		Listen:         *listen,
+		AdvertiseURL:   *advertise,
+		DefaultTimeout: *defTimeout,
+		MaxTimeout:     *maxTimeout,
+		MaxBranches:    *maxBranches,
+		Logf: func(format string, a ...any) {
+			fmt.Fprintf(stderr, "%s concord coordinator: %s\n", time.Now().UTC().Format(time.RFC3339), fmt.Sprintf(format, a...))
+		},
+	}
+	c, err := coordinator.New(opts)
+	if err != nil {
+		if errors.Is(err, coordinator.ErrInvalidOptions) {
+			return usageErr("%v", err)
+		}
+		fmt.Fprintf(stderr, "concord coordinator: %v\n", err)
+		return 1
+	}
+	if err := c.Start(nil); err != nil {
+		c.Close()
+		fmt.Fprintf(stderr, "concord coordinator: %v\n", err)
+		return 1
+	}
+	st := c.Stats()
+	fmt.Fprintf(stdout, "coordinator serving on %s (log %s; participants %s; %d transactions recovered to finish)\n",
+		c.URL(), opts.Dir, parts, st.Live)
+	select {
+	case <-ctx.Done():
+	case <-c.Done(): // halted on its own: the log failed
+	}
+	if err := c.Halted(); err != nil {
+		fmt.Fprintf(stderr, "concord coordinator: stopped: %v\n", err)
+		c.Close()
+		return 1
+	}
+	fmt.Fprintln(stdout, "coordinator shutting down: finishing requests in flight, closing the log")
+	if err := c.Close(); err != nil {
+		fmt.Fprintf(stderr, "concord coordinator: %v\n", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, "coordinator stopped")
+	return 0
+}

@@ -112,7 +112,7 @@ func (s *sim) finalCheck() {
 	confirmed := make(map[string]map[string]int64)
 	for _, p := range s.parts {
 		confirmed[p.name] = make(map[string]int64)
-		if ids, _ := p.st.Recover(context.Background()); len(ids) > 0 {
+		if ids, _ := p.res.Recover(context.Background()); len(ids) > 0 {
 			bad("liveness", ids[0], "%s still holds %d prepared transactions after settling", p.name, len(ids))
 		}
 	}
@@ -128,7 +128,7 @@ func (s *sim) finalCheck() {
 				continue
 			}
 			p := s.node(b.Participant).(*partNode)
-			st := p.st.state(t.id)
+			st := p.res.state(t.id)
 			switch {
 			case commit && st != travel.StateCommitted:
 				bad("agreement", t.id, "committed, but %s holds %q", b.Participant, stateName(st))
@@ -161,7 +161,7 @@ func (s *sim) finalCheck() {
 	}
 	for _, p := range s.parts {
 		p.checkConservation()
-		for _, it := range p.st.inv.Items() {
+		for _, it := range p.res.items() {
 			if it.Held != 0 {
 				bad("conservation", "", "%s: %s holds %d after settling", p.name, it.SKU, it.Held)
 			}

@@ -302,6 +302,9 @@ func (h *history) partAborted(p string, id concord.TxID) {
 	if t.decidedCommit() && ph.prepared {
 		h.violate("agreement", id, "%s aborted a committed transaction", p)
 	}
+	if ph.prepared && ph.abortKnown == 0 && !t.onePhase {
+		h.violate("no-unilateral-abort", id, "%s aborted after voting yes without being told the transaction aborted", p)
+	}
 	ph.aborted = true
 }
 
@@ -314,7 +317,7 @@ func (h *history) restarted(p *partNode, inc int) {
 			continue
 		}
 		ph := t.part(p.name)
-		st := p.st.state(t.id)
+		st := p.res.state(t.id)
 		switch {
 		case ph.committed && st != travel.StateCommitted:
 			h.violate("durability", t.id, "%s lost its commit in a crash (store says %q)", p.name, stateName(st))

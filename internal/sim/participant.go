@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/concordtx/concord"
@@ -30,19 +31,23 @@ type partNode struct {
 	stock []travel.Stock
 	cfg   tpc.ParticipantConfig
 
-	isUp    bool
-	inc     int
-	m       *tpc.Participant
-	st      *store
-	nextReq uint64
-	queries map[concord.TxID]uint64 // the outcome query in flight per transaction
-	calls   int                     // resource calls started and not yet made
-	wake    time.Time
+	isUp bool
+	inc  int
+	m    *tpc.Participant
+	res  resource
+	// armed and fired carry a crash injected at the next sync of the
+	// disk (see fileResource).
+	armed, fired *atomic.Bool
+	nextReq      uint64
+	queries      map[concord.TxID]uint64 // the outcome query in flight per transaction
+	calls        int                     // resource calls started and not yet made
+	wake         time.Time
 }
 
 func newPartNode(s *sim, name string, stock []travel.Stock) *partNode {
-	return &partNode{
+	p := &partNode{
 		s: s, name: name, disk: memfs.New(), stock: stock,
+		armed: new(atomic.Bool), fired: new(atomic.Bool),
 		cfg: tpc.ParticipantConfig{
 			OnePhase:     true,
 			InDoubtAfter: 300 * time.Millisecond,
@@ -50,6 +55,8 @@ func newPartNode(s *sim, name string, stock []travel.Stock) *partNode {
 			QueryMax:     800 * time.Millisecond,
 		},
 	}
+	installCrashHook(p.disk, p.armed, p.fired)
+	return p
 }
 
 func (p *partNode) up() bool { return p.isUp }
@@ -58,21 +65,31 @@ func (p *partNode) up() bool { return p.isUp }
 // prepared transactions it lists in doubt.
 func (p *partNode) start() {
 	p.inc++
-	st, err := openStore(p.disk, storeDir, p.stock)
+	var res resource
+	var err error
+	if p.s.opts.Store == SimStore {
+		var st *simStore
+		st, err = openSimStore(p.disk, storeDir, p.stock)
+		if err == nil {
+			st.crash = func(point string) bool { return p.crashPoint(point) }
+			res = st
+		}
+	} else {
+		res, err = openFileResource(p)
+	}
 	if err != nil {
 		p.s.violate(Violation{Invariant: "durability", At: p.s.sched.elapsed(), Detail: fmt.Sprintf("%s: store does not open: %v", p.name, err)})
 		return
 	}
 	p.isUp = true
-	p.st = st
+	p.res = res
 	inc := p.inc
-	st.crash = func(point string) bool { return p.crashPoint(point) }
 	p.m = tpc.NewParticipant(p.cfg)
 	p.queries = make(map[concord.TxID]uint64)
 	p.wake, p.calls = time.Time{}, 0
 	p.checkConservation()
 	p.s.hist.restarted(p, inc)
-	ids, err := st.Recover(context.Background())
+	ids, err := res.Recover(context.Background())
 	if err != nil {
 		p.s.violate(Violation{Invariant: "durability", At: p.s.sched.elapsed(), Detail: fmt.Sprintf("%s: recover: %v", p.name, err)})
 		return
@@ -81,7 +98,7 @@ func (p *partNode) start() {
 		// Broken on purpose: the prepared transactions are dropped instead
 		// of being kept in doubt.
 		for _, id := range ids {
-			st.Abort(context.Background(), id)
+			res.Abort(context.Background(), id)
 			p.s.hist.partAborted(p.name, id)
 		}
 		ids = nil
@@ -95,8 +112,8 @@ func (p *partNode) crash(where string) {
 	p.s.crashes++
 	p.isUp = false
 	p.disk.Crash()
-	p.st.log.Close() // fails: its files died with the crash; this only stops its writer
-	p.st, p.m, p.queries = nil, nil, nil
+	p.res.close() // fails: its files died with the crash; this only stops its writer
+	p.res, p.m, p.queries = nil, nil, nil
 	p.s.touchAll()
 	p.s.scheduleRestart(p)
 }
@@ -121,7 +138,7 @@ func (p *partNode) receive(m message) {
 		p.nextReq++
 		rd = p.m.Commit(p.nextReq, m.tx, now)
 	case msgAbort:
-		if p.st.state(m.tx) != travel.StateCommitted {
+		if p.res.state(m.tx) != travel.StateCommitted {
 			// Unless it committed in one phase (and refuses), the
 			// transaction is aborted for this participant from now on.
 			p.s.hist.abortLearnt(p.name, m.tx, inc)
@@ -190,10 +207,10 @@ func (p *partNode) call(inc int, a tpc.ParticipantAction) {
 	switch a.Kind {
 	case tpc.ActPrepare:
 		var pr participant.PrepareResult
-		pr, err = p.st.Prepare(ctx, a.ID, a.Payload)
+		pr, err = p.res.Prepare(ctx, a.ID, a.Payload)
 		res.Vote, res.Reason = pr.Vote, pr.Reason
 	case tpc.ActCommitOnePhase:
-		res.Outcome, res.Reason, err = p.st.CommitOnePhase(ctx, a.ID, a.Payload)
+		res.Outcome, res.Reason, err = p.res.CommitOnePhase(ctx, a.ID, a.Payload)
 		switch {
 		case err == nil && res.Outcome == concord.OutcomeCommitted:
 			p.s.hist.partCommitted(p.name, a.ID, true)
@@ -201,12 +218,12 @@ func (p *partNode) call(inc int, a tpc.ParticipantAction) {
 			p.s.hist.partAborted(p.name, a.ID)
 		}
 	case tpc.ActCommit:
-		err = p.st.Commit(ctx, a.ID)
+		err = p.res.Commit(ctx, a.ID)
 		if err == nil {
 			p.s.hist.partCommitted(p.name, a.ID, false)
 		}
 	case tpc.ActAbort:
-		err = p.st.Abort(ctx, a.ID)
+		err = p.res.Abort(ctx, a.ID)
 		if err == nil {
 			p.s.hist.partAborted(p.name, a.ID)
 		}
@@ -224,6 +241,14 @@ func (p *partNode) call(inc int, a tpc.ParticipantAction) {
 		res.Err, res.ErrText = tpc.PErrFailed, err.Error()
 	}
 	p.checkConservation()
+	if p.s.rng.IntN(50) == 0 {
+		if err := p.res.snapshot(); errors.Is(err, errCrashed) {
+			return
+		} else if err != nil {
+			p.s.violate(Violation{Invariant: "durability", At: p.s.sched.elapsed(), Detail: fmt.Sprintf("%s: %v", p.name, err)})
+			return
+		}
+	}
 	if p.crashPoint(fmt.Sprintf("after %s %s, before reporting it", a.Kind, a.ID)) {
 		return
 	}
@@ -272,7 +297,7 @@ func (p *partNode) schedule(inc int) {
 // checkConservation asserts available + held + confirmed = capacity for
 // every SKU, and that held matches the prepared reservations.
 func (p *partNode) checkConservation() {
-	if err := p.st.inv.Check(); err != nil {
+	if err := p.res.check(); err != nil {
 		p.s.violate(Violation{Invariant: "conservation", At: p.s.sched.elapsed(), Detail: fmt.Sprintf("%s: %v", p.name, err)})
 	}
 }

@@ -58,6 +58,7 @@ type Options struct {
 	FaultWindow  time.Duration // simulated time with faults; then all heal (3s)
 	SettleLimit  time.Duration // simulated time allowed to settle once healed (2m)
 	Faults       *Faults       // nil: drawn from the seed
+	Store        StoreKind     // the participants' resource (FileStore)
 	Bugs         Bugs
 	// Trace keeps a readable line per event in Result.Trace.
 	Trace bool

@@ -33,7 +33,7 @@ type storeRecord struct {
 	Payload json.RawMessage `json:"payload,omitempty"`
 }
 
-// store is the simulator's participant resource: the travel inventory's
+// simStore is the simulator's own participant resource: the travel inventory's
 // domain logic made durable on a wal over the node's crash-simulating disk,
 // with the discipline of participant/filestore: the prepared record (with
 // its payload) is synced before a yes vote, the commit record before a
@@ -41,7 +41,7 @@ type storeRecord struct {
 // one-phase commit is one synced record, and aborted ids are remembered so
 // that a late prepare is refused; an abort that arrives before its prepare
 // is synced (see Abort).
-type store struct {
+type simStore struct {
 	log     *wal.Log
 	inv     *travel.Inventory
 	aborted map[concord.TxID]bool // aborted with nothing held here: refused if prepared later
@@ -50,11 +50,11 @@ type store struct {
 	crash func(point string) bool
 }
 
-var _ participant.OnePhaseResource = (*store)(nil)
+var _ resource = (*simStore)(nil)
 
-// openStore opens (or recovers) a store in dir on fsys, replaying its log
+// openSimStore opens (or recovers) a store in dir on fsys, replaying its log
 // into a fresh inventory.
-func openStore(fsys wal.FS, dir string, stock []travel.Stock) (*store, error) {
+func openSimStore(fsys wal.FS, dir string, stock []travel.Stock) (*simStore, error) {
 	inv, err := travel.NewInventory(stock)
 	if err != nil {
 		return nil, err
@@ -63,7 +63,7 @@ func openStore(fsys wal.FS, dir string, stock []travel.Stock) (*store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store log: %w", err)
 	}
-	s := &store{log: l, inv: inv, aborted: make(map[concord.TxID]bool), crash: func(string) bool { return false }}
+	s := &simStore{log: l, inv: inv, aborted: make(map[concord.TxID]bool), crash: func(string) bool { return false }}
 	err = l.Replay(0, func(r wal.Record) error {
 		var rec storeRecord
 		if err := json.Unmarshal(r.Payload, &rec); err != nil {
@@ -100,7 +100,7 @@ func openStore(fsys wal.FS, dir string, stock []travel.Stock) (*store, error) {
 
 // write appends one record, unforced, or forced with a crash point between
 // the write and the sync.
-func (s *store) write(typ uint8, id concord.TxID, payload json.RawMessage, sync bool) error {
+func (s *simStore) write(typ uint8, id concord.TxID, payload json.RawMessage, sync bool) error {
 	b, err := json.Marshal(storeRecord{ID: id, Payload: payload})
 	if err != nil {
 		return err
@@ -123,7 +123,7 @@ func (s *store) write(typ uint8, id concord.TxID, payload json.RawMessage, sync 
 	return nil
 }
 
-func (s *store) Prepare(_ context.Context, id concord.TxID, payload json.RawMessage) (participant.PrepareResult, error) {
+func (s *simStore) Prepare(_ context.Context, id concord.TxID, payload json.RawMessage) (participant.PrepareResult, error) {
 	if isReadOnlyPayload(payload) {
 		return participant.PrepareResult{Vote: concord.VoteReadOnly}, nil
 	}
@@ -149,7 +149,7 @@ func (s *store) Prepare(_ context.Context, id concord.TxID, payload json.RawMess
 	return participant.PrepareResult{Vote: concord.VoteYes}, nil
 }
 
-func (s *store) Commit(_ context.Context, id concord.TxID) error {
+func (s *simStore) Commit(_ context.Context, id concord.TxID) error {
 	r, err := s.inv.Reservation(id)
 	if err != nil {
 		return fmt.Errorf("commit %s: %w", id, participant.ErrUnknownTx)
@@ -166,7 +166,7 @@ func (s *store) Commit(_ context.Context, id concord.TxID) error {
 	return s.inv.Commit(id)
 }
 
-func (s *store) Abort(_ context.Context, id concord.TxID) error {
+func (s *simStore) Abort(_ context.Context, id concord.TxID) error {
 	r, err := s.inv.Reservation(id)
 	switch {
 	case err != nil:
@@ -196,7 +196,7 @@ func (s *store) Abort(_ context.Context, id concord.TxID) error {
 	return s.inv.Abort(id)
 }
 
-func (s *store) CommitOnePhase(_ context.Context, id concord.TxID, payload json.RawMessage) (concord.Outcome, string, error) {
+func (s *simStore) CommitOnePhase(_ context.Context, id concord.TxID, payload json.RawMessage) (concord.Outcome, string, error) {
 	if isReadOnlyPayload(payload) {
 		return concord.OutcomeCommitted, "read-only", nil
 	}
@@ -228,7 +228,7 @@ func (s *store) CommitOnePhase(_ context.Context, id concord.TxID, payload json.
 	return concord.OutcomeCommitted, "", s.inv.Commit(id)
 }
 
-func (s *store) Recover(context.Context) ([]concord.TxID, error) {
+func (s *simStore) Recover(context.Context) ([]concord.TxID, error) {
 	var ids []concord.TxID
 	for _, r := range s.inv.Reservations(travel.StatePrepared) {
 		ids = append(ids, r.ID)
@@ -237,7 +237,7 @@ func (s *store) Recover(context.Context) ([]concord.TxID, error) {
 }
 
 // state is where transaction id stands in the store, for the checker.
-func (s *store) state(id concord.TxID) travel.State {
+func (s *simStore) state(id concord.TxID) travel.State {
 	r, err := s.inv.Reservation(id)
 	if err != nil {
 		if s.aborted[id] {
@@ -262,3 +262,8 @@ func appendUnforced(l *wal.Log, typ uint8, payload []byte) (uint64, error) {
 	err = l.Replay(seq+1, func(wal.Record) error { return nil })
 	return seq, err
 }
+
+func (s *simStore) items() []travel.Item { return s.inv.Items() }
+func (s *simStore) check() error         { return s.inv.Check() }
+func (s *simStore) snapshot() error      { return nil }
+func (s *simStore) close()               { s.log.Close() }

@@ -140,7 +140,8 @@ func (c *Coordinator) advertiseURL() string {
 // Close stops serving (letting requests in flight finish for up to
 // Options.ShutdownTimeout), stops sending, and closes the log. What is in
 // flight stays in the log: the next New finishes it. Close after a halt
-// releases the log without writing anything more.
+// sends and steps nothing more; it still closes the log, which writes out
+// what the log had already accepted.
 func (c *Coordinator) Close() error {
 	c.closeOnce.Do(func() {
 		c.srvMu.Lock()

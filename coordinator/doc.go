@@ -2,4 +2,52 @@
 // transactions, drives the tpc state machine with the wal log, batches the
 // participant protocol's messages, recovers from its log on start and serves
 // the client API over HTTP.
+//
+// # Embedding
+//
+//	c, err := coordinator.New(coordinator.Options{
+//		Dir:          "data/coordinator/wal",
+//		Participants: map[string]string{"flights": "http://127.0.0.1:7071"},
+//	})
+//	...
+//	err = c.Start(nil) // or c.Start(listener); c.URL() is then the base URL
+//	defer c.Close()
+//
+// Handler returns the HTTP API for a server of one's own; Submit, Status,
+// List and Outcome are the same operations in process.
+//
+// # Guarantees
+//
+// The driver performs each tpc.Ready in order: its records are appended
+// (and synced when MustSync) before any of its messages is handed to a
+// sender and before its outcome is reported, so a client hears "committed"
+// only once the commit record is durable, and the outcome endpoint answers
+// "committed" only then. The log's group commit shares one sync among the
+// transactions deciding at the same time. After a commit decision the
+// coordinator never aborts: it resends COMMIT with capped exponential
+// backoff (Options.RetryMin to RetryMax) until every yes voter acknowledges.
+//
+// # Idempotency window
+//
+// A submitted id is remembered with a digest of its request: while it runs,
+// resubmissions wait for its outcome; once finished, the last
+// Options.RememberFinished finished transactions (100,000 by default) are
+// kept in memory. On a restart every transaction whose records are still in
+// the log is rebuilt, with its digest when its request record survived
+// compaction (otherwise resubmissions are matched on the participants
+// alone). Past that window an id is unknown again: resubmitting it runs a new
+// transaction, and participants see an id they may remember.
+//
+// # Log size
+//
+// Every CompactInterval the log is compacted up to the oldest record of any
+// live transaction; a transaction live longer than RefreshAfter (a commit a
+// participant does not acknowledge) has its state rewritten so that it does
+// not pin old segments.
+//
+// # Testing hooks
+//
+// Options.Clock makes time an input, Options.Transport replaces HTTP (a
+// simulator supplies its own), and Options.CrashHook stops the coordinator
+// at any CrashPoint as if its process had died there.
 package coordinator

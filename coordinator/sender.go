@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/concordtx/concord"
@@ -97,28 +98,59 @@ func (c *Coordinator) sendPrepares(name string, items []prepItem) {
 	if c.stopped() {
 		return
 	}
+	var steps []func()
 	if err != nil {
 		reason := fmt.Sprintf("prepare request failed: %v", err)
 		for _, ptx := range req.Transactions {
-			c.vote(byID[ptx.ID], tpc.VoteEvent{Participant: name, Vote: concord.VoteUnreachable, Reason: reason})
+			t := byID[ptx.ID]
+			steps = append(steps, func() {
+				c.vote(t, tpc.VoteEvent{Participant: name, Vote: concord.VoteUnreachable, Reason: reason})
+			})
 		}
+		deliver(steps)
 		return
 	}
-	answered := make(map[concord.TxID]bool, len(req.Transactions))
+	// Group each transaction's votes (a duplicate answer repeats one) so
+	// that one transaction's steps stay in order.
+	votes := make(map[concord.TxID][]wire.VoteReply, len(req.Transactions))
 	for _, v := range resp.Votes {
-		t := byID[v.ID]
-		if t == nil {
-			continue // a vote on something not asked: ignore it
+		if byID[v.ID] != nil {
+			votes[v.ID] = append(votes[v.ID], v) // a vote on something not asked is ignored
 		}
-		answered[v.ID] = true
-		c.vote(t, tpc.VoteEvent{Participant: name, Vote: v.Vote, Reason: v.Reason, Outcome: v.Outcome})
 	}
 	for _, ptx := range req.Transactions {
-		if !answered[ptx.ID] {
-			c.vote(byID[ptx.ID], tpc.VoteEvent{Participant: name, Vote: concord.VoteUnreachable,
-				Reason: "the participant's answer holds no vote for this transaction"})
-		}
+		t, vs := byID[ptx.ID], votes[ptx.ID]
+		steps = append(steps, func() {
+			if len(vs) == 0 {
+				c.vote(t, tpc.VoteEvent{Participant: name, Vote: concord.VoteUnreachable,
+					Reason: "the participant's answer holds no vote for this transaction"})
+			}
+			for _, v := range vs {
+				c.vote(t, tpc.VoteEvent{Participant: name, Vote: v.Vote, Reason: v.Reason, Outcome: v.Outcome})
+			}
+		})
 	}
+	deliver(steps)
+}
+
+// deliver runs the steps of a batch's answer, each on its own goroutine
+// when there are several: a step that decides commit waits for its log
+// sync, and those waits must overlap for group commit to share them. It
+// returns when all are done, so a sender's slot stays busy until then.
+func deliver(steps []func()) {
+	if len(steps) == 1 {
+		steps[0]()
+		return
+	}
+	var wg sync.WaitGroup
+	for _, f := range steps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f()
+		}()
+	}
+	wg.Wait()
 }
 
 // sendDecisions sends one batch of COMMITs (commit) or ABORTs and steps
@@ -156,35 +188,41 @@ func (c *Coordinator) sendDecisions(name string, commit bool, items []*txState) 
 	if c.stopped() {
 		return
 	}
+	var steps []func()
 	if err != nil {
 		reason := fmt.Sprintf("%s request failed: %v", kind, err)
 		for _, id := range ids {
-			c.deliveryFailed(byID[id], name, reason)
+			t := byID[id]
+			steps = append(steps, func() { c.deliveryFailed(t, name, reason) })
 		}
+		deliver(steps)
 		return
 	}
-	answered := make(map[concord.TxID]bool, len(ids))
+	acked := make(map[concord.TxID]bool, len(ids))
 	for _, id := range resp.Acknowledged {
-		if t := byID[id]; t != nil {
-			answered[id] = true
-			c.ack(t, name)
-		}
+		acked[id] = true
 	}
+	failed := make(map[concord.TxID]wire.TxFailure, len(resp.Failed))
 	for _, f := range resp.Failed {
-		t := byID[f.ID]
-		if t == nil {
-			continue
-		}
-		answered[f.ID] = true
-		if f.Outcome != concord.OutcomePending {
-			c.resolved(t, name, f.Outcome)
-		} else {
-			c.deliveryFailed(t, name, fmt.Sprintf("%s refused: %s", kind, f.Reason))
+		if _, dup := failed[f.ID]; !dup {
+			failed[f.ID] = f
 		}
 	}
 	for _, id := range ids {
-		if !answered[id] {
-			c.deliveryFailed(byID[id], name, fmt.Sprintf("%s answer holds nothing for this transaction", kind))
+		t := byID[id]
+		f, isFailed := failed[id]
+		switch {
+		case acked[id]:
+			steps = append(steps, func() { c.ack(t, name) })
+		case isFailed && f.Outcome != concord.OutcomePending:
+			steps = append(steps, func() { c.resolved(t, name, f.Outcome) })
+		case isFailed:
+			steps = append(steps, func() { c.deliveryFailed(t, name, fmt.Sprintf("%s refused: %s", kind, f.Reason)) })
+		default:
+			steps = append(steps, func() {
+				c.deliveryFailed(t, name, fmt.Sprintf("%s answer holds nothing for this transaction", kind))
+			})
 		}
 	}
+	deliver(steps)
 }

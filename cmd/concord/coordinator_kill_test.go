@@ -1,0 +1,122 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/client"
+	"github.com/concordtx/concord/internal/testutil"
+	"github.com/concordtx/concord/wire"
+)
+
+// TestHelperCoordinatorProcess is not a test: it is the coordinator
+// process that TestCoordinatorSurvivesSIGKILL starts (this test binary,
+// re-executed), so that it can be killed for real.
+func TestHelperCoordinatorProcess(t *testing.T) {
+	args := os.Getenv("CONCORD_HELPER_COORDINATOR_ARGS")
+	if args == "" {
+		t.Skip("started only as a child process")
+	}
+	os.Exit(runCoordinator(context.Background(), strings.Split(args, "\x1f"), os.Stdout, os.Stderr))
+}
+
+// startCoordinatorProcess starts a coordinator process and returns it with
+// its URL.
+func startCoordinatorProcess(t *testing.T, args ...string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperCoordinatorProcess$")
+	cmd.Env = append(os.Environ(), "CONCORD_HELPER_COORDINATOR_ARGS="+strings.Join(args, "\x1f"))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	urls := make(chan string, 1)
+	go func() {
+		re := regexp.MustCompile(`serving on (http://127\.0\.0\.1:\d+)`)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				urls <- m[1]
+				break
+			}
+		}
+		io.Copy(io.Discard, out)
+	}()
+	select {
+	case u := <-urls:
+		return cmd, u
+	case <-time.After(30 * time.Second):
+		t.Fatal("the coordinator process did not start")
+	}
+	return nil, ""
+}
+
+// A coordinator process killed with SIGKILL, with one commit still being
+// delivered and one transaction undecided, comes back on the same data
+// directory and finishes both the right way.
+func TestCoordinatorSurvivesSIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	flights := testutil.NewParticipant(t, "flights")
+	hotels := testutil.NewParticipant(t, "hotels")
+	cars := testutil.NewParticipant(t, "cars")
+	hotels.SetPathMode(wire.PathCommit, testutil.Down)
+	cars.SetPathMode(wire.PathPrepare, testutil.Silent)
+	seen := make(chan testutil.Seen, 64)
+	cars.Notify(seen)
+	data := t.TempDir()
+	args := []string{"--listen", "127.0.0.1:0", "--data", data, "--participant", "flights=" + flights.URL,
+		"--participant", "hotels=" + hotels.URL, "--participant", "cars=" + cars.URL, "--default-timeout", "30s"}
+	proc, url := startCoordinatorProcess(t, args...)
+	cl, _ := client.New(client.Options{URL: url, Timeout: 10 * time.Second})
+	ctx := context.Background()
+	resp, err := cl.Submit(ctx, wire.SubmitRequest{ID: "kill-commit", Branches: []wire.Branch{{Participant: "flights"}, {Participant: "hotels"}}})
+	if err != nil || resp.Outcome != concord.OutcomeCommitted {
+		t.Fatalf("%+v %v", resp, err)
+	}
+	go cl.Submit(ctx, wire.SubmitRequest{ID: "kill-undecided", Branches: []wire.Branch{{Participant: "flights"}, {Participant: "cars"}}})
+	for s := range seen {
+		if s.Path == wire.PathPrepare {
+			break
+		}
+	}
+	if st, err := cl.Get(ctx, "kill-commit"); err != nil || st.Done {
+		t.Fatalf("before the kill: %+v %v", st, err)
+	}
+	proc.Process.Signal(syscall.SIGKILL)
+	proc.Wait()
+
+	hotels.SetPathMode(wire.PathCommit, testutil.Normal)
+	cars.SetPathMode(wire.PathPrepare, testutil.Normal)
+	_, url = startCoordinatorProcess(t, args...)
+	cl, _ = client.New(client.Options{URL: url, Timeout: 10 * time.Second})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st, err := cl.Get(ctx, "kill-commit")
+		if err == nil && st.Done && hotels.State("kill-commit") == "committed" && flights.State("kill-undecided") == "aborted" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after restart: %+v %v; hotels %q, flights %q", st, err, hotels.State("kill-commit"), flights.State("kill-undecided"))
+		}
+		time.Sleep(5 * time.Millisecond) // a real process: poll it
+	}
+	if o, err := cl.Outcome(ctx, "kill-undecided"); err != nil || o != concord.OutcomeAborted {
+		t.Fatalf("undecided transaction: %v %v", o, err)
+	}
+}

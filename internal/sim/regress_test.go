@@ -39,7 +39,9 @@ func abortBeforePrepareSurvives(t *testing.T, open func(disk *memfs.FS) (resourc
 	return res.Vote == concord.VoteNo
 }
 
-func testStock() []travel.Stock { return []travel.Stock{{SKU: "A", Capacity: 5}, {SKU: "B", Capacity: 5}} }
+func testStock() []travel.Stock {
+	return []travel.Stock{{SKU: "A", Capacity: 5}, {SKU: "B", Capacity: 5}}
+}
 
 // TestSimStoreAbortBeforePrepare: the simulator's store forces an abort
 // that arrives before its prepare, so the late prepare is refused even

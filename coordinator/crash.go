@@ -5,10 +5,12 @@ import "github.com/concordtx/concord"
 // CrashPoint names a moment in the driver where Options.CrashHook is called.
 type CrashPoint string
 
-// Crash points: after a log record of each type has been appended (and
-// synced, if it had to be), and after a request carrying a message of each
-// kind has returned (whatever its answer) but before the answer is used.
+// Crash points: before a decision (commit or abort) is logged, after a log
+// record of each type has been appended (and synced, if it had to be), and
+// after a request carrying a message of each kind has returned (whatever
+// its answer) but before the answer is used.
 const (
+	BeforeLogDecision CrashPoint = "before-log-decision"
 	AfterLogBegin     CrashPoint = "after-log-begin"
 	AfterLogCommit    CrashPoint = "after-log-commit"
 	AfterLogAbort     CrashPoint = "after-log-abort"
@@ -21,7 +23,7 @@ const (
 
 // CrashPoints lists every CrashPoint, for tests that visit them all.
 var CrashPoints = []CrashPoint{
-	AfterLogBegin, AfterLogCommit, AfterLogAbort, AfterLogEnd,
+	BeforeLogDecision, AfterLogBegin, AfterLogCommit, AfterLogAbort, AfterLogEnd,
 	AfterSendPrepare, AfterSendCommit, AfterSendAbort,
 }
 

@@ -24,6 +24,11 @@ func (c *Coordinator) performLocked(t *txState, rd tpc.Ready, req *wal.Entry) {
 		return
 	}
 	if len(rd.Records) > 0 {
+		for _, r := range rd.Records {
+			if (r.Type == tpc.RecCommit || r.Type == tpc.RecAbort) && c.crashAt(BeforeLogDecision, t.id) {
+				return
+			}
+		}
 		entries, err := encodeRecords(req, rd.Records)
 		if err != nil {
 			c.halt(err)

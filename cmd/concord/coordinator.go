@@ -14,7 +14,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/coordinator"
+	"github.com/concordtx/concord/internal/failpoint"
 )
 
 func init() {
@@ -23,6 +25,26 @@ func init() {
 		defer stop()
 		return runCoordinator(ctx, args, stdout, stderr)
 	})
+}
+
+// failpoints maps the driver's crash points to the failpoints that
+// CONCORD_FAILPOINTS may arm (internal/failpoint), so that a coordinator
+// process can be killed at them.
+var failpoints = map[coordinator.CrashPoint]string{
+	coordinator.AfterLogBegin:     failpoint.CoordinatorAfterBeginLog,
+	coordinator.AfterSendPrepare:  failpoint.CoordinatorAfterPrepareSent,
+	coordinator.BeforeLogDecision: failpoint.CoordinatorAfterVotes,
+	coordinator.AfterLogCommit:    failpoint.CoordinatorAfterDecisionSync,
+	coordinator.AfterSendCommit:   failpoint.CoordinatorAfterCommitSent,
+}
+
+// hitFailpoint is the coordinator's CrashHook in the binary: an armed
+// failpoint kills the process there; disarmed it costs one atomic load.
+func hitFailpoint(p coordinator.CrashPoint, _ concord.TxID) error {
+	if name, ok := failpoints[p]; ok {
+		failpoint.Hit(name)
+	}
+	return nil
 }
 
 // participantFlags collects repeated --participant name=URL flags.
@@ -94,6 +116,7 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 		DefaultTimeout: *defTimeout,
 		MaxTimeout:     *maxTimeout,
 		MaxBranches:    *maxBranches,
+		CrashHook:      hitFailpoint,
 		Logf: func(format string, a ...any) {
 			fmt.Fprintf(stderr, "%s concord coordinator: %s\n", time.Now().UTC().Format(time.RFC3339), fmt.Sprintf(format, a...))
 		},

@@ -14,6 +14,7 @@ import (
 
 	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/client"
+	"github.com/concordtx/concord/internal/failpoint"
 	"github.com/concordtx/concord/internal/testutil"
 	"github.com/concordtx/concord/wire"
 )
@@ -32,9 +33,16 @@ func TestHelperCoordinatorProcess(t *testing.T) {
 // startCoordinatorProcess starts a coordinator process and returns it with
 // its URL.
 func startCoordinatorProcess(t *testing.T, args ...string) (*exec.Cmd, string) {
+	return startCoordinatorProcessEnv(t, "", args...)
+}
+
+// startCoordinatorProcessEnv is startCoordinatorProcess with failpoints
+// armed as CONCORD_FAILPOINTS says.
+func startCoordinatorProcessEnv(t *testing.T, failpoints string, args ...string) (*exec.Cmd, string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperCoordinatorProcess$")
-	cmd.Env = append(os.Environ(), "CONCORD_HELPER_COORDINATOR_ARGS="+strings.Join(args, "\x1f"))
+	cmd.Env = append(os.Environ(), "CONCORD_HELPER_COORDINATOR_ARGS="+strings.Join(args, "\x1f"),
+		failpoint.EnvVar+"="+failpoints)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -118,5 +126,40 @@ func TestCoordinatorSurvivesSIGKILL(t *testing.T) {
 	}
 	if o, err := cl.Outcome(ctx, "kill-undecided"); err != nil || o != concord.OutcomeAborted {
 		t.Fatalf("undecided transaction: %v %v", o, err)
+	}
+}
+
+// The coordinator binary honours CONCORD_FAILPOINTS: armed at the durable
+// commit decision, the process dies before any COMMIT leaves or the client
+// hears anything; restarted, it delivers the commit.
+func TestCoordinatorFailpointAfterDecisionSync(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	flights := testutil.NewParticipant(t, "flights")
+	hotels := testutil.NewParticipant(t, "hotels")
+	args := []string{"--listen", "127.0.0.1:0", "--data", t.TempDir(),
+		"--participant", "flights=" + flights.URL, "--participant", "hotels=" + hotels.URL}
+	proc, url := startCoordinatorProcessEnv(t, failpoint.CoordinatorAfterDecisionSync+"=crash", args...)
+	cl, _ := client.New(client.Options{URL: url, Timeout: 10 * time.Second})
+	ctx := context.Background()
+	if resp, err := cl.Submit(ctx, wire.SubmitRequest{ID: "fp-commit", Branches: []wire.Branch{{Participant: "flights"}, {Participant: "hotels"}}}); err == nil {
+		t.Fatalf("the client heard %+v from a process that died before answering", resp)
+	}
+	proc.Wait()
+	if flights.Count(wire.PathCommit)+hotels.Count(wire.PathCommit) != 0 {
+		t.Fatal("a COMMIT left before the failpoint")
+	}
+	_, url = startCoordinatorProcess(t, args...)
+	cl, _ = client.New(client.Options{URL: url, Timeout: 10 * time.Second})
+	deadline := time.Now().Add(20 * time.Second)
+	for flights.State("fp-commit") != "committed" || hotels.State("fp-commit") != "committed" {
+		if time.Now().After(deadline) {
+			t.Fatalf("not re-driven: flights %q hotels %q", flights.State("fp-commit"), hotels.State("fp-commit"))
+		}
+		time.Sleep(5 * time.Millisecond) // a real process: poll it
+	}
+	if o, err := cl.Outcome(ctx, "fp-commit"); err != nil || o != concord.OutcomeCommitted {
+		t.Fatalf("outcome %v %v", o, err)
 	}
 }

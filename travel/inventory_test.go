@@ -61,7 +61,7 @@ func TestInventoryReserveCommitAbort(t *testing.T) {
 		t.Fatalf("untouched SKU changed: %+v", got)
 	}
 	r, err := v.Reservation("t1")
-	if err != nil || r != (Reservation{"t1", StateCommitted, "FL100", 3}) {
+	if err != nil || r != (Reservation{ID: "t1", State: StateCommitted, SKU: "FL100", Quantity: 3}) {
 		t.Fatalf("t1: %+v, %v", r, err)
 	}
 	r, err = v.Reservation("t2")

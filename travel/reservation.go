@@ -111,6 +111,10 @@ func ParseStateFilter(s string) (State, error) {
 type Reservation struct {
 	ID       concord.TxID `json:"id"`
 	State    State        `json:"state"`
-	SKU      string       `json:"sku"`
-	Quantity int64        `json:"quantity"`
+	SKU      string       `json:"sku,omitempty"`
+	Quantity int64        `json:"quantity,omitempty"`
+	// Reason says why a reservation was refused; such a reservation is
+	// aborted and holds no SKU or quantity. Stores that forget refusals at
+	// once answer ErrNoReservation instead.
+	Reason string `json:"reason,omitempty"`
 }

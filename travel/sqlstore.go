@@ -1,0 +1,239 @@
+package travel
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+
+	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/participant"
+)
+
+// A SQLStore keeps a service's inventory in PostgreSQL or MySQL/MariaDB and
+// takes part in transactions through the database's own two-phase commit
+// (participant/pgxa, participant/mysqlxa). Its tables are
+// <service>_inventory (one row per SKU: capacity, available) and
+// <service>_reservations (one row per transaction: SKU, quantity, state).
+//
+// A prepare runs two database transactions. The first, committed at once,
+// holds the quantity: available goes down and a reservation row appears in
+// state prepared. The second changes only that reservation row to committed
+// and ends with PREPARE TRANSACTION (XA PREPARE), then the yes vote. COMMIT
+// PREPARED makes the confirmation visible; an abort rolls the second back
+// and releases the hold (available goes up, the row becomes aborted). So the
+// prepared transaction locks its own reservation row only, never the SKU's
+// row: bookings of one SKU do not queue behind each other's decisions, and
+// no deadlock can form across databases. Every transaction keeps
+// available + held + confirmed = capacity, where held and confirmed are the
+// sums of the prepared and committed reservations.
+//
+// A crash between the two transactions, or between an abort and its
+// release, leaves a hold that no prepared transaction backs; opening the
+// store releases those (no yes vote was given for them, or the transaction
+// was aborted).
+type SQLStore struct {
+	service string
+	b       sqlBackend
+}
+
+var (
+	_ Store                        = (*SQLStore)(nil)
+	_ participant.OnePhaseResource = (*SQLStore)(nil)
+)
+
+// sqlBackend is one database's part of a SQLStore.
+type sqlBackend interface {
+	// res is the database's two-phase resource, whose Work is the
+	// backend's work function.
+	res() participant.OnePhaseResource
+	// status is where id stands in the two-phase resource.
+	status(ctx context.Context, id concord.TxID) (xaStatus, error)
+	// hold commits a hold of req for id, or says why not (ok false). A hold
+	// that exists already is ok.
+	hold(ctx context.Context, id concord.TxID, req Request) (ok bool, reason string, err error)
+	// release gives back the quantity of id's reservation if it is prepared
+	// and marks it aborted; otherwise it does nothing.
+	release(ctx context.Context, id concord.TxID) error
+	items(ctx context.Context) ([]Item, error)
+	// reservation returns id's reservation row, ok false if none.
+	reservation(ctx context.Context, id concord.TxID) (Reservation, bool, error)
+	reservations(ctx context.Context, s State) ([]Reservation, error)
+	close() error
+}
+
+// xaStatus is where a transaction stands in a two-phase resource.
+type xaStatus struct {
+	state  string // unknown, prepared, committed, aborted, read-only
+	reason string
+}
+
+// workMode tells a backend's work function what Prepare decided before it.
+type workMode struct {
+	refuse   string // vote no with this reason, doing nothing
+	onePhase bool   // hold and confirm in this one transaction
+}
+
+type workModeKey struct{}
+
+func withWorkMode(ctx context.Context, m workMode) context.Context {
+	return context.WithValue(ctx, workModeKey{}, m)
+}
+
+func workModeOf(ctx context.Context) workMode {
+	m, _ := ctx.Value(workModeKey{}).(workMode)
+	return m
+}
+
+var serviceIdentRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,31}$`)
+
+// sqlTablePrefix checks that a service name can prefix table names.
+func sqlTablePrefix(service string) (string, error) {
+	if !serviceIdentRE.MatchString(service) {
+		return "", fmt.Errorf("%w: service name %q cannot prefix SQL table names: want lower-case letters, digits and '_'", ErrBadOptions, service)
+	}
+	return service, nil
+}
+
+// Prepare holds what payload asks for and prepares the confirmation in the
+// database, or votes no with the reason. A transaction the database already
+// knows gets the same answer as before.
+func (s *SQLStore) Prepare(ctx context.Context, id concord.TxID, payload json.RawMessage) (participant.PrepareResult, error) {
+	st, err := s.b.status(ctx, id)
+	if err != nil {
+		return participant.PrepareResult{}, err
+	}
+	if st.state != "unknown" {
+		return s.b.res().Prepare(ctx, id, payload) // answers from its record
+	}
+	req, err := DecodeRequest(payload)
+	if err != nil {
+		return s.b.res().Prepare(withWorkMode(ctx, workMode{refuse: err.Error()}), id, payload)
+	}
+	ok, reason, err := s.b.hold(ctx, id, req)
+	if err != nil {
+		return participant.PrepareResult{}, fmt.Errorf("hold %s: %w", id, err)
+	}
+	if !ok {
+		return s.b.res().Prepare(withWorkMode(ctx, workMode{refuse: reason}), id, payload)
+	}
+	res, err := s.b.res().Prepare(ctx, id, payload)
+	if err != nil || res.Vote != concord.VoteYes {
+		// Not prepared (or not known to be): give the hold back unless a
+		// prepared transaction backs it, which keeps it locked.
+		if rerr := s.b.release(ctx, id); rerr != nil && err == nil {
+			err = fmt.Errorf("release hold of %s: %w", id, rerr)
+		}
+	}
+	return res, err
+}
+
+// CommitOnePhase holds and confirms in one database transaction, or refuses.
+func (s *SQLStore) CommitOnePhase(ctx context.Context, id concord.TxID, payload json.RawMessage) (concord.Outcome, string, error) {
+	mode := workMode{onePhase: true}
+	if _, err := DecodeRequest(payload); err != nil {
+		mode.refuse = err.Error()
+	}
+	return s.b.res().CommitOnePhase(withWorkMode(ctx, mode), id, payload)
+}
+
+// Commit commits the prepared confirmation of id's hold.
+func (s *SQLStore) Commit(ctx context.Context, id concord.TxID) error {
+	return s.b.res().Commit(ctx, id)
+}
+
+// Abort rolls back the prepared confirmation and releases the hold.
+func (s *SQLStore) Abort(ctx context.Context, id concord.TxID) error {
+	if err := s.b.res().Abort(ctx, id); err != nil {
+		return err
+	}
+	if err := s.b.release(ctx, id); err != nil {
+		return fmt.Errorf("release hold of %s: %w", id, err)
+	}
+	return nil
+}
+
+// Recover lists the transactions prepared in the database.
+func (s *SQLStore) Recover(ctx context.Context) ([]concord.TxID, error) {
+	return s.b.res().Recover(ctx)
+}
+
+// Items lists every SKU's state, read in one consistent snapshot.
+func (s *SQLStore) Items(ctx context.Context) ([]Item, error) { return s.b.items(ctx) }
+
+// Reservation returns id's reservation; a refused one is reported aborted
+// with the reason for as long as the decision table remembers it.
+func (s *SQLStore) Reservation(ctx context.Context, id concord.TxID) (Reservation, error) {
+	r, ok, err := s.b.reservation(ctx, id)
+	if err != nil || ok {
+		return r, err
+	}
+	st, err := s.b.status(ctx, id)
+	if err != nil {
+		return Reservation{}, err
+	}
+	if st.state == "aborted" {
+		return Reservation{ID: id, State: StateAborted, Reason: st.reason}, nil
+	}
+	return Reservation{}, fmt.Errorf("reservation %s: %w", id, ErrNoReservation)
+}
+
+// Reservations lists the reservations in state s ("" for all), ordered by
+// transaction id. Refused ones are not listed.
+func (s *SQLStore) Reservations(ctx context.Context, st State) ([]Reservation, error) {
+	return s.b.reservations(ctx, st)
+}
+
+// Close closes the store's connections. Prepared transactions stay prepared
+// in the database.
+func (s *SQLStore) Close() error { return s.b.close() }
+
+// Check verifies conservation for every SKU: available + held + confirmed =
+// capacity, none negative.
+func (s *SQLStore) Check(ctx context.Context) error {
+	items, err := s.Items(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, it := range items {
+		if it.Available < 0 || it.Held < 0 || it.Confirmed < 0 || it.Available+it.Held+it.Confirmed != it.Capacity {
+			errs = append(errs, fmt.Errorf("%s: available %d + held %d + confirmed %d != capacity %d",
+				it.SKU, it.Available, it.Held, it.Confirmed, it.Capacity))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// releaseOrphans releases the holds no prepared transaction backs: left by a
+// crash between a hold and its prepare, or between an abort and its release.
+// It runs when the store opens, before any transaction.
+func releaseOrphans(ctx context.Context, b sqlBackend) error {
+	held, err := b.reservations(ctx, StatePrepared)
+	if err != nil {
+		return err
+	}
+	for _, r := range held {
+		st, err := b.status(ctx, r.ID)
+		if err != nil {
+			return err
+		}
+		if st.state == "prepared" {
+			continue
+		}
+		if err := b.release(ctx, r.ID); err != nil {
+			return fmt.Errorf("release orphaned hold of %s: %w", r.ID, err)
+		}
+	}
+	return nil
+}
+
+// reserveReason explains why req cannot be held, given what the SKU's row
+// said (found false: no such SKU).
+func reserveReason(req Request, found bool, available int64) string {
+	if !found {
+		return fmt.Errorf("%w %q", ErrUnknownSKU, req.SKU).Error()
+	}
+	return fmt.Errorf("%w: %s has %d available, %d asked", ErrNotEnough, req.SKU, available, req.Quantity).Error()
+}

@@ -59,18 +59,21 @@ func (c *Coordinator) performLocked(t *txState, rd tpc.Ready, req *wal.Entry) {
 		c.scheduleLocked(t)
 	}
 	for _, m := range rd.Messages {
+		if m.Kind != tpc.MsgPrepare {
+			t.preparing.Store(false) // phase 2 (or resolving): no PREPARE of it is needed any more
+		}
 		c.send(t, m)
 	}
-	st := t.core.Status()
-	if st.Outcome != concord.OutcomePending {
-		t.preparing.Store(false)
+	if rd.Outcome == concord.OutcomePending && !rd.Done {
+		return
 	}
+	t.preparing.Store(false)
+	st := t.core.Status()
 	if rd.Outcome != concord.OutcomePending {
 		c.reportLocked(t, st, rd.Outcome, rd.Reason)
 	}
 	if rd.Done {
 		t.finished = true
-		t.preparing.Store(false)
 		if t.timer != nil {
 			t.timer.Stop()
 			t.timer = nil

@@ -258,4 +258,3 @@ func TestFileStoreConcurrentCrashes(t *testing.T) {
 		})
 	}
 }
-

@@ -99,6 +99,7 @@ type Result struct {
 	Transactions int // submitted and begun
 	Committed    int // transactions whose outcome is commit
 	Aborted      int
+	Unfaulted    int // transactions no fault touched: non-triviality was asked of them
 	Crashes      int
 	Partitions   int
 	Messages     int // sent
@@ -171,6 +172,9 @@ func Run(opts Options) (Result, error) {
 			r.Committed++
 		} else {
 			r.Aborted++
+		}
+		if !t.faulted {
+			r.Unfaulted++
 		}
 	}
 	return r, nil

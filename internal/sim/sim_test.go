@@ -16,11 +16,24 @@ var (
 	flagFirst    = flag.Uint64("first", 1, "first seed TestSimulation runs")
 	flagSeed     = flag.Int64("seed", -1, "replay this one seed and print its trace")
 	flagDuration = flag.Duration("duration", 0, "run seeds for this long instead of -seeds (soak)")
+	flagStore    = flag.String("store", "filestore", "participants' resource: filestore (participant/filestore) or sim (the simulator's own)")
 )
+
+// baseOptions are the options the flags select, for every seed.
+func baseOptions(t *testing.T) Options {
+	switch *flagStore {
+	case "filestore":
+		return Options{Store: FileStore}
+	case "sim":
+		return Options{Store: SimStore}
+	}
+	t.Fatalf("-store %q: want filestore or sim", *flagStore)
+	return Options{}
+}
 
 // batch is the sum of many runs.
 type batch struct {
-	seeds, transactions, committed, crashes, partitions int
+	seeds, transactions, committed, unfaulted, crashes, partitions int
 	messages, dropped, duplicated                       int
 	failed                                              []Result // runs with a violation, by seed
 }
@@ -29,6 +42,7 @@ func (b *batch) add(r Result) {
 	b.seeds++
 	b.transactions += r.Transactions
 	b.committed += r.Committed
+	b.unfaulted += r.Unfaulted
 	b.crashes += r.Crashes
 	b.partitions += r.Partitions
 	b.messages += r.Messages
@@ -40,8 +54,8 @@ func (b *batch) add(r Result) {
 }
 
 func (b *batch) String() string {
-	return fmt.Sprintf("%d seeds, %d transactions (%d committed), %d crashes, %d partitions, %d messages, %d dropped, %d duplicated, %d violations",
-		b.seeds, b.transactions, b.committed, b.crashes, b.partitions, b.messages, b.dropped, b.duplicated, len(b.failed))
+	return fmt.Sprintf("%d seeds, %d transactions (%d committed, %d untouched by faults), %d crashes, %d partitions, %d messages, %d dropped, %d duplicated, %d violations",
+		b.seeds, b.transactions, b.committed, b.unfaulted, b.crashes, b.partitions, b.messages, b.dropped, b.duplicated, len(b.failed))
 }
 
 // runSeeds runs seeds first, first+1, ... on every CPU (each run is one
@@ -101,8 +115,12 @@ func runSeeds(t *testing.T, opts Options, first uint64, n int, duration time.Dur
 }
 
 // replayCommand is the command that replays one seed with its trace.
-func replayCommand(seed uint64) string {
-	return fmt.Sprintf("go test ./internal/sim -run 'TestSimulation$' -seed %d", seed)
+func replayCommand(seed uint64, opts Options) string {
+	cmd := fmt.Sprintf("go test ./internal/sim -run 'TestSimulation$' -seed %d", seed)
+	if opts.Store != FileStore {
+		cmd += " -store " + opts.Store.String()
+	}
+	return cmd
 }
 
 // traceTail reruns seed with a trace and returns its last lines, up to and
@@ -126,7 +144,9 @@ func traceTail(t *testing.T, opts Options, seed uint64, lines int) string {
 // its violation. With -seed it replays one seed and prints its trace.
 func TestSimulation(t *testing.T) {
 	if *flagSeed >= 0 {
-		r, err := Run(Options{Seed: uint64(*flagSeed), Trace: true})
+		opts := baseOptions(t)
+		opts.Seed, opts.Trace = uint64(*flagSeed), true
+		r, err := Run(opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -140,7 +160,8 @@ func TestSimulation(t *testing.T) {
 		return
 	}
 	start := time.Now()
-	b := runSeeds(t, Options{}, *flagFirst, *flagSeeds, *flagDuration, func(b *batch) {
+	opts := baseOptions(t)
+	b := runSeeds(t, opts, *flagFirst, *flagSeeds, *flagDuration, func(b *batch) {
 		fmt.Printf("sim: ... %s after %s\n", b, time.Since(start).Round(time.Second))
 	})
 	fmt.Printf("sim: %s in %s\n", b, time.Since(start).Round(time.Millisecond))
@@ -149,11 +170,11 @@ func TestSimulation(t *testing.T) {
 			t.Errorf("... and %d more failing seeds", len(b.failed)-i)
 			break
 		}
-		t.Errorf("seed %d: %s\nreplay: %s", r.Seed, r.Violations[0], replayCommand(r.Seed))
+		t.Errorf("seed %d: %s\nreplay: %s", r.Seed, r.Violations[0], replayCommand(r.Seed, opts))
 	}
 	if len(b.failed) > 0 {
 		seed := b.failed[0].Seed
-		t.Logf("trace of seed %d up to its violation:\n%s", seed, traceTail(t, Options{}, seed, 80))
+		t.Logf("trace of seed %d up to its violation:\n%s", seed, traceTail(t, opts, seed, 80))
 	}
 	if b.seeds < *flagSeeds && *flagDuration == 0 {
 		t.Errorf("ran %d seeds, want %d", b.seeds, *flagSeeds)

@@ -23,7 +23,7 @@ var skus = []string{"A", "B"}
 func drawStock(r *rand.Rand) []travel.Stock {
 	st := make([]travel.Stock, len(skus))
 	for i, sku := range skus {
-		st[i] = travel.Stock{SKU: sku, Capacity: 2 + r.Int64N(8)}
+		st[i] = travel.Stock{SKU: sku, Capacity: 4 + r.Int64N(12)}
 	}
 	return st
 }

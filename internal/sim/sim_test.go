@@ -34,8 +34,8 @@ func baseOptions(t *testing.T) Options {
 // batch is the sum of many runs.
 type batch struct {
 	seeds, transactions, committed, unfaulted, crashes, partitions int
-	messages, dropped, duplicated                       int
-	failed                                              []Result // runs with a violation, by seed
+	messages, dropped, duplicated                                  int
+	failed                                                         []Result // runs with a violation, by seed
 }
 
 func (b *batch) add(r Result) {

@@ -9,7 +9,7 @@ import (
 	"github.com/concordtx/concord/wal"
 )
 
-func readFile(t *testing.T, name string) string {
+func crashFSRead(t *testing.T, name string) string {
 	t.Helper()
 	b, err := os.ReadFile(name)
 	if err != nil {
@@ -58,14 +58,14 @@ func TestCrashFSDropsUnsyncedWrites(t *testing.T) {
 	if _, err := c.Lock(dir); !errors.Is(err, wal.ErrLocked) {
 		t.Fatalf("second lock before the crash: %v, want wal.ErrLocked", err)
 	}
-	if got := readFile(t, durable); got != "abcdef" {
+	if got := crashFSRead(t, durable); got != "abcdef" {
 		t.Fatalf("before crash: %q", got)
 	}
 
 	if err := c.crash(); err != nil {
 		t.Fatal(err)
 	}
-	if got := readFile(t, durable); got != "abc" {
+	if got := crashFSRead(t, durable); got != "abc" {
 		t.Fatalf("after crash: %q, want the synced part only", got)
 	}
 	if _, err := os.Stat(fresh); !errors.Is(err, os.ErrNotExist) {
@@ -103,7 +103,7 @@ func TestCrashFSDropsUnsyncedWrites(t *testing.T) {
 	if err := c.crash(); err != nil {
 		t.Fatal(err)
 	}
-	if got := readFile(t, durable); got != "abcgh" {
+	if got := crashFSRead(t, durable); got != "abcgh" {
 		t.Fatalf("after second crash: %q", got)
 	}
 }
@@ -134,7 +134,7 @@ func TestCrashFSRenameCarriesDurability(t *testing.T) {
 	if err := c.crash(); err != nil {
 		t.Fatal(err)
 	}
-	if got := readFile(t, final); got != "snapshot" {
+	if got := crashFSRead(t, final); got != "snapshot" {
 		t.Fatalf("renamed, synced file after crash: %q", got)
 	}
 }

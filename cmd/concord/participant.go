@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/concordtx/concord/participant"
+	"github.com/concordtx/concord/travel"
+)
+
+func init() {
+	register("participant", "run a travel service (flights, hotels or cars) as a participant", func(args []string, stdout, stderr io.Writer) int {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return runParticipant(ctx, args, stdout, stderr)
+	})
+}
+
+// defaultServicePorts are the loopback ports the travel services listen on
+// unless told otherwise.
+var defaultServicePorts = map[string]string{travel.Flights: "7071", travel.Hotels: "7072", travel.Cars: "7073"}
+
+// runParticipant serves one travel service until ctx ends (SIGINT or
+// SIGTERM), then shuts down gracefully. Exit status 2 for bad flags, 1 when
+// it cannot start or stops on an error.
+func runParticipant(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("concord participant", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	service := fs.String("service", "", "the service to run: "+strings.Join(travel.ServiceNames(), ", "))
+	listen := fs.String("listen", "", "`address` to serve on (default 127.0.0.1:7071, 7072, 7073 for flights, hotels, cars)")
+	data := fs.String("data", "", "data `directory` of the file store (default data/SERVICE)")
+	coord := fs.String("coordinator", "http://127.0.0.1:7070", "coordinator base `URL`, asked about transactions in doubt after a restart")
+	inventory := fs.String("inventory", "", "stock as `SKU=CAPACITY,...`, e.g. FL100=120,FL200=40 (default: the service's own; a store keeps the stock it was created with)")
+	store := fs.String("store", "file", "where the inventory lives: file, memory (lost on exit), or a database URL ("+strings.Join(travel.StoreKinds()[2:], ", ")+")")
+	inDoubt := fs.Duration("in-doubt-after", participant.DefaultOptions.InDoubtAfter, "how long a prepared reservation waits for the decision before the coordinator is asked")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: concord participant --service flights|hotels|cars [--listen ADDR] [--data DIR] [--coordinator URL] [--inventory SKU=N,...] [--store file|memory|URL]")
+		fmt.Fprintln(stderr, "Runs one travel service as a Concord participant until SIGINT or SIGTERM.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	usageErr := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "concord participant: "+format+"\n", a...)
+		return 2
+	}
+	if fs.NArg() > 0 {
+		return usageErr("unexpected argument %q", fs.Arg(0))
+	}
+	port, ok := defaultServicePorts[*service]
+	if !ok {
+		if *service == "" {
+			return usageErr("--service is required: one of %s", strings.Join(travel.ServiceNames(), ", "))
+		}
+		return usageErr("--service %q: want one of %s", *service, strings.Join(travel.ServiceNames(), ", "))
+	}
+	if *listen == "" {
+		*listen = "127.0.0.1:" + port
+	}
+	if *data == "" {
+		*data = filepath.Join("data", *service)
+	}
+	coordURL, err := travelURL(*coord)
+	if err != nil {
+		return usageErr("--coordinator: %v", err)
+	}
+	if *inDoubt <= 0 {
+		return usageErr("--in-doubt-after %v: want a positive duration", *inDoubt)
+	}
+	cfg := travel.StoreConfig{Service: *service, URL: *store, Dir: *data}
+	if *store == "file" {
+		cfg.URL = ""
+	}
+	if *inventory != "" {
+		if cfg.Stock, err = travel.ParseInventory(*inventory); err != nil {
+			return usageErr("--inventory: %v", err)
+		}
+	}
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "concord participant: %s: "+format+"\n", append([]any{*service}, a...)...)
+		return 1
+	}
+
+	st, err := travel.OpenStore(ctx, cfg)
+	if err != nil {
+		if errors.Is(err, travel.ErrUnknownStore) || errors.Is(err, travel.ErrBadOptions) {
+			return usageErr("--store: %v", err)
+		}
+		return fail("%v", err)
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, nil)).With("service", *service)
+	svc, err := travel.New(travel.Options{Name: *service, Store: st, Server: participant.Options{
+		Coordinator: coordURL, Logger: logger, InDoubtAfter: *inDoubt,
+	}})
+	if err != nil {
+		st.Close()
+		return fail("%v", err)
+	}
+	defer svc.Close()
+	if err := svc.Start(ctx); err != nil {
+		return fail("%v", err)
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fail("listen on %s: %v", *listen, err)
+	}
+	hs := &http.Server{Handler: svc.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+
+	items, _ := st.Items(ctx)
+	where := "file store in " + *data
+	if cfg.URL != "" {
+		where = redactStoreURL(cfg.URL) + " store"
+	}
+	fmt.Fprintf(stdout, "%s serving on http://%s (%s; %d SKUs; %d reservations in doubt; coordinator %s)\n",
+		*service, ln.Addr(), where, len(items), svc.Server().Status().InDoubt, coordURL)
+
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		svc.Close()
+		return fail("serve: %v", err)
+	}
+	fmt.Fprintf(stdout, "%s shutting down: finishing requests in flight, closing the store\n", *service)
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	herr := hs.Shutdown(sctx)
+	if err := errors.Join(herr, svc.Close()); err != nil {
+		return fail("shut down: %v", err)
+	}
+	fmt.Fprintf(stdout, "%s stopped\n", *service)
+	return 0
+}
+
+// redactStoreURL shows a database URL's scheme and host only.
+func redactStoreURL(s string) string {
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		return "?"
+	}
+	if i := strings.LastIndex(rest, "@"); i >= 0 {
+		rest = rest[i+1:]
+	}
+	if i := strings.IndexAny(rest, "/?"); i >= 0 {
+		rest = rest[:i]
+	}
+	return scheme + "://" + rest
+}

@@ -31,7 +31,6 @@ type txHist struct {
 	id       concord.TxID
 	branches []tpc.Branch
 	onePhase bool
-	begun    time.Time
 	// faulted says a fault touched the transaction (a lost message, a
 	// crash or partition while it ran, a message held back past its
 	// deadline): non-triviality is only asked of the others.
@@ -40,7 +39,6 @@ type txHist struct {
 	told          concord.Outcome // what the client was told
 	commitDurable bool            // the commit decision was on stable storage at the coordinator
 	coordAborted  bool            // the coordinator decided (or recovered) abort
-	answered      []concord.Outcome
 
 	parts map[string]*partHist
 }
@@ -118,8 +116,9 @@ func (t *txHist) committedSomewhere() (string, bool) {
 }
 
 // decidedCommit reports whether the transaction's true outcome is commit:
-// a durable commit decision, a one-phase commit at its participant, or a
-// commit with every participant read-only (nothing to make durable).
+// a durable commit decision or a one-phase commit at its participant. A
+// transaction with nothing but read-only branches holds nothing anywhere,
+// so what its client heard is its outcome.
 func (t *txHist) decidedCommit() bool {
 	if !t.hasWrites() {
 		return t.told == concord.OutcomeCommitted // nothing held anywhere: what the client heard is all there is
@@ -127,10 +126,8 @@ func (t *txHist) decidedCommit() bool {
 	if t.commitDurable {
 		return true
 	}
-	if _, ok := t.committedSomewhere(); ok && t.onePhase {
-		return true
-	}
-	return t.allReadOnly() && t.told == concord.OutcomeCommitted
+	_, ok := t.committedSomewhere()
+	return ok && t.onePhase
 }
 
 // hasWrites reports whether any branch asks to hold stock.
@@ -143,18 +140,8 @@ func (t *txHist) hasWrites() bool {
 	return false
 }
 
-// allReadOnly reports whether every participant voted read-only.
-func (t *txHist) allReadOnly() bool {
-	for _, b := range t.branches {
-		if p := t.parts[b.Participant]; p == nil || p.vote != concord.VoteReadOnly {
-			return false
-		}
-	}
-	return true
-}
-
 func (h *history) begin(id concord.TxID, branches []tpc.Branch) {
-	t := &txHist{id: id, branches: branches, onePhase: len(branches) == 1, begun: h.s.sched.now, parts: map[string]*partHist{}}
+	t := &txHist{id: id, branches: branches, onePhase: len(branches) == 1, parts: map[string]*partHist{}}
 	h.txs[id] = t
 	h.order = append(h.order, t)
 }
@@ -171,7 +158,7 @@ func (h *history) told(id concord.TxID, o concord.Outcome) {
 	}
 	switch o {
 	case concord.OutcomeCommitted:
-		if !t.onePhase && !t.commitDurable && !t.allReadOnly() {
+		if !t.onePhase && !t.commitDurable {
 			h.violate("stability", id, "client told committed before the commit decision was durable")
 		}
 		if t.coordAborted {
@@ -222,7 +209,6 @@ func (h *history) coordAbort(id concord.TxID, how string) {
 // acknowledgement was in.
 func (h *history) answered(id concord.TxID, o concord.Outcome, presumed bool) {
 	t := h.tx(id)
-	t.answered = append(t.answered, o)
 	if o != concord.OutcomeAborted || !t.decidedCommit() {
 		return
 	}

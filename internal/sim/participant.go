@@ -98,8 +98,13 @@ func (p *partNode) start() {
 		// Broken on purpose: the prepared transactions are dropped instead
 		// of being kept in doubt.
 		for _, id := range ids {
-			res.Abort(context.Background(), id)
-			p.s.hist.partAborted(p.name, id)
+			err := res.Abort(context.Background(), id)
+			if p.inc != inc || !p.isUp {
+				return // crashed again
+			}
+			if err == nil {
+				p.s.hist.partAborted(p.name, id)
+			}
 		}
 		ids = nil
 	}
@@ -155,7 +160,11 @@ func (p *partNode) receive(m message) {
 			return // a duplicate or an answer to a query given up on
 		}
 		delete(p.queries, m.tx)
-		if m.outcome == concord.OutcomeAborted {
+		if st, ok := p.m.Lookup(m.tx); ok && st.State == tpc.PartPrepared && m.outcome == concord.OutcomeAborted {
+			// Still in doubt, so it acts on the answer. (A late answer
+			// to a transaction decided meanwhile changes nothing: a
+			// presumed abort for a committed and acknowledged one is
+			// right.)
 			p.s.hist.abortLearnt(p.name, m.tx, inc)
 		}
 		rd = p.m.Done(tpc.ParticipantResult{Kind: tpc.ActQuery, ID: m.tx, Outcome: m.outcome}, now)

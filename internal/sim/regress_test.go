@@ -70,6 +70,67 @@ func TestAbortBeforePrepareSurvivesCrash(t *testing.T) {
 	})
 }
 
+// onePhaseRefusalSurvives refuses a one-phase commit for want of stock,
+// crashes the disk, frees the stock and asks again: a resource that keeps
+// its answer refuses again.
+func onePhaseRefusalSurvives(t *testing.T, open func(disk *memfs.FS) (resource, error)) bool {
+	t.Helper()
+	disk := memfs.New()
+	r, err := open(disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	hold := travel.Request{SKU: "A", Quantity: 5}.Payload() // all of A
+	if res, err := r.Prepare(ctx, "tx-hold", hold); err != nil || res.Vote != concord.VoteYes {
+		t.Fatalf("prepare tx-hold: %v %v", res, err)
+	}
+	late := travel.Request{SKU: "A", Quantity: 1}.Payload()
+	if o, _, err := r.CommitOnePhase(ctx, "tx-late", late); err != nil || o != concord.OutcomeAborted {
+		t.Fatalf("one-phase tx-late with A sold out: %v %v", o, err)
+	}
+	disk.Crash()
+	r.close()
+	if r, err = open(disk); err != nil {
+		t.Fatal(err)
+	}
+	defer r.close()
+	if err := r.Abort(ctx, "tx-hold"); err != nil { // A is free again
+		t.Fatal(err)
+	}
+	o, _, err := r.CommitOnePhase(ctx, "tx-late", late)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o == concord.OutcomeAborted
+}
+
+// TestOnePhaseRefusalSurvivesCrash: a one-phase refusal is the
+// transaction's outcome, reported to the client as final, so a duplicate
+// of that request must get the same answer after a crash, even once stock
+// is free. The simulator found both stores losing it (TestSimulation -store
+// sim, seed 13290 before the fix: "client told aborted, but the
+// transaction committed"); participant/filestore writes the refusal
+// unforced.
+func TestOnePhaseRefusalSurvivesCrash(t *testing.T) {
+	t.Run("sim store", func(t *testing.T) {
+		if !onePhaseRefusalSurvives(t, func(disk *memfs.FS) (resource, error) {
+			return openSimStore(disk, storeDir, testStock())
+		}) {
+			t.Fatal("after a crash the refused one-phase transaction committed")
+		}
+	})
+	t.Run("filestore", func(t *testing.T) {
+		p := &partNode{s: newSim(Options{Seed: 1}), name: "flights", stock: testStock(), armed: new(atomic.Bool), fired: new(atomic.Bool)}
+		if !onePhaseRefusalSurvives(t, func(disk *memfs.FS) (resource, error) {
+			p.disk = disk
+			return openFileResource(p)
+		}) {
+			t.Fatal("participant/filestore reported a one-phase refusal without forcing it: after a crash a duplicate of the request committed a transaction the client was told aborted")
+		}
+	})
+}
+
 // TestNetwork checks the simulated network on its own: a perfect network
 // delivers every message once, a cut link delivers nothing, loss and
 // duplication happen at about their rates.

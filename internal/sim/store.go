@@ -40,7 +40,7 @@ type storeRecord struct {
 // commit returns, the abort of a prepared transaction is written unforced, a
 // one-phase commit is one synced record, and aborted ids are remembered so
 // that a late prepare is refused; an abort that arrives before its prepare
-// is synced (see Abort).
+// and a one-phase refusal are synced (see Abort and CommitOnePhase).
 type simStore struct {
 	log     *wal.Log
 	inv     *travel.Inventory
@@ -216,6 +216,12 @@ func (s *simStore) CommitOnePhase(_ context.Context, id concord.TxID, payload js
 		return concord.OutcomeCommitted, "", s.inv.Commit(id)
 	}
 	if _, err := s.inv.Reserve(id, payload); err != nil {
+		// A one-phase refusal is the transaction's outcome, final once
+		// reported: it is forced, or a crash would let a late duplicate of
+		// this request commit once stock is free again.
+		if err := s.write(storeAborted, id, nil, true); err != nil {
+			return concord.OutcomePending, "", err
+		}
 		s.aborted[id] = true
 		return concord.OutcomeAborted, err.Error(), nil
 	}

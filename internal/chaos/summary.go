@@ -47,7 +47,10 @@ type Summary struct {
 // the run's seed.
 func (s *Summary) WriteText(w io.Writer, rerun string) {
 	status := "PASS"
-	if !s.Pass {
+	switch {
+	case s.Interrupted:
+		status = "INTERRUPTED"
+	case !s.Pass:
 		status = "FAIL"
 	}
 	fmt.Fprintf(w, "chaos %s: seed %d, %.0fs of faults\n", status, s.Seed, s.DurationSeconds)
@@ -72,7 +75,7 @@ func (s *Summary) WriteText(w io.Writer, rerun string) {
 		fmt.Fprintf(w, "    - %s\n", v)
 	}
 	if s.Interrupted {
-		fmt.Fprintln(w, "  interrupted before the end: the checks ran on what was done")
+		fmt.Fprintln(w, "  interrupted before the end: nothing was healed or checked")
 	}
 	fmt.Fprintf(w, "  logs          %s\n", s.Dir)
 	fmt.Fprintf(w, "  rerun         %s\n", rerun)

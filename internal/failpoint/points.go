@@ -7,11 +7,12 @@ const (
 	// transaction's participants (its BEGIN record) and before any PREPARE
 	// is sent.
 	CoordinatorAfterBeginLog = "coordinator.after-begin-log"
-	// CoordinatorAfterPrepareSent is hit once PREPARE has been sent to a
-	// participant, before its vote is processed.
+	// CoordinatorAfterPrepareSent is hit once a PREPARE request to a
+	// participant has returned, before its votes are used.
 	CoordinatorAfterPrepareSent = "coordinator.after-prepare-sent"
-	// CoordinatorAfterVotes is hit once every vote of a transaction is in,
-	// before the decision is logged.
+	// CoordinatorAfterVotes is hit once the votes of a transaction are in
+	// (or its deadline passed) and the decision is made, before it is
+	// logged.
 	CoordinatorAfterVotes = "coordinator.after-votes"
 	// CoordinatorAfterDecisionSync is hit once a COMMIT decision is durable,
 	// before any COMMIT is sent or the client is answered.
@@ -37,8 +38,8 @@ type Point struct {
 // protocol reaches them.
 var points = []Point{
 	{CoordinatorAfterBeginLog, "the coordinator logged the participants (BEGIN), no PREPARE sent yet"},
-	{CoordinatorAfterPrepareSent, "the coordinator sent PREPARE to a participant, its vote not yet processed"},
-	{CoordinatorAfterVotes, "the coordinator has every vote, no decision logged yet"},
+	{CoordinatorAfterPrepareSent, "a PREPARE request to a participant returned, its votes not yet used"},
+	{CoordinatorAfterVotes, "the votes are in (or the deadline passed) and the decision is made, not yet logged"},
 	{CoordinatorAfterDecisionSync, "the COMMIT decision is durable, no COMMIT sent and the client not answered"},
 	{CoordinatorAfterCommitSent, "the coordinator sent COMMIT to a participant, its acknowledgement not yet processed"},
 	{ParticipantAfterPrepareSync, "a participant's prepared state is durable, its yes vote not yet sent"},

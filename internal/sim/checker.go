@@ -19,6 +19,7 @@ func (s *sim) run() {
 	}
 	s.workload()
 	s.schedulePartitions()
+	s.operator()
 	healAt := epoch.Add(s.opts.FaultWindow)
 	for !s.stopped && s.sched.step(healAt) {
 	}

@@ -1,7 +1,9 @@
 package sim
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/concordtx/concord"
@@ -393,5 +395,32 @@ func (c *coordNode) compact() {
 	}
 	if err := c.log.Compact(before); err != nil {
 		c.s.violate(Violation{Invariant: "durability", At: c.s.sched.elapsed(), Detail: fmt.Sprintf("compact: %v", err)})
+	}
+}
+
+// operatorAction aborts (abort set) or re-drives a random live
+// transaction, as an operator would through the coordinator's API.
+func (c *coordNode) operatorAction(abort bool) {
+	ids := make([]concord.TxID, 0, len(c.txs))
+	for id := range c.txs {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	ct := c.txs[ids[c.s.rng.IntN(len(ids))]]
+	now := c.s.sched.now
+	if !abort {
+		c.s.tracef("operator", "retry now %s", ct.tx.ID())
+		c.perform(ct, ct.tx.RetryNow(now))
+		return
+	}
+	committed := ct.tx.Status().Outcome == concord.OutcomeCommitted
+	c.s.touchTx(ct.tx.ID()) // an operator's abort is a failure non-triviality allows
+	rd, err := ct.tx.Abort("operator", now)
+	c.s.tracef("operator", "abort %s: %v", ct.tx.ID(), err)
+	switch {
+	case committed && !errors.Is(err, tpc.ErrDecided):
+		c.s.violate(Violation{Invariant: "monotonic", Tx: ct.tx.ID(), At: c.s.sched.elapsed(), Detail: fmt.Sprintf("operator abort of a committed transaction was not refused: %v", err)})
+	case err == nil:
+		c.perform(ct, rd)
 	}
 }

@@ -251,8 +251,9 @@ func (h *history) abortLearnt(p string, id concord.TxID, inc int) {
 }
 
 // partCommitted: participant p applied a commit of id durably.
-func (h *history) partCommitted(p string, id concord.TxID, onePhase bool) {
+func (h *history) partCommitted(p string, id concord.TxID) {
 	t := h.tx(id)
+	onePhase := t.onePhase // a lone participant decides alone
 	ph := t.part(p)
 	if !t.isWrite(p) {
 		ph.committed = true
@@ -310,7 +311,7 @@ func (h *history) restarted(p *partNode, inc int) {
 		case !ph.committed && st == travel.StateCommitted:
 			// The commit was durable but the crash came before the
 			// driver saw the call return.
-			h.partCommitted(p.name, t.id, t.onePhase)
+			h.partCommitted(p.name, t.id)
 		case ph.prepared && !ph.aborted && st != travel.StatePrepared && st != travel.StateCommitted:
 			h.violate("no-unilateral-abort", t.id, "%s voted yes, then came back from a crash without the transaction prepared (store says %q)", p.name, stateName(st))
 		case ph.aborted && st != travel.StateAborted:

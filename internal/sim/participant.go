@@ -49,7 +49,9 @@ func newPartNode(s *sim, name string, stock []travel.Stock) *partNode {
 		s: s, name: name, disk: memfs.New(), stock: stock,
 		armed: new(atomic.Bool), fired: new(atomic.Bool),
 		cfg: tpc.ParticipantConfig{
-			OnePhase:     true,
+			// Most resources commit in one step; the others are driven
+			// by prepare then commit for a lone branch.
+			OnePhase:     s.rng.IntN(5) != 0,
 			InDoubtAfter: 300 * time.Millisecond,
 			QueryMin:     50 * time.Millisecond,
 			QueryMax:     800 * time.Millisecond,
@@ -222,14 +224,14 @@ func (p *partNode) call(inc int, a tpc.ParticipantAction) {
 		res.Outcome, res.Reason, err = p.res.CommitOnePhase(ctx, a.ID, a.Payload)
 		switch {
 		case err == nil && res.Outcome == concord.OutcomeCommitted:
-			p.s.hist.partCommitted(p.name, a.ID, true)
+			p.s.hist.partCommitted(p.name, a.ID)
 		case err == nil && res.Outcome == concord.OutcomeAborted:
 			p.s.hist.partAborted(p.name, a.ID)
 		}
 	case tpc.ActCommit:
 		err = p.res.Commit(ctx, a.ID)
 		if err == nil {
-			p.s.hist.partCommitted(p.name, a.ID, false)
+			p.s.hist.partCommitted(p.name, a.ID)
 		}
 	case tpc.ActAbort:
 		err = p.res.Abort(ctx, a.ID)

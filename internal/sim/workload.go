@@ -111,3 +111,22 @@ func (s *sim) schedulePartitions() {
 		})
 	}
 }
+
+// operator schedules an operator's actions over the fault window: now and
+// then an abort of a random live transaction (refused with tpc.ErrDecided
+// once it is decided, never aborting a commit) or a resend of every
+// pending phase-2 message.
+func (s *sim) operator() {
+	t := time.Duration(0)
+	for {
+		t += time.Duration(s.rng.ExpFloat64() * float64(400*time.Millisecond))
+		if t >= s.opts.FaultWindow {
+			return
+		}
+		s.sched.at(epoch.Add(t), func() {
+			if s.coord.up() && len(s.coord.txs) > 0 {
+				s.coord.operatorAction(s.rng.IntN(2) == 0)
+			}
+		})
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/go-sql-driver/mysql"
 
@@ -52,7 +53,9 @@ func forEachSQL(t *testing.T, f func(t *testing.T, url string)) {
 
 func openSQL(t *testing.T, url string, stock []Stock) *SQLStore {
 	t.Helper()
-	st, err := OpenStore(context.Background(), StoreConfig{Service: Flights, URL: url, Stock: stock})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := OpenStore(ctx, StoreConfig{Service: Flights, URL: url, Stock: stock})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,7 +316,7 @@ func TestMySQLDSN(t *testing.T) {
 			t.Errorf("MySQLDSN(%q) = %q, %v; want %q", c.in, got, err, c.want)
 		}
 	}
-	for _, bad := range []string{"mysql://root@127.0.0.1", "mysql://root@127.0.0.1/test?nosuchparam%=1", "postgres://x/y", "mysql://[::1"} {
+	for _, bad := range []string{"mysql://root@127.0.0.1", "mysql://root@127.0.0.1/test?timeout=soon", "postgres://x/y", "mysql://[::1"} {
 		if _, err := MySQLDSN(bad); !errors.Is(err, ErrBadOptions) {
 			t.Errorf("MySQLDSN(%q) = %v, want ErrBadOptions", bad, err)
 		}

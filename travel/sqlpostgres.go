@@ -69,23 +69,35 @@ type pgBackend struct {
 }
 
 func (b *pgBackend) open(ctx context.Context, cfg StoreConfig) error {
+	// Prepared transactions keep locks on the tables, which CREATE ... IF
+	// NOT EXISTS would wait for: create only what is missing, and never wait
+	// long for a lock.
 	if err := pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
-		for _, q := range []string{
-			"SELECT pg_advisory_xact_lock(7306157002)",
-			`CREATE TABLE IF NOT EXISTS ` + b.inv + ` (
-				sku       text PRIMARY KEY,
-				pos       int NOT NULL,
-				capacity  bigint NOT NULL CHECK (capacity >= 0),
-				available bigint NOT NULL CHECK (available >= 0))`,
-			`CREATE TABLE IF NOT EXISTS ` + b.resv + ` (
-				txid     text PRIMARY KEY,
-				sku      text NOT NULL,
-				quantity bigint NOT NULL CHECK (quantity > 0),
-				state    text NOT NULL CHECK (state IN ('prepared', 'committed', 'aborted')))`,
-			`CREATE INDEX IF NOT EXISTS ` + b.index + ` ON ` + b.resv + ` (sku, state)`,
-		} {
-			if _, err := tx.Exec(ctx, q); err != nil {
-				return err
+		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = 10000; SELECT pg_advisory_xact_lock(7306157002)"); err != nil {
+			return err
+		}
+		var missing bool
+		if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NULL OR to_regclass($2) IS NULL OR to_regclass($3) IS NULL",
+			b.inv, b.resv, b.index).Scan(&missing); err != nil {
+			return err
+		}
+		if missing {
+			for _, q := range []string{
+				`CREATE TABLE IF NOT EXISTS ` + b.inv + ` (
+					sku       text PRIMARY KEY,
+					pos       int NOT NULL,
+					capacity  bigint NOT NULL CHECK (capacity >= 0),
+					available bigint NOT NULL CHECK (available >= 0))`,
+				`CREATE TABLE IF NOT EXISTS ` + b.resv + ` (
+					txid     text PRIMARY KEY,
+					sku      text NOT NULL,
+					quantity bigint NOT NULL CHECK (quantity > 0),
+					state    text NOT NULL CHECK (state IN ('prepared', 'committed', 'aborted')))`,
+				`CREATE INDEX IF NOT EXISTS ` + b.index + ` ON ` + b.resv + ` (sku, state)`,
+			} {
+				if _, err := tx.Exec(ctx, q); err != nil {
+					return err
+				}
 			}
 		}
 		rows, err := tx.Query(ctx, "SELECT sku, capacity FROM "+b.inv+" ORDER BY pos")

@@ -106,6 +106,7 @@ func (r *Resource) createTable(ctx context.Context) error {
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
 	stmts := []string{
+		"SET LOCAL lock_timeout = 10000",
 		"SELECT pg_advisory_xact_lock(7306157001)",
 		`CREATE TABLE IF NOT EXISTS ` + r.table + ` (
 			participant text NOT NULL,

@@ -134,6 +134,7 @@ func (n *network) schedule(m message) {
 	d := n.delay()
 	if d > 50*time.Millisecond {
 		n.s.touchTx(m.tx)
+		n.s.tracef(m.from, "  held back %s: %s", d.Round(time.Millisecond), m)
 	}
 	n.inFlight++
 	n.s.sched.after(d, func() { n.deliver(m) })

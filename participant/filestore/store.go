@@ -63,7 +63,12 @@ type Store struct {
 	log    *wal.Log
 	walDir string
 
+	// mu orders every change: Machine calls, table changes and log
+	// appends happen under it, in one order. tmu guards the tables for
+	// readers that do not hold mu (State, also from inside View); writers
+	// hold mu and take tmu only while they change a table.
 	mu        sync.RWMutex
+	tmu       sync.RWMutex
 	txs       map[concord.TxID]*txEntry
 	prepared  map[concord.TxID]struct{}
 	decided   []concord.TxID // oldest first, from head on
@@ -183,6 +188,8 @@ func (s *Store) apply(r wal.Record) error {
 }
 
 func (s *Store) setPrepared(id concord.TxID, seq uint64) {
+	s.tmu.Lock()
+	defer s.tmu.Unlock()
 	s.txs[id] = &txEntry{state: StatePrepared, seq: seq}
 	s.prepared[id] = struct{}{}
 }
@@ -191,6 +198,8 @@ func (s *Store) setPrepared(id concord.TxID, seq uint64) {
 // transactions past Retain. Called in log order, so replay forgets the
 // same ones.
 func (s *Store) setDecided(id concord.TxID, st TxState, seq uint64, reason string) {
+	s.tmu.Lock()
+	defer s.tmu.Unlock()
 	delete(s.prepared, id)
 	s.txs[id] = &txEntry{state: st, seq: seq, reason: reason}
 	s.decided = append(s.decided, id)
@@ -457,10 +466,11 @@ func (s *Store) Recover(ctx context.Context) ([]concord.TxID, error) {
 	return ids, nil
 }
 
-// State returns where id stands, and for an aborted one why.
+// State returns where id stands, and for an aborted one why. It may be
+// called from inside View.
 func (s *Store) State(id concord.TxID) (TxState, string) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	s.tmu.RLock()
+	defer s.tmu.RUnlock()
 	if e := s.txs[id]; e != nil {
 		return e.state, e.reason
 	}
@@ -468,7 +478,8 @@ func (s *Store) State(id concord.TxID) (TxState, string) {
 }
 
 // View runs fn while no call changes the Machine, so that fn may read the
-// Machine's state consistently. fn must not call the Store.
+// Machine's state consistently. fn may call State, and no other method of
+// the Store.
 func (s *Store) View(fn func()) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -479,11 +490,13 @@ func (s *Store) View(fn func()) {
 func (s *Store) Stats() Stats {
 	s.mu.RLock()
 	st := s.stats
-	st.Prepared = len(s.prepared)
-	st.Remembered = len(s.txs)
 	st.Snapshots = s.snapshots
 	st.SnapshotSeq = s.lastSnap
 	s.mu.RUnlock()
+	s.tmu.RLock()
+	st.Prepared = len(s.prepared)
+	st.Remembered = len(s.txs)
+	s.tmu.RUnlock()
 	st.Log = s.log.Stats()
 	return st
 }

@@ -430,3 +430,32 @@ func TestBadOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestStateInsideView: State may be called from inside View while other
+// calls wait to change the store (a read lock taken twice would deadlock
+// behind a waiting writer).
+func TestStateInsideView(t *testing.T) {
+	s := openMem(t, memfs.New(), newCounter(1<<20), 1000)
+	defer s.Close()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				s.Prepare(context.Background(), concord.TxID(fmt.Sprintf("v%d-%d", w, i)), takePayload(1))
+			}
+		}()
+	}
+	for i := range 2000 {
+		s.View(func() { s.State(concord.TxID(fmt.Sprintf("v0-%d", i))) })
+	}
+	close(stop)
+	wg.Wait()
+}

@@ -31,6 +31,9 @@ type env struct {
 	opts  coordinator.Options
 	c     *coordinator.Coordinator
 	url   string
+	// release, when set by a test's setup, is called once a transaction
+	// has been submitted, to let held answers go.
+	release func()
 }
 
 func newEnv(t *testing.T, names ...string) *env {

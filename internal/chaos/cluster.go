@@ -48,8 +48,9 @@ func inventoryFlag(st []stock) string {
 type cluster struct {
 	opts       Options
 	coord      *process
-	services   []*process // in the order of the services table
-	proxies    map[string]*faultproxy.Proxy
+	services   []*process                   // in the order of the services table
+	proxies    map[string]*faultproxy.Proxy // by link name, see links
+	links      []string                     // "coordinator->flights", ..., "services->coordinator"
 	coordURL   string
 	serviceURL map[string]string
 	walDir     string // the coordinator's log directory
@@ -94,7 +95,16 @@ func newCluster(opts Options) (c *cluster, err error) {
 		return nil, err
 	}
 	c.coordURL = "http://" + coordAddr
-	coordArgs := []string{"coordinator", "--listen", coordAddr, "--data", filepath.Join(opts.Dir, "coordinator")}
+	// The services reach the coordinator (outcome queries in doubt) through
+	// a proxy too: the coordinator advertises it in every PREPARE and the
+	// services are configured with it.
+	back, err := faultproxy.New(faultproxy.Options{Upstream: c.coordURL, Seed: opts.Seed})
+	if err != nil {
+		return nil, fmt.Errorf("proxy for the coordinator: %w", err)
+	}
+	c.proxies[backLink] = back
+	coordArgs := []string{"coordinator", "--listen", coordAddr, "--data", filepath.Join(opts.Dir, "coordinator"),
+		"--advertise", back.URL()}
 	c.walDir = filepath.Join(opts.Dir, "coordinator")
 	for i, s := range services {
 		addr, err := freePort()
@@ -106,10 +116,11 @@ func newCluster(opts Options) (c *cluster, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("proxy for %s: %w", s.name, err)
 		}
-		c.proxies[s.name] = px
+		c.proxies[linkTo(s.name)] = px
+		c.links = append(c.links, linkTo(s.name))
 		coordArgs = append(coordArgs, "--participant", s.name+"="+px.URL())
 		args := []string{"participant", "--service", s.name, "--listen", addr,
-			"--data", filepath.Join(opts.Dir, s.name), "--coordinator", c.coordURL,
+			"--data", filepath.Join(opts.Dir, s.name), "--coordinator", back.URL(),
 			"--inventory", inventoryFlag(s.stock)}
 		c.services = append(c.services, &process{
 			name: s.name, role: "participant", binary: opts.Binary,
@@ -118,6 +129,7 @@ func newCluster(opts Options) (c *cluster, err error) {
 			health:  "http://" + addr + "/v1/inventory",
 		})
 	}
+	c.links = append(c.links, backLink)
 	c.coord = &process{
 		name: "coordinator", role: "coordinator", binary: opts.Binary,
 		args:    append(coordArgs, opts.CoordinatorArgs...),
@@ -126,6 +138,12 @@ func newCluster(opts Options) (c *cluster, err error) {
 	}
 	return c, nil
 }
+
+// backLink names the path from the services to the coordinator.
+const backLink = "services->coordinator"
+
+// linkTo names the path from the coordinator to a service.
+func linkTo(service string) string { return "coordinator->" + service }
 
 // processes lists every managed process, coordinator first.
 func (c *cluster) processes() []*process {

@@ -137,7 +137,7 @@ func (n *nemesis) armFailpoint(ctx context.Context) error {
 
 // networkFault starts a fault episode on one proxy that has none.
 func (n *nemesis) networkFault() {
-	name := services[n.rng.IntN(len(services))].name
+	name := n.c.links[n.rng.IntN(len(n.c.links))]
 	if _, busy := n.heal[name]; busy {
 		return
 	}
@@ -162,7 +162,7 @@ func (n *nemesis) networkFault() {
 	n.tally.mu.Lock()
 	n.tally.episodes[kind]++
 	n.tally.mu.Unlock()
-	n.tally.event("coordinator->%s: %s for %v", name, f, length)
+	n.tally.event("%s: %s for %v", name, f, length)
 }
 
 // expire ends the network fault episodes whose time is up.
@@ -171,7 +171,7 @@ func (n *nemesis) expire(now time.Time) {
 		if now.After(at) {
 			n.c.proxies[name].Heal()
 			delete(n.heal, name)
-			n.tally.event("coordinator->%s: healed", name)
+			n.tally.event("%s: healed", name)
 		}
 	}
 }

@@ -153,12 +153,16 @@ func coordinatorMain(args []string) error {
 	fs := flag.NewFlagSet("coordinator", flag.ContinueOnError)
 	listen := fs.String("listen", "", "")
 	data := fs.String("data", "", "")
+	advertise := fs.String("advertise", "", "")
 	var parts multiFlag
 	fs.Var(&parts, "participant", "")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	c := &coord{txs: map[string]*ctx{}, parts: map[string]string{}, hc: &http.Client{Timeout: 3 * time.Second}, self: "http://" + *listen}
+	if *advertise != "" {
+		c.self = *advertise
+	}
 	for _, p := range parts {
 		name, url, _ := strings.Cut(p, "=")
 		c.parts[name] = url

@@ -1,0 +1,96 @@
+package participant_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/participant"
+	"github.com/concordtx/concord/participant/filestore"
+	"github.com/concordtx/concord/participant/participanttest"
+	"github.com/concordtx/concord/wal"
+	"github.com/concordtx/concord/wire"
+)
+
+// nopMachine votes yes on everything and keeps no state: the benchmark
+// measures the SDK and the store, not a domain.
+type nopMachine struct{}
+
+func (nopMachine) Prepare(concord.TxID, json.RawMessage) participant.PrepareResult {
+	return participant.PrepareResult{Vote: concord.VoteYes}
+}
+func (nopMachine) Commit(concord.TxID)       {}
+func (nopMachine) Abort(concord.TxID)        {}
+func (nopMachine) Snapshot() ([]byte, error) { return []byte("{}"), nil }
+func (nopMachine) Restore([]byte) error      { return nil }
+
+// BenchmarkPrepareCommit runs prepare then commit of one transaction per
+// iteration through a Server over the file store on the real file system
+// (two forced writes each, shared by group commit), at several client
+// counts, directly and over HTTP.
+func BenchmarkPrepareCommit(b *testing.B) {
+	for _, httpMode := range []bool{false, true} {
+		for _, clients := range []int{1, 16, 64, 256} {
+			name := fmt.Sprintf("direct/clients=%d", clients)
+			if httpMode {
+				name = fmt.Sprintf("http/clients=%d", clients)
+			}
+			b.Run(name, func(b *testing.B) { benchPrepareCommit(b, clients, httpMode) })
+		}
+	}
+}
+
+func benchPrepareCommit(b *testing.B, clients int, httpMode bool) {
+	st, err := filestore.Open(filestore.Options{Dir: b.TempDir(), FS: wal.OSFS{}, Machine: nopMachine{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	srv, err := participant.NewServer(participant.Options{Resource: st, Clock: participanttest.NewFakeClock(time.Unix(0, 0)), MaxConcurrency: 512})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	if err := srv.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	prepare, commit := srv.Prepare, srv.Commit
+	if httpMode {
+		hs := httptest.NewServer(srv.Handler())
+		defer hs.Close()
+		pc := &wire.ParticipantClient{BaseURL: hs.URL, HTTP: wire.NewHTTPClient(0)}
+		prepare, commit = pc.Prepare, pc.Commit
+	}
+	var n atomic.Int64
+	syncs0 := st.Stats().Log.Syncs
+	b.SetParallelism((clients + 1) / 2) // RunParallel runs parallelism*GOMAXPROCS goroutines
+	if clients == 1 {
+		b.SetParallelism(1)
+	}
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			id := concord.TxID(fmt.Sprintf("b%d", n.Add(1)))
+			resp, err := prepare(ctx, wire.PrepareRequest{Transactions: []wire.PrepareTx{{ID: id, Payload: json.RawMessage(`{}`)}}})
+			if err != nil || len(resp.Votes) != 1 || resp.Votes[0].Vote != concord.VoteYes {
+				b.Errorf("prepare %s: %+v %v", id, resp, err)
+				return
+			}
+			dec, err := commit(ctx, []concord.TxID{id})
+			if err != nil || len(dec.Acknowledged) != 1 {
+				b.Errorf("commit %s: %+v %v", id, dec, err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	done := float64(n.Load())
+	b.ReportMetric(done/b.Elapsed().Seconds(), "tx/s")
+	b.ReportMetric(float64(st.Stats().Log.Syncs-syncs0)/done, "fsyncs/tx")
+}

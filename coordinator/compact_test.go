@@ -12,27 +12,31 @@ import (
 	"github.com/concordtx/concord/wire"
 )
 
+// runMany commits n transactions, ten at a time, so that the log is
+// written in many small group commits and spans many segments.
 func runMany(t *testing.T, e *env, prefix string, n int) {
 	t.Helper()
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			r, err := e.c.Submit(context.Background(), wire.SubmitRequest{
-				ID: concord.TxID(fmt.Sprintf("%s-%04d", prefix, i)), Branches: branches("flights", "hotels")})
-			if err == nil && r.Outcome != concord.OutcomeCommitted {
-				err = fmt.Errorf("%s: %v %s", r.ID, r.Outcome, r.Reason)
+	for round := 0; round < n; round += 10 {
+		var wg sync.WaitGroup
+		errs := make(chan error, 10)
+		for i := round; i < min(n, round+10); i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				r, err := e.c.Submit(context.Background(), wire.SubmitRequest{
+					ID: concord.TxID(fmt.Sprintf("%s-%04d", prefix, i)), Branches: branches("flights", "hotels")})
+				if err == nil && r.Outcome != concord.OutcomeCommitted {
+					err = fmt.Errorf("%s: %v %s", r.ID, r.Outcome, r.Reason)
+				}
+				errs <- err
+			}(i)
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
 			}
-			errs <- err
-		}(i)
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
 		}
 	}
 }
@@ -89,9 +93,10 @@ func TestCompactionKeepsLogBounded(t *testing.T) {
 		t.Fatalf("stuck transaction after restart: %+v", st)
 	}
 	e.parts["cars"].SetPathMode(wire.PathCommit, testutil.Normal)
-	eventually(t, "the re-driven commit's failure", func() bool { return e.status("stuck").Branches[1].LastError != "" })
-	e.clock.Advance(time.Second) // past the first backoff (RetryMin, 50 ms by default)
-	eventually(t, "the stuck commit finished", func() bool { return e.status("stuck").Done })
+	eventually(t, "the stuck commit finished", func() bool {
+		e.clock.Advance(time.Second) // past any backoff, should the re-driven COMMIT have failed
+		return e.status("stuck").Done
+	})
 	if s := e.parts["cars"].State("stuck"); s != "committed" {
 		t.Fatalf("cars holds %q", s)
 	}

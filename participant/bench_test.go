@@ -29,8 +29,8 @@ func (nopMachine) Abort(concord.TxID)        {}
 func (nopMachine) Snapshot() ([]byte, error) { return []byte("{}"), nil }
 func (nopMachine) Restore([]byte) error      { return nil }
 
-// BenchmarkPrepareCommit runs prepare then commit of one transaction per
-// iteration through a Server over the file store on the real file system
+// BenchmarkPrepareCommit runs prepare then commit of one transaction (or a
+// batch of them) per iteration through a Server over the file store on the real file system
 // (two forced writes each, shared by group commit), at several client
 // counts, directly and over HTTP.
 func BenchmarkPrepareCommit(b *testing.B) {
@@ -40,12 +40,16 @@ func BenchmarkPrepareCommit(b *testing.B) {
 			if httpMode {
 				name = fmt.Sprintf("http/clients=%d", clients)
 			}
-			b.Run(name, func(b *testing.B) { benchPrepareCommit(b, clients, httpMode) })
+			b.Run(name, func(b *testing.B) { benchPrepareCommit(b, clients, httpMode, 1) })
 		}
+	}
+	// As the coordinator sends them under load: 16 transactions a request.
+	for _, clients := range []int{4, 16} {
+		b.Run(fmt.Sprintf("http-batch16/clients=%d", clients), func(b *testing.B) { benchPrepareCommit(b, clients, true, 16) })
 	}
 }
 
-func benchPrepareCommit(b *testing.B, clients int, httpMode bool) {
+func benchPrepareCommit(b *testing.B, clients int, httpMode bool, batch int) {
 	st, err := filestore.Open(filestore.Options{Dir: b.TempDir(), FS: wal.OSFS{}, Machine: nopMachine{}})
 	if err != nil {
 		b.Fatal(err)
@@ -75,16 +79,21 @@ func benchPrepareCommit(b *testing.B, clients int, httpMode bool) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		ctx := context.Background()
+		txs := make([]wire.PrepareTx, batch)
+		ids := make([]concord.TxID, batch)
 		for pb.Next() {
-			id := concord.TxID(fmt.Sprintf("b%d", n.Add(1)))
-			resp, err := prepare(ctx, wire.PrepareRequest{Transactions: []wire.PrepareTx{{ID: id, Payload: json.RawMessage(`{}`)}}})
-			if err != nil || len(resp.Votes) != 1 || resp.Votes[0].Vote != concord.VoteYes {
-				b.Errorf("prepare %s: %+v %v", id, resp, err)
+			for i := range batch {
+				ids[i] = concord.TxID(fmt.Sprintf("b%d", n.Add(1)))
+				txs[i] = wire.PrepareTx{ID: ids[i], Payload: json.RawMessage(`{}`)}
+			}
+			resp, err := prepare(ctx, wire.PrepareRequest{Transactions: txs})
+			if err != nil || len(resp.Votes) != batch || resp.Votes[0].Vote != concord.VoteYes {
+				b.Errorf("prepare %s: %+v %v", ids[0], resp, err)
 				return
 			}
-			dec, err := commit(ctx, []concord.TxID{id})
-			if err != nil || len(dec.Acknowledged) != 1 {
-				b.Errorf("commit %s: %+v %v", id, dec, err)
+			dec, err := commit(ctx, ids)
+			if err != nil || len(dec.Acknowledged) != batch {
+				b.Errorf("commit %s: %+v %v", ids[0], dec, err)
 				return
 			}
 		}

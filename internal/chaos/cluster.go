@@ -105,7 +105,7 @@ func newCluster(opts Options) (c *cluster, err error) {
 	c.proxies[backLink] = back
 	coordArgs := []string{"coordinator", "--listen", coordAddr, "--data", filepath.Join(opts.Dir, "coordinator"),
 		"--advertise", back.URL()}
-	c.walDir = filepath.Join(opts.Dir, "coordinator")
+	c.walDir = filepath.Join(opts.Dir, "coordinator", "wal")
 	for i, s := range services {
 		addr, err := freePort()
 		if err != nil {

@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
-	"path/filepath"
+	"os"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -185,29 +185,33 @@ func (c *cluster) observe(ctx context.Context, txs []*txRecord) observation {
 	return o
 }
 
-// dirUsage is the size of a directory tree: its files and their bytes.
-type dirUsage struct {
-	Files int      `json:"files"`
-	Bytes int64    `json:"bytes"`
-	Names []string `json:"names,omitempty"`
+// logUsage is the size of a log directory: its segment files and their
+// bytes.
+type logUsage struct {
+	Segments int      `json:"segments"`
+	Bytes    int64    `json:"bytes"`
+	Names    []string `json:"names,omitempty"`
 }
 
-func usage(dir string) dirUsage {
-	var u dirUsage
-	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return nil
+// segmentUsage measures the wal segments (*.wal) in dir.
+func segmentUsage(dir string) logUsage {
+	var u logUsage
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return u
+	}
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".wal") {
+			continue
 		}
-		info, err := d.Info()
+		info, err := e.Info()
 		if err != nil {
-			return nil
+			continue
 		}
-		u.Files++
+		u.Segments++
 		u.Bytes += info.Size()
-		rel, _ := filepath.Rel(dir, path)
-		u.Names = append(u.Names, rel)
-		return nil
-	})
+		u.Names = append(u.Names, e.Name())
+	}
 	sort.Strings(u.Names)
 	return u
 }

@@ -94,7 +94,7 @@ loop:
 		return nil, fmt.Errorf("heal: %w", err)
 	}
 	settled, err := c.settle(ctx, time.Now().Add(opts.SettleTimeout))
-	s.SettleSeconds = settled.Seconds()
+	s.SettleSeconds, s.Settled = settled.Seconds(), err == nil
 	var settleErr string
 	if err != nil {
 		settleErr = fmt.Sprintf("did not settle within %v: %v", opts.SettleTimeout, err)
@@ -107,7 +107,7 @@ loop:
 	}
 	s.Violations = append(s.Violations, v.violations...)
 	s.Forgotten, s.InexactStock = v.forgotten, v.inexactStock
-	s.CoordinatorLog = usage(c.walDir)
+	s.CoordinatorLog = segmentUsage(c.walDir)
 	s.Pass = len(s.Violations) == 0
 	return s, nil
 }

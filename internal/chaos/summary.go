@@ -33,8 +33,9 @@ type Summary struct {
 	Partitions      int              `json:"partitions"`
 	Proxy           faultproxy.Stats `json:"proxy"` // summed over the proxies
 
+	Settled        bool     `json:"settled"` // nothing pending or prepared once healed
 	SettleSeconds  float64  `json:"settle_seconds"`
-	CoordinatorLog dirUsage `json:"coordinator_data"`
+	CoordinatorLog logUsage `json:"coordinator_log"`
 	Forgotten      int      `json:"forgotten"`     // reservations past a service's retention
 	InexactStock   []string `json:"inexact_stock"` // services whose totals could not be compared
 
@@ -62,7 +63,12 @@ func (s *Summary) WriteText(w io.Writer, rerun string) {
 	fmt.Fprintf(w, "  partitions    %d; other network faults: %s\n", s.Partitions, perName(s.NetworkFaults))
 	fmt.Fprintf(w, "  proxies       %d requests: %d dropped by partitions, %d lost, %d answers lost, %d duplicated, %d delayed\n",
 		s.Proxy.Requests, s.Proxy.Dropped, s.Proxy.ResetsBefore, s.Proxy.ResetsAfter, s.Proxy.Duplicated, s.Proxy.Delayed)
-	fmt.Fprintf(w, "  settled in    %.1fs; coordinator data: %d files, %s\n", s.SettleSeconds, s.CoordinatorLog.Files, bytesText(s.CoordinatorLog.Bytes))
+	if s.Settled {
+		fmt.Fprintf(w, "  settled in    %.1fs (nothing pending at the coordinator, nothing prepared at a service)\n", s.SettleSeconds)
+	} else if !s.Interrupted {
+		fmt.Fprintf(w, "  not settled   after %.1fs (see violations)\n", s.SettleSeconds)
+	}
+	fmt.Fprintf(w, "  coordinator   log of %d segment(s), %s (first: %s)\n", s.CoordinatorLog.Segments, bytesText(s.CoordinatorLog.Bytes), strings.Join(s.CoordinatorLog.Names[:min(1, len(s.CoordinatorLog.Names))], ""))
 	if s.Forgotten > 0 || len(s.InexactStock) > 0 {
 		fmt.Fprintf(w, "  retention     %d reservations forgotten; confirmed totals not compared at: %s\n", s.Forgotten, strings.Join(s.InexactStock, ", "))
 	}

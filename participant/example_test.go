@@ -92,12 +92,16 @@ func Example() {
 			return
 		}
 		v := votes.Votes[0]
-		fmt.Println(v.ID, v.Vote, v.Reason)
+		if v.Reason != "" {
+			fmt.Println(v.ID, v.Vote, "-", v.Reason)
+			continue
+		}
+		fmt.Println(v.ID, v.Vote)
 	}
 	acks, _ := pc.Commit(ctx, []concord.TxID{"trip-1"})
 	fmt.Println("committed:", acks.Acknowledged)
 	// Output:
 	// trip-1 yes
-	// trip-2 no only 1 seats left
+	// trip-2 no - only 1 seats left
 	// committed: [trip-1]
 }

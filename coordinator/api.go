@@ -146,8 +146,8 @@ func (c *Coordinator) checkRequest(req *wire.SubmitRequest) error {
 	if req.TimeoutMS < 0 {
 		return bad("timeout_ms %d is negative", req.TimeoutMS)
 	}
-	if max := c.opts.MaxTimeout.Milliseconds(); req.TimeoutMS > max {
-		return bad("timeout_ms %d is above the maximum %d", req.TimeoutMS, max)
+	if maxMS := c.opts.MaxTimeout.Milliseconds(); req.TimeoutMS > maxMS {
+		return bad("timeout_ms %d is above the maximum %d", req.TimeoutMS, maxMS)
 	}
 	if len(req.Branches) == 0 {
 		return bad("no branches: a transaction needs at least one participant")

@@ -167,13 +167,13 @@ func (c *Coordinator) Close() error {
 			s.abort.Close()
 			return true
 		})
-		c.table.forEachLive(func(t *txState) {
+		for _, t := range c.table.liveList() { // t.mu is never taken under a shard lock
 			t.mu.Lock()
 			if t.timer != nil {
 				t.timer.Stop()
 			}
 			t.mu.Unlock()
-		})
+		}
 		if err := c.log.Close(); err != nil && !errors.Is(err, wal.ErrClosed) {
 			c.closeErr = fmt.Errorf("close log: %w", err)
 		}

@@ -138,7 +138,8 @@ func (s *shard) rememberLocked(id concord.TxID, f *finishedTx, limit int) {
 }
 
 // forEachLive calls fn for every live transaction, one shard locked at a
-// time; fn must not lock a shard.
+// time; fn must not lock a shard or a transaction (the lock order is a
+// transaction's mu, then a shard's).
 func (t *table) forEachLive(fn func(*txState)) {
 	for i := range t.shards {
 		s := &t.shards[i]

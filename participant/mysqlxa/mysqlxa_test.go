@@ -55,7 +55,7 @@ type env struct {
 	sql *sql.DB // the test's own view of the database
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	db := testutil.MySQL(t)
 	e := &env{db: db, sql: openDB(t, db.URL)}
@@ -65,7 +65,7 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-func openDB(t *testing.T, dsn string) *sql.DB {
+func openDB(t testing.TB, dsn string) *sql.DB {
 	t.Helper()
 	db, err := sql.Open("mysql", dsn)
 	if err != nil {
@@ -78,7 +78,7 @@ func openDB(t *testing.T, dsn string) *sql.DB {
 
 // open starts a Resource with its own connection pool, as a participant
 // process would.
-func (e *env) open(t *testing.T, name string, lockTimeout time.Duration) (*mysqlxa.Resource, *sql.DB) {
+func (e *env) open(t testing.TB, name string, lockTimeout time.Duration) (*mysqlxa.Resource, *sql.DB) {
 	t.Helper()
 	db := openDB(t, e.db.URL)
 	r, err := mysqlxa.New(context.Background(), mysqlxa.Options{
@@ -91,7 +91,7 @@ func (e *env) open(t *testing.T, name string, lockTimeout time.Duration) (*mysql
 	return r, db
 }
 
-func (e *env) counter(t *testing.T, k string) int {
+func (e *env) counter(t testing.TB, k string) int {
 	t.Helper()
 	var n int
 	err := e.sql.QueryRow("SELECT n FROM counters WHERE k = ?", k).Scan(&n)
@@ -105,7 +105,7 @@ func (e *env) counter(t *testing.T, k string) int {
 }
 
 // xaRecover lists what XA RECOVER shows on a connection of the test's own.
-func (e *env) xaRecover(t *testing.T) []string {
+func (e *env) xaRecover(t testing.TB) []string {
 	t.Helper()
 	rows, err := e.sql.Query("XA RECOVER")
 	if err != nil {
@@ -124,7 +124,7 @@ func (e *env) xaRecover(t *testing.T) []string {
 	return out
 }
 
-func (e *env) prepared(t *testing.T, r *mysqlxa.Resource, id concord.TxID) bool {
+func (e *env) prepared(t testing.TB, r *mysqlxa.Resource, id concord.TxID) bool {
 	t.Helper()
 	return slices.Contains(e.xaRecover(t), string(id)+e.db.Name+"/"+r.Name())
 }

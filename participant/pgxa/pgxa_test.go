@@ -54,7 +54,7 @@ type env struct {
 	pool *pgxpool.Pool // the test's own view of the database
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	db := testutil.Postgres(t)
 	e := &env{db: db, pool: openPool(t, db.URL)}
@@ -64,7 +64,7 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-func openPool(t *testing.T, url string) *pgxpool.Pool {
+func openPool(t testing.TB, url string) *pgxpool.Pool {
 	t.Helper()
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
@@ -80,7 +80,7 @@ func openPool(t *testing.T, url string) *pgxpool.Pool {
 }
 
 // open starts a Resource with its own pool, as a participant process would.
-func (e *env) open(t *testing.T, name string, lockTimeout time.Duration) (*pgxa.Resource, *pgxpool.Pool) {
+func (e *env) open(t testing.TB, name string, lockTimeout time.Duration) (*pgxa.Resource, *pgxpool.Pool) {
 	t.Helper()
 	pool := openPool(t, e.db.URL)
 	r, err := pgxa.New(context.Background(), pgxa.Options{
@@ -92,7 +92,7 @@ func (e *env) open(t *testing.T, name string, lockTimeout time.Duration) (*pgxa.
 	return r, pool
 }
 
-func (e *env) counter(t *testing.T, k string) int {
+func (e *env) counter(t testing.TB, k string) int {
 	t.Helper()
 	var n int
 	err := e.pool.QueryRow(context.Background(), "SELECT n FROM counters WHERE k = $1", k).Scan(&n)
@@ -105,7 +105,7 @@ func (e *env) counter(t *testing.T, k string) int {
 	return n
 }
 
-func (e *env) prepared(t *testing.T, r *pgxa.Resource, id concord.TxID) bool {
+func (e *env) prepared(t testing.TB, r *pgxa.Resource, id concord.TxID) bool {
 	t.Helper()
 	var n int
 	if err := e.pool.QueryRow(context.Background(), "SELECT count(*) FROM pg_prepared_xacts WHERE gid = $1", r.GID(id)).Scan(&n); err != nil {

@@ -93,3 +93,21 @@ func TestRunCatchesAForgetfulParticipant(t *testing.T) {
 	}
 	t.Logf("%d violations, e.g. %s", len(sum.Violations), sum.Violations[0])
 }
+
+// TestRunReportsAProcessThatCannotRestart: a coordinator that does not come
+// back on its own data directory is a violation, not a harness error.
+func TestRunReportsAProcessThatCannotRestart(t *testing.T) {
+	bin := buildFake(t)
+	var progress bytes.Buffer
+	sum, err := Run(context.Background(), Options{
+		Binary: bin, Dir: t.TempDir(), Seed: 11, Duration: 20 * time.Second,
+		FaultEvery: 200 * time.Millisecond, Progress: &progress,
+		CoordinatorArgs: []string{"--bug", "no-restart"},
+	})
+	if err != nil {
+		t.Fatalf("run: %v\nprogress:\n%s", err, progress.String())
+	}
+	if sum.Pass || !strings.Contains(strings.Join(sum.Violations, "\n"), "coordinator did not come back") {
+		t.Fatalf("violations %q, want the coordinator's failed restart", sum.Violations)
+	}
+}

@@ -98,7 +98,7 @@ func (n *nemesis) restart(ctx context.Context, p *process, armed []failpoint.Ter
 	n.tally.restarts++
 	n.tally.mu.Unlock()
 	if err := n.c.launch(ctx, p, armed, n.rng.Uint64()); err != nil {
-		return fmt.Errorf("restart %s: %w", p.name, err)
+		return fmt.Errorf("%s did not come back on its data directory: %w (log %s)", p.name, err, p.logPath)
 	}
 	return nil
 }

@@ -54,6 +54,7 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 	progress := time.NewTicker(opts.ProgressEvery)
 	defer progress.Stop()
 	interrupted := false
+	var restartErr error // a process that would not come back: a finding, not a harness error
 loop:
 	for {
 		select {
@@ -62,7 +63,8 @@ loop:
 			break loop
 		case e := <-c.exits:
 			if err := nem.onExit(ctx, e); err != nil {
-				return nil, fmt.Errorf("%w (see %s)", err, e.p.logPath)
+				restartErr = err
+				break loop
 			}
 		case <-faults.C:
 			if err := nem.act(ctx); err != nil {
@@ -70,7 +72,8 @@ loop:
 					interrupted = true
 					break loop
 				}
-				return nil, err
+				restartErr = err
+				break loop
 			}
 			faults.Reset(nem.nextDelay(opts.FaultEvery))
 		case now := <-tick.C:
@@ -83,15 +86,31 @@ loop:
 		}
 	}
 	stopClients()
+	if restartErr != nil && ctx.Err() != nil {
+		interrupted, restartErr = true, nil
+	}
 	s := &Summary{Seed: opts.Seed, DurationSeconds: time.Since(start).Seconds(), Dir: opts.Dir, Interrupted: interrupted}
 	if interrupted {
 		fmt.Fprintln(opts.Progress, "chaos: interrupted; stopping every process")
 		fill(s, wl.hist, nem.tally, c)
 		return s, nil
 	}
-	fmt.Fprintln(opts.Progress, "chaos: faults over; healing the network and restarting every process disarmed")
-	if err := heal(ctx, c, nem, clients); err != nil {
-		return nil, fmt.Errorf("heal: %w", err)
+	if restartErr == nil {
+		fmt.Fprintln(opts.Progress, "chaos: faults over; healing the network and restarting every process disarmed")
+		restartErr = heal(ctx, c, nem, clients)
+	}
+	if restartErr != nil && ctx.Err() != nil {
+		fill(s, wl.hist, nem.tally, c)
+		s.Interrupted = true
+		return s, nil
+	}
+	if restartErr != nil {
+		// A process that cannot restart on its own data is a failure of the
+		// system under test: report it, check nothing more.
+		fmt.Fprintf(opts.Progress, "chaos: %v\n", restartErr)
+		fill(s, wl.hist, nem.tally, c)
+		s.Violations = append(s.Violations, restartErr.Error())
+		return s, nil
 	}
 	settled, err := c.settle(ctx, time.Now().Add(opts.SettleTimeout))
 	s.SettleSeconds, s.Settled = settled.Seconds(), err == nil

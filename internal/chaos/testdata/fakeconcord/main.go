@@ -154,6 +154,7 @@ func coordinatorMain(args []string) error {
 	listen := fs.String("listen", "", "")
 	data := fs.String("data", "", "")
 	advertise := fs.String("advertise", "", "")
+	bug := fs.String("bug", "", "no-restart: refuse to start on a log that holds records")
 	var parts multiFlag
 	fs.Var(&parts, "participant", "")
 	if err := fs.Parse(args); err != nil {
@@ -172,6 +173,9 @@ func coordinatorMain(args []string) error {
 		return err
 	}
 	c.log = l
+	if *bug == "no-restart" && len(entries) > 0 {
+		return fmt.Errorf("%d log records: refusing to recover", len(entries))
+	}
 	for _, e := range entries {
 		switch e.T {
 		case "begin":

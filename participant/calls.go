@@ -103,7 +103,6 @@ func (s *Server) query(ctx context.Context, a tpc.ParticipantAction) (concord.Ou
 // loop ticks the machines every TickInterval so that in-doubt transactions
 // are asked about when due.
 func (s *Server) loop() {
-	defer s.wg.Done()
 	for {
 		select {
 		case <-s.ctx.Done():

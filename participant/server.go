@@ -51,10 +51,11 @@ type Server struct {
 	started atomic.Bool
 	startMu sync.Mutex
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	once   sync.Once
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup // the in-doubt loop and every call in flight
+	closeMu sync.RWMutex   // orders wg.Add against Close's wg.Wait
+	closed  bool
 
 	stats serverStats
 }
@@ -131,8 +132,9 @@ func (s *Server) Start(ctx context.Context) error {
 	if len(ids) > 0 {
 		s.log.Info("recovered prepared transactions; asking the coordinator", "count", len(ids))
 	}
-	s.wg.Add(1)
-	go s.loop()
+	if !s.goTracked(s.loop) {
+		return ErrClosed
+	}
 	s.started.Store(true)
 	return nil
 }
@@ -141,9 +143,28 @@ func (s *Server) Start(ctx context.Context) error {
 // waits for resource calls in flight. It does not close the Resource and
 // decides nothing: prepared transactions stay prepared.
 func (s *Server) Close() error {
-	s.once.Do(s.cancel)
+	s.closeMu.Lock()
+	s.closed = true
+	s.cancel()
+	s.closeMu.Unlock()
 	s.wg.Wait()
 	return nil
+}
+
+// goTracked runs fn in a goroutine Close waits for, unless the server is
+// closed.
+func (s *Server) goTracked(fn func()) bool {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed {
+		return false
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		fn()
+	}()
+	return true
 }
 
 func (s *Server) shardOf(id concord.TxID) *shard {
@@ -181,9 +202,7 @@ func (s *Server) step(sh *shard, fn func(m *tpc.Participant) tpc.ParticipantRead
 // launch performs a in its own goroutine, bounded by MaxConcurrency, and
 // reports its result to the machine.
 func (s *Server) launch(sh *shard, a tpc.ParticipantAction) {
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	s.goTracked(func() {
 		select {
 		case s.sem <- struct{}{}:
 		case <-s.ctx.Done():
@@ -195,7 +214,7 @@ func (s *Server) launch(sh *shard, a tpc.ParticipantAction) {
 			return // cut short by Close: nothing was learnt
 		}
 		s.step(sh, func(m *tpc.Participant) tpc.ParticipantReady { return m.Done(res, s.opts.Clock.Now()) })
-	}()
+	})
 }
 
 // request registers a waiter for request number req on sh and steps fn.

@@ -36,7 +36,10 @@
 // the log is rebuilt, with its digest when its request record survived
 // compaction (otherwise resubmissions are matched on the participants
 // alone). Past that window an id is unknown again: resubmitting it runs a new
-// transaction, and participants see an id they may remember.
+// transaction, participants see an id they may remember, and the outcome
+// endpoint presumes it aborted. That presumption misleads no participant:
+// a transaction leaves the log and the table only once finished, which for
+// a commit means every yes voter acknowledged it.
 //
 // # Log size
 //

@@ -277,3 +277,24 @@ func TestDuplicateAnswers(t *testing.T) {
 		t.Fatalf("a transaction named only in a duplicate answer exists: %d", code)
 	}
 }
+
+// At low load nothing waits to be batched: one transaction at a time sends
+// each message at once, in a request of its own.
+func TestNoBatchingDelayAtLowLoad(t *testing.T) {
+	e := newEnv(t, "flights", "hotels")
+	e.start()
+	for i := 0; i < 5; i++ {
+		id := concord.TxID("alone-" + string(rune('a'+i)))
+		if r := e.submit(wire.SubmitRequest{ID: id, Branches: branches("flights", "hotels")}); r.Outcome != concord.OutcomeCommitted {
+			t.Fatalf("%+v", r)
+		}
+		eventually(t, "done", func() bool { return e.status(id).Done })
+	}
+	for _, p := range e.parts {
+		for _, path := range []string{wire.PathPrepare, wire.PathCommit} {
+			if p.Requests(path) != 5 || p.Count(path) != 5 {
+				t.Fatalf("%s %s: %d messages in %d requests, want 5 in 5", p.Name, path, p.Count(path), p.Requests(path))
+			}
+		}
+	}
+}

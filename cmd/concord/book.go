@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/client"
 	"github.com/concordtx/concord/travel"
 	"github.com/concordtx/concord/wire"
 )
@@ -92,11 +93,18 @@ func runBook(args []string, stdout, stderr io.Writer) int {
 		return fail("nothing to book: give at least one of --flight, --hotel, --car")
 	}
 
+	cl, err := client.New(client.Options{URL: base})
+	if err != nil {
+		return fail("--coordinator: %v", err)
+	}
+	if req.ID == "" {
+		req.ID = client.NewID() // chosen here, so a failed submit can be asked about or retried
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout+time.Minute)
 	defer cancel()
-	var resp wire.SubmitResponse
-	if err := wire.Do(ctx, wire.NewHTTPClient(0), "POST", base+wire.PathTransactions, req, &resp); err != nil {
-		return fail("submit to %s: %v", base, err)
+	resp, err := cl.Submit(ctx, req)
+	if err != nil {
+		return fail("submit %s to %s: %v (submitting again with --id %s is safe: it runs once)", req.ID, base, err, req.ID)
 	}
 	if *asJSON {
 		b, err := json.Marshal(resp)

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/travel"
@@ -94,7 +95,7 @@ func TestBookAborted(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &resp); err != nil {
 		t.Fatalf("--json output is not JSON: %v\n%s", err, out.String())
 	}
-	if resp.Outcome != concord.OutcomeAborted || resp.Branches[0].Vote != concord.VoteNo || resp.ID != "generated-1" {
+	if resp.Outcome != concord.OutcomeAborted || resp.Branches[0].Vote != concord.VoteNo || resp.ID == "" || resp.ID != (*got)[0].ID {
 		t.Fatalf("answer %+v", resp)
 	}
 }
@@ -122,7 +123,7 @@ func TestBookErrors(t *testing.T) {
 		{[]string{"--coordinator", srv500.URL, "--flight", "FL100"}, "log poisoned"},
 		{[]string{"--coordinator", srv400.URL, "--car", "C-ECON"}, `unknown participant \"cars\"`},
 		{[]string{"--coordinator", pending.URL, "--car", "C-ECON"}, `outcome "pending"`},
-		{[]string{"--coordinator", closed.URL, "--flight", "FL100"}, "submit to " + closed.URL},
+		{[]string{"--coordinator", closed.URL, "--flight", "FL100"}, "to " + closed.URL},
 		{[]string{"--coordinator", "127.0.0.1:7070", "--flight", "FL100"}, "not an http"},
 		{[]string{"--flight", "FL100", "--quantity", "0"}, "--quantity 0"},
 		{[]string{"--flight", "FL 100"}, "--flight: SKU"},
@@ -141,5 +142,51 @@ func TestBookErrors(t *testing.T) {
 		if !strings.Contains(errb.String(), strings.ReplaceAll(c.mention, `\"`, `"`)) && !strings.Contains(errb.String(), c.mention) {
 			t.Errorf("%v: stderr does not mention %q:\n%s", c.args, c.mention, errb.String())
 		}
+	}
+}
+
+// TestBookAgainstRealServices books through a real coordinator and the
+// three travel services: a trip that fits commits (exit 0) and is held
+// confirmed at every service, the same id again books nothing twice, and a
+// trip that does not fit aborts (exit 1) with the service's reason.
+func TestBookAgainstRealServices(t *testing.T) {
+	cl, err := startDemoCluster(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.close()
+	coord := cl.coord.URL()
+	for range 2 {
+		var out, errb bytes.Buffer
+		code := run([]string{"book", "--coordinator", coord, "--flight", "FL100", "--hotel", "H-PARIS", "--car", "C-ECON", "--quantity", "2", "--id", "trip-real"}, &out, &errb)
+		if code != 0 || !strings.Contains(out.String(), "trip-real: committed") {
+			t.Fatalf("exit %d\n%s%s", code, out.String(), errb.String())
+		}
+	}
+	// The answer comes once the decision is durable; the COMMITs reach
+	// the services right after. Wait for the coordinator to see every
+	// acknowledgement (real sockets: nothing to wait on but its state).
+	deadline := time.Now().Add(10 * time.Second)
+	for st, err := cl.coord.Status("trip-real"); err != nil || !st.Done; st, err = cl.coord.Status("trip-real") {
+		if time.Now().After(deadline) {
+			t.Fatalf("trip-real never finished: %+v, %v", st, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for _, name := range travel.ServiceNames() {
+		_, st := cl.services[name].current()
+		r, err := st.Reservation(t.Context(), "trip-real")
+		if err != nil || r.State != travel.StateCommitted || r.Quantity != 2 {
+			t.Errorf("%s: %+v, %v", name, r, err)
+		}
+		items, _ := st.Items(t.Context())
+		if items[0].Confirmed != 2 {
+			t.Errorf("%s: %+v after booking the same id twice", name, items[0])
+		}
+	}
+	var out, errb bytes.Buffer
+	code := run([]string{"book", "--coordinator", coord, "--flight", "FL300", "--car", "C-ECON", "--quantity", "7"}, &out, &errb)
+	if code != 1 || !strings.Contains(out.String(), "aborted") || !strings.Contains(out.String(), "not enough left: FL300 has 6 available, 7 asked") {
+		t.Fatalf("sold out: exit %d\n%s%s", code, out.String(), errb.String())
 	}
 }

@@ -16,10 +16,13 @@ const (
 	// the commit is acknowledged.
 	recCommit uint8 = 2
 	// recAbort holds id and reason: aborted, refused (a no vote), or
-	// aborted before its prepare arrived. Not synced: under presumed abort
-	// a lost abort leaves at worst a prepared transaction that in-doubt
-	// resolution aborts again, or a tombstone that is not needed for
-	// safety.
+	// aborted before its prepare arrived. Synced for an abort before the
+	// prepare and for a one-phase refusal, whose loss could let a late or
+	// duplicate one-phase prepare commit a transaction reported aborted.
+	// Not synced otherwise: under presumed abort a lost abort of a prepared
+	// transaction leaves it prepared, and in-doubt resolution aborts it
+	// again; a lost two-phase no vote lets a duplicate prepare hold it
+	// until in-doubt resolution aborts it.
 	recAbort uint8 = 3
 	// recOnePhase holds id and payload: prepared and committed in one
 	// step. Synced before the outcome is returned.

@@ -49,8 +49,12 @@ type txEntry struct {
 // Store is a durable participant.Resource (and OnePhaseResource) over a
 // Machine. It owns durability: the PREPARED record, with its payload, is
 // synced before a yes vote; a COMMIT record is synced before Commit
-// returns; a one-phase commit is one synced record; ABORT records are not
-// forced (presumed abort). Concurrent calls share fsyncs (group commit).
+// returns; a one-phase commit is one synced record, and so is a one-phase
+// refusal (it is the transaction's outcome); the ABORT of a transaction
+// never prepared here is synced (it must refuse a late prepare, even after
+// a crash); the ABORT of a prepared transaction and a two-phase no vote are
+// not forced (presumed abort: a lost one is re-derived by asking the
+// coordinator). Concurrent calls share fsyncs (group commit).
 // On Open it restores the newest snapshot and replays the log after it.
 // Every SnapshotEvery records it writes a snapshot and compacts the log, so
 // that reopening stays bounded.
@@ -357,14 +361,19 @@ func (s *Store) Commit(ctx context.Context, id concord.TxID) error {
 	return s.durable(seq)
 }
 
-// Abort implements participant.Resource. The ABORT record is not forced.
+// Abort implements participant.Resource. The ABORT of a prepared
+// transaction is not forced (presumed abort: if it is lost, the transaction
+// is prepared again after a restart and in-doubt resolution aborts it). The
+// ABORT of a transaction the store does not know is forced: it is what
+// refuses a late prepare, and a late one-phase prepare accepted after a
+// crash would commit a transaction the coordinator reported aborted.
 func (s *Store) Abort(ctx context.Context, id concord.TxID) error {
 	if err := concord.ValidateTxID(id); err != nil {
 		return err
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.err != nil {
+		defer s.mu.Unlock()
 		return s.err
 	}
 	e := s.txs[id]
@@ -373,17 +382,25 @@ func (s *Store) Abort(ctx context.Context, id concord.TxID) error {
 	case e == nil:
 		reason = "aborted before prepare"
 	case e.state == StateAborted:
-		return nil
+		seq := e.seq
+		s.mu.Unlock()
+		return s.durable(seq) // a duplicate of a forced abort may come before its sync
 	case e.state == StateCommitted:
+		s.mu.Unlock()
 		return fmt.Errorf("abort %s: %w: it is committed", id, participant.ErrAlreadyDecided)
 	default:
 		s.m.Abort(id)
 	}
 	seq, err := s.appendRec(recAbort, id, []byte(reason))
 	if err != nil {
+		s.mu.Unlock()
 		return err
 	}
 	s.setDecided(id, StateAborted, seq, reason)
+	s.mu.Unlock()
+	if e == nil {
+		return s.durable(seq)
+	}
 	return nil
 }
 
@@ -402,6 +419,9 @@ func (s *Store) CommitOnePhase(ctx context.Context, id concord.TxID, payload jso
 		switch e.state {
 		case StateAborted:
 			s.mu.Unlock()
+			if err := s.durable(e.seq); err != nil {
+				return concord.OutcomePending, "", err
+			}
 			return concord.OutcomeAborted, e.reason, nil
 		case StateCommitted:
 			s.mu.Unlock()
@@ -418,9 +438,7 @@ func (s *Store) CommitOnePhase(ctx context.Context, id concord.TxID, payload jso
 		return concord.OutcomeCommitted, "", nil
 	}
 	if len(payload) > s.opts.MaxPayload {
-		defer s.mu.Unlock()
-		r, err := s.refuse(id, fmt.Sprintf("payload of %d bytes is over the limit of %d", len(payload), s.opts.MaxPayload))
-		return concord.OutcomeAborted, r.Reason, err
+		return s.refuseOnePhase(id, fmt.Sprintf("payload of %d bytes is over the limit of %d", len(payload), s.opts.MaxPayload))
 	}
 	r := s.m.Prepare(id, payload)
 	switch r.Vote {
@@ -441,13 +459,29 @@ func (s *Store) CommitOnePhase(ctx context.Context, id concord.TxID, payload jso
 		s.mu.Unlock()
 		return concord.OutcomeCommitted, r.Reason, nil
 	case concord.VoteNo:
-		defer s.mu.Unlock()
-		r, err := s.refuse(id, r.Reason)
-		return concord.OutcomeAborted, r.Reason, err
+		return s.refuseOnePhase(id, r.Reason)
 	default:
 		s.mu.Unlock()
 		return concord.OutcomePending, "", fmt.Errorf("filestore: machine voted %s on %s; want yes, no or read-only", r.Vote, id)
 	}
+}
+
+// refuseOnePhase records a one-phase refusal and returns once it is
+// durable: it is the transaction's outcome, reported to the client as
+// final, so a duplicate of the request after a crash must be refused too
+// (by then stock may have freed up). s.mu is held and released.
+func (s *Store) refuseOnePhase(id concord.TxID, reason string) (concord.Outcome, string, error) {
+	r, err := s.refuse(id, reason)
+	if err != nil {
+		s.mu.Unlock()
+		return concord.OutcomePending, "", err
+	}
+	seq := s.txs[id].seq
+	s.mu.Unlock()
+	if err := s.durable(seq); err != nil {
+		return concord.OutcomePending, "", err
+	}
+	return concord.OutcomeAborted, r.Reason, nil
 }
 
 // Recover implements participant.Resource: the prepared, undecided

@@ -64,7 +64,9 @@ func Run(t *testing.T, h Harness) {
 		{"DecidedTheOtherWay", s.decidedOtherWay},
 		{"PreparedSurvivesCrash", s.preparedSurvivesCrash},
 		{"CommitSurvivesCrash", s.commitSurvivesCrash},
+		{"AbortBeforePrepareSurvivesCrash", s.abortBeforePrepareSurvivesCrash},
 		{"OnePhase", s.onePhase},
+		{"OnePhaseRefusalSurvivesCrash", s.onePhaseRefusalSurvivesCrash},
 		{"Concurrent", s.concurrent},
 		{"InDoubtAskedAfterCrash", s.inDoubt},
 		{"WireProtocol", s.wireProtocol},
@@ -409,4 +411,46 @@ func (s *suite) concurrent(t *testing.T) {
 	if len(committed) == 0 {
 		t.Fatal("no transaction committed")
 	}
+}
+
+// abortBeforePrepareSurvivesCrash: an acknowledged abort of a transaction
+// the resource never saw must refuse a late prepare even after a crash: a
+// late one-phase prepare accepted then would commit a transaction the
+// coordinator reported aborted.
+func (s *suite) abortBeforePrepareSurvivesCrash(t *testing.T) {
+	r, restart := s.h.New(t)
+	ctx := ctxFor(t)
+	a := s.id(t, 1)
+	mustErr(t, "Abort of an unknown transaction", r.Abort(ctx, a), nil)
+	r = restart(t)
+	mustPrepare(t, r, a, s.h.Yes(1), concord.VoteNo)
+	if op, ok := r.(participant.OnePhaseResource); ok {
+		o, _, err := op.CommitOnePhase(ctx, a, s.h.Yes(1))
+		if err != nil || o != concord.OutcomeAborted {
+			t.Fatalf("late one-phase prepare after the abort and a crash = %s %v, want aborted", o, err)
+		}
+	}
+	wantRecovered(t, r, nil, []concord.TxID{a})
+}
+
+// onePhaseRefusalSurvivesCrash: a one-phase refusal is the transaction's
+// outcome, reported to the client as final, so a duplicate of the request
+// after a crash must be refused too (by then it might succeed).
+func (s *suite) onePhaseRefusalSurvivesCrash(t *testing.T) {
+	r, restart := s.h.New(t)
+	if _, ok := r.(participant.OnePhaseResource); !ok {
+		t.Skip("the resource does not implement participant.OnePhaseResource")
+	}
+	ctx := ctxFor(t)
+	a := s.id(t, 1)
+	o, _, err := r.(participant.OnePhaseResource).CommitOnePhase(ctx, a, s.h.No(1))
+	if err != nil || o != concord.OutcomeAborted {
+		t.Fatalf("CommitOnePhase(no) = %s %v, want aborted", o, err)
+	}
+	r = restart(t)
+	o, _, err = r.(participant.OnePhaseResource).CommitOnePhase(ctx, a, s.h.Yes(1))
+	if err != nil || o != concord.OutcomeAborted {
+		t.Fatalf("the same one-phase transaction after a crash = %s %v, want aborted as before", o, err)
+	}
+	mustErr(t, "Commit of the refused transaction", r.Commit(ctx, a), participant.ErrAlreadyDecided)
 }

@@ -43,14 +43,36 @@ func TestCrashAtEveryPoint(t *testing.T) {
 				run++
 				seed := uint64(run)
 				t.Run(fmt.Sprintf("%s/%s/%d", sc.name, point, nth), func(t *testing.T) {
-					crashOnce(t, sc, point, nth, seed)
+					crashOnce(t, sc, point, nth, "", seed)
 				})
 			}
 		}
 	}
 }
 
-func crashOnce(t *testing.T, sc crashScenario, point coordinator.CrashPoint, nth int, seed uint64) {
+// Crashing again while recovering from a crash (at each point recovery
+// reaches: its aborts, its re-driven commits, their end) changes nothing:
+// a third coordinator still brings everyone to one outcome.
+func TestCrashDuringRecovery(t *testing.T) {
+	run := 1000
+	for _, sc := range crashScenarios {
+		for _, point := range coordinator.CrashPoints {
+			for _, again := range []coordinator.CrashPoint{coordinator.AfterLogAbort, coordinator.AfterSendAbort,
+				coordinator.AfterSendCommit, coordinator.AfterLogEnd} {
+				run++
+				seed := uint64(run)
+				t.Run(fmt.Sprintf("%s/%s/then-%s", sc.name, point, again), func(t *testing.T) {
+					crashOnce(t, sc, point, 1, again, seed)
+				})
+			}
+		}
+	}
+}
+
+// crashOnce runs one transaction of sc, crashes the coordinator at the
+// nth time it reaches point, restarts it (crashing it again at the first
+// again point, if given, and restarting once more) and checks the outcome.
+func crashOnce(t *testing.T, sc crashScenario, point coordinator.CrashPoint, nth int, again coordinator.CrashPoint, seed uint64) {
 	e := newEnv(t, "flights", "hotels", "cars")
 	sc.setup(e)
 	var mu sync.Mutex
@@ -99,6 +121,33 @@ func crashOnce(t *testing.T, sc crashScenario, point coordinator.CrashPoint, nth
 	}
 	e.c.Close()
 	e.opts.CrashHook = nil
+	if again != "" {
+		fired2 := make(chan struct{})
+		var once sync.Once
+		e.opts.CrashHook = func(p coordinator.CrashPoint, id concord.TxID) error {
+			if p != again || id != "tx-crash" {
+				return nil
+			}
+			once.Do(func() { close(fired2); t.Log("crashed again during recovery") })
+			return errCrash
+		}
+		e.start()
+		eventually(t, "the second crash point or an idle coordinator", func() bool {
+			select {
+			case <-fired2:
+				return true
+			default:
+			}
+			if e.c.Stats().Live > 0 {
+				e.clock.Advance(10 * time.Second)
+				return false
+			}
+			return true
+		})
+		e.fs.CrashPartial(rand.New(rand.NewPCG(seed, 11)))
+		e.c.Close()
+		e.opts.CrashHook = nil
+	}
 	e.start()
 
 	// Participants in doubt ask the coordinator, as the SDK does, until

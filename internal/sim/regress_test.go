@@ -48,8 +48,9 @@ func testStock() []travel.Stock {
 // settles a one-phase transaction whose answer is late as "aborted" on that
 // acknowledgement; if the resource forgets it, the late one-phase PREPARE
 // commits and the client was told the opposite. The simulator found this in
-// participant/filestore, whose ABORT record is never forced (TestSimulation
-// seed 1831: "client told aborted, but the transaction committed").
+// participant/filestore, which wrote that ABORT unforced (TestSimulation
+// seed 1831 at the time: "client told aborted, but the transaction
+// committed"); it now forces it.
 func TestAbortBeforePrepareSurvivesCrash(t *testing.T) {
 	t.Run("sim store", func(t *testing.T) {
 		if !abortBeforePrepareSurvives(t, func(disk *memfs.FS) (resource, error) {
@@ -64,8 +65,8 @@ func TestAbortBeforePrepareSurvivesCrash(t *testing.T) {
 			p.disk = disk
 			return openFileResource(p)
 		}) {
-			t.Fatal("participant/filestore acknowledged Abort of an unknown transaction without forcing it: " +
-				"after a crash the late prepare was accepted (a late one-phase prepare then commits a transaction the client was told aborted)")
+			t.Fatal("participant/filestore lost an acknowledged abort-before-prepare in a crash: " +
+				"the late prepare was accepted (a late one-phase prepare then commits a transaction the client was told aborted)")
 		}
 	})
 }
@@ -109,9 +110,9 @@ func onePhaseRefusalSurvives(t *testing.T, open func(disk *memfs.FS) (resource, 
 // transaction's outcome, reported to the client as final, so a duplicate
 // of that request must get the same answer after a crash, even once stock
 // is free. The simulator found both stores losing it (TestSimulation -store
-// sim, seed 13290 before the fix: "client told aborted, but the
-// transaction committed"); participant/filestore writes the refusal
-// unforced.
+// sim, seed 13290 at the time: "client told aborted, but the transaction
+// committed"); participant/filestore wrote the refusal unforced and now
+// forces it.
 func TestOnePhaseRefusalSurvivesCrash(t *testing.T) {
 	t.Run("sim store", func(t *testing.T) {
 		if !onePhaseRefusalSurvives(t, func(disk *memfs.FS) (resource, error) {
@@ -126,7 +127,7 @@ func TestOnePhaseRefusalSurvivesCrash(t *testing.T) {
 			p.disk = disk
 			return openFileResource(p)
 		}) {
-			t.Fatal("participant/filestore reported a one-phase refusal without forcing it: after a crash a duplicate of the request committed a transaction the client was told aborted")
+			t.Fatal("participant/filestore lost a reported one-phase refusal in a crash: a duplicate of the request committed a transaction the client was told aborted")
 		}
 	})
 }

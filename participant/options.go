@@ -19,6 +19,8 @@ type Clock interface {
 
 type realClock struct{}
 
+var _ Clock = realClock{}
+
 func (realClock) Now() time.Time                         { return time.Now() }
 func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 

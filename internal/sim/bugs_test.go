@@ -80,7 +80,14 @@ func TestDeterministic(t *testing.T) {
 }
 
 func TestOptionsValidate(t *testing.T) {
-	for _, o := range []Options{{Participants: 9}, {Transactions: -1}, {FaultWindow: -1}} {
+	bad := []Options{
+		{Participants: 9}, {Transactions: -1}, {FaultWindow: -1}, {Store: 7},
+		{Faults: &Faults{Crash: 1.5}},
+		{Faults: &Faults{Net: NetFaults{Drop: -0.1}}},
+		{Faults: &Faults{Net: NetFaults{MinDelay: 2, MaxDelay: 1}}},
+		{Faults: &Faults{RestartMax: -1}},
+	}
+	for _, o := range bad {
 		if _, err := Run(o); err == nil {
 			t.Errorf("Run(%+v) accepted bad options", o)
 		}

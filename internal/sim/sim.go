@@ -88,6 +88,25 @@ func (o Options) validate() error {
 		return fmt.Errorf("sim: Participants %d is outside 1..%d", o.Participants, len(serviceNames))
 	case o.FaultWindow < 0 || o.SettleLimit < 0:
 		return fmt.Errorf("sim: negative FaultWindow or SettleLimit")
+	case o.Store > SimStore:
+		return fmt.Errorf("sim: unknown Store %d", o.Store)
+	}
+	if f := o.Faults; f != nil {
+		probs := []struct {
+			name string
+			p    float64
+		}{{"Net.Drop", f.Net.Drop}, {"Net.Duplicate", f.Net.Duplicate}, {"Net.Slow", f.Net.Slow}, {"Net.Refuse", f.Net.Refuse}, {"Crash", f.Crash}}
+		for _, p := range probs {
+			if p.p < 0 || p.p > 1 {
+				return fmt.Errorf("sim: Faults.%s %v is outside 0..1", p.name, p.p)
+			}
+		}
+		switch {
+		case f.Net.MinDelay < 0 || f.Net.MaxDelay < f.Net.MinDelay:
+			return fmt.Errorf("sim: Faults.Net delays %s..%s: want 0 <= MinDelay <= MaxDelay", f.Net.MinDelay, f.Net.MaxDelay)
+		case f.Net.SlowDelay < 0 || f.RestartMax < 0 || f.PartitionEvery < 0 || f.PartitionMax < 0:
+			return fmt.Errorf("sim: negative duration in Faults")
+		}
 	}
 	return nil
 }

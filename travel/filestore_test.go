@@ -258,3 +258,24 @@ func TestFileStoreConcurrentCrashes(t *testing.T) {
 		})
 	}
 }
+
+// TestMachineRefusesRememberedIDs: an id the store has forgotten but the
+// inventory still remembers is refused, never voted yes without a hold.
+func TestMachineRefusesRememberedIDs(t *testing.T) {
+	inv, err := NewInventory([]Stock{{"A", 5}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := machine{inv}
+	if r := m.Prepare("t1", Request{SKU: "A", Quantity: 2}.Payload()); r.Vote != concord.VoteYes {
+		t.Fatalf("first prepare: %+v", r)
+	}
+	m.Commit("t1")
+	r := m.Prepare("t1", Request{SKU: "A", Quantity: 2}.Payload())
+	if r.Vote != concord.VoteNo || !strings.Contains(r.Reason, "already used") {
+		t.Fatalf("prepare of a committed id: %+v", r)
+	}
+	if got := inv.Items()[0]; got != (Item{"A", 5, 3, 0, 2}) {
+		t.Fatalf("items %+v", got)
+	}
+}

@@ -168,7 +168,7 @@ func (r *demoRun) check() {
 			a++
 		}
 	}
-	r.checkf("most trips committed, some aborted (sold out or hotel down)", c > a && a > 0, "%d committed, %d aborted", c, a)
+	r.checkf("the run exercised both outcomes (commits; aborts from sell-outs and the hotel outage)", c > 0 && a > 0, "%d committed, %d aborted", c, a)
 }
 
 // firstFew shows up to three problems and how many more there are.
@@ -322,7 +322,7 @@ func (r *demoRun) summarize(w io.Writer, asJSON bool) bool {
 			mark = "FAIL"
 		}
 		fmt.Fprintf(w, "    %s %s", mark, c.Name)
-		if c.Detail != "" && (!c.OK || strings.HasPrefix(c.Name, "the in-doubt") || strings.HasPrefix(c.Name, "most")) {
+		if c.Detail != "" && (!c.OK || strings.HasPrefix(c.Name, "the in-doubt") || strings.HasPrefix(c.Name, "the run")) {
 			fmt.Fprintf(w, " (%s)", c.Detail)
 		}
 		fmt.Fprintln(w)

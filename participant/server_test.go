@@ -401,3 +401,37 @@ func TestBadOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestCloseDuringCall: Close answers waiting requests at once (503), waits
+// for the resource call in flight, and leaves the transaction to the
+// resource (nothing decided).
+func TestCloseDuringCall(t *testing.T) {
+	mem := participanttest.NewMemResource()
+	g := newGated(t, mem, true)
+	srv, pc := startServer(t, participant.Options{Resource: g})
+	errs := make(chan error, 1)
+	go func() {
+		_, err := pc.Prepare(context.Background(), wire.PrepareRequest{Transactions: []wire.PrepareTx{{ID: "c", Payload: participanttest.YesPayload(1)}}})
+		errs <- err
+	}()
+	recv(t, g.entered, "the prepare")
+	closed := make(chan struct{})
+	go func() {
+		srv.Close()
+		close(closed)
+	}()
+	var se *wire.StatusError
+	if err := recv(t, errs, "the request's answer"); !errors.As(err, &se) || se.Code != 503 {
+		t.Fatalf("request during Close = %v, want 503", err)
+	}
+	select {
+	case <-closed:
+		t.Fatal("Close returned while a resource call was still running")
+	default:
+	}
+	g.release <- struct{}{}
+	recv(t, closed, "Close to return")
+	if st := mem.State("c"); st != "prepared" {
+		t.Fatalf("c is %q after Close, want prepared (Close decides nothing)", st)
+	}
+}

@@ -324,7 +324,11 @@ func (r *demoRun) crashHotelInDoubt() error {
 		return fmt.Errorf("the COMMIT of %s never reached the hotel", r.inDoubt)
 	}
 	r.droppedBytes, r.droppedFiles = hotel.fs.dropped()
-	r.say("      hotels CRASHED on receiving that COMMIT: server and connections gone, files cut back to what was synced (%d bytes lost)", r.droppedBytes)
+	lost := "nothing unsynced was pending"
+	if r.droppedBytes > 0 {
+		lost = fmt.Sprintf("%d bytes not yet synced were lost", r.droppedBytes)
+	}
+	r.say("      hotels CRASHED on receiving that COMMIT: server and connections gone, files cut back to what was synced (%s)", lost)
 
 	// The decision is commit, the hotel is down: the coordinator retries.
 	deadline := time.Now().Add(15 * time.Second)

@@ -56,8 +56,8 @@ func TestRunAgainstFake(t *testing.T) {
 	bin := buildFake(t)
 	var progress bytes.Buffer
 	sum, err := Run(context.Background(), Options{
-		Binary: bin, Dir: t.TempDir(), Seed: 3, Duration: 5 * time.Second,
-		FaultEvery: 400 * time.Millisecond, Progress: &progress, ProgressEvery: time.Second,
+		Binary: bin, Dir: t.TempDir(), Seed: 3, Duration: 3 * time.Second,
+		FaultEvery: 250 * time.Millisecond, Progress: &progress, ProgressEvery: time.Second,
 	})
 	if err != nil {
 		t.Fatalf("run: %v\nprogress:\n%s", err, progress.String())
@@ -67,6 +67,9 @@ func TestRunAgainstFake(t *testing.T) {
 	t.Logf("progress:\n%s\nsummary:\n%s", progress.String(), text.String())
 	if !sum.Pass {
 		t.Fatalf("violations against a correct system:\n%s", strings.Join(sum.Violations, "\n"))
+	}
+	if sum.KillsTotal == 0 || sum.Committed == 0 || sum.Aborted == 0 {
+		t.Fatalf("a run without kills or without both outcomes proves little:\n%s", text.String())
 	}
 }
 
@@ -79,12 +82,15 @@ func TestRunCatchesAForgetfulParticipant(t *testing.T) {
 	bin := buildFake(t)
 	var progress bytes.Buffer
 	sum, err := Run(context.Background(), Options{
-		Binary: bin, Dir: t.TempDir(), Seed: 5, Duration: 6 * time.Second,
-		FaultEvery: 300 * time.Millisecond, SettleTimeout: 3 * time.Second,
+		Binary: bin, Dir: t.TempDir(), Seed: 5, Duration: 4 * time.Second,
+		FaultEvery: 250 * time.Millisecond, SettleTimeout: 2 * time.Second,
 		Progress: &progress, ParticipantArgs: []string{"--bug", "forget-committed"},
 	})
 	if err != nil {
 		t.Fatalf("run: %v\nprogress:\n%s", err, progress.String())
+	}
+	if sum.Kills["flights"]+sum.Kills["hotels"]+sum.Kills["cars"]+sum.GracefulStops == 0 {
+		t.Fatal("no service was restarted: the schedule of this seed cannot show the bug")
 	}
 	if sum.Pass || len(sum.Violations) == 0 {
 		var text bytes.Buffer

@@ -135,6 +135,9 @@ func Do(ctx context.Context, hc *http.Client, method, url string, in, out any) e
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
+	if tp := TraceparentFrom(ctx); tp != "" {
+		req.Header.Set(HeaderTraceparent, tp)
+	}
 	resp, err := hc.Do(req)
 	if err != nil {
 		return err

@@ -1,0 +1,194 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/concordtx/concord/wire"
+)
+
+// phase is one load phase: Concurrency clients submitting transactions of
+// Participants branches for a duration or a count.
+type phase struct {
+	concurrency  int
+	participants int
+	duration     time.Duration
+	count        int
+	abortRatio   float64
+	skus         int
+	timeoutMS    int64
+}
+
+// tally is what the clients of a phase saw.
+type tally struct {
+	committed, aborted, errors atomic.Int64
+	firstErr                   atomic.Pointer[string]
+}
+
+func (t *tally) fail(err error) {
+	t.errors.Add(1)
+	msg := err.Error()
+	t.firstErr.CompareAndSwap(nil, &msg)
+}
+
+// bodies pre-encodes the submit requests of a phase: for each client's SKU
+// one that commits and one whose last branch names a SKU no service offers,
+// so that it aborts with a no vote.
+type bodies struct {
+	commit, abort [][]byte
+}
+
+func makeBodies(p phase) (bodies, error) {
+	var b bodies
+	for i := 0; i < p.skus; i++ {
+		for _, abort := range []bool{false, true} {
+			req := wire.SubmitRequest{TimeoutMS: p.timeoutMS}
+			for j, svc := range Services[:p.participants] {
+				sku := skuName(svc, i)
+				if abort && j == p.participants-1 {
+					sku = "NO-SUCH-SKU"
+				}
+				payload, _ := json.Marshal(map[string]any{"sku": sku, "quantity": 1})
+				req.Branches = append(req.Branches, wire.Branch{Participant: svc, Payload: payload})
+			}
+			body, err := json.Marshal(req)
+			if err != nil {
+				return bodies{}, fmt.Errorf("encode request: %w", err)
+			}
+			if abort {
+				b.abort = append(b.abort, body)
+			} else {
+				b.commit = append(b.commit, body)
+			}
+		}
+	}
+	return b, nil
+}
+
+// newClient returns an HTTP client keeping one connection per bench client.
+func newClient(conns int) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+		MaxIdleConns:        conns + 16,
+		MaxIdleConnsPerHost: conns + 16,
+		IdleConnTimeout:     90 * time.Second,
+	}}
+}
+
+// load runs one phase against coordURL and returns the tally and every
+// successful transaction's latency. progress, when set, is called every
+// tick with the tally so far.
+func load(ctx context.Context, hc *http.Client, coordURL string, p phase, tick time.Duration,
+	progress func(elapsed time.Duration, t *tally)) (*tally, []time.Duration, time.Duration, error) {
+	bs, err := makeBodies(p)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	url := coordURL + wire.PathTransactions
+	t := &tally{}
+	var claimed atomic.Int64
+	runCtx := ctx
+	if p.count == 0 {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithTimeout(ctx, p.duration)
+		defer cancel()
+	}
+	lats := make([][]time.Duration, p.concurrency)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < p.concurrency; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 0x62656e6368))
+			sku := w % p.skus
+			var buf bytes.Buffer
+			for runCtx.Err() == nil {
+				if p.count > 0 && claimed.Add(1) > int64(p.count) {
+					return
+				}
+				body := bs.commit[sku]
+				if p.abortRatio > 0 && rng.Float64() < p.abortRatio {
+					body = bs.abort[sku]
+				}
+				t0 := time.Now()
+				outcome, err := submit(runCtx, hc, url, body, &buf)
+				d := time.Since(t0)
+				switch {
+				case err != nil && runCtx.Err() != nil && p.count == 0:
+					return // the phase ended mid-request: not counted
+				case err != nil:
+					t.fail(err)
+					continue
+				case outcome == "committed":
+					t.committed.Add(1)
+				case outcome == "aborted":
+					t.aborted.Add(1)
+				default:
+					t.fail(fmt.Errorf("outcome %q", outcome))
+					continue
+				}
+				lats[w] = append(lats[w], d)
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	ticker := time.NewTicker(tick)
+	defer ticker.Stop()
+wait:
+	for {
+		select {
+		case <-done:
+			break wait
+		case <-ticker.C:
+			if progress != nil {
+				progress(time.Since(start), t)
+			}
+		}
+	}
+	elapsed := time.Since(start)
+	var all []time.Duration
+	for _, l := range lats {
+		all = append(all, l...)
+	}
+	return t, all, elapsed, nil
+}
+
+// submit posts one transaction and returns its outcome.
+func submit(ctx context.Context, hc *http.Client, url string, body []byte, buf *bytes.Buffer) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	buf.Reset()
+	if _, err := buf.ReadFrom(io.LimitReader(resp.Body, 1<<20)); err != nil {
+		return "", fmt.Errorf("read answer: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("http %d: %s", resp.StatusCode, bytes.TrimSpace(buf.Bytes()))
+	}
+	var out struct {
+		Outcome string `json:"outcome"`
+	}
+	if err := json.Unmarshal(buf.Bytes(), &out); err != nil {
+		return "", fmt.Errorf("decode answer: %w", err)
+	}
+	return out.Outcome, nil
+}

@@ -1,0 +1,148 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/concordtx/concord/wire"
+)
+
+// Latency summarises the latencies of the answered transactions, in
+// milliseconds.
+type Latency struct {
+	P50 float64 `json:"p50_ms"`
+	P90 float64 `json:"p90_ms"`
+	P99 float64 `json:"p99_ms"`
+	Max float64 `json:"max_ms"`
+}
+
+func summarize(ds []time.Duration) Latency {
+	if len(ds) == 0 {
+		return Latency{}
+	}
+	slices.Sort(ds)
+	at := func(q float64) float64 {
+		i := min(len(ds)-1, int(q*float64(len(ds))))
+		return ms(ds[i])
+	}
+	return Latency{P50: at(0.50), P90: at(0.90), P99: at(0.99), Max: ms(ds[len(ds)-1])}
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// Fsyncs are log syncs per transaction; a side whose counters could not be
+// read is -1.
+type Fsyncs struct {
+	Coordinator  float64 `json:"coordinator"`
+	Participants float64 `json:"participants"`
+	Total        float64 `json:"total"`
+}
+
+// PhaseResult is one load phase's figures.
+type PhaseResult struct {
+	Concurrency  int     `json:"concurrency"`
+	Participants int     `json:"participants"`
+	Seconds      float64 `json:"seconds"`
+	LoadAverage  float64 `json:"load_average"` // 1-minute load average at the phase's end
+	Committed    int64   `json:"committed"`
+	Aborted      int64   `json:"aborted"`
+	Errors       int64   `json:"errors"`
+	FirstError   string  `json:"first_error,omitempty"`
+
+	CommittedPerSec float64 `json:"committed_per_sec"`
+	AbortedPerSec   float64 `json:"aborted_per_sec"`
+	Latency         Latency `json:"latency"`
+	// RequestsPerTx is HTTP requests from the coordinator to participants
+	// per transaction (-1 when the coordinator's counters were not read).
+	RequestsPerTx float64 `json:"participant_requests_per_tx"`
+	FsyncsPerTx   Fsyncs  `json:"fsyncs_per_tx"`
+	// FloorRatio is p50 over the floor of one commit (one-phase for one
+	// participant); set for single-client phases only.
+	FloorRatio float64 `json:"floor_ratio,omitempty"`
+}
+
+// ProcessRuntime is one process's runtime figures before the first phase and
+// after the last.
+type ProcessRuntime struct {
+	Start wire.RuntimeStats `json:"start"`
+	End   wire.RuntimeStats `json:"end"`
+}
+
+// Result is a whole bench run.
+type Result struct {
+	Started     bool                      `json:"started_processes"` // the bench started the system itself
+	LoadAverage float64                   `json:"load_average"`      // 1-minute load average at the start
+	AbortRatio  float64                   `json:"abort_ratio"`
+	Floor       *Floor                    `json:"floor,omitempty"`
+	Phases      []PhaseResult             `json:"phases"`
+	Runtime     map[string]ProcessRuntime `json:"runtime,omitempty"`
+}
+
+// OK reports whether no transaction failed.
+func (r *Result) OK() bool {
+	for _, p := range r.Phases {
+		if p.Errors > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// WriteTable writes r for people: one row per phase, then the floor and the
+// processes' memory and goroutines.
+func (r *Result) WriteTable(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "clients\tparts\tcommitted/s\taborted/s\terrors\tp50 ms\tp90 ms\tp99 ms\tmax ms\treq/tx\tfsync/tx coord\tfsync/tx parts\tfsync/tx total\tload\t")
+	for _, p := range r.Phases {
+		fmt.Fprintf(tw, "%d\t%d\t%.0f\t%.0f\t%d\t%.2f\t%.2f\t%.2f\t%.1f\t%s\t%s\t%s\t%s\t%.1f\t\n",
+			p.Concurrency, p.Participants, p.CommittedPerSec, p.AbortedPerSec, p.Errors,
+			p.Latency.P50, p.Latency.P90, p.Latency.P99, p.Latency.Max,
+			perTx(p.RequestsPerTx), perTx(p.FsyncsPerTx.Coordinator), perTx(p.FsyncsPerTx.Participants),
+			perTx(p.FsyncsPerTx.Total), p.LoadAverage)
+	}
+	tw.Flush()
+	for _, p := range r.Phases {
+		if p.FirstError != "" {
+			fmt.Fprintf(w, "first error (%d clients, %d participants): %s\n", p.Concurrency, p.Participants, p.FirstError)
+		}
+	}
+	if f := r.Floor; f != nil {
+		fmt.Fprintf(w, "\nfloor on this machine: fdatasync of one append %.3f ms, loopback round trip %.3f ms\n",
+			ms(f.Fsync), ms(f.RoundTrip))
+		fmt.Fprintf(w, "  one commit: %.3f ms (2 fsyncs + 2 round trips); one-phase: %.3f ms\n", ms(f.Commit), ms(f.OnePhase))
+		for _, p := range r.Phases {
+			if p.FloorRatio > 0 {
+				fmt.Fprintf(w, "  1 client, %d participant(s): p50 %.3f ms = %.2fx the floor\n", p.Participants, p.Latency.P50, p.FloorRatio)
+			}
+		}
+	}
+	if len(r.Runtime) > 0 {
+		fmt.Fprintln(w, "\nprocesses (start -> end):")
+		names := make([]string, 0, len(r.Runtime))
+		for n := range r.Runtime {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		for _, n := range names {
+			rt := r.Runtime[n]
+			fmt.Fprintf(w, "  %-12s heap %s -> %s, goroutines %d -> %d\n", n,
+				mib(rt.Start.HeapAllocBytes), mib(rt.End.HeapAllocBytes), rt.Start.Goroutines, rt.End.Goroutines)
+		}
+	}
+	fmt.Fprintf(w, "\nload average at start %.2f; abort ratio %.2f\n", r.LoadAverage, r.AbortRatio)
+}
+
+func perTx(v float64) string {
+	if v < 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.3f", v)
+}
+
+func mib(b uint64) string {
+	return strings.TrimSuffix(fmt.Sprintf("%.1f", float64(b)/(1<<20)), ".0") + " MiB"
+}

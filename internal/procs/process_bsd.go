@@ -1,0 +1,11 @@
+//go:build unix && !linux
+
+package procs
+
+import "syscall"
+
+// sysProcAttr puts a child in its own process group, so that it and anything
+// it starts are killed together.
+func sysProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true}
+}

@@ -111,12 +111,19 @@ func (c *coordNode) start() {
 }
 
 // crash kills the coordinator where it stands: its disk forgets every
-// unsynced write and its memory is gone.
+// unsynced write (or all but a torn prefix of them) and its memory is gone.
 func (c *coordNode) crash(where string) {
 	c.s.tracef(coordinatorName, "CRASH %s", where)
 	c.s.crashes++
 	c.isUp = false
-	c.disk.Crash()
+	if c.s.rng.IntN(2) == 0 {
+		// A torn write: a random prefix of what was written and not
+		// synced survives. (Deterministic here: the driver waits for every
+		// write to be made, so nothing is in flight.)
+		c.disk.CrashPartial(c.s.rng)
+	} else {
+		c.disk.Crash()
+	}
 	c.log.Close() // fails: its files died with the crash; this only stops its writer
 	c.log, c.txs = nil, nil
 	c.s.touchAll()

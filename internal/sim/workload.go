@@ -71,8 +71,9 @@ func (s *sim) drawBranches() []tpc.Branch {
 	return branches
 }
 
-// schedulePartitions schedules partitions over the fault window: a participant cut
-// off from the coordinator in one direction or both, for a while.
+// schedulePartitions schedules partitions over the fault window: a
+// participant cut off from the coordinator in one direction or both, or the
+// coordinator cut off from everyone, for a while.
 func (s *sim) schedulePartitions() {
 	if s.faults.PartitionEvery <= 0 || s.faults.PartitionMax <= 0 {
 		return
@@ -85,11 +86,17 @@ func (s *sim) schedulePartitions() {
 		}
 		p := s.parts[s.rng.IntN(len(s.parts))].name
 		links := [][2]string{{coordinatorName, p}, {p, coordinatorName}}
-		switch s.rng.IntN(3) {
+		switch s.rng.IntN(4) {
 		case 0:
 			links = links[:1]
 		case 1:
 			links = links[1:]
+		case 2:
+			// The coordinator cut off from every participant.
+			links = nil
+			for _, q := range s.parts {
+				links = append(links, [2]string{coordinatorName, q.name}, [2]string{q.name, coordinatorName})
+			}
 		}
 		d := time.Duration(1 + s.rng.Int64N(int64(s.faults.PartitionMax)))
 		s.sched.at(epoch.Add(t), func() {

@@ -13,25 +13,28 @@ import (
 func TestCheckerBites(t *testing.T) {
 	const maxSeeds = 300
 	cases := []struct {
-		name string
-		bugs Bugs
-		want []string // invariants the bug may be caught by
+		name  string
+		bugs  Bugs
+		store StoreKind
+		want  []string // invariants the bug may be caught by
 	}{
-		{"commit sent before the decision is durable", Bugs{CommitBeforeDurable: true},
+		{"commit sent before the decision is durable", Bugs{CommitBeforeDurable: true}, FileStore,
 			[]string{"stability", "validity", "agreement"}},
-		{"participant forgets its prepared state on restart", Bugs{ForgetPreparedOnRestart: true},
+		{"participant forgets its prepared state on restart", Bugs{ForgetPreparedOnRestart: true}, FileStore,
 			[]string{"no-unilateral-abort", "agreement"}},
-		{"timeout aborts after the commit decision", Bugs{AbortAfterCommitTimeout: true},
+		{"timeout aborts after the commit decision", Bugs{AbortAfterCommitTimeout: true}, FileStore,
 			[]string{"monotonic", "stability", "agreement"}},
-		{"committed transaction forgotten and compacted before every ack", Bugs{ForgetCommittedEarly: true},
+		{"committed transaction forgotten and compacted before every ack", Bugs{ForgetCommittedEarly: true}, FileStore,
 			[]string{"presumption", "agreement", "liveness"}},
-		{"participant accepts a prepare after it saw the abort", Bugs{AcceptPrepareAfterAbort: true},
+		{"participant accepts a prepare after it saw the abort", Bugs{AcceptPrepareAfterAbort: true}, FileStore,
 			[]string{"no-hanging"}},
+		{"store votes yes and acknowledges commits before they are durable", Bugs{UnforcedStore: true}, SimStore,
+			[]string{"durability", "no-unilateral-abort", "agreement"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			opts := Options{Bugs: c.bugs}
+			opts := Options{Bugs: c.bugs, Store: c.store}
 			for seed := uint64(1); seed <= maxSeeds; seed++ {
 				opts.Seed = seed
 				r, err := Run(opts)
@@ -86,6 +89,7 @@ func TestOptionsValidate(t *testing.T) {
 		{Faults: &Faults{Net: NetFaults{Drop: -0.1}}},
 		{Faults: &Faults{Net: NetFaults{MinDelay: 2, MaxDelay: 1}}},
 		{Faults: &Faults{RestartMax: -1}},
+		{Bugs: Bugs{UnforcedStore: true}},
 	}
 	for _, o := range bad {
 		if _, err := Run(o); err == nil {

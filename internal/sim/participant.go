@@ -74,6 +74,7 @@ func (p *partNode) start() {
 		st, err = openSimStore(p.disk, storeDir, p.stock)
 		if err == nil {
 			st.crash = func(point string) bool { return p.crashPoint(point) }
+			st.unforced = p.s.bugs.UnforcedStore
 			res = st
 		}
 	} else {

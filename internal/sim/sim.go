@@ -48,6 +48,9 @@ type Bugs struct {
 	// AcceptPrepareAfterAbort makes a participant drop an ABORT that
 	// arrives before its PREPARE, so the late PREPARE is accepted.
 	AcceptPrepareAfterAbort bool
+	// UnforcedStore makes the simulator's own store (Store: SimStore)
+	// vote yes and acknowledge commits without syncing their records.
+	UnforcedStore bool
 }
 
 // Options configure one run. Zero fields take the defaults in parentheses.
@@ -90,6 +93,8 @@ func (o Options) validate() error {
 		return fmt.Errorf("sim: negative FaultWindow or SettleLimit")
 	case o.Store > SimStore:
 		return fmt.Errorf("sim: unknown Store %d", o.Store)
+	case o.Bugs.UnforcedStore && o.Store != SimStore:
+		return fmt.Errorf("sim: Bugs.UnforcedStore breaks the simulator's own store: it needs Store SimStore")
 	}
 	if f := o.Faults; f != nil {
 		probs := []struct {

@@ -48,6 +48,9 @@ type simStore struct {
 	// crash is called at named points between a write and its sync, and
 	// after a sync; true means the process died there.
 	crash func(point string) bool
+	// unforced turns off the sync of prepared and commit records: a
+	// deliberately broken store (Bugs.UnforcedStore).
+	unforced bool
 }
 
 var _ resource = (*simStore)(nil)
@@ -140,7 +143,7 @@ func (s *simStore) Prepare(_ context.Context, id concord.TxID, payload json.RawM
 		s.aborted[id] = true // a no voter forgets the work, not the refusal
 		return participant.PrepareResult{Vote: concord.VoteNo, Reason: err.Error()}, nil
 	}
-	if err := s.write(storePrepared, id, payload, true); err != nil {
+	if err := s.write(storePrepared, id, payload, !s.unforced); err != nil {
 		if !errors.Is(err, errCrashed) {
 			s.inv.Abort(id)
 		}
@@ -160,7 +163,7 @@ func (s *simStore) Commit(_ context.Context, id concord.TxID) error {
 	case travel.StateAborted:
 		return fmt.Errorf("commit %s: %w", id, participant.ErrAlreadyDecided)
 	}
-	if err := s.write(storeCommitted, id, nil, true); err != nil {
+	if err := s.write(storeCommitted, id, nil, !s.unforced); err != nil {
 		return err
 	}
 	return s.inv.Commit(id)

@@ -196,3 +196,26 @@ func (c *Client) Outcome(ctx context.Context, id concord.TxID) (concord.Outcome,
 func (c *Client) Health(ctx context.Context) error {
 	return c.do(ctx, http.MethodGet, wire.PathHealth, nil, nil)
 }
+
+// RetryNow asks the coordinator to resend a transaction's decision at once
+// to every participant that has not acknowledged it. It returns the
+// transaction's status; ErrNotFound when it is unknown or already finished.
+func (c *Client) RetryNow(ctx context.Context, id concord.TxID) (wire.TxStatus, error) {
+	return c.operate(ctx, id, "retry")
+}
+
+// Abort asks the coordinator to abort a transaction that has no decision
+// yet. A decided one is refused with ErrConflict: a commit is never
+// aborted.
+func (c *Client) Abort(ctx context.Context, id concord.TxID) (wire.TxStatus, error) {
+	return c.operate(ctx, id, "abort")
+}
+
+func (c *Client) operate(ctx context.Context, id concord.TxID, op string) (wire.TxStatus, error) {
+	if err := concord.ValidateTxID(id); err != nil {
+		return wire.TxStatus{}, fmt.Errorf("%w: %w", ErrInvalidInput, err)
+	}
+	var st wire.TxStatus
+	err := c.do(ctx, http.MethodPost, wire.TransactionPath(id)+"/"+op, nil, &st)
+	return st, err
+}

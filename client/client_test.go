@@ -94,6 +94,17 @@ func TestClientRoundTrip(t *testing.T) {
 	if _, err := cl.Submit(ctx, wire.SubmitRequest{}); !errors.Is(err, client.ErrInvalidInput) {
 		t.Fatalf("no branches: %v", err)
 	}
+	// Operator calls: nothing to re-drive or abort on an unknown transaction;
+	// a committed one is never aborted (409 while live, 404 once finished).
+	if _, err := cl.RetryNow(ctx, "never-submitted"); !errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("retry unknown: %v", err)
+	}
+	if _, err := cl.Abort(ctx, resp.ID); !errors.Is(err, client.ErrConflict) && !errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("abort of a commit: %v", err)
+	}
+	if _, err := cl.Abort(ctx, "bad id"); !errors.Is(err, client.ErrInvalidInput) {
+		t.Fatalf("abort bad id: %v", err)
+	}
 }
 
 func TestClientOptions(t *testing.T) {

@@ -16,6 +16,8 @@ import (
 //	GET  /v1/transactions?state=&limit=   list transactions (state pending by default)
 //	GET  /v1/transactions/{id}            one transaction's state, votes and acknowledgements
 //	GET  /v1/transactions/{id}/outcome    committed, aborted or pending, for participants in doubt
+//	POST /v1/transactions/{id}/retry      operator: resend the decision now to whoever has not acknowledged
+//	POST /v1/transactions/{id}/abort      operator: abort a transaction not yet decided (409 once decided)
 //	GET  /healthz                         200 while the coordinator works
 //
 // Every answer is JSON; errors are a wire.ErrorResponse naming the problem.
@@ -24,6 +26,8 @@ func (c *Coordinator) Handler() http.Handler {
 	mux.HandleFunc(wire.PathTransactions, c.serveTransactions)
 	mux.HandleFunc(wire.PathTransactions+"/{id}", c.serveTransaction)
 	mux.HandleFunc(wire.PathTransactions+"/{id}/outcome", c.serveOutcome)
+	mux.HandleFunc(wire.PathTransactions+"/{id}/retry", c.serveRetry)
+	mux.HandleFunc(wire.PathTransactions+"/{id}/abort", c.serveAbort)
 	mux.HandleFunc(wire.PathHealth, c.serveHealth)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		wire.WriteError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
@@ -117,6 +121,32 @@ func (c *Coordinator) serveOutcome(w http.ResponseWriter, r *http.Request) {
 	wire.WriteJSON(w, http.StatusOK, wire.OutcomeResponse{ID: id, Outcome: o})
 }
 
+func (c *Coordinator) serveRetry(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		wire.MethodNotAllowed(w, r, http.MethodPost)
+		return
+	}
+	st, err := c.RetryNow(concord.TxID(r.PathValue("id")))
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	wire.WriteJSON(w, http.StatusOK, st)
+}
+
+func (c *Coordinator) serveAbort(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		wire.MethodNotAllowed(w, r, http.MethodPost)
+		return
+	}
+	st, err := c.Abort(concord.TxID(r.PathValue("id")), "requested over the HTTP API")
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	wire.WriteJSON(w, http.StatusOK, st)
+}
+
 func (c *Coordinator) serveHealth(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		wire.MethodNotAllowed(w, r, http.MethodGet)
@@ -138,7 +168,7 @@ func writeErr(w http.ResponseWriter, err error) {
 		status = http.StatusBadRequest
 	case errors.Is(err, ErrNotFound):
 		status = http.StatusNotFound
-	case errors.Is(err, ErrConflict):
+	case errors.Is(err, ErrConflict), errors.Is(err, ErrDecided):
 		status = http.StatusConflict
 	case errors.Is(err, ErrUnavailable):
 		status = http.StatusServiceUnavailable

@@ -170,6 +170,12 @@ func TestCoordinatorCommandServesAndStops(t *testing.T) {
 	if code, _, stderr = runCmd("tx", "show", "nobody", "--coordinator", url); code != 1 || !strings.Contains(stderr, "404") {
 		t.Fatalf("tx show unknown: exit %d: %q", code, stderr)
 	}
+	if code, _, stderr = runCmd("tx", "retry", "trip-cli", "--coordinator", url); code != 0 {
+		t.Fatalf("tx retry: exit %d: %q", code, stderr)
+	}
+	if code, _, stderr = runCmd("tx", "abort", "trip-cli", "--coordinator", url); code != 1 || !strings.Contains(stderr, "already decided") {
+		t.Fatalf("tx abort of a commit: exit %d: %q", code, stderr)
+	}
 	cancel()
 	if code := <-exit; code != 0 {
 		t.Fatalf("exit %d after the stop signal; stderr %q", code, errb.String())
@@ -190,6 +196,8 @@ func TestTxCommandUsage(t *testing.T) {
 		{[]string{"tx", "show"}, 2, "exactly one transaction ID"},
 		{[]string{"tx", "show", "a", "b"}, 2, "exactly one"},
 		{[]string{"tx", "show", "bad id"}, 2, "bad transaction id"},
+		{[]string{"tx", "retry"}, 2, "exactly one transaction ID"},
+		{[]string{"tx", "abort", "bad id"}, 2, "bad transaction id"},
 		{[]string{"tx", "list", "--state", "weird"}, 2, `--state "weird"`},
 		{[]string{"tx", "list", "--limit", "0"}, 2, "--limit 0"},
 		{[]string{"tx", "list", "--coordinator", "nope"}, 2, "--coordinator"},

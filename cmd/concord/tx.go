@@ -23,6 +23,8 @@ func init() {
 func txUsage(w io.Writer) {
 	fmt.Fprintln(w, "usage: concord tx list [--state pending|committed|aborted|all] [--limit N] [--json] [--coordinator URL]")
 	fmt.Fprintln(w, "       concord tx show ID [--json] [--coordinator URL]")
+	fmt.Fprintln(w, "       concord tx retry ID [--coordinator URL]   resend the decision now to whoever has not acknowledged")
+	fmt.Fprintln(w, "       concord tx abort ID [--coordinator URL]   abort a transaction not yet decided")
 }
 
 // runTx dispatches concord tx's subcommands. Exit status 0 on success, 1
@@ -38,6 +40,8 @@ func runTx(args []string, stdout, stderr io.Writer) int {
 		return runTxList(args[1:], stdout, stderr)
 	case "show":
 		return runTxShow(args[1:], stdout, stderr)
+	case "retry", "abort":
+		return runTxOperate(args[0], args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		txUsage(stderr)
 		return 0
@@ -216,4 +220,48 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// runTxOperate runs concord tx retry or concord tx abort.
+func runTxOperate(op string, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("concord tx "+op, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	coord := fs.String("coordinator", client.DefaultURL, "coordinator base `URL`")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if len(pos) != 1 {
+		fmt.Fprintf(stderr, "concord tx %s: want exactly one transaction ID\n", op)
+		txUsage(stderr)
+		return 2
+	}
+	id := concord.TxID(pos[0])
+	if err := concord.ValidateTxID(id); err != nil {
+		fmt.Fprintf(stderr, "concord tx %s: %v\n", op, err)
+		return 2
+	}
+	cl, ok := txClient(*coord, stderr, op)
+	if !ok {
+		return 2
+	}
+	var st wire.TxStatus
+	if op == "retry" {
+		st, err = cl.RetryNow(context.Background(), id)
+	} else {
+		st, err = cl.Abort(context.Background(), id)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "concord tx %s: %v\n", op, err)
+		return 1
+	}
+	if op == "retry" {
+		fmt.Fprintf(stdout, "transaction %s: %s; decision resent to every participant that had not acknowledged\n", st.ID, st.State)
+	} else {
+		fmt.Fprintf(stdout, "transaction %s: %s\n", st.ID, st.State)
+	}
+	return 0
 }

@@ -1,0 +1,70 @@
+package coordinator
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/tpc"
+	"github.com/concordtx/concord/wire"
+)
+
+// ErrDecided is returned by Abort for a transaction that already has a
+// decision: a commit is never aborted.
+var ErrDecided = errors.New("transaction already decided")
+
+// liveTx returns the live transaction id, or an error: ErrBadRequest for a
+// bad id, ErrNotFound when it is not live (unknown or finished).
+func (c *Coordinator) liveTx(id concord.TxID) (*txState, error) {
+	if err := c.unavailable(); err != nil {
+		return nil, err
+	}
+	if err := concord.ValidateTxID(id); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	t, fin := c.table.lookup(id)
+	if t == nil {
+		if fin != nil {
+			return nil, fmt.Errorf("%w: %s is finished (%s): nothing to do", ErrNotFound, id, fin.status.Outcome)
+		}
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	return t, nil
+}
+
+// RetryNow resends the decision of transaction id at once to every
+// participant that has not acknowledged it, without waiting for its
+// backoff: the operator's re-drive, once a participant is known to be back.
+// It returns the transaction's status.
+func (c *Coordinator) RetryNow(id concord.TxID) (wire.TxStatus, error) {
+	t, err := c.liveTx(id)
+	if err != nil {
+		return wire.TxStatus{}, err
+	}
+	c.step(t, func(core *tpc.CoordinatorTx, now time.Time) tpc.Ready { return core.RetryNow(now) })
+	return c.Status(id)
+}
+
+// Abort is the operator's abort of a transaction that has no decision yet
+// (a one-phase one is settled by its participant, which may already have
+// committed). A decided transaction returns ErrDecided. It returns the
+// transaction's status.
+func (c *Coordinator) Abort(id concord.TxID, reason string) (wire.TxStatus, error) {
+	t, err := c.liveTx(id)
+	if err != nil {
+		return wire.TxStatus{}, err
+	}
+	var abortErr error
+	c.step(t, func(core *tpc.CoordinatorTx, now time.Time) tpc.Ready {
+		rd, err := core.Abort(reason, now)
+		if err != nil {
+			abortErr = fmt.Errorf("%w: %s is %s", ErrDecided, id, core.Status().Outcome)
+		}
+		return rd
+	})
+	if abortErr != nil {
+		return wire.TxStatus{}, abortErr
+	}
+	return c.Status(id)
+}

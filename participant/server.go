@@ -68,6 +68,7 @@ type shard struct {
 
 type serverStats struct {
 	prepares, commits, aborts           atomic.Uint64
+	prepareReqs, commitReqs, abortReqs  atomic.Uint64
 	queries, queryFailures, callFailure atomic.Uint64
 	resolvedCommit, resolvedAbort       atomic.Uint64
 }
@@ -283,6 +284,7 @@ func (s *Server) Prepare(ctx context.Context, req wire.PrepareRequest) (wire.Pre
 	if err := s.checkPrepare(req); err != nil {
 		return wire.PrepareResponse{}, err
 	}
+	s.stats.prepareReqs.Add(1)
 	coord := req.Coordinator
 	if coord == "" {
 		coord = s.opts.Coordinator
@@ -323,6 +325,11 @@ func (s *Server) decide(ctx context.Context, ids []concord.TxID, commit bool) (w
 	}
 	if err := s.checkIDs(ids); err != nil {
 		return wire.DecisionResponse{}, err
+	}
+	if commit {
+		s.stats.commitReqs.Add(1)
+	} else {
+		s.stats.abortReqs.Add(1)
 	}
 	now := s.opts.Clock.Now()
 	reqs := make([]pendingReq, len(ids))

@@ -45,6 +45,10 @@ type Status struct {
 	Prepares uint64 `json:"prepares"`
 	Commits  uint64 `json:"commits"`
 	Aborts   uint64 `json:"aborts"`
+	// HTTP requests (batches) received, per kind.
+	PrepareRequests uint64 `json:"prepare_requests"`
+	CommitRequests  uint64 `json:"commit_requests"`
+	AbortRequests   uint64 `json:"abort_requests"`
 	// Outcome queries sent to the coordinator, and how many failed.
 	Queries       uint64 `json:"queries"`
 	QueryFailures uint64 `json:"query_failures"`
@@ -63,6 +67,9 @@ func (s *Server) Status() Status {
 		Prepares:          s.stats.prepares.Load(),
 		Commits:           s.stats.commits.Load(),
 		Aborts:            s.stats.aborts.Load(),
+		PrepareRequests:   s.stats.prepareReqs.Load(),
+		CommitRequests:    s.stats.commitReqs.Load(),
+		AbortRequests:     s.stats.abortReqs.Load(),
 		Queries:           s.stats.queries.Load(),
 		QueryFailures:     s.stats.queryFailures.Load(),
 		CallFailures:      s.stats.callFailure.Load(),

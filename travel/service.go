@@ -95,7 +95,7 @@ func (s *Service) Start(ctx context.Context) error {
 
 // Handler serves the participant protocol (POST /v1/prepare, /v1/commit,
 // /v1/abort), GET /v1/inventory, GET /v1/reservations[?state=...], GET
-// /v1/reservations/{txid}, GET /v1/status and GET /healthz.
+// /v1/reservations/{txid}, GET /v1/status, GET /v1/stats and GET /healthz.
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	proto := s.server.Handler()
@@ -114,6 +114,7 @@ func (s *Service) Handler() http.Handler {
 		}
 		wire.WriteJSON(w, http.StatusOK, StatusResponse{Service: s.name, Server: s.server.Status(), InDoubt: in})
 	})
+	mux.HandleFunc(wire.PathStats, s.serveStats)
 	mux.HandleFunc(wire.PathHealth, func(w http.ResponseWriter, r *http.Request) {
 		if !s.server.Status().Started {
 			wire.WriteError(w, http.StatusServiceUnavailable, s.name+" is not started")

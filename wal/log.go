@@ -63,14 +63,14 @@ type batch struct {
 
 // Stats are counters of a Log since Open.
 type Stats struct {
-	Appends         int64         // records appended
-	Writes          int64         // write calls (batches) to segment files
-	Syncs           int64         // fsyncs of segment files
-	SyncTime        time.Duration // total time spent in those fsyncs
-	Bytes           int64         // bytes written to segment files
-	Segments        int           // segment files now
-	Compactions     int64         // Compact calls that removed at least one segment
-	SegmentsRemoved int64         // segments removed by Compact
+	Appends         int64         `json:"appends"`          // records appended
+	Writes          int64         `json:"writes"`           // write calls (batches) to segment files
+	Syncs           int64         `json:"syncs"`            // fsyncs of segment files
+	SyncTime        time.Duration `json:"sync_time_ns"`     // total time spent in those fsyncs
+	Bytes           int64         `json:"bytes"`            // bytes written to segment files
+	Segments        int           `json:"segments"`         // segment files now
+	Compactions     int64         `json:"compactions"`      // Compact calls that removed at least one segment
+	SegmentsRemoved int64         `json:"segments_removed"` // segments removed by Compact
 }
 
 // Stats returns the log's counters. It is cheap and safe to call at any time.

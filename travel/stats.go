@@ -1,0 +1,38 @@
+package travel
+
+import (
+	"net/http"
+
+	"github.com/concordtx/concord/participant"
+	"github.com/concordtx/concord/participant/filestore"
+	"github.com/concordtx/concord/wal"
+	"github.com/concordtx/concord/wire"
+)
+
+// StatsResponse answers GET wire.PathStats: the participant server's
+// counters, the file store's log counters (absent for other stores) and the
+// process's runtime figures.
+type StatsResponse struct {
+	Service string             `json:"service"`
+	Server  participant.Status `json:"server"`
+	Log     *wal.Stats         `json:"log,omitempty"`
+	Runtime wire.RuntimeStats  `json:"runtime"`
+}
+
+// Stats returns the service's counters.
+func (s *Service) Stats() StatsResponse {
+	st := StatsResponse{Service: s.name, Server: s.server.Status(), Runtime: wire.ReadRuntimeStats()}
+	if fs, ok := s.store.(interface{ Stats() filestore.Stats }); ok {
+		l := fs.Stats().Log
+		st.Log = &l
+	}
+	return st
+}
+
+func (s *Service) serveStats(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		wire.MethodNotAllowed(w, r, http.MethodGet)
+		return
+	}
+	wire.WriteJSON(w, http.StatusOK, s.Stats())
+}

@@ -18,6 +18,7 @@ import (
 //	GET  /v1/transactions/{id}/outcome    committed, aborted or pending, for participants in doubt
 //	POST /v1/transactions/{id}/retry      operator: resend the decision now to whoever has not acknowledged
 //	POST /v1/transactions/{id}/abort      operator: abort a transaction not yet decided (409 once decided)
+//	GET  /v1/stats                        counters and runtime figures as JSON (StatsResponse)
 //	GET  /healthz                         200 while the coordinator works
 //
 // Every answer is JSON; errors are a wire.ErrorResponse naming the problem.
@@ -28,6 +29,7 @@ func (c *Coordinator) Handler() http.Handler {
 	mux.HandleFunc(wire.PathTransactions+"/{id}/outcome", c.serveOutcome)
 	mux.HandleFunc(wire.PathTransactions+"/{id}/retry", c.serveRetry)
 	mux.HandleFunc(wire.PathTransactions+"/{id}/abort", c.serveAbort)
+	mux.HandleFunc(wire.PathStats, c.serveStats)
 	mux.HandleFunc(wire.PathHealth, c.serveHealth)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		wire.WriteError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)

@@ -1,9 +1,11 @@
 package coordinator
 
 import (
+	"net/http"
 	"sync/atomic"
 
 	"github.com/concordtx/concord/wal"
+	"github.com/concordtx/concord/wire"
 )
 
 // counters are the coordinator's running totals.
@@ -17,27 +19,27 @@ type counters struct {
 // operators. Messages are counted one per transaction, however they were
 // batched into requests.
 type Stats struct {
-	Submitted  int64 // transactions admitted
-	Committed  int64 // outcomes reported committed
-	Aborted    int64 // outcomes reported aborted
-	Finished   int64 // transactions that needed nothing more and left the table
-	Live       int   // transactions in the table now
-	Remembered int   // finished transactions remembered now
+	Submitted  int64 `json:"submitted"`  // transactions admitted
+	Committed  int64 `json:"committed"`  // outcomes reported committed
+	Aborted    int64 `json:"aborted"`    // outcomes reported aborted
+	Finished   int64 `json:"finished"`   // transactions that needed nothing more and left the table
+	Live       int   `json:"live"`       // transactions in the table now
+	Remembered int   `json:"remembered"` // finished transactions remembered now
 
-	PrepareMessages  int64 // PREPAREs sent
-	CommitMessages   int64 // COMMITs sent (retries included)
-	AbortMessages    int64 // ABORTs sent
-	Requests         int64 // HTTP requests (batches) to participants
-	Votes            int64 // votes received (or recorded for failed requests)
-	Acks             int64 // acknowledgements received
-	DeliveryFailures int64 // phase-2 deliveries that failed
+	PrepareMessages  int64 `json:"prepare_messages"`  // PREPAREs sent
+	CommitMessages   int64 `json:"commit_messages"`   // COMMITs sent (retries included)
+	AbortMessages    int64 `json:"abort_messages"`    // ABORTs sent
+	Requests         int64 `json:"requests"`          // HTTP requests (batches) to participants
+	Votes            int64 `json:"votes"`             // votes received (or recorded for failed requests)
+	Acks             int64 `json:"acks"`              // acknowledgements received
+	DeliveryFailures int64 `json:"delivery_failures"` // phase-2 deliveries that failed
 
-	LogAppends      int64 // log entries appended: protocol records and request records
-	ProtocolRecords int64 // tpc records (begin, commit, abort, end) among them
-	ForcedAppends   int64 // appends that waited for a sync
-	Refreshed       int64 // long-lived transactions rewritten to the log
-	Compactions     int64 // compaction passes
-	Log             wal.Stats
+	LogAppends      int64     `json:"log_appends"`      // log entries appended: protocol records and request records
+	ProtocolRecords int64     `json:"protocol_records"` // tpc records (begin, commit, abort, end) among them
+	ForcedAppends   int64     `json:"forced_appends"`   // appends that waited for a sync
+	Refreshed       int64     `json:"refreshed"`        // long-lived transactions rewritten to the log
+	Compactions     int64     `json:"compactions"`      // compaction passes
+	Log             wal.Stats `json:"log"`
 }
 
 // Stats returns the counters. It is cheap and safe to call at any time.
@@ -54,4 +56,19 @@ func (c *Coordinator) Stats() Stats {
 		Refreshed: c.stats.refreshed.Load(), Compactions: c.stats.compactions.Load(),
 		Log: c.log.Stats(),
 	}
+}
+
+// StatsResponse answers GET wire.PathStats: the counters and the process's
+// runtime figures.
+type StatsResponse struct {
+	Stats
+	Runtime wire.RuntimeStats `json:"runtime"`
+}
+
+func (c *Coordinator) serveStats(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		wire.MethodNotAllowed(w, r, http.MethodGet)
+		return
+	}
+	wire.WriteJSON(w, http.StatusOK, StatsResponse{Stats: c.Stats(), Runtime: wire.ReadRuntimeStats()})
 }

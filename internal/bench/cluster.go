@@ -28,13 +28,14 @@ type cluster struct {
 	coordURL string
 	services map[string]string // service name to base URL; may be partial
 	procs    []*procs.Process  // started processes, coordinator last
+	pprof    map[string]string // process name to its pprof address, when profiling
 }
 
 // startCluster starts the three travel services and then the coordinator
 // as processes of opts.Binary on loopback, with fresh data directories
 // under opts.Dir, and waits until each answers.
 func startCluster(ctx context.Context, opts Options) (c *cluster, err error) {
-	c = &cluster{services: map[string]string{}}
+	c = &cluster{services: map[string]string{}, pprof: map[string]string{}}
 	defer func() {
 		if err != nil {
 			c.stop()
@@ -66,7 +67,11 @@ func startCluster(ctx context.Context, opts Options) (c *cluster, err error) {
 		args := []string{"participant", "--service", name, "--listen", addr,
 			"--data", freshDir(opts.Dir, name), "--coordinator", c.coordURL,
 			"--inventory", strings.Join(inv, ",")}
-		p, err := procs.Start(procs.Spec{Name: name, Binary: opts.Binary,
+		env, err := c.profileEnv(opts, name)
+		if err != nil {
+			return nil, err
+		}
+		p, err := procs.Start(procs.Spec{Name: name, Binary: opts.Binary, Env: env,
 			Args: append(args, opts.ProcessArgs["participant"]...), LogPath: filepath.Join(logs, name+".log"),
 			Health: url + "/healthz"})
 		if err != nil {
@@ -74,7 +79,11 @@ func startCluster(ctx context.Context, opts Options) (c *cluster, err error) {
 		}
 		c.procs = append(c.procs, p)
 	}
-	p, err := procs.Start(procs.Spec{Name: "coordinator", Binary: opts.Binary,
+	env, err := c.profileEnv(opts, coordinatorName)
+	if err != nil {
+		return nil, err
+	}
+	p, err := procs.Start(procs.Spec{Name: coordinatorName, Binary: opts.Binary, Env: env,
 		Args: append(coordArgs, opts.ProcessArgs["coordinator"]...), LogPath: filepath.Join(logs, "coordinator.log"),
 		Health: c.coordURL + "/healthz"})
 	if err != nil {
@@ -87,6 +96,22 @@ func startCluster(ctx context.Context, opts Options) (c *cluster, err error) {
 		}
 	}
 	return c, nil
+}
+
+// pprofEnvVar names the address a concord process serves net/http/pprof on.
+const pprofEnvVar = "CONCORD_PPROF"
+
+// profileEnv gives process name a pprof address when profiling.
+func (c *cluster) profileEnv(opts Options, name string) ([]string, error) {
+	if opts.ProfileDir == "" {
+		return nil, nil
+	}
+	addr, err := procs.FreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	c.pprof[name] = addr
+	return []string{pprofEnvVar + "=" + addr}, nil
 }
 
 // freshDir returns a data directory under dir for name that does not exist

@@ -65,6 +65,11 @@ type Options struct {
 	// coordinator's default.
 	TimeoutMS int64
 
+	// ProfileDir, when set, receives CPU profiles of every started process
+	// and of the bench itself, taken over the middle half of each phase
+	// (the processes serve net/http/pprof on loopback for it).
+	ProfileDir string
+
 	// FloorSamples is the number of fsyncs and round trips timed for the
 	// floor; default DefaultFloorSamples. Negative skips the floor.
 	FloorSamples int

@@ -81,7 +81,18 @@ func runPhase(ctx context.Context, hc *http.Client, c *cluster, p phase, floor *
 		fmt.Fprintf(opts.Progress, "  %5.1fs  committed %d  aborted %d  errors %d  (%.0f/s now)\n",
 			el.Seconds(), t.committed.Load(), t.aborted.Load(), t.errors.Load(), rate)
 	}
+	profDone := make(chan struct{})
+	pctx, stopProfile := context.WithCancel(ctx)
+	go func() {
+		defer close(profDone)
+		if opts.ProfileDir != "" && p.count == 0 {
+			label := fmt.Sprintf("c%d-p%d", p.concurrency, p.participants)
+			profilePhase(pctx, c, opts.ProfileDir, label, p.duration, opts.Progress)
+		}
+	}()
 	t, lats, elapsed, err := load(ctx, hc, c.coordURL, p, opts.ProgressEvery, progress)
+	stopProfile()
+	<-profDone
 	if err != nil {
 		return PhaseResult{}, err
 	}

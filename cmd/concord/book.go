@@ -104,7 +104,7 @@ func runBook(args []string, stdout, stderr io.Writer) int {
 	defer cancel()
 	resp, err := cl.Submit(ctx, req)
 	if err != nil {
-		return fail("submit %s to %s: %v (submitting again with --id %s is safe: it runs once)", req.ID, base, err, req.ID)
+		return fail("submit %s: %v (submitting again with --id %s is safe: it runs once)", req.ID, err, req.ID)
 	}
 	if *asJSON {
 		b, err := json.Marshal(resp)

@@ -123,7 +123,7 @@ func TestBookErrors(t *testing.T) {
 		{[]string{"--coordinator", srv500.URL, "--flight", "FL100"}, "log poisoned"},
 		{[]string{"--coordinator", srv400.URL, "--car", "C-ECON"}, `unknown participant \"cars\"`},
 		{[]string{"--coordinator", pending.URL, "--car", "C-ECON"}, `outcome "pending"`},
-		{[]string{"--coordinator", closed.URL, "--flight", "FL100"}, "to " + closed.URL},
+		{[]string{"--coordinator", closed.URL, "--flight", "FL100"}, "POST " + closed.URL + "/v1/transactions"},
 		{[]string{"--coordinator", "127.0.0.1:7070", "--flight", "FL100"}, "not an http"},
 		{[]string{"--flight", "FL100", "--quantity", "0"}, "--quantity 0"},
 		{[]string{"--flight", "FL 100"}, "--flight: SKU"},

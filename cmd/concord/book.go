@@ -141,7 +141,15 @@ func printBooking(w io.Writer, req wire.SubmitRequest, resp wire.SubmitResponse)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  SERVICE\tBOOKING\tVOTE\tREASON")
 	for _, b := range resp.Branches {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", b.Participant, what[b.Participant], b.Vote, b.Reason)
+		vote, reason := b.Vote.String(), b.Reason
+		switch {
+		case b.Vote == concord.VoteNone:
+			vote, reason = "-", "no answer before the decision"
+		case reason == "" && b.Vote != concord.VoteYes && len(resp.Branches) == 1:
+			// A lone participant decides in one phase; its reason is the transaction's.
+			reason = strings.TrimPrefix(resp.Reason, b.Participant+": ")
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", b.Participant, what[b.Participant], vote, reason)
 	}
 	tw.Flush()
 }

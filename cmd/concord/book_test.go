@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -188,5 +189,11 @@ func TestBookAgainstRealServices(t *testing.T) {
 	code := run([]string{"book", "--coordinator", coord, "--flight", "FL300", "--car", "C-ECON", "--quantity", "7"}, &out, &errb)
 	if code != 1 || !strings.Contains(out.String(), "aborted") || !strings.Contains(out.String(), "not enough left: FL300 has 6 available, 7 asked") {
 		t.Fatalf("sold out: exit %d\n%s%s", code, out.String(), errb.String())
+	}
+	// A lone service decides in one phase: its refusal still shows in its row.
+	out.Reset()
+	code = run([]string{"book", "--coordinator", coord, "--flight", "FL300", "--quantity", "7"}, &out, &errb)
+	if code != 1 || !regexp.MustCompile(`flights\s+FL300 x7\s+no\s+not enough left`).MatchString(out.String()) {
+		t.Fatalf("one-phase sold out: exit %d\n%s%s", code, out.String(), errb.String())
 	}
 }

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -50,16 +52,41 @@ func unreachable(t testing.TB, what, env string, err error) {
 	t.Skipf("skipping: %s is unreachable (%v); start it or set %s (in CI this fails)", what, err, env)
 }
 
+// namePrefix starts every test namespace; the creation time follows, so
+// that namespaces left behind by a killed test run can be swept.
+const namePrefix = "concord_t"
+
+// staleAfter is how old a left-behind namespace must be before a later test
+// run sweeps it (no test runs that long).
+const staleAfter = time.Hour
+
 func uniqueName(t testing.TB) string {
-	b := make([]byte, 6)
+	b := make([]byte, 4)
 	if _, err := rand.Read(b); err != nil {
 		t.Fatalf("random name: %v", err)
 	}
-	return "concord_t" + hex.EncodeToString(b)
+	return fmt.Sprintf("%s%d_%s", namePrefix, time.Now().Unix(), hex.EncodeToString(b))
 }
+
+// stale reports whether name is a test namespace created over staleAfter ago.
+func stale(name string) bool {
+	rest, ok := strings.CutPrefix(name, namePrefix)
+	if !ok {
+		return false
+	}
+	secs, _, ok := strings.Cut(rest, "_")
+	if !ok {
+		return false
+	}
+	n, err := strconv.ParseInt(secs, 10, 64)
+	return err == nil && time.Since(time.Unix(n, 0)) > staleAfter
+}
+
+var sweepPostgresOnce, sweepMySQLOnce sync.Once
 
 // Postgres creates a fresh schema on the test PostgreSQL server and drops it,
 // with every prepared transaction whose gid names it, when the test ends.
+// The first call in a process also sweeps schemas a killed run left behind.
 func Postgres(t testing.TB) TestDB {
 	t.Helper()
 	base := os.Getenv(EnvPostgres)
@@ -73,6 +100,18 @@ func Postgres(t testing.TB) TestDB {
 		unreachable(t, "PostgreSQL at "+redact(base), EnvPostgres, err)
 	}
 	defer conn.Close(context.Background())
+	sweepPostgresOnce.Do(func() {
+		rows, err := conn.Query(ctx, "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, $1)", namePrefix)
+		if err != nil {
+			return
+		}
+		names, _ := pgx.CollectRows(rows, pgx.RowTo[string])
+		for _, n := range names {
+			if stale(n) {
+				dropPostgres(t, base, n)
+			}
+		}
+	})
 	name := uniqueName(t)
 	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+name); err != nil {
 		t.Fatalf("create schema %s: %v", name, err)
@@ -120,7 +159,8 @@ func dropPostgres(t testing.TB, base, name string) {
 
 // MySQL creates a fresh database on the test MySQL/MariaDB server and drops
 // it, with every prepared XA transaction whose branch names it, when the test
-// ends.
+// ends. The first call in a process also sweeps databases a killed run left
+// behind.
 func MySQL(t testing.TB) TestDB {
 	t.Helper()
 	base := os.Getenv(EnvMySQL)
@@ -141,6 +181,23 @@ func MySQL(t testing.TB) TestDB {
 	if err := db.PingContext(ctx); err != nil {
 		unreachable(t, "MySQL/MariaDB at "+cfg.Addr, EnvMySQL, err)
 	}
+	sweepMySQLOnce.Do(func() {
+		rows, err := db.QueryContext(ctx, "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE ?", namePrefix+"%")
+		if err != nil {
+			return
+		}
+		var names []string
+		for rows.Next() {
+			var n string
+			if rows.Scan(&n) == nil && stale(n) {
+				names = append(names, n)
+			}
+		}
+		rows.Close()
+		for _, n := range names {
+			dropMySQL(t, base, n)
+		}
+	})
 	name := uniqueName(t)
 	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
 		t.Fatalf("create database %s: %v", name, err)

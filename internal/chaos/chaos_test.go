@@ -58,6 +58,9 @@ func TestChaosRealProcesses(t *testing.T) {
 	if *chaosDuration >= 60*time.Second && sum.KillsTotal < 10 {
 		problems = append(problems, fmt.Sprintf("only %d kills, want at least 10", sum.KillsTotal))
 	}
+	if !sum.Compaction.Checked || !sum.Compaction.Compacted {
+		problems = append(problems, "the coordinator's log was not seen compacted")
+	}
 	if sum.Committed == 0 || sum.Aborted == 0 {
 		problems = append(problems, "want both committed and aborted bookings")
 	}

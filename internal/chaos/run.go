@@ -118,6 +118,13 @@ loop:
 	if err != nil {
 		settleErr = fmt.Sprintf("did not settle within %v: %v", opts.SettleTimeout, err)
 	}
+	if err == nil {
+		comp, cerr := c.awaitCompaction(ctx, time.Now().Add(15*time.Second))
+		s.Compaction = comp
+		if cerr != nil {
+			s.Violations = append(s.Violations, fmt.Sprintf("coordinator log not compacted once settled: %v", cerr))
+		}
+	}
 	fmt.Fprintf(opts.Progress, "chaos: settled in %.1fs; checking %d transactions through the public APIs\n", settled.Seconds(), len(wl.hist.snapshot()))
 	v := check(c.observe(ctx, wl.hist.snapshot()))
 	fill(s, wl.hist, nem.tally, c)

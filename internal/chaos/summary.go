@@ -33,11 +33,12 @@ type Summary struct {
 	Partitions      int              `json:"partitions"`
 	Proxy           faultproxy.Stats `json:"proxy"` // summed over the proxies
 
-	Settled        bool     `json:"settled"` // nothing pending or prepared once healed
-	SettleSeconds  float64  `json:"settle_seconds"`
-	CoordinatorLog logUsage `json:"coordinator_log"`
-	Forgotten      int      `json:"forgotten"`     // reservations past a service's retention
-	InexactStock   []string `json:"inexact_stock"` // services whose totals could not be compared
+	Settled        bool       `json:"settled"` // nothing pending or prepared once healed
+	SettleSeconds  float64    `json:"settle_seconds"`
+	CoordinatorLog logUsage   `json:"coordinator_log"`
+	Compaction     Compaction `json:"compaction"`
+	Forgotten      int        `json:"forgotten"`     // reservations past a service's retention
+	InexactStock   []string   `json:"inexact_stock"` // services whose totals could not be compared
 
 	Violations  []string `json:"violations"`
 	Interrupted bool     `json:"interrupted"`
@@ -68,7 +69,8 @@ func (s *Summary) WriteText(w io.Writer, rerun string) {
 	} else if !s.Interrupted {
 		fmt.Fprintf(w, "  not settled   after %.1fs (see violations)\n", s.SettleSeconds)
 	}
-	fmt.Fprintf(w, "  coordinator   log of %d segment(s), %s (first: %s)\n", s.CoordinatorLog.Segments, bytesText(s.CoordinatorLog.Bytes), strings.Join(s.CoordinatorLog.Names[:min(1, len(s.CoordinatorLog.Names))], ""))
+	fmt.Fprintf(w, "  coordinator   log of %d segment(s), %s (first: %s); %s\n", s.CoordinatorLog.Segments, bytesText(s.CoordinatorLog.Bytes),
+		strings.Join(s.CoordinatorLog.Names[:min(1, len(s.CoordinatorLog.Names))], ""), compactionText(s.Compaction))
 	if s.Forgotten > 0 || len(s.InexactStock) > 0 {
 		fmt.Fprintf(w, "  retention     %d reservations forgotten; confirmed totals not compared at: %s\n", s.Forgotten, strings.Join(s.InexactStock, ", "))
 	}
@@ -113,4 +115,14 @@ func bytesText(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+func compactionText(c Compaction) string {
+	switch {
+	case !c.Checked:
+		return "compaction not checked (no /v1/stats)"
+	case c.Compacted:
+		return fmt.Sprintf("compacted with nothing live (%d segments removed since its last start)", c.SegmentsRemoved)
+	}
+	return fmt.Sprintf("not compacted: %d live transactions", c.Live)
 }

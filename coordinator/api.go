@@ -63,7 +63,8 @@ func (c *Coordinator) Submit(ctx context.Context, req wire.SubmitRequest) (wire.
 	if req.TimeoutMS > 0 {
 		timeout = time.Duration(req.TimeoutMS) * time.Millisecond
 	}
-	t := &txState{id: req.ID, digest: d, done: make(chan struct{}), deadline: now.Add(timeout)}
+	t := &txState{id: req.ID, digest: d, done: make(chan struct{}), deadline: now.Add(timeout),
+		traceparent: wire.TraceparentFrom(ctx), admitted: now.UnixNano()}
 	t.preparing.Store(true)
 	t.written.Store(now.UnixNano())
 	t.mu.Lock()
@@ -78,6 +79,7 @@ func (c *Coordinator) Submit(ctx context.Context, req wire.SubmitRequest) (wire.
 	}
 	core, rd := tpc.Begin(c.cfg, req.ID, branches, now, t.deadline)
 	t.core = core
+	t.noteLocked(now, evSubmitted, "", "", "")
 	var reqEntry *wal.Entry
 	if len(rd.Records) > 0 {
 		reqEntry = &wal.Entry{Type: entryRequest, Payload: encodeRequest(req.ID, d)}

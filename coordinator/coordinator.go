@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync"
@@ -46,6 +47,13 @@ type Coordinator struct {
 	closeErr  error
 
 	stats counters
+
+	// Operations: metrics, event histories, structured logs.
+	metrics   *metrics
+	pmetrics  sync.Map // participant name -> *participantMetrics
+	timelines *timelines
+	logger    *slog.Logger
+	startedAt time.Time
 }
 
 // New opens the log in opts.Dir, recovers every transaction it holds
@@ -63,6 +71,17 @@ func New(opts Options) (*Coordinator, error) {
 		clock:  opts.Clock,
 		table:  newTable(opts.RememberFinished),
 		haltCh: make(chan struct{}),
+
+		timelines: newTimelines(opts.KeepTimelines),
+		logger:    opts.Logger,
+		startedAt: opts.Clock.Now(),
+	}
+	if c.logger == nil {
+		c.logger = discardLogger
+	}
+	c.metrics = newMetrics(c)
+	for name := range opts.Participants {
+		c.participantMetrics(name) // so that every configured participant shows from the start
 	}
 	if len(opts.Participants) > 0 {
 		c.known = make(map[string]bool, len(opts.Participants))

@@ -53,6 +53,9 @@ func (c *Coordinator) performLocked(t *txState, rd tpc.Ready, req *wal.Entry) {
 			}
 		}
 	}
+	if len(rd.Records) > 0 || len(rd.Messages) > 0 || rd.Done {
+		t.noteReadyLocked(c.clock.Now(), rd)
+	}
 	if !rd.Done {
 		// Armed before the messages leave, so a test's fake clock cannot
 		// pass the deadline between the send and the arming.
@@ -81,6 +84,7 @@ func (c *Coordinator) performLocked(t *txState, rd tpc.Ready, req *wal.Entry) {
 		if t.result.Load() == nil {
 			c.reportLocked(t, st, st.Outcome, st.Reason)
 		}
+		c.finishedLocked(t, st)
 		c.table.finish(t, st)
 		c.stats.finished.Add(1)
 	}
@@ -112,6 +116,8 @@ func (c *Coordinator) reportLocked(t *txState, st tpc.Status, o concord.Outcome,
 	}
 	t.result.Store(res)
 	close(t.done)
+	c.observeOutcome(t, o)
+	c.logDecision(t, o, reason)
 	switch o {
 	case concord.OutcomeCommitted:
 		c.stats.committed.Add(1)
@@ -147,7 +153,13 @@ func (c *Coordinator) tick(t *txState, gen uint64) {
 		return
 	}
 	t.timer, t.wake = nil, time.Time{}
-	c.performLocked(t, t.core.Tick(c.clock.Now()), nil)
+	rd := t.core.Tick(c.clock.Now())
+	if len(rd.Records) == 0 {
+		for _, m := range rd.Messages {
+			c.participantMetrics(m.To).retries.Inc() // a decision resent after its backoff
+		}
+	}
+	c.performLocked(t, rd, nil)
 }
 
 // step runs one event on t and performs the result.
@@ -162,22 +174,34 @@ func (c *Coordinator) step(t *txState, ev func(core *tpc.CoordinatorTx, now time
 
 func (c *Coordinator) vote(t *txState, ev tpc.VoteEvent) {
 	c.stats.votes.Add(1)
-	c.step(t, func(core *tpc.CoordinatorTx, now time.Time) tpc.Ready { return core.Vote(ev, now) })
+	c.participantMetrics(ev.Participant).vote(ev.Vote)
+	c.step(t, func(core *tpc.CoordinatorTx, now time.Time) tpc.Ready {
+		t.noteLocked(now, evVote, ev.Participant, ev.Vote.String(), ev.Reason)
+		return core.Vote(ev, now)
+	})
 }
 
 func (c *Coordinator) ack(t *txState, participant string) {
 	c.stats.acks.Add(1)
-	c.step(t, func(core *tpc.CoordinatorTx, now time.Time) tpc.Ready { return core.Ack(participant, now) })
+	c.step(t, func(core *tpc.CoordinatorTx, now time.Time) tpc.Ready {
+		t.noteLocked(now, evAck, participant, "", "")
+		return core.Ack(participant, now)
+	})
 }
 
 func (c *Coordinator) resolved(t *txState, participant string, held concord.Outcome) {
 	c.stats.acks.Add(1)
-	c.step(t, func(core *tpc.CoordinatorTx, now time.Time) tpc.Ready { return core.Resolved(participant, held, now) })
+	c.step(t, func(core *tpc.CoordinatorTx, now time.Time) tpc.Ready {
+		t.noteLocked(now, evResolved, participant, held.String(), "the participant already held this outcome")
+		return core.Resolved(participant, held, now)
+	})
 }
 
 func (c *Coordinator) deliveryFailed(t *txState, participant, reason string) {
 	c.stats.deliveryFailures.Add(1)
 	c.step(t, func(core *tpc.CoordinatorTx, now time.Time) tpc.Ready {
+		t.noteLocked(now, evDeliveryFailed, participant, "", reason)
+		c.logDeliveryFailed(t, participant, reason)
 		return core.DeliveryFailed(participant, reason, now)
 	})
 }

@@ -31,6 +31,7 @@ func (c *Coordinator) Handler() http.Handler {
 	mux.HandleFunc(wire.PathTransactions+"/{id}/abort", c.serveAbort)
 	mux.HandleFunc(wire.PathStats, c.serveStats)
 	mux.HandleFunc(wire.PathHealth, c.serveHealth)
+	c.registerOps(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		wire.WriteError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
 	})
@@ -58,7 +59,11 @@ func (c *Coordinator) serveSubmit(w http.ResponseWriter, r *http.Request) {
 		wire.WriteError(w, status, err.Error())
 		return
 	}
-	resp, err := c.Submit(r.Context(), req)
+	ctx := r.Context()
+	if tp := r.Header.Get(wire.HeaderTraceparent); tp != "" {
+		ctx = wire.WithTraceparent(ctx, tp) // passed on to the participants' requests
+	}
+	resp, err := c.Submit(ctx, req)
 	if err != nil {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return // the client left; the transaction goes on
@@ -88,7 +93,7 @@ func (c *Coordinator) serveList(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	list, err := c.List(state, limit)
+	list, err := c.ListParticipant(state, q.Get("participant"), limit)
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -141,7 +146,22 @@ func (c *Coordinator) serveAbort(w http.ResponseWriter, r *http.Request) {
 		wire.MethodNotAllowed(w, r, http.MethodPost)
 		return
 	}
-	st, err := c.Abort(concord.TxID(r.PathValue("id")), "requested over the HTTP API")
+	reason := "requested over the HTTP API"
+	if r.ContentLength != 0 {
+		var req wire.ActionRequest
+		if err := wire.DecodeRequest(w, r, 64<<10, &req); err != nil {
+			status := http.StatusBadRequest
+			if errors.Is(err, wire.ErrBodyTooLarge) {
+				status = http.StatusRequestEntityTooLarge
+			}
+			wire.WriteError(w, status, err.Error())
+			return
+		}
+		if req.Reason != "" {
+			reason = req.Reason
+		}
+	}
+	st, err := c.Abort(concord.TxID(r.PathValue("id")), reason)
 	if err != nil {
 		writeErr(w, err)
 		return

@@ -40,9 +40,20 @@ func (c *Coordinator) liveTx(id concord.TxID) (*txState, error) {
 func (c *Coordinator) RetryNow(id concord.TxID) (wire.TxStatus, error) {
 	t, err := c.liveTx(id)
 	if err != nil {
+		c.logAction("retry", id, "", err)
 		return wire.TxStatus{}, err
 	}
-	c.step(t, func(core *tpc.CoordinatorTx, now time.Time) tpc.Ready { return core.RetryNow(now) })
+	var to []string
+	c.step(t, func(core *tpc.CoordinatorTx, now time.Time) tpc.Ready {
+		rd := core.RetryNow(now)
+		for _, m := range rd.Messages {
+			to = append(to, m.To)
+			c.participantMetrics(m.To).retries.Inc()
+		}
+		t.noteLocked(now, evOperatorRetry, "", "", retryNote(to))
+		return rd
+	})
+	c.logAction("retry", id, retryNote(to), nil)
 	return c.Status(id)
 }
 
@@ -53,16 +64,24 @@ func (c *Coordinator) RetryNow(id concord.TxID) (wire.TxStatus, error) {
 func (c *Coordinator) Abort(id concord.TxID, reason string) (wire.TxStatus, error) {
 	t, err := c.liveTx(id)
 	if err != nil {
+		c.logAction("abort", id, "", err)
 		return wire.TxStatus{}, err
 	}
 	var abortErr error
 	c.step(t, func(core *tpc.CoordinatorTx, now time.Time) tpc.Ready {
 		rd, err := core.Abort(reason, now)
 		if err != nil {
-			abortErr = fmt.Errorf("%w: %s is %s", ErrDecided, id, core.Status().Outcome)
+			o := core.Status().Outcome
+			abortErr = fmt.Errorf("%w: %s is %s", ErrDecided, id, o)
+			if o == concord.OutcomeCommitted {
+				abortErr = fmt.Errorf("%w: %s is committed, and a committed transaction is never aborted", ErrDecided, id)
+			}
+			return rd
 		}
+		t.noteLocked(now, evOperatorAbort, "", "", "operator abort: "+reason)
 		return rd
 	})
+	c.logAction("abort", id, "reason: "+reason, abortErr)
 	if abortErr != nil {
 		return wire.TxStatus{}, abortErr
 	}

@@ -3,6 +3,7 @@ package coordinator
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"time"
 
@@ -29,6 +30,7 @@ const (
 	DefaultAnswerGrace      = 5 * time.Second
 	DefaultShutdownTimeout  = 10 * time.Second
 	DefaultListen           = "127.0.0.1:7070"
+	DefaultKeepTimelines    = 10_000
 )
 
 // Options configures a Coordinator. Every zero field takes its default.
@@ -96,8 +98,18 @@ type Options struct {
 	// stops the coordinator there as if its process had died. For tests;
 	// nil in production.
 	CrashHook func(p CrashPoint, id concord.TxID) error
-	// Logf receives operational messages; nil discards them.
+	// Logf receives operational messages; nil sends them to Logger at
+	// level Info (or discards them when Logger is nil too).
 	Logf func(format string, args ...any)
+	// Logger receives structured logs, each with the transaction id: state
+	// changes worth knowing (a decision not delivered, a participant
+	// failing or back, operator actions) at Info and Warn; every decision
+	// and END at Debug. Nothing is logged per message at Info. nil
+	// discards them.
+	Logger *slog.Logger
+	// KeepTimelines bounds how many finished transactions keep their event
+	// history for the console (live ones always keep theirs).
+	KeepTimelines int
 }
 
 // withDefaults fills zero fields and validates the result.
@@ -137,8 +149,15 @@ func (o Options) withDefaults() (Options, error) {
 	if o.RememberFinished == 0 {
 		o.RememberFinished = DefaultRememberFinished
 	}
+	if o.KeepTimelines == 0 {
+		o.KeepTimelines = DefaultKeepTimelines
+	}
 	if o.Logf == nil {
-		o.Logf = func(string, ...any) {}
+		if l := o.Logger; l != nil {
+			o.Logf = func(format string, args ...any) { l.Info(fmt.Sprintf(format, args...)) }
+		} else {
+			o.Logf = func(string, ...any) {}
+		}
 	}
 	return o, o.validate()
 }
@@ -189,6 +208,9 @@ func (o Options) validate() error {
 	}
 	if o.MaxBodyBytes < 1 {
 		return bad("MaxBodyBytes %d is below 1", o.MaxBodyBytes)
+	}
+	if o.KeepTimelines < 1 {
+		return bad("KeepTimelines %d is below 1", o.KeepTimelines)
 	}
 	if o.MaxBatch < 1 || o.MaxInFlight < 1 || o.RememberFinished < 1 {
 		return bad("MaxBatch %d, MaxInFlight %d and RememberFinished %d must be at least 1",

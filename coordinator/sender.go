@@ -86,9 +86,12 @@ func (c *Coordinator) sendPrepares(name string, items []prepItem) {
 		return
 	}
 	wait = min(wait, c.opts.MaxTimeout+time.Second)
-	ctx, cancel := context.WithTimeout(c.ctx, wait)
+	ctx, cancel := context.WithTimeout(withTrace(c.ctx, req.Transactions, byID), wait)
 	c.stats.requests.Add(1)
+	pm := c.participantMetrics(name)
+	start := time.Now()
 	resp, err := c.transport.Prepare(ctx, name, req)
+	pm.request(pm.prepare, pm.prepareBatch, start, time.Now(), len(req.Transactions), err)
 	cancel()
 	for _, ptx := range req.Transactions {
 		if c.crashAt(AfterSendPrepare, ptx.ID) {
@@ -122,6 +125,7 @@ func (c *Coordinator) sendPrepares(name string, items []prepItem) {
 		t, vs := byID[ptx.ID], votes[ptx.ID]
 		steps = append(steps, func() {
 			if len(vs) == 0 {
+				pm.errs[errKindMissing].Inc()
 				c.vote(t, tpc.VoteEvent{Participant: name, Vote: concord.VoteUnreachable,
 					Reason: "the participant's answer holds no vote for this transaction"})
 			}
@@ -168,16 +172,20 @@ func (c *Coordinator) sendDecisions(name string, commit bool, items []*txState) 
 		byID[t.id] = t
 		ids = append(ids, t.id)
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, c.opts.RequestTimeout)
+	ctx, cancel := context.WithTimeout(withTraceIDs(c.ctx, ids, byID), c.opts.RequestTimeout)
 	c.stats.requests.Add(1)
 	var resp wire.DecisionResponse
 	var err error
 	point, kind := AfterSendAbort, "abort"
+	pm := c.participantMetrics(name)
+	start := time.Now()
 	if commit {
 		point, kind = AfterSendCommit, "commit"
 		resp, err = c.transport.Commit(ctx, name, ids)
+		pm.request(pm.commit, pm.commitBatch, start, time.Now(), len(ids), err)
 	} else {
 		resp, err = c.transport.Abort(ctx, name, ids)
+		pm.request(pm.abort, pm.abortBatch, start, time.Now(), len(ids), err)
 	}
 	cancel()
 	for _, id := range ids {
@@ -217,8 +225,10 @@ func (c *Coordinator) sendDecisions(name string, commit bool, items []*txState) 
 		case isFailed && f.Outcome != concord.OutcomePending:
 			steps = append(steps, func() { c.resolved(t, name, f.Outcome) })
 		case isFailed:
+			pm.errs[errKindRefused].Inc()
 			steps = append(steps, func() { c.deliveryFailed(t, name, fmt.Sprintf("%s refused: %s", kind, f.Reason)) })
 		default:
+			pm.errs[errKindMissing].Inc()
 			steps = append(steps, func() {
 				c.deliveryFailed(t, name, fmt.Sprintf("%s answer holds nothing for this transaction", kind))
 			})

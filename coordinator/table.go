@@ -38,6 +38,11 @@ type txState struct {
 	wake     time.Time
 	gen      uint64 // of the armed timer; a stale timer's tick is ignored
 	finished bool   // Done: out of the live table
+	hist     history
+
+	// Set before the transaction is in the table, then only read.
+	traceparent string // W3C trace context of the submit, "" if none
+	admitted    int64  // Unix nanoseconds of admission; 0 if recovered
 }
 
 // finishedTx is what is remembered of a finished transaction.

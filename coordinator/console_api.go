@@ -1,0 +1,162 @@
+package coordinator
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/coordinator/console"
+	"github.com/concordtx/concord/wire"
+)
+
+// registerOps adds the operator endpoints to the API's mux:
+//
+//	GET  /metrics                          Prometheus text format
+//	GET  /v1/overview                      counters and per-participant health (wire.Overview)
+//	GET  /v1/transactions/{id}/timeline    one transaction's event history (wire.TxTimeline)
+//	GET  /ui/                              the browser console
+func (c *Coordinator) registerOps(mux *http.ServeMux) {
+	mux.Handle(wire.PathMetrics, c.MetricsHandler())
+	mux.HandleFunc(wire.PathOverview, c.serveOverview)
+	mux.HandleFunc(wire.PathTransactions+"/{id}/timeline", c.serveTimeline)
+	mux.Handle(console.Path, console.Handler())
+	mux.Handle(strings.TrimSuffix(console.Path, "/"), http.RedirectHandler(console.Path, http.StatusFound))
+}
+
+// logAction logs an operator action and counts it; res is what it did.
+func (c *Coordinator) logAction(action string, id concord.TxID, res string, err error) {
+	result := "done"
+	switch {
+	case errors.Is(err, ErrDecided):
+		result = "refused"
+	case errors.Is(err, ErrNotFound):
+		result = "not_found"
+	case err != nil:
+		result = "error"
+	}
+	c.metrics.actions.WithLabelValues(action, result).Inc()
+	if err != nil {
+		c.logger.Warn("operator "+action+" refused", "tx", id, "result", result, "err", err)
+		return
+	}
+	c.logger.Info("operator "+action, "tx", id, "result", res)
+}
+
+func (c *Coordinator) serveTimeline(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		wire.MethodNotAllowed(w, r, http.MethodGet)
+		return
+	}
+	tl, err := c.Timeline(concord.TxID(r.PathValue("id")))
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	wire.WriteJSON(w, http.StatusOK, tl)
+}
+
+// Overview returns the coordinator's counters and each participant's
+// health, for the console. It looks at every live transaction, so it costs
+// in proportion to how many are in flight.
+func (c *Coordinator) Overview() wire.Overview {
+	st := c.Stats()
+	o := wire.Overview{Now: c.clock.Now().UTC(), StartedAt: c.startedAt.UTC(), Submitted: st.Submitted,
+		Committed: st.Committed, Aborted: st.Aborted, InFlight: st.Live, Remembered: st.Remembered,
+		LogSegments: st.Log.Segments, LogSyncs: st.Log.Syncs, Compactions: st.Compactions}
+	if err := c.Halted(); err != nil {
+		o.Halted = err.Error()
+	}
+	pending := map[string]int{}
+	for _, t := range c.table.liveList() {
+		if t.result.Load() == nil {
+			continue
+		}
+		o.AwaitingAck++
+		t.mu.Lock()
+		if t.core != nil && !t.finished {
+			for _, b := range t.core.Status().Branches {
+				if !b.Acknowledged && b.Vote == concord.VoteYes {
+					pending[b.Participant]++
+				}
+			}
+		}
+		t.mu.Unlock()
+	}
+	c.pmetrics.Range(func(k, v any) bool {
+		p := v.(*participantMetrics)
+		h := wire.ParticipantHealth{Name: k.(string), Requests: p.requests.Load(), Errors: p.failures.Load(),
+			ConsecutiveErrors: p.consecutive.Load(), PendingAcks: pending[k.(string)], State: "idle"}
+		if n := p.lastOK.Load(); n != 0 {
+			h.LastOK = time.Unix(0, n).UTC()
+		}
+		if n := p.lastErrAt.Load(); n != 0 {
+			h.LastErrorAt = time.Unix(0, n).UTC()
+		}
+		if e := p.lastErr.Load(); e != nil {
+			h.LastError = *e
+		}
+		switch {
+		case h.ConsecutiveErrors > 0:
+			h.State = "failing"
+		case h.Requests > 0:
+			h.State = "ok"
+		}
+		o.Participants = append(o.Participants, h)
+		return true
+	})
+	slices.SortFunc(o.Participants, func(a, b wire.ParticipantHealth) int { return strings.Compare(a.Name, b.Name) })
+	if o.Participants == nil {
+		o.Participants = []wire.ParticipantHealth{}
+	}
+	return o
+}
+
+func (c *Coordinator) serveOverview(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		wire.MethodNotAllowed(w, r, http.MethodGet)
+		return
+	}
+	wire.WriteJSON(w, http.StatusOK, c.Overview())
+}
+
+// ListParticipant is List restricted to transactions with a branch at
+// participant ("" for any).
+func (c *Coordinator) ListParticipant(state, participant string, limit int) (wire.TxList, error) {
+	if participant == "" {
+		return c.List(state, limit)
+	}
+	if limit < 1 || limit > MaxListLimit {
+		return wire.TxList{}, fmt.Errorf("%w: limit %d is outside 1..%d", ErrBadRequest, limit, MaxListLimit)
+	}
+	all, err := c.List(state, MaxListLimit)
+	if err != nil {
+		return all, err
+	}
+	out := all.Transactions[:0]
+	for _, t := range all.Transactions {
+		if slices.ContainsFunc(t.Branches, func(b wire.BranchStatus) bool { return b.Participant == participant }) {
+			out = append(out, t)
+			if len(out) == limit {
+				break
+			}
+		}
+	}
+	all.Transactions = out
+	return all, nil
+}
+
+// discardLogger is the logger of a coordinator given none.
+var discardLogger = slog.New(slog.DiscardHandler)
+
+// retryNote says to whom an operator retry resent the decision.
+func retryNote(to []string) string {
+	if len(to) == 0 {
+		return "nothing to resend: no decision yet, or every participant has acknowledged"
+	}
+	return "decision resent now to " + strings.Join(to, ", ")
+}

@@ -60,6 +60,11 @@ type PhaseResult struct {
 	// per transaction (-1 when the coordinator's counters were not read).
 	RequestsPerTx float64 `json:"participant_requests_per_tx"`
 	FsyncsPerTx   Fsyncs  `json:"fsyncs_per_tx"`
+	// CPUPerTx is each process's CPU time (user+system) per answered
+	// transaction in microseconds, "bench" being the load generator and
+	// "total" the sum; it measures cost independently of how much of the
+	// machine other work took.
+	CPUPerTx map[string]float64 `json:"cpu_us_per_tx,omitempty"`
 	// FloorRatio is p50 over the floor of one commit (one-phase for one
 	// participant); set for single-client phases only.
 	FloorRatio float64 `json:"floor_ratio,omitempty"`
@@ -105,6 +110,23 @@ func (r *Result) WriteTable(w io.Writer) {
 			perTx(p.FsyncsPerTx.Total), p.LoadAverage)
 	}
 	tw.Flush()
+	for _, p := range r.Phases {
+		if len(p.CPUPerTx) > 0 {
+			names := make([]string, 0, len(p.CPUPerTx))
+			for n := range p.CPUPerTx {
+				if n != "total" {
+					names = append(names, n)
+				}
+			}
+			slices.Sort(names)
+			parts := make([]string, len(names))
+			for i, n := range names {
+				parts[i] = fmt.Sprintf("%s %.0f", n, p.CPUPerTx[n])
+			}
+			fmt.Fprintf(w, "CPU us/tx (%d clients, %d participants): total %.0f = %s\n",
+				p.Concurrency, p.Participants, p.CPUPerTx["total"], strings.Join(parts, ", "))
+		}
+	}
 	for _, p := range r.Phases {
 		if p.FirstError != "" {
 			fmt.Fprintf(w, "first error (%d clients, %d participants): %s\n", p.Concurrency, p.Participants, p.FirstError)

@@ -72,6 +72,7 @@ func runPhase(ctx context.Context, hc *http.Client, c *cluster, p phase, floor *
 		fmt.Fprintf(opts.Progress, "phase: %s, %v\n", what, p.duration)
 	}
 	before := readStats(ctx, hc, c)
+	cpuBefore := cpuTimes(c)
 	var lastN int64
 	var lastT time.Duration
 	progress := func(el time.Duration, t *tally) {
@@ -96,6 +97,7 @@ func runPhase(ctx context.Context, hc *http.Client, c *cluster, p phase, floor *
 	if err != nil {
 		return PhaseResult{}, err
 	}
+	cpuAfter := cpuTimes(c)
 	after := readStats(ctx, hc, c)
 	secs := elapsed.Seconds()
 	pr := PhaseResult{Concurrency: p.concurrency, Participants: p.participants, Seconds: secs, LoadAverage: loadAverage(),
@@ -135,6 +137,18 @@ func runPhase(ctx context.Context, hc *http.Client, c *cluster, p phase, floor *
 		if pr.FsyncsPerTx.Coordinator >= 0 {
 			pr.FsyncsPerTx.Total = pr.FsyncsPerTx.Coordinator + pr.FsyncsPerTx.Participants
 		}
+	}
+	if txs > 0 && len(cpuAfter) > 0 {
+		pr.CPUPerTx = map[string]float64{}
+		var total float64
+		for name, a := range cpuAfter {
+			if b, ok := cpuBefore[name]; ok {
+				us := float64(a-b) / float64(time.Microsecond) / txs
+				pr.CPUPerTx[name] = us
+				total += us
+			}
+		}
+		pr.CPUPerTx["total"] = total
 	}
 	if p.concurrency == 1 && floor != nil && pr.Latency.P50 > 0 {
 		f := floor.Commit

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	_ "github.com/go-sql-driver/mysql"
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/internal/testutil"
@@ -439,5 +439,40 @@ func TestIDsDifferingInCaseAreDistinct(t *testing.T) {
 	}
 	if a, b := e.counter(t, "a"), e.counter(t, "b"); a != 1 || b != 0 {
 		t.Fatalf("a=%d b=%d, want 1 and 0", a, b)
+	}
+}
+
+// The connection dies after XA PREPARE ran on the server but before its
+// answer arrives. Prepare fails (no vote was given), and it must not leave
+// the XA transaction prepared, holding its locks until a restart.
+func TestLostPrepareAnswerLeavesNothingPrepared(t *testing.T) {
+	e := newEnv(t)
+	proxy := testutil.NewCutProxy(t, "127.0.0.1:3306", []byte("XA PREPARE"))
+	cfg, err := mysql.ParseDSN(e.db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Addr = proxy.Addr()
+	db := openDB(t, cfg.FormatDSN())
+	r, err := mysqlxa.New(context.Background(), mysqlxa.Options{DB: db, Name: "lost", Work: counterWork})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	ctx := context.Background()
+	res, err := r.Prepare(ctx, "tx-1", op{K: "a", Add: 1}.payload())
+	if err == nil {
+		t.Fatalf("prepare answered %+v although its answer was cut", res)
+	}
+	select {
+	case <-proxy.Cut:
+	default:
+		t.Fatal("the proxy never cut the XA PREPARE answer")
+	}
+	if e.prepared(t, r, "tx-1") {
+		t.Fatalf("a prepare whose answer was lost left its XA transaction prepared: %q", e.xaRecover(t))
+	}
+	if _, err := e.sql.Exec("SET STATEMENT innodb_lock_wait_timeout = 1 FOR INSERT INTO counters VALUES ('a', 1)"); err != nil {
+		t.Fatalf("row still locked: %v", err)
 	}
 }

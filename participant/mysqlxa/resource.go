@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/participant"
@@ -232,6 +234,14 @@ func (r *Resource) run(ctx context.Context, id concord.TxID, payload json.RawMes
 	}
 	if _, err := conn.ExecContext(ctx, end); err != nil {
 		r.rollback(ctx, conn, xid, &state)
+		if !onePhase && state != "idle" && !isServerError(err) {
+			// The answer was lost: the transaction may be prepared.
+			// Nothing was voted, so roll it back rather than leave it
+			// holding its locks until a restart finds it.
+			discard(conn)
+			state = "idle"
+			r.rollbackLost(ctx, id)
+		}
 		return r.failed(ctx, id, end, err)
 	}
 	state = "prepared"
@@ -310,4 +320,31 @@ func (r *Resource) CommitOnePhase(ctx context.Context, id concord.TxID, payload 
 		return concord.OutcomeCommitted, "", nil
 	}
 	return concord.OutcomeAborted, "", fmt.Errorf("mysqlxa: one-phase commit %s: the decision table keeps changing under it", id)
+}
+
+// rollbackLost rolls back id's prepared XA transaction, if there is one,
+// after the answer to its XA PREPARE was lost and its connection dropped. The
+// server detaches the transaction from the dead session a moment later, so
+// it tries a few times, for a few seconds even if ctx is done; if it fails,
+// Recover lists the transaction after a restart.
+func (r *Resource) rollbackLost(ctx context.Context, id concord.TxID) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	for attempt := range 8 {
+		_, err := r.db.ExecContext(ctx, "XA ROLLBACK "+r.XID(id))
+		if err == nil || !isNumber(err, errXANota) {
+			return
+		}
+		ids, err := r.Recover(ctx)
+		if err != nil || !slices.Contains(ids, id) {
+			return // not prepared at all
+		}
+		t := time.NewTimer(10 * time.Millisecond << attempt)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -33,3 +33,10 @@ func transient(err error) (string, bool) {
 	}
 	return "", false
 }
+
+// isServerError reports whether err is an answer from the server, as
+// opposed to a failure to hear one.
+func isServerError(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me)
+}

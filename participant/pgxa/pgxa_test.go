@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -432,5 +433,40 @@ func TestBadOptions(t *testing.T) {
 	}
 	if err := e.pool.Ping(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The connection dies after PREPARE TRANSACTION ran on the server but
+// before its answer arrives. Prepare fails (no vote was given), and it must
+// not leave the transaction prepared, holding its locks until a restart.
+func TestLostPrepareAnswerLeavesNothingPrepared(t *testing.T) {
+	e := newEnv(t)
+	proxy := testutil.NewCutProxy(t, "127.0.0.1:5432", []byte("PREPARE TRANSACTION"))
+	u, err := url.Parse(e.db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = proxy.Addr()
+	pool := openPool(t, u.String())
+	r, err := pgxa.New(context.Background(), pgxa.Options{Pool: pool, Name: e.db.Name + "-lost", Work: counterWork})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	res, err := r.Prepare(ctx, "tx-1", op{K: "a", Add: 1}.payload())
+	if err == nil {
+		t.Fatalf("prepare answered %+v although its answer was cut", res)
+	}
+	select {
+	case <-proxy.Cut:
+	default:
+		t.Fatal("the proxy never cut the PREPARE TRANSACTION answer")
+	}
+	if e.prepared(t, r, "tx-1") {
+		t.Fatal("a prepare whose answer was lost left its transaction prepared")
+	}
+	// The key is free again: nothing holds its lock.
+	if _, err := e.pool.Exec(ctx, "SET lock_timeout = 1000; INSERT INTO counters VALUES ('a', 1)"); err != nil {
+		t.Fatalf("row still locked: %v", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -229,9 +230,25 @@ func (r *Resource) run(ctx context.Context, id concord.TxID, payload json.RawMes
 		if reason, ok := transient(err); ok {
 			return r.refuse(ctx, id, participant.PrepareResult{Vote: concord.VoteNo, Reason: reason})
 		}
+		if !onePhase && !isServerError(err) {
+			// The answer was lost: the transaction may be prepared.
+			// Nothing was voted, so roll it back rather than leave it
+			// holding its locks until a restart finds it.
+			r.rollbackLost(ctx, id)
+		}
 		return participant.PrepareResult{}, fmt.Errorf("pgxa: prepare %s: %s: %w", id, strings.Fields(end)[0], err)
 	}
 	return participant.PrepareResult{Vote: concord.VoteYes}, nil
+}
+
+// rollbackLost rolls back id's prepared transaction, if there is one, after
+// the answer to its PREPARE TRANSACTION was lost. It tries once, for a few
+// seconds even if ctx is done; if it fails, Recover lists the transaction
+// after a restart.
+func (r *Resource) rollbackLost(ctx context.Context, id concord.TxID) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_, _ = r.pool.Exec(ctx, "ROLLBACK PREPARED "+quoteLiteral(r.GID(id)))
 }
 
 // refuse records a no or read-only vote so a repeated prepare gets it again.

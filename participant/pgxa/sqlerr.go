@@ -44,3 +44,10 @@ func transient(err error) (string, bool) {
 	}
 	return "", false
 }
+
+// isServerError reports whether err is an answer from the server, as
+// opposed to a failure to hear one.
+func isServerError(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe)
+}

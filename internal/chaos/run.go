@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/concordtx/concord/internal/faultproxy"
 )
 
 // Run performs one chaos run: it starts the processes, drives bookings while
@@ -238,6 +240,11 @@ func progressLine(elapsed, total time.Duration, h *history, t *tally, c *cluster
 	state := "all up"
 	if len(down) > 0 {
 		state = "down: " + strings.Join(down, ", ")
+	}
+	for _, name := range sortedKeys(c.proxies) {
+		if f := c.proxies[name].Faults(); f != (faultproxy.Faults{}) {
+			state += "; " + name + " " + f.String()
+		}
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -71,6 +71,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	binary := fs.String("binary", "", "concord `executable` to start (default: this one)")
 	floor := fs.Int("floor-samples", bench.DefaultFloorSamples, "fsyncs and round trips timed for the floor; 0 skips it")
 	pprofDir := fs.String("pprof", "", "`directory` for CPU profiles of the started processes and the bench, taken mid-phase")
+	sampleEvery := fs.Duration("sample-every", bench.DefaultSampleEvery, "how often the processes' heap and goroutines are recorded during a phase")
 	timeoutMS := fs.Int64("timeout-ms", 0, "each transaction's prepare timeout in ms (default: the coordinator's)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: concord bench [--concurrency N[,N...]] [--participants 1..3[,...]] [--duration D | --count N] [--abort-ratio R] [--json]")
@@ -95,7 +96,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		CoordinatorURL: *coord, ParticipantURLs: parts, Binary: *binary, Dir: *dir,
 		Concurrency: conc, Participants: nparts, Duration: *duration, Count: *count,
 		AbortRatio: *abortRatio, SKUs: *skus, TimeoutMS: *timeoutMS, FloorSamples: *floor,
-		ProfileDir: *pprofDir, Progress: stderr,
+		ProfileDir: *pprofDir, SampleEvery: *sampleEvery, Progress: stderr,
 	}
 	if *floor == 0 {
 		opts.FloorSamples = -1

@@ -22,6 +22,7 @@ const (
 	DefaultStartTimeout  = 30 * time.Second
 	DefaultProgressEvery = time.Second
 	DefaultFloorSamples  = 200
+	DefaultSampleEvery   = 30 * time.Second
 )
 
 // Options configures one bench run: one or more load phases (each pair of
@@ -79,6 +80,9 @@ type Options struct {
 	// Progress receives a line every ProgressEvery; nil is silent.
 	Progress      io.Writer
 	ProgressEvery time.Duration
+	// SampleEvery is how often the processes' heap and goroutines are
+	// recorded during a phase; default DefaultSampleEvery.
+	SampleEvery time.Duration
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -102,6 +106,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.ProgressEvery == 0 {
 		o.ProgressEvery = DefaultProgressEvery
+	}
+	if o.SampleEvery == 0 {
+		o.SampleEvery = DefaultSampleEvery
 	}
 	if o.Progress == nil {
 		o.Progress = io.Discard
@@ -153,8 +160,8 @@ func (o Options) validate() error {
 		return bad("SKUs %d is outside 1..1000", o.SKUs)
 	case o.TimeoutMS < 0:
 		return bad("timeout %d ms is negative", o.TimeoutMS)
-	case o.StartTimeout < 0 || o.ProgressEvery < 0:
-		return bad("start timeout and progress interval must not be negative")
+	case o.StartTimeout < 0 || o.ProgressEvery < 0 || o.SampleEvery < 0:
+		return bad("start timeout, progress and sample intervals must not be negative")
 	}
 	return nil
 }

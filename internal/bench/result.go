@@ -85,6 +85,16 @@ type Result struct {
 	Floor       *Floor                    `json:"floor,omitempty"`
 	Phases      []PhaseResult             `json:"phases"`
 	Runtime     map[string]ProcessRuntime `json:"runtime,omitempty"`
+	// Samples are every process's runtime figures taken during the phases,
+	// every SampleEvery, to show whether memory and goroutines stay flat.
+	Samples []RuntimeSample `json:"runtime_samples,omitempty"`
+}
+
+// RuntimeSample is every process's runtime figures at one moment.
+type RuntimeSample struct {
+	Phase     int                          `json:"phase"`   // index into Phases
+	Seconds   float64                      `json:"seconds"` // into the phase
+	Processes map[string]wire.RuntimeStats `json:"processes"`
 }
 
 // OK reports whether no transaction failed.
@@ -153,6 +163,22 @@ func (r *Result) WriteTable(w io.Writer) {
 			rt := r.Runtime[n]
 			fmt.Fprintf(w, "  %-12s heap %s -> %s, goroutines %d -> %d\n", n,
 				mib(rt.Start.HeapAllocBytes), mib(rt.End.HeapAllocBytes), rt.Start.Goroutines, rt.End.Goroutines)
+		}
+	}
+	if len(r.Samples) > 0 {
+		fmt.Fprintln(w, "\nduring the run (heap MiB / goroutines):")
+		for _, sm := range r.Samples {
+			names := make([]string, 0, len(sm.Processes))
+			for n := range sm.Processes {
+				names = append(names, n)
+			}
+			slices.Sort(names)
+			parts := make([]string, len(names))
+			for i, n := range names {
+				rt := sm.Processes[n]
+				parts[i] = fmt.Sprintf("%s %.1f/%d", n, float64(rt.HeapAllocBytes)/(1<<20), rt.Goroutines)
+			}
+			fmt.Fprintf(w, "  phase %d at %4.0fs: %s\n", sm.Phase+1, sm.Seconds, strings.Join(parts, ", "))
 		}
 	}
 	fmt.Fprintf(w, "\nload average at start %.2f; abort ratio %.2f\n", r.LoadAverage, r.AbortRatio)

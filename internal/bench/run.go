@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/concordtx/concord/wire"
 )
 
 // Run measures the floor, starts the system unless opts names a running
@@ -42,7 +44,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		for _, conc := range opts.Concurrency {
 			p := phase{concurrency: conc, participants: parts, duration: opts.Duration, count: opts.Count,
 				abortRatio: opts.AbortRatio, skus: opts.SKUs, timeoutMS: opts.TimeoutMS}
-			pr, err := runPhase(ctx, hc, c, p, res.Floor, opts)
+			pr, err := runPhase(ctx, hc, c, p, res, opts)
 			if err != nil {
 				return res, err
 			}
@@ -64,7 +66,10 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 
 // runPhase runs one phase and turns the tallies and the processes' counter
 // deltas into its figures.
-func runPhase(ctx context.Context, hc *http.Client, c *cluster, p phase, floor *Floor, opts Options) (PhaseResult, error) {
+func runPhase(ctx context.Context, hc *http.Client, c *cluster, p phase, res *Result, opts Options) (PhaseResult, error) {
+	floor := res.Floor
+	index := len(res.Phases)
+	var nextSample time.Duration
 	what := fmt.Sprintf("%d clients, %d participant(s)", p.concurrency, p.participants)
 	if p.count > 0 {
 		fmt.Fprintf(opts.Progress, "phase: %s, %d transactions\n", what, p.count)
@@ -81,6 +86,14 @@ func runPhase(ctx context.Context, hc *http.Client, c *cluster, p phase, floor *
 		lastN, lastT = n, el
 		fmt.Fprintf(opts.Progress, "  %5.1fs  committed %d  aborted %d  errors %d  (%.0f/s now)\n",
 			el.Seconds(), t.committed.Load(), t.aborted.Load(), t.errors.Load(), rate)
+		if el >= nextSample {
+			nextSample += opts.SampleEvery
+			sm := RuntimeSample{Phase: index, Seconds: el.Seconds(), Processes: map[string]wire.RuntimeStats{}}
+			for name, st := range readStats(ctx, hc, c) {
+				sm.Processes[name] = st.Runtime
+			}
+			res.Samples = append(res.Samples, sm)
+		}
 	}
 	profDone := make(chan struct{})
 	pctx, stopProfile := context.WithCancel(ctx)

@@ -115,7 +115,7 @@ func (n *mixedNode) serve(w http.ResponseWriter, r *http.Request) {
 	w.Write(rec.Body.Bytes())
 }
 
-func (n *mixedNode) start(t *testing.T, coordURL string) {
+func (n *mixedNode) start(t testing.TB, coordURL string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -167,7 +167,7 @@ func (n *mixedNode) current() Store {
 // mixedCluster is a coordinator (its log on a crashable in-memory disk) and
 // the three services, one per kind of store.
 type mixedCluster struct {
-	t      *testing.T
+	t      testing.TB
 	pg, my testutil.TestDB
 	nodes  map[string]*mixedNode
 	urls   map[string]string
@@ -178,14 +178,14 @@ type mixedCluster struct {
 	hook   func(p coordinator.CrashPoint, id concord.TxID) error
 }
 
-func newMixedCluster(t *testing.T) *mixedCluster {
+func newMixedCluster(t testing.TB, stock map[string][]Stock) *mixedCluster {
 	t.Helper()
 	cl := &mixedCluster{t: t, pg: testutil.Postgres(t), my: testutil.MySQL(t), nodes: map[string]*mixedNode{}, urls: map[string]string{}, fs: memfs.New()}
 	cl.csrv = httptest.NewServer(&cl.csw)
 	t.Cleanup(cl.csrv.Close)
 	stores := map[string]string{Flights: cl.pg.URL, Hotels: mysqlURL(t, cl.my.URL), Cars: ""}
 	for _, name := range ServiceNames() {
-		n := &mixedNode{name: name, storeURL: stores[name], dir: t.TempDir(), stock: mixedStock[name]}
+		n := &mixedNode{name: name, storeURL: stores[name], dir: t.TempDir(), stock: stock[name]}
 		n.srv = httptest.NewServer(http.HandlerFunc(n.serve))
 		t.Cleanup(func() {
 			n.srv.CloseClientConnections()
@@ -337,7 +337,7 @@ func (cl *mixedCluster) preparedInDatabases(id concord.TxID) (pg, my bool) {
 
 // waitFor polls cond until it holds, failing after timeout. Real sockets,
 // databases and retries leave no event to wait on instead.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	tick := time.NewTicker(10 * time.Millisecond)
@@ -396,7 +396,7 @@ func tripWith(name string, r Request) map[string]Request {
 // on the file store: it commits at all three, or a no vote at any one aborts
 // it at all three and releases every hold.
 func TestMixedStoresCommitAndAbort(t *testing.T) {
-	cl := newMixedCluster(t)
+	cl := newMixedCluster(t, mixedStock)
 	cl.mustSubmit("mixed-commit", fullTrip, concord.OutcomeCommitted)
 	cl.mustSubmit("mixed-no-car", tripWith(Cars, Request{SKU: "C-VAN", Quantity: 6}), concord.OutcomeAborted)
 	cl.mustSubmit("mixed-no-hotel", tripWith(Hotels, Request{SKU: "H-NOPE", Quantity: 1}), concord.OutcomeAborted)
@@ -431,7 +431,7 @@ func TestMixedStoresParticipantKilledAfterPrepare(t *testing.T) {
 		{"killed-abort", tripWith(Cars, Request{SKU: "C-VAN", Quantity: 6}), StateAborted},
 	} {
 		t.Run(string(c.id), func(t *testing.T) {
-			cl := newMixedCluster(t)
+			cl := newMixedCluster(t, mixedStock)
 			// The car answers only once both database services are dead,
 			// so that no decision reaches them before they die.
 			gate := make(chan struct{})
@@ -493,7 +493,7 @@ func TestMixedStoresParticipantKilledAfterPrepare(t *testing.T) {
 // any COMMIT is sent. The databases hold the prepared transactions; the
 // restarted coordinator re-drives the commit and they end committed.
 func TestMixedStoresCoordinatorKilledAfterDecision(t *testing.T) {
-	cl := newMixedCluster(t)
+	cl := newMixedCluster(t, mixedStock)
 	const id = concord.TxID("coord-crash")
 	fired := make(chan struct{})
 	cl.hook = func(p coordinator.CrashPoint, tx concord.TxID) error {
@@ -541,7 +541,7 @@ func TestMixedStoresCoordinatorKilledAfterDecision(t *testing.T) {
 // service, and every inventory is conserved with confirmed equal to what the
 // committed trips booked.
 func TestMixedStoresConcurrentSameSKU(t *testing.T) {
-	cl := newMixedCluster(t)
+	cl := newMixedCluster(t, mixedStock)
 	const trips, workers = 60, 12
 	type result struct {
 		trip map[string]Request
@@ -610,4 +610,25 @@ func TestMixedStoresConcurrentSameSKU(t *testing.T) {
 		t.Fatalf("%d committed, %d aborted: the workload should sell out and refuse", committed, aborted)
 	}
 	t.Logf("%d trips: %d committed, %d aborted", trips, committed, aborted)
+}
+
+// BenchmarkMixedTrips books three-service trips (PostgreSQL, MariaDB, file
+// store) through the coordinator from 4×GOMAXPROCS goroutines.
+func BenchmarkMixedTrips(b *testing.B) {
+	cl := newMixedCluster(b, map[string][]Stock{
+		Flights: {{"FL100", MaxCapacity}}, Hotels: {{"H-PARIS", MaxCapacity}}, Cars: {{"C-ECON", MaxCapacity}},
+	})
+	var n atomic.Int64
+	b.SetParallelism(4)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := n.Add(1)
+			resp, err := cl.submit(context.Background(), concord.TxID(fmt.Sprintf("bench-%d", i)), fullTrip)
+			if err != nil || resp.Outcome != concord.OutcomeCommitted {
+				b.Errorf("trip %d: %+v %v", i, resp, err)
+				return
+			}
+		}
+	})
 }

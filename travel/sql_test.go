@@ -29,7 +29,7 @@ var sqlKinds = []sqlKind{
 }
 
 // mysqlURL turns a go-sql-driver DSN into the mysql:// URL --store takes.
-func mysqlURL(t *testing.T, dsn string) string {
+func mysqlURL(t testing.TB, dsn string) string {
 	t.Helper()
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {

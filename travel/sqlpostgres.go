@@ -190,8 +190,15 @@ func (b *pgBackend) take(ctx context.Context, tx pgx.Tx, req Request) (bool, str
 	return false, reserveReason(req, true, avail), nil
 }
 
+// asyncCommit begins a transaction whose commit does not wait for its WAL
+// flush. The hold and the release may use it: a hold is flushed, at the
+// latest, with the PREPARE TRANSACTION that follows it in the WAL (before
+// which no vote is given), and a lost release leaves a hold that no
+// prepared transaction backs, which opening the store releases.
+var asyncCommit = pgx.TxOptions{BeginQuery: "BEGIN; SET LOCAL synchronous_commit = off"}
+
 func (b *pgBackend) hold(ctx context.Context, id concord.TxID, req Request) (ok bool, reason string, err error) {
-	err = pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
+	err = pgx.BeginTxFunc(ctx, b.pool, asyncCommit, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, "INSERT INTO "+b.resv+" (txid, sku, quantity, state) VALUES ($1, $2, $3, 'prepared') ON CONFLICT (txid) DO NOTHING",
 			string(id), req.SKU, req.Quantity)
 		if err != nil {
@@ -221,7 +228,7 @@ func (b *pgBackend) hold(ctx context.Context, id concord.TxID, req Request) (ok 
 var errRollback = errors.New("roll back")
 
 func (b *pgBackend) release(ctx context.Context, id concord.TxID) error {
-	return pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
+	return pgx.BeginTxFunc(ctx, b.pool, asyncCommit, func(tx pgx.Tx) error {
 		var sku string
 		var q int64
 		err := tx.QueryRow(ctx, "UPDATE "+b.resv+" SET state = 'aborted' WHERE txid = $1 AND state = 'prepared' RETURNING sku, quantity",

@@ -59,3 +59,28 @@ func TestParseStateFilter(t *testing.T) {
 		t.Fatalf("ParseStateFilter(pending) = %v, want ErrBadState", err)
 	}
 }
+
+// FuzzDecodeRequest checks that any payload is either refused with one of
+// the documented reasons or accepted as a valid request that encodes back
+// to itself; never a panic.
+func FuzzDecodeRequest(f *testing.F) {
+	for _, s := range []string{`{"sku": "FL100", "quantity": 2}`, `{}`, `null`, `{"sku":"A","quantity":1e3}`, `{"sku":"A","quantity":-1}`, `[`, `{"sku":"A","quantity":1,"sku":"B"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		r, err := DecodeRequest(payload)
+		if err != nil {
+			if !errors.Is(err, ErrMalformedPayload) && !errors.Is(err, ErrBadQuantity) {
+				t.Fatalf("error %v wraps neither ErrMalformedPayload nor ErrBadQuantity", err)
+			}
+			return
+		}
+		if ValidateSKU(r.SKU) != nil || r.Quantity < 1 || r.Quantity > MaxQuantity {
+			t.Fatalf("accepted %q as %+v", payload, r)
+		}
+		back, err := DecodeRequest(r.Payload())
+		if err != nil || back != r {
+			t.Fatalf("round trip of %+v: %+v, %v", r, back, err)
+		}
+	})
+}

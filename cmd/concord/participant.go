@@ -120,7 +120,8 @@ func runParticipant(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return fail("listen on %s: %v", *listen, err)
 	}
-	hs := &http.Server{Handler: svc.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: svc.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 

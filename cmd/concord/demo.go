@@ -149,6 +149,11 @@ func (r *demoRun) run(dir string) error {
 		return err
 	}
 	r.say("coordinator  %s", cl.coord.URL())
+	// A previous run on the same data may have left work in flight: let it
+	// settle first, so that this run's checks count only this run.
+	if err := r.quiesce(30 * time.Second); err != nil {
+		return fmt.Errorf("settle what the data directory held: %w", err)
+	}
 	r.before = map[string][]travel.Item{}
 	for _, name := range travel.ServiceNames() {
 		d := cl.services[name]

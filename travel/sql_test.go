@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -333,5 +334,43 @@ func TestOpenSQLStoreErrors(t *testing.T) {
 	}
 	if _, err := OpenStore(ctx, StoreConfig{Service: Flights, URL: "mysql://root@127.0.0.1:3306"}); !errors.Is(err, ErrBadOptions) {
 		t.Errorf("mysql URL without database: %v", err)
+	}
+}
+
+// BenchmarkSQLStorePrepareCommit holds and commits one unit of one SKU per
+// transaction, from 4×GOMAXPROCS goroutines, on each database.
+func BenchmarkSQLStorePrepareCommit(b *testing.B) {
+	for _, k := range []struct {
+		name string
+		url  func(b *testing.B) string
+	}{
+		{"postgres", func(b *testing.B) string { return testutil.Postgres(b).URL }},
+		{"mysql", func(b *testing.B) string { return mysqlURL(b, testutil.MySQL(b).URL) }},
+	} {
+		b.Run(k.name, func(b *testing.B) {
+			st, err := OpenStore(context.Background(), StoreConfig{Service: Flights, URL: k.url(b), Stock: []Stock{{"FL100", MaxCapacity}}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { st.Close() })
+			var n atomic.Int64
+			b.SetParallelism(4)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				ctx := context.Background()
+				for pb.Next() {
+					id := concord.TxID(fmt.Sprintf("b-%d", n.Add(1)))
+					res, err := st.Prepare(ctx, id, Request{SKU: "FL100", Quantity: 1}.Payload())
+					if err != nil || res.Vote != concord.VoteYes {
+						b.Errorf("%s: %+v %v", id, res, err)
+						return
+					}
+					if err := st.Commit(ctx, id); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
 	}
 }

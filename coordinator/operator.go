@@ -64,6 +64,9 @@ func (c *Coordinator) RetryNow(id concord.TxID) (wire.TxStatus, error) {
 func (c *Coordinator) Abort(id concord.TxID, reason string) (wire.TxStatus, error) {
 	t, err := c.liveTx(id)
 	if err != nil {
+		if _, fin := c.table.lookup(id); fin != nil && fin.status.Outcome == concord.OutcomeCommitted {
+			err = fmt.Errorf("%w: %s is committed, and a committed transaction is never aborted", ErrDecided, id)
+		}
 		c.logAction("abort", id, "", err)
 		return wire.TxStatus{}, err
 	}

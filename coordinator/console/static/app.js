@@ -17,7 +17,7 @@ function h(tag, attrs, ...children) {
     if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
     else el.setAttribute(k, v === true ? "" : String(v));
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -48,6 +48,14 @@ function ago(iso, now) {
   if (s < 90) return Math.round(s) + "s ago";
   if (s < 5400) return Math.round(s / 60) + " min ago";
   return Math.round(s / 3600) + " h ago";
+}
+
+function inTime(iso) {
+  const s = (new Date(iso) - new Date()) / 1000;
+  if (s <= 1) return "due now";
+  if (s < 90) return "in " + Math.round(s) + "s";
+  if (s < 5400) return "in " + Math.round(s / 60) + " min";
+  return "in " + Math.round(s / 3600) + " h";
 }
 
 function clock(iso) {
@@ -97,7 +105,7 @@ async function refresh() {
 
 function render(...nodes) {
   const view = document.getElementById("view");
-  view.replaceChildren(...nodes);
+  view.replaceChildren(...nodes.flat(Infinity).filter(n => n !== null && n !== undefined && n !== false));
 }
 
 function tile(label, value, sub, alert) {
@@ -128,7 +136,7 @@ async function loadOverview() {
       tile("Awaiting acknowledgement", o.awaiting_ack, "decided, a participant has not confirmed", o.awaiting_ack > 0),
       tile("Participants failing", failing.length + " / " + o.participants.length,
         failing.length ? failing.map(p => p.name).join(", ") : "all answering", failing.length > 0),
-      tile("Log", o.log_segments + " segments", o.log_syncs + " fsyncs, " + o.compactions + " compactions")),
+      tile("Log segments", o.log_segments, o.log_syncs + " fsyncs, " + o.compactions + " compactions")),
     h("h2", {}, "Participants"),
     h("table", {id: "participants"},
       h("thead", {}, h("tr", {}, ["Participant", "Health", "Last success", "Last error", "Errors in a row", "Requests", "Errors", "Pending acks"].map(t => h("th", {}, t)))),
@@ -164,12 +172,12 @@ function lastError(t) {
 
 function txTable(list) {
   return h("table", {id: "tx-table"},
-    h("thead", {}, h("tr", {}, ["Transaction", "State", "Participants (vote, acknowledgement)", "Last error"].map(t => h("th", {}, t)))),
+    h("thead", {}, h("tr", {}, ["Transaction", "State", "Participants (vote, acknowledgement)", "Reason or last error"].map(t => h("th", {}, t)))),
     h("tbody", {}, list.map(t => h("tr", {"data-id": t.id, "data-state": t.state},
       h("td", {}, h("a", {href: "#/tx/" + encodeURIComponent(t.id), class: "mono"}, t.id)),
       h("td", {}, badge(t.state), t.done ? null : [" ", badge(t.state === "preparing" ? "undecided" : "not done", "pending")]),
       h("td", {}, branchSummary(t)),
-      h("td", {class: "err"}, lastError(t) || (t.reason && t.state === "aborted" ? "" : ""))))));
+      lastError(t) ? h("td", {class: "err"}, lastError(t)) : h("td", {}, t.state === "aborted" ? t.reason || "" : "")))));
 }
 
 async function loadList(r) {
@@ -194,7 +202,7 @@ async function loadList(r) {
     h("h1", {}, "Transactions"),
     h("div", {class: "filters"},
       h("label", {}, "State", stateSel), h("label", {}, "Participant", partSel),
-      h("span", {class: "hint"}, list.transactions.length + " shown (newest " + limit + " at most, sorted by id)")),
+      h("span", {class: "hint"}, list.transactions.length + " shown (at most " + limit + ", sorted by id)")),
     list.transactions.length ? txTable(list.transactions) :
       h("div", {class: "empty", id: "tx-empty"}, "No " + (state === "all" ? "" : state + " ") + "transactions" + (part ? " at " + part : "") + "."));
 }
@@ -238,14 +246,14 @@ async function loadTx(r) {
       h("tbody", {}, st.branches.map(b => h("tr", {"data-participant": b.participant},
         h("td", {class: "mono"}, b.participant), h("td", {}, badge(b.vote)),
         h("td", {}, b.acknowledged ? badge("yes", "acknowledged") : (st.state === "committed" && b.vote === "yes" ? badge("waiting") : "–")),
-        h("td", {class: "num"}, b.attempts || 0), h("td", {class: "err"}, b.last_error || ""),
-        h("td", {}, b.next_retry ? clock(b.next_retry) : "–"), h("td", {}, b.reason || ""))))),
+        h("td", {class: "num"}, b.attempts || 0), h("td", {class: b.acknowledged ? "hint" : "err"}, b.last_error ? (b.acknowledged ? "before: " : "") + b.last_error : ""),
+        h("td", {}, b.next_retry ? inTime(b.next_retry) + " (" + clock(b.next_retry) + ")" : "–"), h("td", {}, b.reason || ""))))),
     h("h2", {}, "Timeline"),
     tl.events.length ? h("ol", {class: "timeline", id: "timeline"},
       tl.events.map((e, i) => [
         i === 16 && tl.dropped ? h("li", {class: "hint"}, h("span", {}, ""), h("span", {}, "…"), h("span", {}, ""), h("span", {}, tl.dropped + " older events not kept")) : null,
         h("li", {"data-kind": e.kind, "data-participant": e.participant || ""},
-          h("span", {class: "t", title: e.at}, "+" + (new Date(e.at).getTime() - first) + " ms"),
+          h("span", {class: "t", title: e.at}, clock(e.at).slice(0, 12), h("br"), "+" + (new Date(e.at).getTime() - first) + " ms"),
           h("span", {}, badge(eventLabel(e), e.kind)),
           h("span", {class: "who mono"}, e.participant || ""),
           h("span", {}, eventText(e)))])) :
@@ -288,6 +296,8 @@ function eventText(e) {
 
 function confirmDialog(title, text, withReason) {
   const dlg = document.getElementById("confirm");
+  document.getElementById("confirm-ok").className = withReason ? "danger" : "primary";
+  document.getElementById("confirm-ok").textContent = withReason ? "Abort transaction" : "Retry now";
   document.getElementById("confirm-title").textContent = title;
   document.getElementById("confirm-text").textContent = text;
   document.getElementById("confirm-reason-label").hidden = !withReason;

@@ -255,6 +255,7 @@ func (s *Store) Snapshot() error {
 		defer s.mu.Unlock()
 		return s.err
 	}
+	s.sinceSnap = 0 // a failed snapshot is retried after as many records again
 	machine, err := s.m.Snapshot()
 	if err != nil {
 		s.mu.Unlock()
@@ -262,7 +263,6 @@ func (s *Store) Snapshot() error {
 	}
 	seq := s.log.LastSeq()
 	data := s.encodeSnapshot(seq, machine)
-	s.sinceSnap = 0
 	s.mu.Unlock()
 
 	// Every record the snapshot reflects must be durable before it is, or

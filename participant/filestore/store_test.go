@@ -459,3 +459,30 @@ func TestStateInsideView(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// TestSnapshotWriteFailureKeepsStoreWorking: a snapshot that cannot be
+// written (here: its file cannot be created) is an error for that snapshot
+// only; the log is intact and the store goes on.
+func TestSnapshotWriteFailureKeepsStoreWorking(t *testing.T) {
+	fs := memfs.New()
+	c := newCounter(100)
+	s := openMem(t, fs, c, 1000)
+	prepare(t, s, "a", 1)
+	fs.FailNth(memfs.OpCreate, 1, errors.New("injected ENOSPC"))
+	if err := s.Snapshot(); err == nil {
+		t.Fatal("snapshot succeeded although its file could not be created")
+	}
+	if err := s.Commit(context.Background(), "a"); err != nil {
+		t.Fatalf("commit after a failed snapshot = %v", err)
+	}
+	if err := s.Snapshot(); err != nil {
+		t.Fatalf("second snapshot = %v", err)
+	}
+	s.Close()
+	fs.Crash()
+	s2 := openMem(t, fs, newCounter(100), 1000)
+	defer s2.Close()
+	if st, _ := s2.State("a"); st != filestore.StateCommitted {
+		t.Fatalf("a is %s after reopen, want committed", st)
+	}
+}

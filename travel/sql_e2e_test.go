@@ -17,7 +17,7 @@ import (
 
 	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/coordinator"
-	"github.com/concordtx/concord/internal/testutil"
+	"github.com/concordtx/concord/internal/testutil/testdb"
 	"github.com/concordtx/concord/participant"
 	"github.com/concordtx/concord/wal/memfs"
 	"github.com/concordtx/concord/wire"
@@ -168,7 +168,7 @@ func (n *mixedNode) current() Store {
 // the three services, one per kind of store.
 type mixedCluster struct {
 	t      testing.TB
-	pg, my testutil.TestDB
+	pg, my testdb.TestDB
 	nodes  map[string]*mixedNode
 	urls   map[string]string
 	fs     *memfs.FS
@@ -180,7 +180,7 @@ type mixedCluster struct {
 
 func newMixedCluster(t testing.TB, stock map[string][]Stock) *mixedCluster {
 	t.Helper()
-	cl := &mixedCluster{t: t, pg: testutil.Postgres(t), my: testutil.MySQL(t), nodes: map[string]*mixedNode{}, urls: map[string]string{}, fs: memfs.New()}
+	cl := &mixedCluster{t: t, pg: testdb.Postgres(t), my: testdb.MySQL(t), nodes: map[string]*mixedNode{}, urls: map[string]string{}, fs: memfs.New()}
 	cl.csrv = httptest.NewServer(&cl.csw)
 	t.Cleanup(cl.csrv.Close)
 	stores := map[string]string{Flights: cl.pg.URL, Hotels: mysqlURL(t, cl.my.URL), Cars: ""}

@@ -14,7 +14,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/concordtx/concord"
-	"github.com/concordtx/concord/internal/testutil"
+	"github.com/concordtx/concord/internal/testutil/testdb"
 	"github.com/concordtx/concord/participant"
 )
 
@@ -25,8 +25,8 @@ type sqlKind struct {
 }
 
 var sqlKinds = []sqlKind{
-	{"postgres", func(t *testing.T) string { return testutil.Postgres(t).URL }},
-	{"mysql", func(t *testing.T) string { return mysqlURL(t, testutil.MySQL(t).URL) }},
+	{"postgres", func(t *testing.T) string { return testdb.Postgres(t).URL }},
+	{"mysql", func(t *testing.T) string { return mysqlURL(t, testdb.MySQL(t).URL) }},
 }
 
 // mysqlURL turns a go-sql-driver DSN into the mysql:// URL --store takes.
@@ -344,8 +344,8 @@ func BenchmarkSQLStorePrepareCommit(b *testing.B) {
 		name string
 		url  func(b *testing.B) string
 	}{
-		{"postgres", func(b *testing.B) string { return testutil.Postgres(b).URL }},
-		{"mysql", func(b *testing.B) string { return mysqlURL(b, testutil.MySQL(b).URL) }},
+		{"postgres", func(b *testing.B) string { return testdb.Postgres(b).URL }},
+		{"mysql", func(b *testing.B) string { return mysqlURL(b, testdb.MySQL(b).URL) }},
 	} {
 		b.Run(k.name, func(b *testing.B) {
 			st, err := OpenStore(context.Background(), StoreConfig{Service: Flights, URL: k.url(b), Stock: []Stock{{"FL100", MaxCapacity}}})

@@ -1,4 +1,3 @@
-// Package testutil holds helpers shared by Concord's tests: fake clocks,
-// test participants, private namespaces on the test databases and a proxy
-// that loses answers.
+// Package testutil holds helpers shared by Concord's tests: fake clocks and
+// test participants. Database helpers are in its testdb subpackage.
 package testutil

@@ -14,7 +14,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/concordtx/concord"
-	"github.com/concordtx/concord/internal/testutil"
+	"github.com/concordtx/concord/internal/testutil/testdb"
 	"github.com/concordtx/concord/participant"
 	"github.com/concordtx/concord/participant/mysqlxa"
 )
@@ -51,13 +51,13 @@ func counterWork(ctx context.Context, conn mysqlxa.Conn, _ concord.TxID, payload
 }
 
 type env struct {
-	db  testutil.TestDB
+	db  testdb.TestDB
 	sql *sql.DB // the test's own view of the database
 }
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	db := testutil.MySQL(t)
+	db := testdb.MySQL(t)
 	e := &env{db: db, sql: openDB(t, db.URL)}
 	if _, err := e.sql.Exec("CREATE TABLE counters (k VARCHAR(64) PRIMARY KEY, n INT NOT NULL) ENGINE=InnoDB"); err != nil {
 		t.Fatal(err)
@@ -447,7 +447,7 @@ func TestIDsDifferingInCaseAreDistinct(t *testing.T) {
 // the XA transaction prepared, holding its locks until a restart.
 func TestLostPrepareAnswerLeavesNothingPrepared(t *testing.T) {
 	e := newEnv(t)
-	proxy := testutil.NewCutProxy(t, "127.0.0.1:3306", []byte("XA PREPARE"))
+	proxy := testdb.NewCutProxy(t, "127.0.0.1:3306", []byte("XA PREPARE"))
 	cfg, err := mysql.ParseDSN(e.db.URL)
 	if err != nil {
 		t.Fatal(err)

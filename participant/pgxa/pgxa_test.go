@@ -14,7 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/concordtx/concord"
-	"github.com/concordtx/concord/internal/testutil"
+	"github.com/concordtx/concord/internal/testutil/testdb"
 	"github.com/concordtx/concord/participant"
 	"github.com/concordtx/concord/participant/pgxa"
 )
@@ -51,13 +51,13 @@ func counterWork(ctx context.Context, tx pgx.Tx, _ concord.TxID, payload json.Ra
 }
 
 type env struct {
-	db   testutil.TestDB
+	db   testdb.TestDB
 	pool *pgxpool.Pool // the test's own view of the database
 }
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	db := testutil.Postgres(t)
+	db := testdb.Postgres(t)
 	e := &env{db: db, pool: openPool(t, db.URL)}
 	if _, err := e.pool.Exec(context.Background(), "CREATE TABLE counters (k text PRIMARY KEY, n int NOT NULL)"); err != nil {
 		t.Fatal(err)
@@ -441,7 +441,7 @@ func TestBadOptions(t *testing.T) {
 // not leave the transaction prepared, holding its locks until a restart.
 func TestLostPrepareAnswerLeavesNothingPrepared(t *testing.T) {
 	e := newEnv(t)
-	proxy := testutil.NewCutProxy(t, "127.0.0.1:5432", []byte("PREPARE TRANSACTION"))
+	proxy := testdb.NewCutProxy(t, "127.0.0.1:5432", []byte("PREPARE TRANSACTION"))
 	u, err := url.Parse(e.db.URL)
 	if err != nil {
 		t.Fatal(err)

@@ -376,7 +376,7 @@ func TestConcurrentTransactions(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	r, _ := e.open(t, "p", 0)
-	const n = 40
+	const n = 24 // at most this many prepared at once: max_prepared_transactions is shared by every test package
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	for i := range n {

@@ -102,12 +102,14 @@ func (r *Resource) Commit(ctx context.Context, id concord.TxID) error {
 	if c := r.unpin(id); c != nil {
 		if _, err := c.ExecContext(ctx, "XA COMMIT "+xid); err == nil {
 			_ = c.Close()
+			r.noteDecision(ctx)
 			return nil
 		}
 		discard(c) // detaches the transaction, if still prepared, so any connection can finish it
 	}
 	_, err := r.db.ExecContext(ctx, "XA COMMIT "+xid)
 	if err == nil {
+		r.noteDecision(ctx)
 		return nil
 	}
 	if !isNumber(err, errXANota) {
@@ -148,6 +150,7 @@ func (r *Resource) Abort(ctx context.Context, id concord.TxID) error {
 				return fmt.Errorf("mysqlxa: abort %s: record: %w", id, err)
 			}
 			_ = c.Close()
+			r.noteDecision(ctx)
 			return nil
 		}
 		discard(c)
@@ -172,6 +175,7 @@ func (r *Resource) Abort(ctx context.Context, id concord.TxID) error {
 		if st.State == StateCommitted {
 			return fmt.Errorf("mysqlxa: abort %s: %w", id, participant.ErrAlreadyDecided)
 		}
+		r.noteDecision(ctx)
 		return nil
 	}
 }
@@ -218,4 +222,14 @@ func (r *Resource) Prune(ctx context.Context, before time.Time) (int64, error) {
 		return 0, fmt.Errorf("mysqlxa: prune: %w", err)
 	}
 	return res.RowsAffected()
+}
+
+// noteDecision counts a recorded decision and, every PruneEvery of them,
+// deletes the decision rows older than Retention. Pruning is best effort: a
+// failure leaves the rows for the next prune.
+func (r *Resource) noteDecision(ctx context.Context) {
+	if r.retention < 0 || r.pruneEvery <= 0 || r.decisions.Add(1)%r.pruneEvery != 0 {
+		return
+	}
+	_, _ = r.db.ExecContext(ctx, "DELETE FROM "+r.table+" WHERE participant = ? AND decided_at < NOW(6) - INTERVAL ? MICROSECOND", r.name, r.retention.Microseconds())
 }

@@ -36,6 +36,8 @@ type Work func(ctx context.Context, conn Conn, id concord.TxID, payload json.Raw
 const (
 	DefaultTable       = "concord_decisions"
 	DefaultLockTimeout = 5 * time.Second
+	DefaultRetention   = 7 * 24 * time.Hour
+	DefaultPruneEvery  = 1000
 )
 
 // Options configures a Resource. DB, Name and Work are required.
@@ -59,6 +61,16 @@ type Options struct {
 	// votes no. InnoDB counts it in whole seconds (rounded up, at least 1).
 	// Default DefaultLockTimeout.
 	LockTimeout time.Duration
+	// Retention is how long a decision row is kept. While it is, a repeated
+	// commit succeeds and a late prepare is refused; once it is gone, a
+	// commit is participant.ErrUnknownTx and a prepare starts afresh. Every
+	// PruneEvery decisions, rows older than Retention by the database's
+	// clock are deleted, so the table stays small. Default DefaultRetention;
+	// negative keeps every row.
+	Retention time.Duration
+	// PruneEvery is how many decisions pass between prunes. Default
+	// DefaultPruneEvery.
+	PruneEvery int
 }
 
 var (
@@ -73,6 +85,12 @@ func (o *Options) setDefaults() {
 	if o.LockTimeout == 0 {
 		o.LockTimeout = DefaultLockTimeout
 	}
+	if o.Retention == 0 {
+		o.Retention = DefaultRetention
+	}
+	if o.PruneEvery == 0 {
+		o.PruneEvery = DefaultPruneEvery
+	}
 }
 
 func (o *Options) validate() error {
@@ -85,6 +103,8 @@ func (o *Options) validate() error {
 		return fmt.Errorf("%w: Name %q: want 1 to 64 letters, digits, '.', '_' or '-'", ErrBadOptions, o.Name)
 	case !identRE.MatchString(o.Table):
 		return fmt.Errorf("%w: Table %q is not a plain identifier (letters, digits, '_')", ErrBadOptions, o.Table)
+	case o.PruneEvery < 0:
+		return fmt.Errorf("%w: PruneEvery %d is negative", ErrBadOptions, o.PruneEvery)
 	case o.LockTimeout < 0:
 		return fmt.Errorf("%w: LockTimeout %v is negative", ErrBadOptions, o.LockTimeout)
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/concordtx/concord"
@@ -33,6 +34,10 @@ type Resource struct {
 	bqual    string // "<database>/<name>"
 	lockWait int64  // innodb_lock_wait_timeout for Work, seconds
 
+	retention  time.Duration
+	pruneEvery int64
+	decisions  atomic.Int64 // decisions recorded, to prune every pruneEvery
+
 	mu     sync.Mutex
 	pinned map[concord.TxID]*sql.Conn // connections holding a prepared transaction
 }
@@ -56,13 +61,15 @@ func New(ctx context.Context, opts Options) (*Resource, error) {
 		return nil, fmt.Errorf("%w: the connection has no database selected; name one in the DSN", ErrBadOptions)
 	}
 	r := &Resource{
-		db:       opts.DB,
-		name:     opts.Name,
-		work:     opts.Work,
-		table:    "`" + opts.Table + "`",
-		bqual:    db.String + "/" + opts.Name,
-		lockWait: opts.lockWaitSeconds(),
-		pinned:   map[concord.TxID]*sql.Conn{},
+		db:         opts.DB,
+		name:       opts.Name,
+		work:       opts.Work,
+		table:      "`" + opts.Table + "`",
+		bqual:      db.String + "/" + opts.Name,
+		lockWait:   opts.lockWaitSeconds(),
+		retention:  opts.Retention,
+		pruneEvery: int64(opts.PruneEvery),
+		pinned:     map[concord.TxID]*sql.Conn{},
 	}
 	if len(r.bqual) > maxBqualLen {
 		return nil, fmt.Errorf("%w: database %q and Name %q make an XA branch qualifier of %d bytes, at most %d",
@@ -286,6 +293,7 @@ func (r *Resource) refuse(ctx context.Context, id concord.TxID, res participant.
 	if st.State != state {
 		return participant.PrepareResult{}, errRaced
 	}
+	r.noteDecision(ctx)
 	return res, nil
 }
 

@@ -90,6 +90,7 @@ func (r *Resource) Commit(ctx context.Context, id concord.TxID) error {
 		_, err := r.pool.Exec(ctx, "COMMIT PREPARED "+quoteLiteral(r.GID(id)))
 		switch {
 		case err == nil:
+			r.noteDecision(ctx)
 			return nil
 		case isCode(err, codeUndefinedObject): // not prepared (any more)
 			st, err := r.Status(ctx, id)
@@ -153,6 +154,7 @@ func (r *Resource) Abort(ctx context.Context, id concord.TxID) error {
 		if st.State == StateCommitted {
 			return fmt.Errorf("pgxa: abort %s: %w", id, participant.ErrAlreadyDecided)
 		}
+		r.noteDecision(ctx)
 		return nil
 	}
 }
@@ -206,4 +208,14 @@ func backoff(ctx context.Context, attempt int) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// noteDecision counts a recorded decision and, every PruneEvery of them,
+// deletes the decision rows older than Retention. Pruning is best effort: a
+// failure leaves the rows for the next prune.
+func (r *Resource) noteDecision(ctx context.Context) {
+	if r.retention < 0 || r.pruneEvery <= 0 || r.decisions.Add(1)%r.pruneEvery != 0 {
+		return
+	}
+	_, _ = r.pool.Exec(ctx, "DELETE FROM "+r.table+" WHERE participant = $1 AND decided_at < now() - $2 * interval '1 microsecond'", r.name, r.retention.Microseconds())
 }

@@ -470,3 +470,39 @@ func TestLostPrepareAnswerLeavesNothingPrepared(t *testing.T) {
 		t.Fatalf("row still locked: %v", err)
 	}
 }
+
+// Decision rows are pruned every PruneEvery decisions once older than
+// Retention; until then they answer repeats, after it the transaction is
+// forgotten.
+func TestDecisionsArePruned(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	r, err := pgxa.New(ctx, pgxa.Options{Pool: e.pool, Name: e.db.Name + "-prune", Work: counterWork, Retention: time.Microsecond, PruneEvery: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	yes(t)(r.Prepare(ctx, "tx-1", op{K: "a", Add: 1}.payload()))
+	if err := r.Commit(ctx, "tx-1"); err != nil { // decision 1
+		t.Fatal(err)
+	}
+	if err := r.Abort(ctx, "tx-2"); err != nil { // decision 2
+		t.Fatal(err)
+	}
+	if err := r.Commit(ctx, "tx-1"); err != nil { // no new decision: still remembered
+		t.Fatalf("repeated commit before the prune: %v", err)
+	}
+	if err := r.Abort(ctx, "tx-3"); err != nil { // decision 3: prunes what is older than 1µs
+		t.Fatal(err)
+	}
+	for _, id := range []concord.TxID{"tx-1", "tx-2"} {
+		if st, err := r.Status(ctx, id); err != nil || st.State != pgxa.StateUnknown {
+			t.Errorf("%s after the prune: %+v, %v; want forgotten", id, st, err)
+		}
+	}
+	if err := r.Commit(ctx, "tx-1"); !errors.Is(err, participant.ErrUnknownTx) {
+		t.Fatalf("commit of a forgotten transaction = %v, want ErrUnknownTx", err)
+	}
+	if n := e.counter(t, "a"); n != 1 {
+		t.Fatalf("counter = %d: pruning decisions must not touch data", n)
+	}
+}

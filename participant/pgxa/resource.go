@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -27,6 +28,9 @@ type Resource struct {
 	table       string // quoted identifier
 	beginSQL    string // begins a transaction with the lock timeout set
 	lockTimeout string // milliseconds, as SET LOCAL wants it
+	retention   time.Duration
+	pruneEvery  int64
+	decisions   atomic.Int64 // decisions recorded, to prune every pruneEvery
 }
 
 var (
@@ -67,6 +71,8 @@ func New(ctx context.Context, opts Options) (*Resource, error) {
 		gidPrefix:   "concord/" + db + "/" + *schema + "/" + opts.Name + "/",
 		table:       ident.Sanitize(),
 		lockTimeout: fmt.Sprint(opts.LockTimeout.Milliseconds()),
+		retention:   opts.Retention,
+		pruneEvery:  int64(opts.PruneEvery),
 	}
 	r.beginSQL = "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = " + r.lockTimeout
 	if n := len(r.gidPrefix) + concord.MaxTxIDLen; n > maxGIDLen {
@@ -264,6 +270,7 @@ func (r *Resource) refuse(ctx context.Context, id concord.TxID, res participant.
 	if st.State != state {
 		return participant.PrepareResult{}, errRaced
 	}
+	r.noteDecision(ctx)
 	return res, nil
 }
 

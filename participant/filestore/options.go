@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/participant"
@@ -56,6 +57,14 @@ type Options struct {
 	// MaxPayload bounds a prepare payload in bytes; a larger one is voted
 	// no.
 	MaxPayload int
+	// CommitSyncDelay is how long the COMMIT record of a two-phase commit
+	// may wait for another sync (a later prepare's) to make it durable
+	// before Commit syncs it itself. Commit still returns only once the
+	// record is durable: the wait delays its acknowledgement, which is off
+	// the client's path (it only lets the coordinator forget), and at low
+	// load saves one fsync per transaction and keeps that fsync from
+	// queueing in front of the next prepare's. Negative means sync at once.
+	CommitSyncDelay time.Duration
 }
 
 // DefaultOptions holds the defaults for Options' zero fields.
@@ -64,6 +73,8 @@ var DefaultOptions = Options{
 	SnapshotEvery: 20_000,
 	Retain:        100_000,
 	MaxPayload:    1 << 20,
+
+	CommitSyncDelay: time.Millisecond,
 }
 
 // ErrBadOptions is returned by Open for invalid Options.
@@ -100,6 +111,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxPayload == 0 {
 		o.MaxPayload = d.MaxPayload
+	}
+	if o.CommitSyncDelay == 0 {
+		o.CommitSyncDelay = d.CommitSyncDelay
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/participant"
@@ -80,6 +81,9 @@ type Store struct {
 	err       error // ErrFailed or ErrClosed once broken
 	sinceSnap int   // records appended since the last snapshot
 
+	syncMu sync.Mutex
+	synced chan struct{} // closed and replaced after every sync durable makes
+
 	snapMu    sync.Mutex // one snapshot at a time
 	snapping  bool       // a background snapshot is running (guarded by mu)
 	snapWG    sync.WaitGroup
@@ -109,7 +113,7 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("create %s: %w", opts.Dir, err)
 	}
 	s := &Store{opts: opts, m: opts.Machine, walDir: filepath.Join(opts.Dir, "wal"),
-		txs: make(map[concord.TxID]*txEntry), prepared: make(map[concord.TxID]struct{})}
+		txs: make(map[concord.TxID]*txEntry), prepared: make(map[concord.TxID]struct{}), synced: make(chan struct{})}
 	log, err := wal.Open(wal.Options{Dir: s.walDir, FS: opts.FS, SegmentSize: opts.SegmentSize,
 		MaxRecordSize: opts.MaxPayload + 1024})
 	if err != nil {
@@ -257,7 +261,35 @@ func (s *Store) durable(seq uint64) error {
 		s.mu.Unlock()
 		return err
 	}
+	s.syncMu.Lock()
+	close(s.synced)
+	s.synced = make(chan struct{})
+	s.syncMu.Unlock()
 	return nil
+}
+
+// durableSoon waits until record seq is on stable storage, giving other
+// calls' syncs CommitSyncDelay to cover it before it syncs by itself.
+func (s *Store) durableSoon(seq uint64) error {
+	if d := s.opts.CommitSyncDelay; d > 0 && s.log.DurableSeq() < seq {
+		timer := time.NewTimer(d)
+		defer timer.Stop()
+		for {
+			s.syncMu.Lock()
+			synced := s.synced
+			s.syncMu.Unlock()
+			if s.log.DurableSeq() >= seq {
+				return nil
+			}
+			select {
+			case <-synced:
+				continue
+			case <-timer.C:
+			}
+			break
+		}
+	}
+	return s.durable(seq)
 }
 
 // Prepare implements participant.Resource. A yes vote returns once the
@@ -330,7 +362,7 @@ func (s *Store) earlierVote(e *txEntry) (participant.PrepareResult, error) {
 }
 
 // Commit implements participant.Resource: it returns once the COMMIT record
-// is durable.
+// is durable, which another call's sync may achieve within CommitSyncDelay.
 func (s *Store) Commit(ctx context.Context, id concord.TxID) error {
 	s.mu.Lock()
 	if s.err != nil {
@@ -358,7 +390,7 @@ func (s *Store) Commit(ctx context.Context, id concord.TxID) error {
 	}
 	s.setDecided(id, StateCommitted, seq, "")
 	s.mu.Unlock()
-	return s.durable(seq)
+	return s.durableSoon(seq)
 }
 
 // Abort implements participant.Resource. The ABORT of a prepared

@@ -12,7 +12,6 @@ import (
 	"sort"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/coordinator"
@@ -84,6 +83,7 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	defTimeout := fs.Duration("default-timeout", coordinator.DefaultTimeout, "prepare deadline of a transaction that gives none")
 	maxTimeout := fs.Duration("max-timeout", coordinator.DefaultMaxTimeout, "longest prepare deadline a client may ask for")
 	maxBranches := fs.Int("max-branches", coordinator.DefaultMaxBranches, "most participants in one transaction")
+	logs := addLogFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: concord coordinator --listen ADDR --data DIR --participant NAME=URL [--participant NAME=URL ...]")
 		fmt.Fprintln(stderr, "Runs the two-phase-commit coordinator until SIGINT or SIGTERM.")
@@ -108,6 +108,10 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	if *data == "" {
 		return usageErr("--data is empty")
 	}
+	logger, err := logs.logger(stderr)
+	if err != nil {
+		return usageErr("%v", err)
+	}
 	opts := coordinator.Options{
 		Dir:            filepath.Join(*data, "wal"),
 		Participants:   parts,
@@ -117,9 +121,7 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 		MaxTimeout:     *maxTimeout,
 		MaxBranches:    *maxBranches,
 		CrashHook:      hitFailpoint,
-		Logf: func(format string, a ...any) {
-			fmt.Fprintf(stderr, "%s concord coordinator: %s\n", time.Now().UTC().Format(time.RFC3339), fmt.Sprintf(format, a...))
-		},
+		Logger:         logger,
 	}
 	c, err := coordinator.New(opts)
 	if err != nil {
@@ -137,6 +139,7 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	st := c.Stats()
 	fmt.Fprintf(stdout, "coordinator serving on %s (log %s; participants %s; %d transactions recovered to finish)\n",
 		c.URL(), opts.Dir, parts, st.Live)
+	fmt.Fprintf(stdout, "console at %s/ui/, metrics at %s/metrics\n", c.URL(), c.URL())
 	select {
 	case <-ctx.Done():
 	case <-c.Done(): // halted on its own: the log failed

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -44,6 +43,7 @@ func runParticipant(ctx context.Context, args []string, stdout, stderr io.Writer
 	coord := fs.String("coordinator", "http://127.0.0.1:7070", "coordinator base `URL`, asked about transactions in doubt after a restart")
 	inventory := fs.String("inventory", "", "stock as `SKU=CAPACITY,...`, e.g. FL100=120,FL200=40 (default: the service's own; a store keeps the stock it was created with)")
 	store := fs.String("store", "file", "where the inventory lives: file, memory (lost on exit), or a database URL ("+strings.Join(travel.StoreKinds()[2:], ", ")+")")
+	logs := addLogFlags(fs)
 	inDoubt := fs.Duration("in-doubt-after", participant.DefaultOptions.InDoubtAfter, "how long a prepared reservation waits for the decision before the coordinator is asked")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: concord participant --service flights|hotels|cars [--listen ADDR] [--data DIR] [--coordinator URL] [--inventory SKU=N,...] [--store file|memory|URL]")
@@ -83,6 +83,10 @@ func runParticipant(ctx context.Context, args []string, stdout, stderr io.Writer
 	if *inDoubt <= 0 {
 		return usageErr("--in-doubt-after %v: want a positive duration", *inDoubt)
 	}
+	base, err := logs.logger(stderr)
+	if err != nil {
+		return usageErr("%v", err)
+	}
 	cfg := travel.StoreConfig{Service: *service, URL: *store, Dir: *data}
 	if *store == "file" {
 		cfg.URL = ""
@@ -104,7 +108,7 @@ func runParticipant(ctx context.Context, args []string, stdout, stderr io.Writer
 		}
 		return fail("%v", err)
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, nil)).With("service", *service)
+	logger := base.With("service", *service)
 	svc, err := travel.New(travel.Options{Name: *service, Store: st, Server: participant.Options{
 		Coordinator: coordURL, Logger: logger, InDoubtAfter: *inDoubt,
 	}})

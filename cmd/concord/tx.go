@@ -7,6 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -21,10 +24,10 @@ func init() {
 }
 
 func txUsage(w io.Writer) {
-	fmt.Fprintln(w, "usage: concord tx list [--state pending|committed|aborted|all] [--limit N] [--json] [--coordinator URL]")
-	fmt.Fprintln(w, "       concord tx show ID [--json] [--coordinator URL]")
-	fmt.Fprintln(w, "       concord tx retry ID [--coordinator URL]   resend the decision now to whoever has not acknowledged")
-	fmt.Fprintln(w, "       concord tx abort ID [--coordinator URL]   abort a transaction not yet decided")
+	fmt.Fprintln(w, "usage: concord tx list [--state pending|committed|aborted|all] [--participant NAME] [--limit N] [--json] [--coordinator URL]")
+	fmt.Fprintln(w, "       concord tx show ID [--json] [--events] [--coordinator URL]   state, votes, acknowledgements and timeline")
+	fmt.Fprintln(w, "       concord tx retry ID [--json] [--coordinator URL]   resend the decision now to whoever has not acknowledged")
+	fmt.Fprintln(w, "       concord tx abort ID [--reason TEXT] [--json] [--coordinator URL]   abort a transaction not yet decided")
 }
 
 // runTx dispatches concord tx's subcommands. Exit status 0 on success, 1
@@ -82,6 +85,7 @@ func runTxList(args []string, stdout, stderr io.Writer) int {
 	coord := fs.String("coordinator", client.DefaultURL, "coordinator base `URL`")
 	state := fs.String("state", "pending", "which transactions: pending (preparing or awaiting acknowledgements), committed, aborted or all")
 	limit := fs.Int("limit", 100, "most transactions to list")
+	participant := fs.String("participant", "", "only transactions with a branch at this participant `name`")
 	asJSON := fs.Bool("json", false, "print JSON")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -108,7 +112,13 @@ func runTxList(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return 2
 	}
-	list, err := cl.List(context.Background(), *state, *limit)
+	var list wire.TxList
+	if *participant == "" {
+		list, err = cl.List(context.Background(), *state, *limit)
+	} else {
+		q := url.Values{"state": {*state}, "limit": {strconv.Itoa(*limit)}, "participant": {*participant}}
+		err = opsDo(*coord, http.MethodGet, wire.PathTransactions+"?"+q.Encode(), nil, &list)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "concord tx list: %v\n", err)
 		return 1
@@ -159,6 +169,7 @@ func runTxShow(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	coord := fs.String("coordinator", client.DefaultURL, "coordinator base `URL`")
 	asJSON := fs.Bool("json", false, "print JSON")
+	events := fs.Bool("events", false, "with --json, print the timeline (state and events) instead of the state alone")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -184,6 +195,18 @@ func runTxShow(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "concord tx show: %v\n", err)
 		return 1
+	}
+	var tl wire.TxTimeline
+	tlErr := opsDo(*coord, http.MethodGet, wire.TimelinePath(id), nil, &tl)
+	if *asJSON && *events {
+		if tlErr != nil {
+			fmt.Fprintf(stderr, "concord tx show: timeline: %v\n", tlErr)
+			return 1
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(tl)
+		return 0
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -212,6 +235,9 @@ func runTxShow(args []string, stdout, stderr io.Writer) int {
 			dash(b.LastError), next, dash(b.Reason))
 	}
 	tw.Flush()
+	if tlErr == nil {
+		printTimeline(stdout, tl)
+	}
 	return 0
 }
 
@@ -227,6 +253,11 @@ func runTxOperate(op string, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("concord tx "+op, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	coord := fs.String("coordinator", client.DefaultURL, "coordinator base `URL`")
+	asJSON := fs.Bool("json", false, "print the transaction's status after the action as JSON")
+	reason := new(string)
+	if op == "abort" {
+		reason = fs.String("reason", "", "why it is aborted (`text`, logged and kept in the timeline)")
+	}
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -249,14 +280,26 @@ func runTxOperate(op string, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	var st wire.TxStatus
-	if op == "retry" {
+	switch {
+	case op == "retry":
 		st, err = cl.RetryNow(context.Background(), id)
-	} else {
+	case *reason != "":
+		err = opsDo(*coord, http.MethodPost, wire.AbortPath(id), wire.ActionRequest{Reason: *reason}, &st)
+	default:
 		st, err = cl.Abort(context.Background(), id)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "concord tx %s: %v\n", op, err)
+		if *asJSON {
+			json.NewEncoder(stdout).Encode(wire.ErrorResponse{Error: err.Error()})
+		}
 		return 1
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(st)
+		return 0
 	}
 	if op == "retry" {
 		fmt.Fprintf(stdout, "transaction %s: %s; decision resent to every participant that had not acknowledged\n", st.ID, st.State)

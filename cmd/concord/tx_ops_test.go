@@ -1,0 +1,116 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/concordtx/concord/coordinator"
+	"github.com/concordtx/concord/internal/testutil"
+	"github.com/concordtx/concord/wal/memfs"
+	"github.com/concordtx/concord/wire"
+)
+
+// concord tx does what the console does: show with the timeline, list by
+// participant, retry and abort with --json for scripts.
+func TestTxOperatorCommands(t *testing.T) {
+	flights := testutil.NewParticipant(t, "flights")
+	hotels := testutil.NewParticipant(t, "hotels")
+	c, err := coordinator.New(coordinator.Options{Dir: "/c", FS: memfs.New(), CompactInterval: time.Hour,
+		RetryMin: time.Hour, RetryMax: time.Hour,
+		Participants: map[string]string{"flights": flights.URL, "hotels": hotels.URL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ln); err != nil {
+		t.Fatal(err)
+	}
+	url := c.URL()
+	hotels.SetPathMode(wire.PathCommit, testutil.Down)
+	for _, req := range []wire.SubmitRequest{
+		{ID: "both", Branches: []wire.Branch{{Participant: "flights"}, {Participant: "hotels"}}},
+		{ID: "alone", Branches: []wire.Branch{{Participant: "flights"}}},
+	} {
+		if _, err := c.Submit(context.Background(), req); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	deadline := time.Now().Add(10 * time.Second)
+	for st, _ := c.Status("both"); len(st.Branches) < 2 || st.Branches[1].LastError == ""; st, _ = c.Status("both") {
+		if time.Now().After(deadline) {
+			t.Fatal("hotels' COMMIT never failed")
+		}
+		time.Sleep(time.Millisecond) // the COMMIT fails over a real socket: nothing to wait on
+	}
+	code, out, errs := runCmd("tx", "show", "both", "--coordinator", url)
+	for _, want := range []string{"timeline:", "vote yes", "decision committed", "delivery-failed", "hotels"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Fatalf("tx show lacks %q: exit %d\n%s%s", want, code, out, errs)
+		}
+	}
+	code, out, _ = runCmd("tx", "show", "both", "--json", "--events", "--coordinator", url)
+	var tl wire.TxTimeline
+	if code != 0 || json.Unmarshal([]byte(out), &tl) != nil || len(tl.Events) == 0 || tl.Status.ID != "both" {
+		t.Fatalf("tx show --json --events: exit %d: %s", code, out)
+	}
+	code, out, _ = runCmd("tx", "list", "--state", "all", "--participant", "hotels", "--coordinator", url)
+	if code != 0 || !strings.Contains(out, "both") || strings.Contains(out, "alone") {
+		t.Fatalf("tx list --participant hotels: exit %d:\n%s", code, out)
+	}
+
+	code, out, errs = runCmd("tx", "abort", "both", "--reason", "testing", "--json", "--coordinator", url)
+	var er wire.ErrorResponse
+	if code != 1 || json.Unmarshal([]byte(out), &er) != nil || !strings.Contains(er.Error, "never aborted") {
+		t.Fatalf("tx abort of a commit: exit %d: %q %q", code, out, errs)
+	}
+	hotels.SetPathMode(wire.PathCommit, testutil.Normal)
+	code, out, errs = runCmd("tx", "retry", "both", "--json", "--coordinator", url)
+	var st wire.TxStatus
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st.ID != "both" || st.State != "committed" {
+		t.Fatalf("tx retry --json: exit %d: %q %q", code, out, errs)
+	}
+	if code, _, errs := runCmd("tx", "retry", "--reason", "x", "both"); code != 2 || !strings.Contains(errs, "reason") {
+		t.Fatalf("tx retry --reason: exit %d %q, want a usage error", code, errs)
+	}
+}
+
+// --log-format and --log-level: a bad value is a usage error naming it;
+// json gives one JSON object a line.
+func TestLogFlags(t *testing.T) {
+	for _, tc := range []struct{ args, want string }{
+		{"--log-format xml", `--log-format "xml"`},
+		{"--log-level loud", `--log-level "loud"`},
+	} {
+		code, stderr := coordinatorExit(t, append([]string{"--data", t.TempDir(), "--participant", "flights=http://127.0.0.1:1"}, strings.Fields(tc.args)...)...)
+		if code != 2 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%s: exit %d %q", tc.args, code, stderr)
+		}
+	}
+	var buf bytes.Buffer
+	l, err := (&logFlags{format: "json", level: "debug"}).logger(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Debug("transaction decided", "tx", "t1")
+	var line map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil || line["tx"] != "t1" || line["level"] != "DEBUG" {
+		t.Fatalf("json line %q: %v", buf.String(), err)
+	}
+	buf.Reset()
+	l, _ = (&logFlags{format: "text", level: "warn"}).logger(&buf)
+	l.Info("quiet")
+	l.Warn("loud", "tx", "t2")
+	if s := buf.String(); strings.Contains(s, "quiet") || !strings.Contains(s, "level=WARN msg=loud tx=t2") {
+		t.Fatalf("text at warn: %q", s)
+	}
+}

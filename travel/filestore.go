@@ -90,8 +90,10 @@ func (f *FileStore) Items(context.Context) ([]Item, error) {
 	return items, nil
 }
 
-// Reservation returns id's reservation; a refused one is reported aborted
-// with the reason for as long as the store remembers it.
+// Reservation returns id's reservation. One the inventory no longer details
+// (refused, or decided longer ago than DecidedRetention) is reported with
+// its state alone, and an aborted one with the reason, for as long as the
+// file store remembers it (filestore.Options.Retain).
 func (f *FileStore) Reservation(_ context.Context, id concord.TxID) (Reservation, error) {
 	var r Reservation
 	var err error
@@ -101,8 +103,13 @@ func (f *FileStore) Reservation(_ context.Context, id concord.TxID) (Reservation
 		r, err = f.inv.Reservation(id)
 		state, reason = f.State(id)
 	})
-	if errors.Is(err, ErrNoReservation) && state == filestore.StateAborted {
-		return Reservation{ID: id, State: StateAborted, Reason: reason}, nil
+	if errors.Is(err, ErrNoReservation) {
+		switch state {
+		case filestore.StateAborted:
+			return Reservation{ID: id, State: StateAborted, Reason: reason}, nil
+		case filestore.StateCommitted:
+			return Reservation{ID: id, State: StateCommitted}, nil
+		}
 	}
 	return r, err
 }

@@ -279,3 +279,28 @@ func TestMachineRefusesRememberedIDs(t *testing.T) {
 		t.Fatalf("items %+v", got)
 	}
 }
+
+// TestFileStoreReservationPastInventoryRetention: a committed reservation
+// the inventory no longer details is still reported committed.
+func TestFileStoreReservationPastInventoryRetention(t *testing.T) {
+	st := openMem(t, memfs.New(), []Stock{{"A", 100}})
+	defer st.Close()
+	st.inv.mu.Lock()
+	st.inv.retain = 5
+	st.inv.mu.Unlock()
+	ctx := t.Context()
+	for i := range 6 {
+		id := concord.TxID(fmt.Sprintf("t%d", i))
+		mustVote(t, st, id, "A", 1, concord.VoteYes)
+		if err := st.Commit(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := st.Reservation(ctx, "t0")
+	if err != nil || r.State != StateCommitted || r.SKU != "" {
+		t.Fatalf("t0 past the inventory's retention: %+v, %v", r, err)
+	}
+	if r, err := st.Reservation(ctx, "t1"); err != nil || r.SKU != "A" || r.Quantity != 1 {
+		t.Fatalf("t1: %+v, %v", r, err)
+	}
+}

@@ -34,6 +34,7 @@ type Inventory struct {
 	items   map[string]*Item
 	res     map[concord.TxID]*Reservation
 	decided []concord.TxID // decided reservations still remembered, oldest first
+	retain  int            // DecidedRetention; lower in tests
 }
 
 // NewInventory returns an inventory offering stock, with nothing held or
@@ -42,7 +43,7 @@ func NewInventory(stock []Stock) (*Inventory, error) {
 	if err := validateStock(stock); err != nil {
 		return nil, err
 	}
-	v := &Inventory{}
+	v := &Inventory{retain: DecidedRetention}
 	v.reset(stock)
 	return v, nil
 }
@@ -148,7 +149,7 @@ func (v *Inventory) Abort(id concord.TxID) error {
 func (v *Inventory) decide(r *Reservation, s State) {
 	r.State = s
 	v.decided = append(v.decided, r.ID)
-	for len(v.decided) > DecidedRetention {
+	for len(v.decided) > v.retain {
 		delete(v.res, v.decided[0])
 		v.decided = v.decided[1:]
 	}
@@ -309,8 +310,8 @@ func (v *Inventory) Restore(b []byte) error {
 			return fmt.Errorf("restore inventory: %w", err)
 		}
 	}
-	if len(s.Decided) > DecidedRetention {
-		s.Decided = s.Decided[len(s.Decided)-DecidedRetention:]
+	if len(s.Decided) > v.retain {
+		s.Decided = s.Decided[len(s.Decided)-v.retain:]
 	}
 	for _, r := range s.Decided {
 		if err := add(r, StateCommitted, StateAborted); err != nil {

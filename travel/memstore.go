@@ -115,9 +115,16 @@ func (m *MemStore) Recover(context.Context) ([]concord.TxID, error) {
 // Items lists every SKU's state.
 func (m *MemStore) Items(context.Context) ([]Item, error) { return m.inv.Items(), nil }
 
-// Reservation returns id's reservation.
+// Reservation returns id's reservation; a refused one is reported aborted
+// with the reason while remembered.
 func (m *MemStore) Reservation(_ context.Context, id concord.TxID) (Reservation, error) {
-	return m.inv.Reservation(id)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, err := m.inv.Reservation(id)
+	if reason, ok := m.refused[id]; ok && errors.Is(err, ErrNoReservation) {
+		return Reservation{ID: id, State: StateAborted, Reason: reason}, nil
+	}
+	return r, err
 }
 
 // Reservations lists reservations in state s ("" for all).

@@ -37,6 +37,9 @@ func TestMemStoreResourceContract(t *testing.T) {
 	if res := prep("late", 1); res.Vote != concord.VoteNo {
 		t.Fatalf("late prepare after abort: %+v", res)
 	}
+	if r, err := st.Reservation(ctx, "big"); err != nil || r.State != StateAborted || !strings.Contains(r.Reason, "not enough left") {
+		t.Fatalf("refused reservation: %+v, %v", r, err)
+	}
 	if res := prep("ok", 2); res.Vote != concord.VoteYes {
 		t.Fatalf("prepare: %+v", res)
 	}

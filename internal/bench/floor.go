@@ -29,12 +29,22 @@ type Floor struct {
 	// OnePhase is the floor of a one-participant commit: two round trips
 	// and the participant's one fsync.
 	OnePhase time.Duration `json:"one_phase_ns"`
+	// Fsync3 is the median time of three appends+fdatasyncs to three logs
+	// at once, as three participants on one disk prepare; CommitSharedDisk
+	// is Commit with it in place of the first fsync: the floor of a
+	// three-participant commit when every participant shares this disk.
+	Fsync3           time.Duration `json:"fsync3_parallel_ns"`
+	CommitSharedDisk time.Duration `json:"commit_shared_disk_ns"`
 }
 
 // measureFloor times n appends of 128 bytes with fdatasync to a fresh log
 // in dir and n loopback HTTP round trips of a small JSON body.
 func measureFloor(ctx context.Context, dir string, n int) (Floor, error) {
-	fsync, err := timeFsync(dir, n)
+	fsync, err := timeFsync(dir, 1, n)
+	if err != nil {
+		return Floor{}, err
+	}
+	fsync3, err := timeFsync(dir, 3, n)
 	if err != nil {
 		return Floor{}, err
 	}
@@ -42,23 +52,39 @@ func measureFloor(ctx context.Context, dir string, n int) (Floor, error) {
 	if err != nil {
 		return Floor{}, err
 	}
-	return Floor{Fsync: fsync, RoundTrip: rtt, Commit: 2*fsync + 2*rtt, OnePhase: fsync + 2*rtt}, nil
+	return Floor{Fsync: fsync, RoundTrip: rtt, Commit: 2*fsync + 2*rtt, OnePhase: fsync + 2*rtt,
+		Fsync3: fsync3, CommitSharedDisk: fsync3 + fsync + 2*rtt}, nil
 }
 
-func timeFsync(dir string, n int) (time.Duration, error) {
+// timeFsync times n rounds of one 128-byte append with fdatasync to each of
+// k fresh logs at once and returns the median round.
+func timeFsync(dir string, k, n int) (time.Duration, error) {
 	logDir := freshDir(dir, "floor-wal")
 	defer os.RemoveAll(logDir)
-	l, err := wal.Open(wal.Options{Dir: filepath.Join(logDir)})
-	if err != nil {
-		return 0, fmt.Errorf("floor: open log: %w", err)
+	logs := make([]*wal.Log, k)
+	for i := range logs {
+		l, err := wal.Open(wal.Options{Dir: filepath.Join(logDir, fmt.Sprint(i))})
+		if err != nil {
+			return 0, fmt.Errorf("floor: open log: %w", err)
+		}
+		defer l.Close()
+		logs[i] = l
 	}
-	defer l.Close()
 	payload := bytes.Repeat([]byte{'x'}, 128)
 	ds := make([]time.Duration, n)
+	errs := make(chan error, k)
 	for i := range ds {
 		t0 := time.Now()
-		if _, err := l.Append(1, payload); err != nil {
-			return 0, fmt.Errorf("floor: append: %w", err)
+		for _, l := range logs {
+			go func() {
+				_, err := l.Append(1, payload)
+				errs <- err
+			}()
+		}
+		for range logs {
+			if err := <-errs; err != nil {
+				return 0, fmt.Errorf("floor: append: %w", err)
+			}
 		}
 		ds[i] = time.Since(t0)
 	}

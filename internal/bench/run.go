@@ -169,6 +169,9 @@ func runPhase(ctx context.Context, hc *http.Client, c *cluster, p phase, res *Re
 			f = floor.OnePhase
 		}
 		pr.FloorRatio = pr.Latency.P50 / ms(f)
+		if p.participants == 3 {
+			pr.FloorRatioSharedDisk = pr.Latency.P50 / ms(floor.CommitSharedDisk)
+		}
 	}
 	fmt.Fprintf(opts.Progress, "  done: %.0f committed/s, %.0f aborted/s, %d errors, p50 %.2f ms, p99 %.2f ms\n",
 		pr.CommittedPerSec, pr.AbortedPerSec, pr.Errors, pr.Latency.P50, pr.Latency.P99)

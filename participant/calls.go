@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/tpc"
@@ -18,6 +19,8 @@ func (s *Server) perform(a tpc.ParticipantAction) tpc.ParticipantResult {
 	defer cancel()
 	res := tpc.ParticipantResult{Kind: a.Kind, ID: a.ID}
 	var err error
+	start := time.Now()
+	defer func() { s.metrics.call(a.Kind, start, res.Err == tpc.PErrFailed) }()
 	switch a.Kind {
 	case tpc.ActPrepare:
 		var r PrepareResult

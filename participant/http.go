@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/concordtx/concord/wire"
 )
@@ -30,7 +31,9 @@ func (s *Server) handlePrepare(w http.ResponseWriter, r *http.Request) {
 	if !s.decode(w, r, &req) {
 		return
 	}
+	start := time.Now()
 	resp, err := s.Prepare(r.Context(), req)
+	s.metrics.request(reqPrepare, start, len(req.Transactions))
 	if err != nil {
 		s.writeErr(w, err)
 		return
@@ -49,10 +52,13 @@ func (s *Server) handleDecision(w http.ResponseWriter, r *http.Request, commit b
 	}
 	var resp wire.DecisionResponse
 	var err error
+	start := time.Now()
 	if commit {
 		resp, err = s.Commit(r.Context(), req.IDs)
+		s.metrics.request(reqCommit, start, len(req.IDs))
 	} else {
 		resp, err = s.Abort(r.Context(), req.IDs)
+		s.metrics.request(reqAbort, start, len(req.IDs))
 	}
 	if err != nil {
 		s.writeErr(w, err)

@@ -57,7 +57,8 @@ type Server struct {
 	closeMu sync.RWMutex   // orders wg.Add against Close's wg.Wait
 	closed  bool
 
-	stats serverStats
+	stats   serverStats
+	metrics *metrics
 }
 
 type shard struct {
@@ -101,6 +102,7 @@ func NewServer(opts Options) (*Server, error) {
 		s.shards[i] = &shard{m: tpc.NewParticipant(cfg), waiting: make(map[uint64]chan tpc.ParticipantReply)}
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.metrics = newMetrics(s)
 	return s, nil
 }
 

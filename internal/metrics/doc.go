@@ -1,0 +1,3 @@
+// Package metrics holds the Prometheus collectors shared by Concord's
+// servers: the log's counters, read when scraped.
+package metrics

@@ -57,7 +57,7 @@ type Bugs struct {
 type Options struct {
 	Seed         uint64
 	Transactions int           // transactions submitted (24)
-	Participants int           // participant services, 1 to 4 (3)
+	Participants int           // participant services, 1 to 4 (drawn from the seed: 2 to 4)
 	FaultWindow  time.Duration // simulated time with faults; then all heal (3s)
 	SettleLimit  time.Duration // simulated time allowed to settle once healed (2m)
 	Faults       *Faults       // nil: drawn from the seed
@@ -70,9 +70,6 @@ type Options struct {
 func (o Options) withDefaults() (Options, error) {
 	if o.Transactions == 0 {
 		o.Transactions = 24
-	}
-	if o.Participants == 0 {
-		o.Participants = 3
 	}
 	if o.FaultWindow == 0 {
 		o.FaultWindow = 3 * time.Second
@@ -87,7 +84,7 @@ func (o Options) validate() error {
 	switch {
 	case o.Transactions < 0:
 		return fmt.Errorf("sim: Transactions %d is negative", o.Transactions)
-	case o.Participants < 1 || o.Participants > len(serviceNames):
+	case o.Participants < 0 || o.Participants > len(serviceNames):
 		return fmt.Errorf("sim: Participants %d is outside 1..%d", o.Participants, len(serviceNames))
 	case o.FaultWindow < 0 || o.SettleLimit < 0:
 		return fmt.Errorf("sim: negative FaultWindow or SettleLimit")
@@ -226,7 +223,11 @@ func newSim(opts Options) *sim {
 	s.hist = newHistory(s)
 	s.coord = newCoordNode(s)
 	s.nodes[coordinatorName] = s.coord
-	for i := 0; i < opts.Participants; i++ {
+	n := opts.Participants
+	if n == 0 {
+		n = 2 + s.rng.IntN(3)
+	}
+	for i := range n {
 		name := serviceNames[i]
 		p := newPartNode(s, name, drawStock(s.rng))
 		s.parts = append(s.parts, p)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -74,7 +73,7 @@ func makeBodies(p phase) (bodies, error) {
 	return b, nil
 }
 
-// newClient returns an HTTP client keeping one connection per bench client.
+// newClient returns an HTTP client for the stats reads and the floor.
 func newClient(conns int) *http.Client {
 	return &http.Client{Transport: &http.Transport{
 		Proxy:               nil,
@@ -88,13 +87,12 @@ func newClient(conns int) *http.Client {
 // load runs one phase against coordURL and returns the tally and every
 // successful transaction's latency. progress, when set, is called every
 // tick with the tally so far.
-func load(ctx context.Context, hc *http.Client, coordURL string, p phase, tick time.Duration,
+func load(ctx context.Context, coordURL string, p phase, tick time.Duration,
 	progress func(elapsed time.Duration, t *tally)) (*tally, []time.Duration, time.Duration, error) {
 	bs, err := makeBodies(p)
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	url := coordURL + wire.PathTransactions
 	t := &tally{}
 	var claimed atomic.Int64
 	runCtx := ctx
@@ -110,6 +108,12 @@ func load(ctx context.Context, hc *http.Client, coordURL string, p phase, tick t
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			cn, err := newConn(coordURL)
+			if err != nil {
+				t.fail(err)
+				return
+			}
+			defer cn.close()
 			rng := rand.New(rand.NewPCG(uint64(w), 0x62656e6368))
 			sku := w % p.skus
 			var buf bytes.Buffer
@@ -122,7 +126,7 @@ func load(ctx context.Context, hc *http.Client, coordURL string, p phase, tick t
 					body = bs.abort[sku]
 				}
 				t0 := time.Now()
-				outcome, err := submit(runCtx, hc, url, body, &buf)
+				outcome, err := submit(ctx, cn, body, &buf)
 				d := time.Since(t0)
 				switch {
 				case err != nil && runCtx.Err() != nil && p.count == 0:
@@ -166,23 +170,13 @@ wait:
 }
 
 // submit posts one transaction and returns its outcome.
-func submit(ctx context.Context, hc *http.Client, url string, body []byte, buf *bytes.Buffer) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+func submit(ctx context.Context, cn *conn, body []byte, buf *bytes.Buffer) (string, error) {
+	status, err := cn.post(ctx, wire.PathTransactions, body, buf)
 	if err != nil {
 		return "", err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := hc.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	buf.Reset()
-	if _, err := buf.ReadFrom(io.LimitReader(resp.Body, 1<<20)); err != nil {
-		return "", fmt.Errorf("read answer: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("http %d: %s", resp.StatusCode, bytes.TrimSpace(buf.Bytes()))
+	if status != http.StatusOK {
+		return "", fmt.Errorf("http %d: %s", status, bytes.TrimSpace(buf.Bytes()))
 	}
 	var out struct {
 		Outcome string `json:"outcome"`

@@ -37,7 +37,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		defer c.stop()
 		res.Started = true
 	}
-	hc := newClient(maxOf(opts.Concurrency))
+	hc := newClient(16)
 	defer hc.CloseIdleConnections()
 	first := readStats(ctx, hc, c)
 	for _, parts := range opts.Participants {
@@ -104,7 +104,7 @@ func runPhase(ctx context.Context, hc *http.Client, c *cluster, p phase, res *Re
 			profilePhase(pctx, c, opts.ProfileDir, label, p.duration, opts.Progress)
 		}
 	}()
-	t, lats, elapsed, err := load(ctx, hc, c.coordURL, p, opts.ProgressEvery, progress)
+	t, lats, elapsed, err := load(ctx, c.coordURL, p, opts.ProgressEvery, progress)
 	stopProfile()
 	<-profDone
 	if err != nil {
@@ -176,12 +176,4 @@ func runPhase(ctx context.Context, hc *http.Client, c *cluster, p phase, res *Re
 	fmt.Fprintf(opts.Progress, "  done: %.0f committed/s, %.0f aborted/s, %d errors, p50 %.2f ms, p99 %.2f ms\n",
 		pr.CommittedPerSec, pr.AbortedPerSec, pr.Errors, pr.Latency.P50, pr.Latency.P99)
 	return pr, nil
-}
-
-func maxOf(xs []int) int {
-	m := 0
-	for _, x := range xs {
-		m = max(m, x)
-	}
-	return m
 }

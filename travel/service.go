@@ -72,6 +72,7 @@ func New(opts Options) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("travel: %w", err)
 	}
+	registerStoreMetrics(srv, opts.Store)
 	return &Service{name: opts.Name, store: opts.Store, server: srv}, nil
 }
 
@@ -95,7 +96,8 @@ func (s *Service) Start(ctx context.Context) error {
 
 // Handler serves the participant protocol (POST /v1/prepare, /v1/commit,
 // /v1/abort), GET /v1/inventory, GET /v1/reservations[?state=...], GET
-// /v1/reservations/{txid}, GET /v1/status, GET /v1/stats and GET /healthz.
+// /v1/reservations/{txid}, GET /v1/status, GET /v1/stats, GET /metrics (Prometheus) and GET
+// /healthz.
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	proto := s.server.Handler()
@@ -115,6 +117,7 @@ func (s *Service) Handler() http.Handler {
 		wire.WriteJSON(w, http.StatusOK, StatusResponse{Service: s.name, Server: s.server.Status(), InDoubt: in})
 	})
 	mux.HandleFunc(wire.PathStats, s.serveStats)
+	mux.Handle(wire.PathMetrics, s.server.MetricsHandler())
 	mux.HandleFunc(wire.PathHealth, func(w http.ResponseWriter, r *http.Request) {
 		if !s.server.Status().Started {
 			wire.WriteError(w, http.StatusServiceUnavailable, s.name+" is not started")

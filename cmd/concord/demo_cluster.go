@@ -144,6 +144,7 @@ func (d *demoService) crash() {
 
 // restart brings a crashed service back on the same port and data.
 func (d *demoService) restart() error {
+	d.fs.revive()
 	ln, err := net.Listen("tcp", d.addr)
 	if err != nil {
 		return fmt.Errorf("%s: listen again on %s: %w", d.name, d.addr, err)

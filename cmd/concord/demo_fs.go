@@ -30,12 +30,33 @@ type crashFS struct {
 	fresh  map[string]bool  // created, directory not synced since
 	open   []*crashFile
 	locks  []io.Closer
+	dead   bool // crashed and not revived: every operation fails
+
 	// dropped counts the bytes and files the crashes threw away.
 	droppedBytes int64
 	droppedFiles int
 }
 
 var _ wal.FS = (*crashFS)(nil)
+
+// alive fails once the file system has crashed, until revive: the crashed
+// process can do nothing more, and only its successor revives the disk.
+func (c *crashFS) alive() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dead {
+		return errCrashed
+	}
+	return nil
+}
+
+// revive makes the file system usable again after a crash, for the
+// process that restarts on it.
+func (c *crashFS) revive() {
+	c.mu.Lock()
+	c.dead = false
+	c.mu.Unlock()
+}
 
 func newCrashFS() *crashFS {
 	return &crashFS{base: wal.OSFS{}, synced: map[string]int64{}, fresh: map[string]bool{}}
@@ -74,6 +95,9 @@ func (c *crashFS) track(name string, f wal.File, created bool) (*crashFile, erro
 
 // Create implements wal.FS.
 func (c *crashFS) Create(name string) (wal.File, error) {
+	if err := c.alive(); err != nil {
+		return nil, err
+	}
 	f, err := c.base.Create(name)
 	if err != nil {
 		return nil, err
@@ -83,6 +107,9 @@ func (c *crashFS) Create(name string) (wal.File, error) {
 
 // OpenFile implements wal.FS.
 func (c *crashFS) OpenFile(name string, writable bool) (wal.File, error) {
+	if err := c.alive(); err != nil {
+		return nil, err
+	}
 	f, err := c.base.OpenFile(name, writable)
 	if err != nil {
 		return nil, err
@@ -91,10 +118,18 @@ func (c *crashFS) OpenFile(name string, writable bool) (wal.File, error) {
 }
 
 // ReadDir implements wal.FS.
-func (c *crashFS) ReadDir(dir string) ([]string, error) { return c.base.ReadDir(dir) }
+func (c *crashFS) ReadDir(dir string) ([]string, error) {
+	if err := c.alive(); err != nil {
+		return nil, err
+	}
+	return c.base.ReadDir(dir)
+}
 
 // Remove implements wal.FS.
 func (c *crashFS) Remove(name string) error {
+	if err := c.alive(); err != nil {
+		return err
+	}
 	if err := c.base.Remove(name); err != nil {
 		return err
 	}
@@ -107,6 +142,9 @@ func (c *crashFS) Remove(name string) error {
 
 // Rename implements wal.FS.
 func (c *crashFS) Rename(oldname, newname string) error {
+	if err := c.alive(); err != nil {
+		return err
+	}
 	if err := c.base.Rename(oldname, newname); err != nil {
 		return err
 	}
@@ -133,10 +171,18 @@ func (c *crashFS) Rename(oldname, newname string) error {
 }
 
 // MkdirAll implements wal.FS.
-func (c *crashFS) MkdirAll(dir string) error { return c.base.MkdirAll(dir) }
+func (c *crashFS) MkdirAll(dir string) error {
+	if err := c.alive(); err != nil {
+		return err
+	}
+	return c.base.MkdirAll(dir)
+}
 
 // SyncDir implements wal.FS: the files created in dir are durable from now on.
 func (c *crashFS) SyncDir(dir string) error {
+	if err := c.alive(); err != nil {
+		return err
+	}
 	if err := c.base.SyncDir(dir); err != nil {
 		return err
 	}
@@ -152,6 +198,9 @@ func (c *crashFS) SyncDir(dir string) error {
 
 // Lock implements wal.FS.
 func (c *crashFS) Lock(dir string) (io.Closer, error) {
+	if err := c.alive(); err != nil {
+		return nil, err
+	}
 	l, err := c.base.Lock(dir)
 	if err != nil {
 		return nil, err
@@ -163,10 +212,12 @@ func (c *crashFS) Lock(dir string) (io.Closer, error) {
 }
 
 // crash cuts the power: every open file is closed and fails from now on,
-// every lock is released, and what was not made durable is thrown away.
+// every lock is released, what was not made durable is thrown away, and
+// every operation fails until revive.
 func (c *crashFS) crash() error {
 	// Lock order: a file's mu before the FS's.
 	c.mu.Lock()
+	c.dead = true
 	open, locks := c.open, c.locks
 	c.open, c.locks = nil, nil
 	c.mu.Unlock()

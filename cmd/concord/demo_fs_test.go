@@ -80,6 +80,14 @@ func TestCrashFSDropsUnsyncedWrites(t *testing.T) {
 	if b, n := c.dropped(); b != 6 || n != 1 {
 		t.Fatalf("dropped %d bytes, %d files; want 6, 1", b, n)
 	}
+	// The crashed process can do nothing more.
+	if _, err := c.Create(filepath.Join(dir, "late")); !errors.Is(err, errCrashed) {
+		t.Fatalf("create after the crash: %v", err)
+	}
+	if _, err := c.Lock(dir); !errors.Is(err, errCrashed) {
+		t.Fatalf("lock after the crash: %v", err)
+	}
+	c.revive()
 	// The lock died with the crash: the directory can be locked again.
 	l2, err := c.Lock(dir)
 	if err != nil {
@@ -103,6 +111,7 @@ func TestCrashFSDropsUnsyncedWrites(t *testing.T) {
 	if err := c.crash(); err != nil {
 		t.Fatal(err)
 	}
+	c.revive()
 	if got := crashFSRead(t, durable); got != "abcgh" {
 		t.Fatalf("after second crash: %q", got)
 	}
@@ -134,6 +143,7 @@ func TestCrashFSRenameCarriesDurability(t *testing.T) {
 	if err := c.crash(); err != nil {
 		t.Fatal(err)
 	}
+	c.revive()
 	if got := crashFSRead(t, final); got != "snapshot" {
 		t.Fatalf("renamed, synced file after crash: %q", got)
 	}

@@ -374,3 +374,53 @@ func BenchmarkSQLStorePrepareCommit(b *testing.B) {
 		})
 	}
 }
+
+// Past the newest keep decided reservations, the oldest are forgotten: their
+// rows go, their confirmed quantities stay in the SKU's count, prepared ones
+// stay, and the decision table still answers repeats.
+func TestSQLStoreForgetsOldDecisions(t *testing.T) {
+	forEachSQL(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		st := openSQL(t, url, testStock)
+		st.keep, st.forgetEvery, st.forgetBatch = 3, 1, 2
+		sqlVote(t, st, "held", "FL100", 1, concord.VoteYes) // stays prepared throughout
+		var confirmed int64
+		for i := range 8 {
+			id := concord.TxID(fmt.Sprintf("tx-%d", i))
+			sqlVote(t, st, id, "FL100", 1, concord.VoteYes)
+			if i%3 == 2 {
+				if err := st.Abort(ctx, id); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				if err := st.Commit(ctx, id); err != nil {
+					t.Fatal(err)
+				}
+				confirmed++
+			}
+			wantItem(t, st, Item{SKU: "FL100", Capacity: 10, Available: 10 - 1 - confirmed, Held: 1, Confirmed: confirmed})
+		}
+		all, err := st.Reservations(ctx, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []concord.TxID
+		for _, r := range all {
+			ids = append(ids, r.ID)
+		}
+		if fmt.Sprint(ids) != "[held tx-5 tx-6 tx-7]" {
+			t.Fatalf("remembered %v, want the prepared one and the newest 3 decided", ids)
+		}
+		if _, err := st.Reservation(ctx, "tx-0"); !errors.Is(err, ErrNoReservation) {
+			t.Fatalf("forgotten reservation: %v", err)
+		}
+		if err := st.Commit(ctx, "tx-0"); err != nil {
+			t.Fatalf("repeated commit of a forgotten reservation: %v", err)
+		}
+		sqlVote(t, st, "tx-0", "FL100", 1, concord.VoteYes) // answered from the decision table: no new hold
+		wantItem(t, st, Item{SKU: "FL100", Capacity: 10, Available: 10 - 1 - confirmed, Held: 1, Confirmed: confirmed})
+		st.Close()
+		st = openSQL(t, url, nil)
+		wantItem(t, st, Item{SKU: "FL100", Capacity: 10, Available: 10 - 1 - confirmed, Held: 1, Confirmed: confirmed})
+	})
+}

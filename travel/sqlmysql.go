@@ -96,7 +96,7 @@ func OpenMySQLStore(ctx context.Context, cfg StoreConfig) (*SQLStore, error) {
 		b.close()
 		return nil, err
 	}
-	return &SQLStore{service: cfg.Service, b: b}, nil
+	return newSQLStore(cfg.Service, b), nil
 }
 
 func openMySQLStore(ctx context.Context, cfg StoreConfig) (Store, error) {
@@ -116,12 +116,15 @@ func (b *myBackend) open(ctx context.Context, cfg StoreConfig) error {
 			sku       VARCHAR(32) CHARACTER SET ascii COLLATE ascii_bin PRIMARY KEY,
 			pos       INT NOT NULL,
 			capacity  BIGINT NOT NULL,
-			available BIGINT NOT NULL) ENGINE=InnoDB`,
+			available BIGINT NOT NULL,
+			confirmed_base BIGINT NOT NULL DEFAULT 0) ENGINE=InnoDB`,
 		`CREATE TABLE IF NOT EXISTS ` + b.resv + ` (
 			txid     VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin PRIMARY KEY,
 			sku      VARCHAR(32) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
 			quantity BIGINT NOT NULL,
 			state    VARCHAR(16) NOT NULL,
+			seq      BIGINT NOT NULL AUTO_INCREMENT,
+			UNIQUE KEY seq (seq),
 			KEY sku_state (sku, state)) ENGINE=InnoDB`,
 	} {
 		if _, err := b.db.ExecContext(ctx, q); err != nil {
@@ -307,9 +310,9 @@ func (b *myBackend) release(ctx context.Context, id concord.TxID) error {
 func (b *myBackend) items(ctx context.Context) ([]Item, error) {
 	rows, err := b.db.QueryContext(ctx, `SELECT i.sku, i.capacity, i.available,
 		COALESCE(SUM(CASE WHEN r.state = 'prepared' THEN r.quantity END), 0),
-		COALESCE(SUM(CASE WHEN r.state = 'committed' THEN r.quantity END), 0)
+		i.confirmed_base + COALESCE(SUM(CASE WHEN r.state = 'committed' THEN r.quantity END), 0)
 		FROM `+b.inv+` i LEFT JOIN `+b.resv+` r ON r.sku = i.sku
-		GROUP BY i.sku, i.pos, i.capacity, i.available ORDER BY i.pos`)
+		GROUP BY i.sku, i.pos, i.capacity, i.available, i.confirmed_base ORDER BY i.pos`)
 	if err != nil {
 		return nil, fmt.Errorf("read inventory: %w", err)
 	}
@@ -364,6 +367,35 @@ func (b *myBackend) reservations(ctx context.Context, s State) ([]Reservation, e
 		return nil, fmt.Errorf("list reservations: %w", err)
 	}
 	return list, nil
+}
+
+func (b *myBackend) decidedCount(ctx context.Context) (int64, error) {
+	var n int64
+	err := b.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+b.resv+" WHERE state IN ('committed', 'aborted')").Scan(&n)
+	return n, err
+}
+
+func (b *myBackend) oldestDecided(ctx context.Context, limit int64) ([]Reservation, error) {
+	return b.queryReservations(ctx, "WHERE state IN ('committed', 'aborted') ORDER BY seq LIMIT ?", limit)
+}
+
+func (b *myBackend) forget(ctx context.Context, old []Reservation, confirmed map[string]int64) error {
+	tx, err := b.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, r := range old {
+		if _, err := tx.ExecContext(ctx, "DELETE FROM "+b.resv+" WHERE txid = ? AND state IN ('committed', 'aborted')", string(r.ID)); err != nil {
+			return err
+		}
+	}
+	for sku, q := range confirmed {
+		if _, err := tx.ExecContext(ctx, "UPDATE "+b.inv+" SET confirmed_base = confirmed_base + ? WHERE sku = ?", q, sku); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
 }
 
 func (b *myBackend) close() error {

@@ -53,7 +53,7 @@ func OpenPostgresStore(ctx context.Context, cfg StoreConfig) (*SQLStore, error) 
 		pool.Close()
 		return nil, err
 	}
-	return &SQLStore{service: cfg.Service, b: b}, nil
+	return newSQLStore(cfg.Service, b), nil
 }
 
 func openPostgresStore(ctx context.Context, cfg StoreConfig) (Store, error) {
@@ -87,9 +87,11 @@ func (b *pgBackend) open(ctx context.Context, cfg StoreConfig) error {
 					sku       text PRIMARY KEY,
 					pos       int NOT NULL,
 					capacity  bigint NOT NULL CHECK (capacity >= 0),
-					available bigint NOT NULL CHECK (available >= 0))`,
+					available bigint NOT NULL CHECK (available >= 0),
+					confirmed_base bigint NOT NULL DEFAULT 0)`,
 				`CREATE TABLE IF NOT EXISTS ` + b.resv + ` (
 					txid     text PRIMARY KEY,
+					seq      bigserial NOT NULL,
 					sku      text NOT NULL,
 					quantity bigint NOT NULL CHECK (quantity > 0),
 					state    text NOT NULL CHECK (state IN ('prepared', 'committed', 'aborted')))`,
@@ -247,9 +249,9 @@ func (b *pgBackend) release(ctx context.Context, id concord.TxID) error {
 func (b *pgBackend) items(ctx context.Context) ([]Item, error) {
 	rows, err := b.pool.Query(ctx, `SELECT i.sku, i.capacity, i.available,
 		coalesce(sum(r.quantity) FILTER (WHERE r.state = 'prepared'), 0),
-		coalesce(sum(r.quantity) FILTER (WHERE r.state = 'committed'), 0)
+		i.confirmed_base + coalesce(sum(r.quantity) FILTER (WHERE r.state = 'committed'), 0)
 		FROM `+b.inv+` i LEFT JOIN `+b.resv+` r ON r.sku = i.sku
-		GROUP BY i.sku, i.pos, i.capacity, i.available ORDER BY i.pos`)
+		GROUP BY i.sku, i.pos, i.capacity, i.available, i.confirmed_base ORDER BY i.pos`)
 	if err != nil {
 		return nil, fmt.Errorf("read inventory: %w", err)
 	}
@@ -297,6 +299,39 @@ func (b *pgBackend) reservations(ctx context.Context, s State) ([]Reservation, e
 		return nil, fmt.Errorf("list reservations: %w", err)
 	}
 	return list, nil
+}
+
+func (b *pgBackend) decidedCount(ctx context.Context) (int64, error) {
+	var n int64
+	err := b.pool.QueryRow(ctx, "SELECT count(*) FROM "+b.resv+" WHERE state IN ('committed', 'aborted')").Scan(&n)
+	return n, err
+}
+
+func (b *pgBackend) oldestDecided(ctx context.Context, limit int64) ([]Reservation, error) {
+	rows, err := b.pool.Query(ctx, "SELECT txid, sku, quantity, state FROM "+b.resv+
+		" WHERE state IN ('committed', 'aborted') ORDER BY seq LIMIT $1", limit)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, scanPGReservation)
+}
+
+func (b *pgBackend) forget(ctx context.Context, old []Reservation, confirmed map[string]int64) error {
+	ids := make([]string, len(old))
+	for i, r := range old {
+		ids[i] = string(r.ID)
+	}
+	return pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "DELETE FROM "+b.resv+" WHERE txid = ANY($1) AND state IN ('committed', 'aborted')", ids); err != nil {
+			return err
+		}
+		for sku, q := range confirmed {
+			if _, err := tx.Exec(ctx, "UPDATE "+b.inv+" SET confirmed_base = confirmed_base + $2 WHERE sku = $1", sku, q); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 func (b *pgBackend) close() error {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sync"
+	"sync/atomic"
 
 	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/participant"
@@ -33,9 +35,30 @@ import (
 // release, leaves a hold that no prepared transaction backs; opening the
 // store releases those (no yes vote was given for them, or the transaction
 // was aborted).
+//
+// Like the file store, it remembers the newest DecidedRetention decided
+// reservations; older ones are deleted and their confirmed quantities kept
+// in the SKU's row, so reads stay fast however long the store runs.
 type SQLStore struct {
 	service string
 	b       sqlBackend
+
+	// Decided reservations are forgotten, oldest first, past keep of them:
+	// every forgetEvery decisions, at most forgetBatch at a time, their
+	// confirmed quantities folded into the SKU's row.
+	keep, forgetEvery, forgetBatch int64
+	decisions                      atomic.Int64
+	forgetting                     sync.Mutex
+}
+
+// Defaults for forgetting decided reservations.
+const (
+	sqlForgetEvery = 500
+	sqlForgetBatch = 1000
+)
+
+func newSQLStore(service string, b sqlBackend) *SQLStore {
+	return &SQLStore{service: service, b: b, keep: DecidedRetention, forgetEvery: sqlForgetEvery, forgetBatch: sqlForgetBatch}
 }
 
 var (
@@ -60,6 +83,14 @@ type sqlBackend interface {
 	// reservation returns id's reservation row, ok false if none.
 	reservation(ctx context.Context, id concord.TxID) (Reservation, bool, error)
 	reservations(ctx context.Context, s State) ([]Reservation, error)
+	// decidedCount counts the committed and aborted reservation rows.
+	decidedCount(ctx context.Context) (int64, error)
+	// oldestDecided lists up to limit committed or aborted reservations,
+	// oldest first.
+	oldestDecided(ctx context.Context, limit int64) ([]Reservation, error)
+	// forget deletes the decided reservations old and adds confirmed (per
+	// SKU) to the SKUs' rows, in one transaction.
+	forget(ctx context.Context, old []Reservation, confirmed map[string]int64) error
 	close() error
 }
 
@@ -140,7 +171,11 @@ func (s *SQLStore) CommitOnePhase(ctx context.Context, id concord.TxID, payload 
 
 // Commit commits the prepared confirmation of id's hold.
 func (s *SQLStore) Commit(ctx context.Context, id concord.TxID) error {
-	return s.b.res().Commit(ctx, id)
+	if err := s.b.res().Commit(ctx, id); err != nil {
+		return err
+	}
+	s.decided(ctx)
+	return nil
 }
 
 // Abort rolls back the prepared confirmation and releases the hold.
@@ -151,7 +186,42 @@ func (s *SQLStore) Abort(ctx context.Context, id concord.TxID) error {
 	if err := s.b.release(ctx, id); err != nil {
 		return fmt.Errorf("release hold of %s: %w", id, err)
 	}
+	s.decided(ctx)
 	return nil
+}
+
+// decided counts a decision and, every forgetEvery of them, forgets the
+// oldest decided reservations past the newest keep. Best effort: a failure
+// leaves them for the next time.
+func (s *SQLStore) decided(ctx context.Context) {
+	if s.decisions.Add(1)%s.forgetEvery != 0 || !s.forgetting.TryLock() {
+		return
+	}
+	defer s.forgetting.Unlock()
+	_ = s.forgetOld(ctx)
+}
+
+// forgetOld forgets the oldest decided reservations past the newest keep,
+// at most forgetBatch of them. The rows of committed and aborted
+// reservations never change again, so what it read is what it deletes; the
+// confirmed quantities move to the SKUs' rows in the same transaction, which
+// keeps every read conserved.
+func (s *SQLStore) forgetOld(ctx context.Context) error {
+	n, err := s.b.decidedCount(ctx)
+	if err != nil || n <= s.keep {
+		return err
+	}
+	old, err := s.b.oldestDecided(ctx, min(n-s.keep, s.forgetBatch))
+	if err != nil || len(old) == 0 {
+		return err
+	}
+	confirmed := map[string]int64{}
+	for _, r := range old {
+		if r.State == StateCommitted {
+			confirmed[r.SKU] += r.Quantity
+		}
+	}
+	return s.b.forget(ctx, old, confirmed)
 }
 
 // Recover lists the transactions prepared in the database.

@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/concordtx/concord"
@@ -32,6 +34,7 @@ type demoRun struct {
 	prefix         string // transaction id prefix, unique per run
 	progress       io.Writer
 	started        time.Time
+	ctx            context.Context // ends on SIGINT or SIGTERM: the run stops early
 
 	cl     *demoCluster
 	client *client.Client
@@ -113,11 +116,16 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(progress, "data in %s\n", dir)
 	}
 
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	var rnd [4]byte
 	rand.Read(rnd[:])
 	r := &demoRun{trips: *trips, workers: *workers, seed: *seed, prefix: "demo-" + hex.EncodeToString(rnd[:]),
-		progress: progress, started: time.Now()}
+		progress: progress, started: time.Now(), ctx: ctx}
 	err := r.run(dir)
+	if ctx.Err() != nil {
+		err = errors.New("interrupted")
+	}
 	if r.cl != nil {
 		if cerr := r.cl.close(); cerr != nil && err == nil {
 			err = fmt.Errorf("shut down: %w", cerr)
@@ -157,7 +165,7 @@ func (r *demoRun) run(dir string) error {
 	for _, name := range travel.ServiceNames() {
 		d := cl.services[name]
 		_, st := d.current()
-		items, err := st.Items(context.Background())
+		items, err := st.Items(r.ctx)
 		if err != nil {
 			return err
 		}
@@ -217,7 +225,7 @@ func (r *demoRun) crashHotelInDoubt() error {
 		{Participant: travel.Cars, Payload: travel.Request{SKU: "C-ECON", Quantity: 1}.Payload()},
 	}}
 	r.say("      hotels will crash when the COMMIT of %s reaches it", r.inDoubt)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
 	defer cancel()
 	resp, err := r.client.Submit(ctx, trip)
 	r.mu.Lock()
@@ -264,7 +272,7 @@ func (r *demoRun) crashHotelInDoubt() error {
 				}
 			}
 		}
-		if time.Now().After(deadline) {
+		if time.Now().After(deadline) || ctx.Err() != nil {
 			return fmt.Errorf("the coordinator did not retry the hotel for %s: %+v, %v", r.inDoubt, st, err)
 		}
 		time.Sleep(20 * time.Millisecond) // the coordinator's retries run on real time
@@ -294,7 +302,7 @@ func (r *demoRun) restartHotel() error {
 	if !found {
 		return fmt.Errorf("after the restart the hotel did not recover %s in doubt; it recovered %v", r.inDoubt, recovered)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	ctx, cancel := context.WithTimeout(r.ctx, 15*time.Second)
 	defer cancel()
 	for {
 		tx, err := r.client.Get(ctx, r.inDoubt)
@@ -316,7 +324,7 @@ func (r *demoRun) restartHotel() error {
 // quiesce waits until nothing is pending at the coordinator and no service
 // holds a prepared reservation.
 func (r *demoRun) quiesce(timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(r.ctx, timeout)
 	defer cancel()
 	for {
 		state := ""

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"strings"
@@ -74,7 +75,7 @@ func TestDemoJSONOnReusedData(t *testing.T) {
 // real run, a trip the client was told committed but that no service holds,
 // and a reservation left held, must both be reported.
 func TestDemoChecksCatchViolations(t *testing.T) {
-	r := &demoRun{trips: 20, workers: 4, seed: 3, prefix: "viol", progress: io.Discard}
+	r := &demoRun{trips: 20, workers: 4, seed: 3, prefix: "viol", progress: io.Discard, ctx: t.Context()}
 	if err := r.run(t.TempDir()); err != nil {
 		t.Fatal(err)
 	}
@@ -112,6 +113,23 @@ func TestDemoChecksCatchViolations(t *testing.T) {
 	var out bytes.Buffer
 	if r.summarize(&out, false) || !strings.Contains(out.String(), "SOME CHECKS FAILED") {
 		t.Fatalf("summary passed with violations:\n%s", out.String())
+	}
+}
+
+// TestDemoStopsWhenInterrupted: an interrupted run (its context ended, as
+// on SIGINT) stops with an error instead of hanging, and shuts down cleanly.
+func TestDemoStopsWhenInterrupted(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	r := &demoRun{trips: 20, workers: 4, seed: 3, prefix: "intr", progress: io.Discard, ctx: ctx}
+	err := r.run(t.TempDir())
+	if err == nil {
+		t.Fatal("an interrupted run reported success")
+	}
+	if r.cl != nil {
+		if err := r.cl.close(); err != nil {
+			t.Fatalf("close after interruption: %v", err)
+		}
 	}
 }
 

@@ -59,7 +59,7 @@ func (r *demoRun) book(phase string, from, n int) {
 			for i := range next {
 				rng := mrand.New(mrand.NewPCG(r.seed, uint64(i)))
 				req := demoTrip(concord.TxID(fmt.Sprintf("%s-%04d", r.prefix, i)), rng)
-				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
 				resp, err := r.client.Submit(ctx, req)
 				cancel()
 				b := demoBooking{req: req, resp: resp, final: resp.Outcome, err: err, phase: phase}
@@ -93,7 +93,7 @@ func (r *demoRun) book(phase string, from, n int) {
 		}()
 		_ = w
 	}
-	for i := from; i < from+n; i++ {
+	for i := from; i < from+n && r.ctx.Err() == nil; i++ {
 		next <- i
 	}
 	close(next)

@@ -158,7 +158,7 @@ async function loadOverview() {
 
 function branchSummary(t) {
   return t.branches.map(b => {
-    let note = b.vote;
+    let note = b.vote === "none" ? "no vote" : b.vote;
     if (b.acknowledged) note += ", acked";
     else if (t.state === "committed" && b.vote === "yes") note += ", awaiting ack" + (b.attempts ? " (" + b.attempts + " tries)" : "");
     return h("span", {class: "mono"}, b.participant + " ", badge(note, b.acknowledged ? "acknowledged" : (note.includes("awaiting") ? "waiting" : b.vote)), " ");
@@ -323,7 +323,7 @@ async function act(st, action, body) {
 
 async function retryTx(st, unacked) {
   const ok = await confirmDialog("Retry now?", "Send the " + st.state.toUpperCase() + " decision of " + st.id + " again now to " +
-    unacked.map(b => b.participant).join(", ") + ". This is safe: participants ignore a decision they already applied.", false);
+    unacked.map(b => b.participant).join(", ") + ". This is safe: a participant that already applied it answers the same way again.", false);
   if (ok !== null) act(st, "retry");
 }
 

@@ -31,6 +31,9 @@ var (
 	ErrUnavailable = errors.New("coordinator unavailable")
 	// ErrClosed is the halt reason of a closed coordinator.
 	ErrClosed = errors.New("coordinator closed")
+	// ErrOverloaded: Options.MaxLive transactions are live; the submission
+	// is refused (503 with Retry-After) and may be retried later.
+	ErrOverloaded = errors.New("coordinator overloaded")
 )
 
 func (c *Coordinator) unavailable() error {
@@ -63,13 +66,26 @@ func (c *Coordinator) Submit(ctx context.Context, req wire.SubmitRequest) (wire.
 	if req.TimeoutMS > 0 {
 		timeout = time.Duration(req.TimeoutMS) * time.Millisecond
 	}
+	owner := ownerOf(ctx)
+	if len(owner) > MaxOwnerLen {
+		return wire.SubmitResponse{}, fmt.Errorf("%w: the identity of the submitter has %d bytes, at most %d are kept", ErrBadRequest, len(owner), MaxOwnerLen)
+	}
 	t := &txState{id: req.ID, digest: d, done: make(chan struct{}), deadline: now.Add(timeout),
-		traceparent: wire.TraceparentFrom(ctx), admitted: now.UnixNano()}
+		traceparent: wire.TraceparentFrom(ctx), admitted: now.UnixNano(), owner: owner}
 	t.preparing.Store(true)
 	t.written.Store(now.UnixNano())
 	t.mu.Lock()
-	if old, fin := c.table.admit(t); old != nil || fin != nil {
+	old, fin, ok := c.table.admitBounded(t, int64(c.opts.MaxLive))
+	if !ok {
 		t.mu.Unlock()
+		c.stats.overloaded.Add(1)
+		return wire.SubmitResponse{}, fmt.Errorf("%w: %d transactions in flight, the most allowed (MaxLive); retry later", ErrOverloaded, c.opts.MaxLive)
+	}
+	if old != nil || fin != nil {
+		t.mu.Unlock()
+		if err := c.checkOwner(ctx, req.ID, old, fin); err != nil {
+			return wire.SubmitResponse{}, err
+		}
 		return c.resubmitted(ctx, &req, d, old, fin)
 	}
 	c.stats.submitted.Add(1)
@@ -82,7 +98,7 @@ func (c *Coordinator) Submit(ctx context.Context, req wire.SubmitRequest) (wire.
 	t.noteLocked(now, evSubmitted, "", "", "")
 	var reqEntry *wal.Entry
 	if len(rd.Records) > 0 {
-		reqEntry = &wal.Entry{Type: entryRequest, Payload: encodeRequest(req.ID, d)}
+		reqEntry = &wal.Entry{Type: entryRequest, Payload: encodeRequest(req.ID, d, owner)}
 	}
 	c.performLocked(t, rd, reqEntry)
 	t.mu.Unlock()
@@ -161,6 +177,9 @@ func (c *Coordinator) checkRequest(req *wire.SubmitRequest) error {
 	for i, b := range req.Branches {
 		if b.Participant == "" {
 			return bad("branch %d: participant is empty", i)
+		}
+		if len(b.Payload) > c.opts.MaxPayloadBytes {
+			return bad("branch %d (%s): payload of %d bytes, at most %d", i, b.Participant, len(b.Payload), c.opts.MaxPayloadBytes)
 		}
 		if c.known != nil && !c.known[b.Participant] {
 			return bad("branch %d: unknown participant %q (known: %s)", i, b.Participant, strings.Join(c.participantNames(), ", "))

@@ -97,7 +97,7 @@ func (c *Coordinator) refresh(t *txState, now time.Time) error {
 	}
 	var req *wal.Entry
 	if t.digest != (digest{}) {
-		req = &wal.Entry{Type: entryRequest, Payload: encodeRequest(t.id, t.digest)}
+		req = &wal.Entry{Type: entryRequest, Payload: encodeRequest(t.id, t.digest, t.owner)}
 	}
 	entries, err := encodeRecords(req, []tpc.Record{rec})
 	if err != nil {

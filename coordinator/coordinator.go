@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,8 +12,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/concordtx/concord/security"
 	"github.com/concordtx/concord/tpc"
 	"github.com/concordtx/concord/wal"
+	"github.com/concordtx/concord/wire"
 )
 
 // Coordinator runs two-phase commit for its clients over the configured
@@ -91,7 +94,13 @@ func New(opts Options) (*Coordinator, error) {
 	}
 	c.transport = opts.Transport
 	if c.transport == nil {
-		c.transport = NewHTTPTransport(opts.Participants, nil)
+		hc := wire.NewHTTPClient(0)
+		if opts.ClientTLS != nil {
+			if hc, err = security.WithClientTLS(hc, opts.ClientTLS); err != nil {
+				return nil, err
+			}
+		}
+		c.transport = NewHTTPTransport(opts.Participants, hc)
 	}
 	if opts.AdvertiseURL != "" {
 		u := opts.AdvertiseURL
@@ -135,12 +144,19 @@ func (c *Coordinator) Start(ln net.Listener) error {
 		ln.Close()
 		return errors.New("coordinator: already started")
 	}
+	scheme := "http://"
+	if c.opts.TLS != nil {
+		scheme = "https://"
+		ln = tls.NewListener(ln, c.opts.TLS)
+	}
 	if c.advertise.Load() == nil {
-		u := "http://" + ln.Addr().String()
+		u := scheme + ln.Addr().String()
 		c.advertise.Store(&u)
 	}
 	c.ln = ln
-	c.srv = &http.Server{Handler: c.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	c.srv = &http.Server{Handler: c.Handler(), ReadHeaderTimeout: c.opts.ReadHeaderTimeout, ReadTimeout: c.opts.ReadTimeout,
+		IdleTimeout: c.opts.IdleTimeout, MaxHeaderBytes: c.opts.MaxHeaderBytes, TLSConfig: c.opts.TLS,
+		ErrorLog: slog.NewLogLogger(c.logger.Handler(), slog.LevelDebug)} // a stranger's failed TLS handshake is not worth a line at Info
 	go c.srv.Serve(ln)
 	return nil
 }

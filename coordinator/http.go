@@ -22,6 +22,8 @@ import (
 //	GET  /healthz                         200 while the coordinator works
 //
 // Every answer is JSON; errors are a wire.ErrorResponse naming the problem.
+// With Options.Auth, requests authenticate and are authorized first (see
+// secure): 401 without credentials, 403 for what is not the caller's.
 func (c *Coordinator) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(wire.PathTransactions, c.serveTransactions)
@@ -35,7 +37,7 @@ func (c *Coordinator) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		wire.WriteError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
 	})
-	return mux
+	return c.secure(mux)
 }
 
 func (c *Coordinator) serveTransactions(w http.ResponseWriter, r *http.Request) {
@@ -93,7 +95,7 @@ func (c *Coordinator) serveList(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	list, err := c.ListParticipant(state, q.Get("participant"), limit)
+	list, err := c.listFor(r.Context(), state, q.Get("participant"), limit)
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -192,8 +194,15 @@ func writeErr(w http.ResponseWriter, err error) {
 		status = http.StatusNotFound
 	case errors.Is(err, ErrConflict), errors.Is(err, ErrDecided):
 		status = http.StatusConflict
+	case errors.Is(err, ErrOverloaded):
+		status = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", "1")
 	case errors.Is(err, ErrUnavailable):
 		status = http.StatusServiceUnavailable
+	case errors.Is(err, ErrForbidden):
+		status = http.StatusForbidden
+	case errors.Is(err, ErrUnauthenticated):
+		status = http.StatusUnauthorized
 	}
 	wire.WriteError(w, status, err.Error())
 }

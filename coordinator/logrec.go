@@ -59,35 +59,65 @@ func requestDigest(req *wire.SubmitRequest) digest {
 	return d
 }
 
-const requestVersion = 1
+// Request record versions: 1 holds the id and digest; 2 adds the
+// submitter's identity (empty when the coordinator authenticates no one).
+const (
+	requestVersion      = 1
+	requestVersionOwner = 2
+)
 
-func encodeRequest(id concord.TxID, d digest) []byte {
-	b := make([]byte, 0, 2+binary.MaxVarintLen64+len(id)+len(d))
-	b = append(b, requestVersion)
+// MaxOwnerLen bounds the submitter identity kept in a request record.
+const MaxOwnerLen = 255
+
+func encodeRequest(id concord.TxID, d digest, owner string) []byte {
+	v := byte(requestVersion)
+	if owner != "" {
+		v = requestVersionOwner
+	}
+	b := make([]byte, 0, 2+2*binary.MaxVarintLen64+len(id)+len(d)+len(owner))
+	b = append(b, v)
 	b = binary.AppendUvarint(b, uint64(len(id)))
 	b = append(b, id...)
-	return append(b, d[:]...)
+	b = append(b, d[:]...)
+	if v == requestVersionOwner {
+		b = binary.AppendUvarint(b, uint64(len(owner)))
+		b = append(b, owner...)
+	}
+	return b
 }
 
-func decodeRequest(b []byte) (concord.TxID, digest, error) {
+func decodeRequest(b []byte) (concord.TxID, digest, string, error) {
 	var d digest
-	if len(b) < 1 || b[0] != requestVersion {
-		return "", d, fmt.Errorf("request record: unknown version")
+	if len(b) < 1 || (b[0] != requestVersion && b[0] != requestVersionOwner) {
+		return "", d, "", fmt.Errorf("request record: unknown version")
 	}
+	v := b[0]
 	n, k := binary.Uvarint(b[1:])
 	if k <= 0 || n > uint64(len(b)) {
-		return "", d, fmt.Errorf("request record: bad id length")
+		return "", d, "", fmt.Errorf("request record: bad id length")
 	}
 	rest := b[1+k:]
-	if uint64(len(rest)) != n+uint64(len(d)) {
-		return "", d, fmt.Errorf("request record: %d bytes after the id length, want %d", len(rest), n+uint64(len(d)))
+	if v == requestVersion && uint64(len(rest)) != n+uint64(len(d)) {
+		return "", d, "", fmt.Errorf("request record: %d bytes after the id length, want %d", len(rest), n+uint64(len(d)))
+	}
+	if uint64(len(rest)) < n+uint64(len(d)) {
+		return "", d, "", fmt.Errorf("request record: %d bytes after the id length, want at least %d", len(rest), n+uint64(len(d)))
 	}
 	id := concord.TxID(rest[:n])
 	if err := concord.ValidateTxID(id); err != nil {
-		return "", d, fmt.Errorf("request record: %w", err)
+		return "", d, "", fmt.Errorf("request record: %w", err)
 	}
 	copy(d[:], rest[n:])
-	return id, d, nil
+	rest = rest[n+uint64(len(d)):]
+	var owner string
+	if v == requestVersionOwner {
+		m, k := binary.Uvarint(rest)
+		if k <= 0 || m == 0 || m > MaxOwnerLen || uint64(len(rest)-k) != m {
+			return "", d, "", fmt.Errorf("request record: bad owner length")
+		}
+		owner = string(rest[k:])
+	}
+	return id, d, owner, nil
 }
 
 // encodeRecords turns records into log entries, after an optional request

@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/security"
 	"github.com/concordtx/concord/tpc"
 	"github.com/concordtx/concord/wal"
 )
@@ -31,6 +33,13 @@ const (
 	DefaultShutdownTimeout  = 10 * time.Second
 	DefaultListen           = "127.0.0.1:7070"
 	DefaultKeepTimelines    = 10_000
+
+	DefaultMaxLive           = 50_000
+	DefaultMaxPayloadBytes   = 64 << 10
+	DefaultMaxHeaderBytes    = 64 << 10
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultReadTimeout       = time.Minute
+	DefaultIdleTimeout       = 2 * time.Minute
 )
 
 // Options configures a Coordinator. Every zero field takes its default.
@@ -110,6 +119,35 @@ type Options struct {
 	// KeepTimelines bounds how many finished transactions keep their event
 	// history for the console (live ones always keep theirs).
 	KeepTimelines int
+
+	// Security and limits (docs/security.md).
+
+	// TLS, when set, makes Start serve HTTPS with it (see
+	// security.TLS.ServerConfig) and advertise an https:// URL.
+	TLS *tls.Config
+	// ClientTLS, when set, is the TLS configuration of the calls to
+	// participants: the coordinator's own certificate, presented to them,
+	// and the CA their certificates must be signed by. Ignored when
+	// Transport is set.
+	ClientTLS *tls.Config
+	// Auth, when set, makes every request but GET /healthz and the
+	// console's static files authenticate (a verified client certificate
+	// or a bearer token; 401 otherwise) and authorizes it: a client sees
+	// and acts on the transactions it submitted, an operator on all, a
+	// participant (a certificate naming a configured participant) asks
+	// only about its own transactions' outcomes; 403 otherwise. nil
+	// authenticates no one and lets everyone do everything.
+	Auth *security.Authenticator
+	// MaxLive bounds the live transactions (submitted and not yet finished:
+	// preparing, or decided and awaiting acknowledgements); past it a new
+	// submission is answered 503 with Retry-After. Default DefaultMaxLive.
+	MaxLive int
+	// MaxPayloadBytes bounds one branch's payload; a larger one is 400.
+	MaxPayloadBytes int
+	// MaxHeaderBytes, ReadHeaderTimeout, ReadTimeout and IdleTimeout
+	// configure the http.Server of Start.
+	MaxHeaderBytes                              int
+	ReadHeaderTimeout, ReadTimeout, IdleTimeout time.Duration
 }
 
 // withDefaults fills zero fields and validates the result.
@@ -134,6 +172,18 @@ func (o Options) withDefaults() (Options, error) {
 	setDur(&o.RefreshAfter, DefaultRefreshAfter)
 	setDur(&o.AnswerGrace, DefaultAnswerGrace)
 	setDur(&o.ShutdownTimeout, DefaultShutdownTimeout)
+	setDur(&o.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	setDur(&o.ReadTimeout, DefaultReadTimeout)
+	setDur(&o.IdleTimeout, DefaultIdleTimeout)
+	if o.MaxLive == 0 {
+		o.MaxLive = DefaultMaxLive
+	}
+	if o.MaxPayloadBytes == 0 {
+		o.MaxPayloadBytes = DefaultMaxPayloadBytes
+	}
+	if o.MaxHeaderBytes == 0 {
+		o.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
 	if o.MaxBranches == 0 {
 		o.MaxBranches = DefaultMaxBranches
 	}
@@ -192,6 +242,7 @@ func (o Options) validate() error {
 		{"DefaultTimeout", o.DefaultTimeout}, {"MaxTimeout", o.MaxTimeout}, {"RetryMin", o.RetryMin},
 		{"RetryMax", o.RetryMax}, {"RequestTimeout", o.RequestTimeout}, {"CompactInterval", o.CompactInterval},
 		{"RefreshAfter", o.RefreshAfter}, {"AnswerGrace", o.AnswerGrace}, {"ShutdownTimeout", o.ShutdownTimeout},
+		{"ReadHeaderTimeout", o.ReadHeaderTimeout}, {"ReadTimeout", o.ReadTimeout}, {"IdleTimeout", o.IdleTimeout},
 	} {
 		if d.v < 0 {
 			return bad("%s %v is negative", d.name, d.v)
@@ -208,6 +259,10 @@ func (o Options) validate() error {
 	}
 	if o.MaxBodyBytes < 1 {
 		return bad("MaxBodyBytes %d is below 1", o.MaxBodyBytes)
+	}
+	if o.MaxLive < 1 || o.MaxPayloadBytes < 1 || o.MaxHeaderBytes < 1 {
+		return bad("MaxLive %d, MaxPayloadBytes %d and MaxHeaderBytes %d must be at least 1",
+			o.MaxLive, o.MaxPayloadBytes, o.MaxHeaderBytes)
 	}
 	if o.KeepTimelines < 1 {
 		return bad("KeepTimelines %d is below 1", o.KeepTimelines)

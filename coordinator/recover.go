@@ -19,6 +19,7 @@ type resumed struct {
 func (c *Coordinator) recover() ([]resumed, error) {
 	var records []tpc.Record
 	digests := make(map[concord.TxID]digest)
+	owners := make(map[concord.TxID]string)
 	first := make(map[concord.TxID]uint64)
 	note := func(id concord.TxID, seq uint64) {
 		if _, ok := first[id]; !ok {
@@ -28,11 +29,14 @@ func (c *Coordinator) recover() ([]resumed, error) {
 	err := c.log.Replay(0, func(r wal.Record) error {
 		switch {
 		case r.Type == entryRequest:
-			id, d, err := decodeRequest(r.Payload)
+			id, d, owner, err := decodeRequest(r.Payload)
 			if err != nil {
 				return fmt.Errorf("%w: record %d: %v", ErrBadLogEntry, r.Seq, err)
 			}
 			digests[id] = d
+			if owner != "" {
+				owners[id] = owner
+			}
 			note(id, r.Seq)
 		case r.Type >= uint8(tpc.RecBegin) && r.Type <= uint8(tpc.RecEnd):
 			var rec tpc.Record
@@ -55,12 +59,12 @@ func (c *Coordinator) recover() ([]resumed, error) {
 	now := c.clock.Now()
 	live, finished := tpc.Recover(c.cfg, records, now)
 	for _, st := range finished {
-		c.table.remember(st.TxID, &finishedTx{status: st, digest: digests[st.TxID]})
+		c.table.remember(st.TxID, &finishedTx{status: st, digest: digests[st.TxID], owner: owners[st.TxID]})
 	}
 	out := make([]resumed, 0, len(live))
 	for _, r := range live {
 		id := r.Tx.ID()
-		t := &txState{id: id, digest: digests[id], done: make(chan struct{}), core: r.Tx}
+		t := &txState{id: id, digest: digests[id], owner: owners[id], done: make(chan struct{}), core: r.Tx}
 		t.firstSeq.Store(first[id])
 		t.written.Store(now.UnixNano())
 		t.noteLocked(now, evRecovered, "", "", "recovered from the log at a restart; resuming")

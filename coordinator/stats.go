@@ -13,6 +13,7 @@ type counters struct {
 	submitted, committed, aborted, finished                            atomic.Int64
 	prepares, commits, aborts, requests, votes, acks, deliveryFailures atomic.Int64
 	appends, forcedAppends, records, refreshed, compactions            atomic.Int64
+	overloaded, unauthenticated, forbidden                             atomic.Int64
 }
 
 // Stats are the coordinator's counters since New, for tests, benchmarks and
@@ -40,6 +41,10 @@ type Stats struct {
 	Refreshed       int64     `json:"refreshed"`        // long-lived transactions rewritten to the log
 	Compactions     int64     `json:"compactions"`      // compaction passes
 	Log             wal.Stats `json:"log"`
+
+	Overloaded      int64 `json:"overloaded"`      // submissions refused 503: MaxLive transactions live
+	Unauthenticated int64 `json:"unauthenticated"` // requests refused 401: no or bad credentials
+	Forbidden       int64 `json:"forbidden"`       // requests refused 403: not the caller's to see or do
 }
 
 // Stats returns the counters. It is cheap and safe to call at any time.
@@ -54,7 +59,8 @@ func (c *Coordinator) Stats() Stats {
 		Votes: c.stats.votes.Load(), Acks: c.stats.acks.Load(), DeliveryFailures: c.stats.deliveryFailures.Load(),
 		LogAppends: c.stats.appends.Load(), ProtocolRecords: c.stats.records.Load(), ForcedAppends: c.stats.forcedAppends.Load(),
 		Refreshed: c.stats.refreshed.Load(), Compactions: c.stats.compactions.Load(),
-		Log: c.log.Stats(),
+		Log:        c.log.Stats(),
+		Overloaded: c.stats.overloaded.Load(), Unauthenticated: c.stats.unauthenticated.Load(), Forbidden: c.stats.forbidden.Load(),
 	}
 }
 

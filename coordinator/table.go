@@ -42,6 +42,7 @@ type txState struct {
 
 	// Set before the transaction is in the table, then only read.
 	traceparent string // W3C trace context of the submit, "" if none
+	owner       string // identity of the submitter; "" without authentication
 	admitted    int64  // Unix nanoseconds of admission; 0 if recovered
 }
 
@@ -49,6 +50,7 @@ type txState struct {
 type finishedTx struct {
 	status tpc.Status
 	digest digest
+	owner  string // identity of the submitter; "" if unknown
 }
 
 const numShards = 64
@@ -59,6 +61,8 @@ type table struct {
 	seed     maphash.Seed
 	shards   [numShards]shard
 	perShard int // finished transactions remembered per shard
+	// nlive counts live transactions, for Options.MaxLive.
+	nlive atomic.Int64
 }
 
 type shard struct {
@@ -95,17 +99,28 @@ func (t *table) lookup(id concord.TxID) (*txState, *finishedTx) {
 
 // admit inserts tx unless id is known; it returns what is there instead.
 func (t *table) admit(tx *txState) (*txState, *finishedTx) {
+	old, fin, _ := t.admitBounded(tx, 0)
+	return old, fin
+}
+
+// admitBounded is admit refusing (ok false) a new transaction when limit
+// (0: none) are live already.
+func (t *table) admitBounded(tx *txState, limit int64) (old *txState, fin *finishedTx, ok bool) {
 	s := t.shard(tx.id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if old := s.live[tx.id]; old != nil {
-		return old, nil
+		return old, nil, true
 	}
 	if f := s.finished[tx.id]; f != nil {
-		return nil, f
+		return nil, f, true
+	}
+	if n := t.nlive.Add(1); limit > 0 && n > limit {
+		t.nlive.Add(-1)
+		return nil, nil, false
 	}
 	s.live[tx.id] = tx
-	return nil, nil
+	return nil, nil, true
 }
 
 // finish moves tx from live to finished.
@@ -115,8 +130,9 @@ func (t *table) finish(tx *txState, st tpc.Status) {
 	defer s.mu.Unlock()
 	if s.live[tx.id] == tx {
 		delete(s.live, tx.id)
+		t.nlive.Add(-1)
 	}
-	s.rememberLocked(tx.id, &finishedTx{status: st, digest: tx.digest}, t.perShard)
+	s.rememberLocked(tx.id, &finishedTx{status: st, digest: tx.digest, owner: tx.owner}, t.perShard)
 }
 
 // remember records a finished transaction (from recovery).

@@ -53,6 +53,12 @@ func OpenFileStore(cfg StoreConfig) (*FileStore, error) {
 	stock, err := loadStock(fsys, cfg.Dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
+		// A store whose log exists without its stock file would replay
+		// against capacities it was not written with.
+		if names, err := fsys.ReadDir(filepath.Join(cfg.Dir, "store", "wal")); err == nil && len(names) > 0 {
+			return nil, fmt.Errorf("open file store in %s: %w: it holds a log but no %s, so the capacities it was written against are unknown",
+				cfg.Dir, filestore.ErrCorrupt, stockFile)
+		}
 		if stock, _, err = cfg.stock(); err != nil {
 			return nil, err
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/participant"
+	"github.com/concordtx/concord/participant/filestore"
 	"github.com/concordtx/concord/wal/memfs"
 )
 
@@ -302,5 +303,21 @@ func TestFileStoreReservationPastInventoryRetention(t *testing.T) {
 	}
 	if r, err := st.Reservation(ctx, "t1"); err != nil || r.SKU != "A" || r.Quantity != 1 {
 		t.Fatalf("t1: %+v, %v", r, err)
+	}
+}
+
+func TestFileStoreLogWithoutStockFile(t *testing.T) {
+	mfs := memfs.New()
+	st := openMem(t, mfs, []Stock{{"A", 4}})
+	mustVote(t, st, "p", "A", 1, concord.VoteYes)
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := mfs.Remove("/data/flights/" + stockFile); err != nil {
+		t.Fatal(err)
+	}
+	_, err := OpenFileStore(StoreConfig{Service: Flights, Dir: "/data/flights", FS: mfs})
+	if !errors.Is(err, filestore.ErrCorrupt) || !strings.Contains(err.Error(), "no "+stockFile) {
+		t.Fatalf("log without stock file: %v", err)
 	}
 }

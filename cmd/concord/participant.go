@@ -131,7 +131,11 @@ func runParticipant(ctx context.Context, args []string, stdout, stderr io.Writer
 
 	items, _ := st.Items(ctx)
 	where := "file store in " + *data
-	if cfg.URL != "" {
+	switch cfg.URL {
+	case "":
+	case "memory":
+		where = "memory store: nothing survives this process"
+	default:
 		where = redactStoreURL(cfg.URL) + " store"
 	}
 	fmt.Fprintf(stdout, "%s serving on http://%s (%s; %d SKUs; %d reservations in doubt; coordinator %s)\n",

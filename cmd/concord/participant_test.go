@@ -210,3 +210,32 @@ func TestParticipantCommandServesAndRestarts(t *testing.T) {
 		t.Fatalf("status %s", b)
 	}
 }
+
+func TestParticipantCommandMemoryStore(t *testing.T) {
+	base, stop, out, _ := startParticipantCmd(t, "--service", "cars", "--listen", "127.0.0.1:0", "--store", "memory", "--inventory", "C-ECON=2")
+	if !strings.Contains(out.String(), "memory store: nothing survives this process") {
+		t.Fatalf("start line: %s", out.String())
+	}
+	var inv travel.InventoryResponse
+	if err := wire.Do(t.Context(), http.DefaultClient, "GET", base+travel.PathInventory, nil, &inv); err != nil {
+		t.Fatal(err)
+	}
+	if len(inv.Items) != 1 || inv.Items[0].Capacity != 2 {
+		t.Fatalf("inventory %+v", inv)
+	}
+	if code := stop(); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}
+
+func TestRedactStoreURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"postgres://user:secret@127.0.0.1:5432/db?sslmode=disable": "postgres://127.0.0.1:5432",
+		"mysql://root@127.0.0.1:3306/test":                         "mysql://127.0.0.1:3306",
+		"nonsense":                                                 "?",
+	} {
+		if got := redactStoreURL(in); got != want || strings.Contains(got, "secret") {
+			t.Errorf("redactStoreURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -13,13 +13,14 @@ import (
 // wire.PathCommit and wire.PathAbort. Bodies are decoded strictly: malformed
 // JSON or unknown fields 400, a body past Options.MaxBodyBytes 413, another
 // method 405, a bad id or an empty batch 400 naming the problem, 503 before
-// Start or after Close.
+// Start or after Close. With Options.CoordinatorIdentity, a request not from
+// a verified client certificate of that identity is 401 or 403.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(wire.PathPrepare, s.handlePrepare)
 	mux.HandleFunc(wire.PathCommit, func(w http.ResponseWriter, r *http.Request) { s.handleDecision(w, r, true) })
 	mux.HandleFunc(wire.PathAbort, func(w http.ResponseWriter, r *http.Request) { s.handleDecision(w, r, false) })
-	return mux
+	return s.requireCoordinator(mux)
 }
 
 func (s *Server) handlePrepare(w http.ResponseWriter, r *http.Request) {

@@ -42,6 +42,11 @@ type Options struct {
 	// HTTPClient makes the in-doubt outcome queries; nil means a client
 	// from wire.NewHTTPClient.
 	HTTPClient *http.Client
+	// CoordinatorIdentity, when set, is the only identity (of a verified
+	// TLS client certificate, see security.Identity) whose PREPARE, COMMIT
+	// and ABORT are accepted; others are answered 401 or 403 and change
+	// nothing. Empty accepts every caller (plain HTTP, development).
+	CoordinatorIdentity string
 	// Logger receives in-doubt resolution and failure reports; nil
 	// discards them.
 	Logger *slog.Logger

@@ -72,6 +72,7 @@ type serverStats struct {
 	prepareReqs, commitReqs, abortReqs  atomic.Uint64
 	queries, queryFailures, callFailure atomic.Uint64
 	resolvedCommit, resolvedAbort       atomic.Uint64
+	refused                             atomic.Uint64 // protocol requests not from the coordinator
 }
 
 // NewServer checks opts and returns a Server that is not yet started.

@@ -58,6 +58,9 @@ type Status struct {
 	// settled after at least one outcome query.
 	ResolvedCommitted uint64 `json:"resolved_committed"`
 	ResolvedAborted   uint64 `json:"resolved_aborted"`
+	// Refused counts protocol requests refused because they did not come
+	// from Options.CoordinatorIdentity.
+	Refused uint64 `json:"refused"`
 }
 
 // Status returns the server's counters.
@@ -75,6 +78,7 @@ func (s *Server) Status() Status {
 		CallFailures:      s.stats.callFailure.Load(),
 		ResolvedCommitted: s.stats.resolvedCommit.Load(),
 		ResolvedAborted:   s.stats.resolvedAbort.Load(),
+		Refused:           s.stats.refused.Load(),
 	}
 	for _, sh := range s.shards {
 		sh.mu.Lock()

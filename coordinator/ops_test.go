@@ -476,3 +476,29 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// After a restart, a transaction recovered from the log has a timeline
+// that starts with "recovered", and goes on from there.
+func TestTimelineAfterRestart(t *testing.T) {
+	e := newEnv(t, "flights", "hotels")
+	e.opts.RetryMin, e.opts.RetryMax = time.Hour, time.Hour
+	e.parts["hotels"].SetPathMode(wire.PathCommit, testutil.Down)
+	e.start()
+	e.submit(wire.SubmitRequest{ID: "survivor", Branches: branches("flights", "hotels")})
+	e.restart()
+	eventually(t, "the re-driven COMMIT to fail", func() bool {
+		return indexOf(kinds(e.timeline("survivor")), "delivery-failed:hotels") >= 0
+	})
+	k := kinds(e.timeline("survivor"))
+	if len(k) == 0 || k[0] != "recovered" || indexOf(k, "commit-sent:hotels") < 0 {
+		t.Fatalf("timeline after restart: %v", k)
+	}
+	e.parts["hotels"].SetPathMode(wire.PathCommit, testutil.Normal)
+	if code, body := e.post(wire.RetryPath("survivor"), ""); code != http.StatusOK {
+		t.Fatalf("retry: %d %s", code, body)
+	}
+	eventually(t, "survivor done", func() bool { return e.status("survivor").Done })
+	if k := kinds(e.timeline("survivor")); k[len(k)-1] != "end" {
+		t.Fatalf("timeline does not end with END: %v", k)
+	}
+}

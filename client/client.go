@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/security"
 	"github.com/concordtx/concord/wire"
 )
 
@@ -22,7 +24,9 @@ var (
 	ErrBadRequest   = errors.New("bad request")                 // 400, 405, 413: the message says what
 	ErrNotFound     = errors.New("transaction not found")       // 404
 	ErrConflict     = errors.New("id used for another request") // 409
-	ErrUnavailable  = errors.New("coordinator unavailable")     // 503
+	ErrUnavailable  = errors.New("coordinator unavailable")     // 503 (closing, or overloaded: retry later)
+	ErrUnauthorized = errors.New("not authenticated")           // 401: no or unknown certificate or token
+	ErrForbidden    = errors.New("forbidden")                   // 403: another client's transaction, or operators only
 	ErrInvalidInput = errors.New("client: invalid input")       // refused before sending
 )
 
@@ -45,6 +49,10 @@ func (e *APIError) Is(target error) bool {
 		return target == ErrConflict
 	case http.StatusServiceUnavailable:
 		return target == ErrUnavailable
+	case http.StatusUnauthorized:
+		return target == ErrUnauthorized
+	case http.StatusForbidden:
+		return target == ErrForbidden
 	}
 	return false
 }
@@ -62,6 +70,14 @@ type Options struct {
 	// 65 s (the longest transaction timeout the coordinator accepts by
 	// default, plus its grace).
 	Timeout time.Duration
+	// TLS, when set, is used for an https:// coordinator: the client's
+	// certificate (if it authenticates with one) and the CA the
+	// coordinator's certificate must be signed by. Ignored when HTTPClient
+	// is set.
+	TLS *tls.Config
+	// Token, when set, is sent as "Authorization: Bearer Token" with every
+	// call (on top of HTTPClient's transport).
+	Token string
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -73,6 +89,18 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.HTTPClient == nil {
 		o.HTTPClient = wire.NewHTTPClient(0)
+		if o.TLS != nil {
+			hc, err := security.WithClientTLS(o.HTTPClient, o.TLS)
+			if err != nil {
+				return o, err
+			}
+			o.HTTPClient = hc
+		}
+	}
+	if o.Token != "" {
+		hc := *o.HTTPClient
+		hc.Transport = &security.BearerTransport{Token: o.Token, Base: hc.Transport}
+		o.HTTPClient = &hc
 	}
 	return o, o.validate()
 }

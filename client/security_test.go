@@ -1,0 +1,107 @@
+package client_test
+
+import (
+	"crypto/tls"
+	"errors"
+	"io"
+	"log"
+	"net"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/client"
+	"github.com/concordtx/concord/coordinator"
+	"github.com/concordtx/concord/internal/testutil"
+	"github.com/concordtx/concord/internal/testutil/pki"
+	"github.com/concordtx/concord/participant"
+	"github.com/concordtx/concord/participant/participanttest"
+	"github.com/concordtx/concord/security"
+	"github.com/concordtx/concord/wal/memfs"
+	"github.com/concordtx/concord/wire"
+)
+
+// The whole path under mutual TLS: clients authenticate to the coordinator
+// with a certificate or a token, the coordinator to real participant
+// servers with its certificate; each client sees only its own.
+func TestSecureEndToEnd(t *testing.T) {
+	ca := pki.New(t, "test CA")
+	urls := map[string]string{}
+	mems := map[string]*participanttest.MemResource{}
+	for _, n := range []string{"flights", "hotels"} {
+		mems[n] = participanttest.NewMemResource()
+		srv, err := participant.NewServer(participant.Options{Resource: mems[n], CoordinatorIdentity: "coordinator"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		hs := httptest.NewUnstartedServer(srv.Handler())
+		hs.TLS = ca.Load(n, true).ServerConfig(true)
+		hs.Config.ErrorLog = log.New(io.Discard, "", 0)
+		hs.StartTLS()
+		t.Cleanup(func() { hs.Close(); srv.Close() })
+		urls[n] = hs.URL
+	}
+	toks, err := security.ParseTokens(strings.NewReader("alice alice-token-0123456789\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	coord := ca.Load("coordinator", true)
+	c, err := coordinator.New(coordinator.Options{Dir: "/c", FS: memfs.New(), Participants: urls,
+		Clock: testutil.NewFakeClock(time.Unix(0, 0)), ShutdownTimeout: time.Second,
+		TLS: coord.ServerConfig(false), ClientTLS: coord.ClientConfig(), Auth: &security.Authenticator{Tokens: toks}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ln); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+
+	alice, err := client.New(client.Options{URL: c.URL(), Token: "alice-token-0123456789", TLS: &tls.Config{RootCAs: coord.CAs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, err := client.New(client.Options{URL: c.URL(), TLS: ca.Load("bob", false).ClientConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nobody, err := client.New(client.Options{URL: c.URL(), TLS: &tls.Config{RootCAs: coord.CAs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := wire.SubmitRequest{ID: "trip-a", Branches: []wire.Branch{
+		{Participant: "flights", Payload: participanttest.YesPayload(1)}, {Participant: "hotels", Payload: participanttest.YesPayload(2)}}}
+	resp, err := alice.Submit(t.Context(), req)
+	if err != nil || resp.Outcome != concord.OutcomeCommitted {
+		t.Fatalf("alice's trip: %+v %v", resp, err)
+	}
+	for n, m := range mems {
+		if st := m.State("trip-a"); st != "committed" {
+			t.Errorf("%s: trip-a is %q", n, st)
+		}
+	}
+	if _, err := bob.Get(t.Context(), "trip-a"); !errors.Is(err, client.ErrForbidden) {
+		t.Errorf("bob reads alice's trip: %v, want ErrForbidden", err)
+	}
+	if _, err := bob.Abort(t.Context(), "trip-a"); !errors.Is(err, client.ErrForbidden) {
+		t.Errorf("bob aborts alice's trip: %v, want ErrForbidden", err)
+	}
+	if _, err := nobody.Submit(t.Context(), wire.SubmitRequest{ID: "trip-n", Branches: req.Branches}); !errors.Is(err, client.ErrUnauthorized) {
+		t.Errorf("no credentials: %v, want ErrUnauthorized", err)
+	}
+	if st, err := alice.Get(t.Context(), "trip-a"); err != nil || st.State != "committed" {
+		t.Errorf("alice reads her trip: %+v %v", st, err)
+	}
+	if l, err := bob.List(t.Context(), "all", 10); err != nil || len(l.Transactions) != 0 {
+		t.Errorf("bob's list: %+v %v", l, err)
+	}
+}

@@ -109,18 +109,29 @@ func (t *txState) noteLocked(now time.Time, kind eventKind, participant, value, 
 	t.hist.add(event{at: now.UnixNano(), kind: kind, participant: participant, value: value, detail: detail})
 }
 
-// noteReadyLocked records what performing rd did: the decision or END
-// logged, and each message handed to a sender. t.mu must be held.
+// noteReadyLocked records what performing rd did: the decision logged (or
+// reported without a record of its own: a one-phase answer, all read-only),
+// each message handed to a sender, and END. t.mu must be held.
 func (t *txState) noteReadyLocked(now time.Time, rd tpc.Ready) {
+	decided, ended := false, false
 	for _, r := range rd.Records {
 		switch r.Type {
 		case tpc.RecCommit:
+			decided = true
 			t.noteLocked(now, evDecision, "", "committed", "commit decision durable (synced to the log)")
 		case tpc.RecAbort:
+			decided = true
 			t.noteLocked(now, evDecision, "", "aborted", r.Reason)
 		case tpc.RecEnd:
-			t.noteLocked(now, evEnd, "", "", "every participant has the outcome; the coordinator forgets the transaction")
+			ended = true
 		}
+	}
+	if !decided && rd.Outcome != concord.OutcomePending {
+		detail := rd.Reason
+		if detail == "" {
+			detail = "decided without a decision record: the lone participant's one-phase answer, or every vote read-only"
+		}
+		t.noteLocked(now, evDecision, "", rd.Outcome.String(), detail)
 	}
 	for _, m := range rd.Messages {
 		switch m.Kind {
@@ -136,10 +147,8 @@ func (t *txState) noteReadyLocked(now time.Time, rd tpc.Ready) {
 			t.noteLocked(now, evAbortSent, m.To, "", "")
 		}
 	}
-	if rd.Done && len(rd.Records) == 0 && rd.Outcome != concord.OutcomePending {
-		// Decided and done without a record: all read-only, or a one-phase
-		// answer with nothing left to log.
-		t.noteLocked(now, evDecision, "", rd.Outcome.String(), rd.Reason)
+	if ended {
+		t.noteLocked(now, evEnd, "", "", "every participant has the outcome; the coordinator forgets the transaction")
 	}
 }
 

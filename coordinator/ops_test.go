@@ -502,3 +502,16 @@ func TestTimelineAfterRestart(t *testing.T) {
 		t.Fatalf("timeline does not end with END: %v", k)
 	}
 }
+
+// A one-phase transaction's timeline shows its decision, which has no
+// decision record of its own.
+func TestTimelineOfAOnePhaseCommit(t *testing.T) {
+	e := newEnv(t, "flights")
+	e.start()
+	e.submit(wire.SubmitRequest{ID: "solo", Branches: branches("flights")})
+	eventually(t, "solo done", func() bool { return e.status("solo").Done })
+	want := "submitted prepare-sent:flights vote:flights=yes decision=committed end"
+	if got := strings.Join(kinds(e.timeline("solo")), " "); got != want {
+		t.Fatalf("timeline %q, want %q", got, want)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/participant"
@@ -153,7 +154,7 @@ func (s *SQLStore) Prepare(ctx context.Context, id concord.TxID, payload json.Ra
 	if err != nil || res.Vote != concord.VoteYes {
 		// Not prepared (or not known to be): give the hold back unless a
 		// prepared transaction backs it, which keeps it locked.
-		if rerr := s.b.release(ctx, id); rerr != nil && err == nil {
+		if rerr := s.release(ctx, id); rerr != nil && err == nil {
 			err = fmt.Errorf("release hold of %s: %w", id, rerr)
 		}
 	}
@@ -183,11 +184,21 @@ func (s *SQLStore) Abort(ctx context.Context, id concord.TxID) error {
 	if err := s.b.res().Abort(ctx, id); err != nil {
 		return err
 	}
-	if err := s.b.release(ctx, id); err != nil {
+	if err := s.release(ctx, id); err != nil {
 		return fmt.Errorf("release hold of %s: %w", id, err)
 	}
 	s.decided(ctx)
 	return nil
+}
+
+// release gives back id's hold even when ctx has run out (a timed-out
+// prepare is the usual reason to release), for a bounded time. A hold whose
+// release fails stays until the store is opened again, which releases every
+// hold no prepared transaction backs.
+func (s *SQLStore) release(ctx context.Context, id concord.TxID) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	return s.b.release(ctx, id)
 }
 
 // decided counts a decision and, every forgetEvery of them, forgets the

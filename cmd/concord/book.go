@@ -33,6 +33,7 @@ func runBook(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("concord book", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	coord := fs.String("coordinator", "http://127.0.0.1:7070", "coordinator base `URL`")
+	auth := addClientAuthFlags(fs)
 	flight := fs.String("flight", "", "flight `SKU` to reserve at the flights service, e.g. FL100")
 	hotel := fs.String("hotel", "", "hotel `SKU` to reserve at the hotels service, e.g. H-PARIS")
 	car := fs.String("car", "", "car `SKU` to reserve at the cars service, e.g. C-ECON")
@@ -93,7 +94,11 @@ func runBook(args []string, stdout, stderr io.Writer) int {
 		return fail("nothing to book: give at least one of --flight, --hotel, --car")
 	}
 
-	cl, err := client.New(client.Options{URL: base})
+	copts, err := auth.options(client.Options{URL: base})
+	if err != nil {
+		return fail("%v", err)
+	}
+	cl, err := client.New(copts)
 	if err != nil {
 		return fail("--coordinator: %v", err)
 	}

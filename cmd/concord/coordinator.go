@@ -84,6 +84,10 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	maxTimeout := fs.Duration("max-timeout", coordinator.DefaultMaxTimeout, "longest prepare deadline a client may ask for")
 	maxBranches := fs.Int("max-branches", coordinator.DefaultMaxBranches, "most participants in one transaction")
 	logs := addLogFlags(fs)
+	tlsf := addTLSFlags(fs, "the coordinator")
+	tokens := fs.String("client-tokens", "", "`file` of client bearer tokens, lines of \"name token [operator]\" (needs TLS)")
+	operators := fs.String("operators", "", "comma-separated `identities` (certificate or token names) that may see and act on every transaction")
+	maxInFlight := fs.Int("max-in-flight", coordinator.DefaultMaxLive, "most transactions in flight; past it a submission is answered 503 with Retry-After")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: concord coordinator --listen ADDR --data DIR --participant NAME=URL [--participant NAME=URL ...]")
 		fmt.Fprintln(stderr, "Runs the two-phase-commit coordinator until SIGINT or SIGTERM.")
@@ -122,6 +126,10 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 		MaxBranches:    *maxBranches,
 		CrashHook:      hitFailpoint,
 		Logger:         logger,
+		MaxLive:        *maxInFlight,
+	}
+	if err := coordinatorSecurity(&opts, tlsf, *tokens, *operators); err != nil {
+		return usageErr("%v", err)
 	}
 	c, err := coordinator.New(opts)
 	if err != nil {
@@ -135,6 +143,9 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 		c.Close()
 		fmt.Fprintf(stderr, "concord coordinator: %v\n", err)
 		return 1
+	}
+	if opts.TLS == nil {
+		warnPlainHTTP(stderr, "coordinator", c.URL())
 	}
 	st := c.Stats()
 	fmt.Fprintf(stdout, "coordinator serving on %s (log %s; participants %s; %d transactions recovered to finish)\n",

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -44,6 +45,8 @@ func runParticipant(ctx context.Context, args []string, stdout, stderr io.Writer
 	inventory := fs.String("inventory", "", "stock as `SKU=CAPACITY,...`, e.g. FL100=120,FL200=40 (default: the service's own; a store keeps the stock it was created with)")
 	store := fs.String("store", "file", "where the inventory lives: file, memory (lost on exit), or a database URL ("+strings.Join(travel.StoreKinds()[2:], ", ")+")")
 	logs := addLogFlags(fs)
+	tlsf := addTLSFlags(fs, "the service")
+	coordID := fs.String("coordinator-identity", "coordinator", "with TLS, the certificate `identity` (CN) whose prepare, commit and abort are accepted")
 	inDoubt := fs.Duration("in-doubt-after", participant.DefaultOptions.InDoubtAfter, "how long a prepared reservation waits for the decision before the coordinator is asked")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: concord participant --service flights|hotels|cars [--listen ADDR] [--data DIR] [--coordinator URL] [--inventory SKU=N,...] [--store file|memory|URL]")
@@ -87,6 +90,11 @@ func runParticipant(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return usageErr("%v", err)
 	}
+	sec := participant.Options{Coordinator: coordURL}
+	srvTLS, err := participantSecurity(&sec, tlsf, *coordID)
+	if err != nil {
+		return usageErr("%v", err)
+	}
 	cfg := travel.StoreConfig{Service: *service, URL: *store, Dir: *data}
 	if *store == "file" {
 		cfg.URL = ""
@@ -111,6 +119,7 @@ func runParticipant(ctx context.Context, args []string, stdout, stderr io.Writer
 	logger := base.With("service", *service)
 	svc, err := travel.New(travel.Options{Name: *service, Store: st, Server: participant.Options{
 		Coordinator: coordURL, Logger: logger, InDoubtAfter: *inDoubt,
+		HTTPClient: sec.HTTPClient, CoordinatorIdentity: sec.CoordinatorIdentity,
 	}})
 	if err != nil {
 		st.Close()
@@ -123,6 +132,12 @@ func runParticipant(ctx context.Context, args []string, stdout, stderr io.Writer
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fail("listen on %s: %v", *listen, err)
+	}
+	scheme := "http"
+	if srvTLS != nil {
+		ln, scheme = tls.NewListener(ln, srvTLS), "https"
+	} else {
+		warnPlainHTTP(stderr, *service, ln.Addr().String())
 	}
 	hs := &http.Server{Handler: svc.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
 		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
@@ -138,8 +153,8 @@ func runParticipant(ctx context.Context, args []string, stdout, stderr io.Writer
 	default:
 		where = redactStoreURL(cfg.URL) + " store"
 	}
-	fmt.Fprintf(stdout, "%s serving on http://%s (%s; %d SKUs; %d reservations in doubt; coordinator %s)\n",
-		*service, ln.Addr(), where, len(items), svc.Server().Status().InDoubt, coordURL)
+	fmt.Fprintf(stdout, "%s serving on %s://%s (%s; %d SKUs; %d reservations in doubt; coordinator %s)\n",
+		*service, scheme, ln.Addr(), where, len(items), svc.Server().Status().InDoubt, coordURL)
 
 	select {
 	case <-ctx.Done():

@@ -70,8 +70,13 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-func txClient(coord string, stderr io.Writer, cmd string) (*client.Client, bool) {
-	cl, err := client.New(client.Options{URL: coord, Timeout: 10 * time.Second})
+func txClient(coord string, auth *clientAuthFlags, stderr io.Writer, cmd string) (*client.Client, bool) {
+	opts, err := auth.options(client.Options{URL: coord, Timeout: 10 * time.Second})
+	if err != nil {
+		fmt.Fprintf(stderr, "concord tx %s: %v\n", cmd, err)
+		return nil, false
+	}
+	cl, err := client.New(opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "concord tx %s: --coordinator: %v\n", cmd, err)
 		return nil, false
@@ -83,6 +88,7 @@ func runTxList(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("concord tx list", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	coord := fs.String("coordinator", client.DefaultURL, "coordinator base `URL`")
+	auth := addClientAuthFlags(fs)
 	state := fs.String("state", "pending", "which transactions: pending (preparing or awaiting acknowledgements), committed, aborted or all")
 	limit := fs.Int("limit", 100, "most transactions to list")
 	participant := fs.String("participant", "", "only transactions with a branch at this participant `name`")
@@ -108,7 +114,7 @@ func runTxList(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "concord tx list: --limit %d: want at least 1\n", *limit)
 		return 2
 	}
-	cl, ok := txClient(*coord, stderr, "list")
+	cl, ok := txClient(*coord, auth, stderr, "list")
 	if !ok {
 		return 2
 	}
@@ -168,6 +174,7 @@ func runTxShow(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("concord tx show", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	coord := fs.String("coordinator", client.DefaultURL, "coordinator base `URL`")
+	auth := addClientAuthFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	events := fs.Bool("events", false, "with --json, print the timeline (state and events) instead of the state alone")
 	pos, err := parseInterleaved(fs, args)
@@ -187,7 +194,7 @@ func runTxShow(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "concord tx show: %v\n", err)
 		return 2
 	}
-	cl, ok := txClient(*coord, stderr, "show")
+	cl, ok := txClient(*coord, auth, stderr, "show")
 	if !ok {
 		return 2
 	}
@@ -253,6 +260,7 @@ func runTxOperate(op string, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("concord tx "+op, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	coord := fs.String("coordinator", client.DefaultURL, "coordinator base `URL`")
+	auth := addClientAuthFlags(fs)
 	asJSON := fs.Bool("json", false, "print the transaction's status after the action as JSON")
 	reason := new(string)
 	if op == "abort" {
@@ -275,7 +283,7 @@ func runTxOperate(op string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "concord tx %s: %v\n", op, err)
 		return 2
 	}
-	cl, ok := txClient(*coord, stderr, op)
+	cl, ok := txClient(*coord, auth, stderr, op)
 	if !ok {
 		return 2
 	}

@@ -116,6 +116,7 @@ func runParticipant(ctx context.Context, args []string, stdout, stderr io.Writer
 		}
 		return fail("%v", err)
 	}
+	st = withFailpoints(st)
 	logger := base.With("service", *service)
 	svc, err := travel.New(travel.Options{Name: *service, Store: st, Server: participant.Options{
 		Coordinator: coordURL, Logger: logger, InDoubtAfter: *inDoubt,

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/internal/failpoint"
+	"github.com/concordtx/concord/participant"
+	"github.com/concordtx/concord/travel"
+)
+
+// failpointStore hits the participant failpoints right after a store's
+// durable steps: a yes vote's prepared state is on disk but the vote not yet
+// sent (participant.after-prepare-sync), a commit is on disk but not yet
+// acknowledged (participant.after-commit). Disarmed, each costs one atomic
+// load.
+type failpointStore struct{ travel.Store }
+
+// failpointOnePhaseStore is failpointStore for a store that also commits in
+// one phase, so that wrapping does not hide it from the participant server.
+type failpointOnePhaseStore struct {
+	failpointStore
+	one participant.OnePhaseResource
+}
+
+var (
+	_ travel.Store                 = failpointStore{}
+	_ participant.OnePhaseResource = failpointOnePhaseStore{}
+)
+
+// withFailpoints wraps st so that the participant failpoints can fire.
+func withFailpoints(st travel.Store) travel.Store {
+	if one, ok := st.(participant.OnePhaseResource); ok {
+		return failpointOnePhaseStore{failpointStore{st}, one}
+	}
+	return failpointStore{st}
+}
+
+func (f failpointStore) Prepare(ctx context.Context, id concord.TxID, payload json.RawMessage) (participant.PrepareResult, error) {
+	res, err := f.Store.Prepare(ctx, id, payload)
+	if err == nil && res.Vote == concord.VoteYes {
+		failpoint.Hit(failpoint.ParticipantAfterPrepareSync)
+	}
+	return res, err
+}
+
+func (f failpointStore) Commit(ctx context.Context, id concord.TxID) error {
+	err := f.Store.Commit(ctx, id)
+	if err == nil {
+		failpoint.Hit(failpoint.ParticipantAfterCommit)
+	}
+	return err
+}
+
+func (f failpointOnePhaseStore) CommitOnePhase(ctx context.Context, id concord.TxID, payload json.RawMessage) (concord.Outcome, string, error) {
+	out, reason, err := f.one.CommitOnePhase(ctx, id, payload)
+	if err == nil && out == concord.OutcomeCommitted {
+		failpoint.Hit(failpoint.ParticipantAfterCommit)
+	}
+	return out, reason, err
+}

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/internal/failpoint"
+	"github.com/concordtx/concord/participant"
+	"github.com/concordtx/concord/travel"
+)
+
+// TestFailpointStore checks that the wrapper keeps the store's answers and
+// its one-phase commit, and hits the failpoints exactly after a durable yes
+// vote and a durable commit (armed far past the hits here, so nothing dies).
+func TestFailpointStore(t *testing.T) {
+	if err := failpoint.Arm([]failpoint.Term{
+		{Name: failpoint.ParticipantAfterPrepareSync, Nth: 1 << 40},
+		{Name: failpoint.ParticipantAfterCommit, Nth: 1 << 40},
+	}, 1); err != nil {
+		t.Fatal(err)
+	}
+	defer failpoint.Disarm()
+	mem, err := travel.NewMemStore([]travel.Stock{{SKU: "A", Capacity: 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := withFailpoints(mem)
+	one, ok := st.(participant.OnePhaseResource)
+	if !ok {
+		t.Fatal("the wrapper hides the store's one-phase commit")
+	}
+	ctx := t.Context()
+	if r, err := st.Prepare(ctx, "no", travel.Request{SKU: "B", Quantity: 1}.Payload()); err != nil || r.Vote != concord.VoteNo {
+		t.Fatalf("prepare no: %+v, %v", r, err)
+	}
+	if n := failpoint.Hits(failpoint.ParticipantAfterPrepareSync); n != 0 {
+		t.Fatalf("a no vote hit the prepare failpoint %d times", n)
+	}
+	if r, err := st.Prepare(ctx, "yes", travel.Request{SKU: "A", Quantity: 1}.Payload()); err != nil || r.Vote != concord.VoteYes {
+		t.Fatalf("prepare yes: %+v, %v", r, err)
+	}
+	if err := st.Commit(ctx, "unknown"); err == nil {
+		t.Fatal("commit of an unknown id succeeded")
+	}
+	if err := st.Commit(ctx, "yes"); err != nil {
+		t.Fatal(err)
+	}
+	if out, _, err := one.CommitOnePhase(ctx, "one", travel.Request{SKU: "A", Quantity: 1}.Payload()); err != nil || out != concord.OutcomeCommitted {
+		t.Fatalf("one phase: %v, %v", out, err)
+	}
+	if p, c := failpoint.Hits(failpoint.ParticipantAfterPrepareSync), failpoint.Hits(failpoint.ParticipantAfterCommit); p != 1 || c != 2 {
+		t.Fatalf("hits: after-prepare-sync %d, after-commit %d; want 1 and 2", p, c)
+	}
+	if items, _ := st.Items(ctx); items[0].Confirmed != 2 {
+		t.Fatalf("items %+v", items)
+	}
+}

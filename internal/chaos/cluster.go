@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -57,18 +56,6 @@ type cluster struct {
 	http       *http.Client
 	exits      chan exit
 	closeOnce  sync.Once
-}
-
-// freePort asks the kernel for a free loopback port. The port is released
-// before the process that will use it starts; another program could take it
-// in between, which start-up then reports.
-func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("find a free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
 }
 
 func newCluster(opts Options) (c *cluster, err error) {

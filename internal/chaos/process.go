@@ -1,11 +1,8 @@
 package chaos
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -184,37 +181,4 @@ func describeTerms(terms []failpoint.Term) string {
 		return "none"
 	}
 	return failpoint.Format(terms)
-}
-
-// logTail returns up to n bytes from the end of a log file.
-func logTail(path string, n int64) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return ""
-	}
-	off := max(st.Size()-n, 0)
-	b, err := io.ReadAll(io.NewSectionReader(f, off, st.Size()-off))
-	if err != nil && !errors.Is(err, io.EOF) {
-		return ""
-	}
-	return string(b)
-}
-
-// lastLines returns the last n non-empty lines of s, joined by " | ".
-func lastLines(s string, n int) string {
-	var lines []string
-	for _, l := range bytes.Split([]byte(s), []byte("\n")) {
-		if t := strings.TrimSpace(string(l)); t != "" {
-			lines = append(lines, t)
-		}
-	}
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, " | ")
 }

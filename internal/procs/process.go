@@ -58,14 +58,14 @@ func Start(spec Spec) (*Process, error) {
 	cmd := exec.Command(spec.Binary, spec.Args...)
 	cmd.Env = append(os.Environ(), spec.Env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = sysProcAttr()
+	cmd.SysProcAttr = SysProcAttr()
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", spec.Name, err)
 	}
 	p := &Process{spec: spec, cmd: cmd, done: make(chan struct{})}
 	go func() {
 		_ = cmd.Wait()
-		killGroup(cmd.Process.Pid) // whatever the child left in its group goes too
+		KillGroup(cmd.Process.Pid) // whatever the child left in its group goes too
 		p.mu.Lock()
 		p.state = cmd.ProcessState
 		p.mu.Unlock()
@@ -144,7 +144,7 @@ func (p *Process) Stop(sig syscall.Signal, grace time.Duration) {
 	if !p.Running() {
 		return
 	}
-	signalGroup(p.Pid(), sig)
+	SignalGroup(p.Pid(), sig)
 	if sig != syscall.SIGKILL {
 		t := time.NewTimer(grace)
 		defer t.Stop()
@@ -152,7 +152,7 @@ func (p *Process) Stop(sig syscall.Signal, grace time.Duration) {
 		case <-p.done:
 			return
 		case <-t.C:
-			signalGroup(p.Pid(), syscall.SIGKILL)
+			SignalGroup(p.Pid(), syscall.SIGKILL)
 		}
 	}
 	<-p.done

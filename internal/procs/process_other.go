@@ -7,15 +7,15 @@ import (
 	"syscall"
 )
 
-// sysProcAttr has nothing to add where process groups do not exist.
-func sysProcAttr() *syscall.SysProcAttr { return nil }
+// SysProcAttr has nothing to add where process groups do not exist.
+func SysProcAttr() *syscall.SysProcAttr { return nil }
 
-// signalGroup kills the process: without process groups and signals, every
+// SignalGroup kills the process: without process groups and signals, every
 // stop is a kill.
-func signalGroup(pid int, _ syscall.Signal) { killGroup(pid) }
+func SignalGroup(pid int, _ syscall.Signal) { KillGroup(pid) }
 
-// killGroup kills the process pid.
-func killGroup(pid int) {
+// KillGroup kills the process pid.
+func KillGroup(pid int) {
 	if p, err := os.FindProcess(pid); err == nil {
 		_ = p.Kill()
 	}

@@ -99,6 +99,9 @@ func openFileResource(p *partNode) (*fileResource, error) {
 	st, err := filestore.Open(filestore.Options{
 		Dir: storeDir, FS: p.disk, Machine: inventoryMachine{inv},
 		SegmentSize: 1 << 20, SnapshotEvery: 1 << 30,
+		// No other call can come along to share a commit's sync in a
+		// single-threaded run: waiting for one would only cost wall time.
+		CommitSyncDelay: -1,
 	})
 	if err != nil {
 		return nil, err

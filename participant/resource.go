@@ -54,7 +54,8 @@ type Resource interface {
 
 // OnePhaseResource is implemented by a resource that can do the work of a
 // transaction and commit it in one durable step, for a transaction with a
-// single participant. A resource without it is driven by Prepare then Commit.
+// single participant. A resource without it answers a one-phase request with
+// its Prepare vote, and the coordinator decides as in two-phase commit.
 type OnePhaseResource interface {
 	Resource
 	// CommitOnePhase does the work of id and commits it at once, or refuses.

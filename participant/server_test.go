@@ -309,7 +309,7 @@ func TestOnePhase(t *testing.T) {
 			t.Fatal("one is not committed")
 		}
 	})
-	t.Run("two calls", func(t *testing.T) {
+	t.Run("plain vote without one-phase support", func(t *testing.T) {
 		mem := participanttest.NewMemResource()
 		g := newGated(t, twoPhaseOnly{mem}, false)
 		_, pc := startServer(t, participant.Options{Resource: g})
@@ -317,11 +317,16 @@ func TestOnePhase(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if v := resp.Votes[0]; v.Outcome != concord.OutcomeCommitted {
-			t.Errorf("one-phase = %+v", v)
+		// The resource cannot commit in one step, so it must not decide
+		// alone: a plain yes leaves the decision to the coordinator.
+		if v := resp.Votes[0]; v.Vote != concord.VoteYes || v.Outcome != concord.OutcomePending {
+			t.Errorf("one-phase = %+v, want a plain yes", v)
 		}
-		if calls := g.callList(); len(calls) != 2 || calls[0] != "prepare one" || calls[1] != "commit one" {
-			t.Errorf("calls = %v, want prepare then commit", calls)
+		if calls := g.callList(); len(calls) != 1 || calls[0] != "prepare one" {
+			t.Errorf("calls = %v, want only prepare", calls)
+		}
+		if mem.State("one") != "prepared" {
+			t.Errorf("one is %q, want prepared until the coordinator decides", mem.State("one"))
 		}
 	})
 }

@@ -103,7 +103,8 @@ func (p *Participant) Prepare(req uint64, id concord.TxID, payload json.RawMessa
 	var rd ParticipantReady
 	t := p.txs[id]
 	if t == nil {
-		t = &ptx{id: id, onePhase: onePhase, coordinator: coordinator, payload: payload}
+		// Only a resource that commits in one step may decide alone.
+		t = &ptx{id: id, onePhase: onePhase && p.cfg.OnePhase, coordinator: coordinator, payload: payload}
 		p.txs[id] = t
 		t.waiters = append(t.waiters, waiter{req, waitPrepare})
 		p.startPrepare(t, &rd)

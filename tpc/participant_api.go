@@ -137,7 +137,11 @@ func (rd ParticipantReady) Empty() bool { return len(rd.Actions) == 0 && len(rd.
 type ParticipantConfig struct {
 	// OnePhase says the resource can commit in one step
 	// (participant.OnePhaseResource). Without it a one-phase request is
-	// served by a prepare followed by a commit.
+	// served as an ordinary prepare and answered with a plain vote, which
+	// turns the transaction into two-phase commit with one participant:
+	// the coordinator stays the decider. Deciding alone by a prepare then a
+	// commit would not be safe, since a no vote leaves nothing durable and a
+	// late duplicate of the request after a crash could then commit.
 	OnePhase bool
 	// InDoubtAfter is how long a prepared transaction waits for a decision
 	// before the participant asks the coordinator.

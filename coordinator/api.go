@@ -292,19 +292,27 @@ func (c *Coordinator) List(state string, limit int) (wire.TxList, error) {
 		return wire.TxList{}, fmt.Errorf("%w: limit %d is outside 1..%d", ErrBadRequest, limit, MaxListLimit)
 	}
 	var out []wire.TxStatus
-	for _, t := range c.table.liveList() {
+	live := c.table.liveList()
+	seen := make(map[concord.TxID]bool, len(live))
+	for _, t := range live {
 		st, err := c.liveStatus(t)
 		if err != nil {
 			continue
 		}
 		st.Done = false
+		seen[st.ID] = true
 		if state == ListPending || state == ListAll || st.State == state {
 			out = append(out, st)
 		}
 	}
 	if state != ListPending {
+		// Live transactions are read first, so one that finished meanwhile
+		// shows in both lists: the live status stands.
 		for _, f := range c.table.finishedList() {
 			st := statusOf(f.status)
+			if seen[st.ID] {
+				continue
+			}
 			if state == ListAll || st.State == state {
 				out = append(out, st)
 			}

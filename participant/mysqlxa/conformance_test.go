@@ -1,6 +1,8 @@
 package mysqlxa_test
 
 import (
+	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"testing"
@@ -15,17 +17,36 @@ import (
 // without deciding anything, as a crashed process would (its prepared XA
 // transactions detach and stay prepared), and opens a new one.
 func TestConformance(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		maxPinned int
+	}{
+		{"pinned", 0},    // prepared transactions finished on the connection that prepared them
+		{"detached", -1}, // every connection closed after XA PREPARE: finished from another
+	} {
+		t.Run(c.name, func(t *testing.T) { conformance(t, c.maxPinned) })
+	}
+}
+
+func conformance(t *testing.T, maxPinned int) {
 	participanttest.Run(t, participanttest.Harness{
 		New: func(t *testing.T) (participant.Resource, func(t *testing.T) participant.Resource) {
 			e := newEnv(t)
-			r, db := e.open(t, "conf", 0)
+			open := func() (*mysqlxa.Resource, *sql.DB) {
+				db := openDB(t, e.db.URL)
+				r, err := mysqlxa.New(context.Background(), mysqlxa.Options{DB: db, Name: "conf", Work: counterWork, MaxPinned: maxPinned})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { r.Close() })
+				return r, db
+			}
+			r, db := open()
 			restart := func(t *testing.T) participant.Resource {
 				r.Close()
 				db.Close()
-				var nr *mysqlxa.Resource
-				nr, db = e.open(t, "conf", 0)
-				r = nr
-				return nr
+				r, db = open()
+				return r
 			}
 			return r, restart
 		},

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/concordtx/concord"
@@ -107,25 +108,50 @@ func (r *Resource) Commit(ctx context.Context, id concord.TxID) error {
 		}
 		discard(c) // detaches the transaction, if still prepared, so any connection can finish it
 	}
-	_, err := r.db.ExecContext(ctx, "XA COMMIT "+xid)
-	if err == nil {
-		r.noteDecision(ctx)
+	for attempt := 0; ; attempt++ {
+		_, err := r.db.ExecContext(ctx, "XA COMMIT "+xid)
+		if err == nil {
+			r.noteDecision(ctx)
+			return nil
+		}
+		if !isNumber(err, errXANota) {
+			return fmt.Errorf("mysqlxa: XA COMMIT %s: %w", id, err)
+		}
+		st, err := r.decided(ctx, id)
+		if err != nil {
+			return err
+		}
+		switch st.State {
+		case StateCommitted, StateReadOnly:
+			return nil
+		case StateAborted:
+			return fmt.Errorf("mysqlxa: commit %s: %w", id, participant.ErrAlreadyDecided)
+		}
+		// Unknown to this connection, yet XA RECOVER may list it: still
+		// attached to a session that is going away. Wait for it to detach.
+		ids, err := r.Recover(ctx)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(ids, id) {
+			return fmt.Errorf("mysqlxa: commit %s: %w", id, participant.ErrUnknownTx)
+		}
+		if err := sleepCtx(ctx, min(time.Millisecond<<min(attempt, 7), 100*time.Millisecond)); err != nil {
+			return fmt.Errorf("mysqlxa: commit %s: still attached to another session: %w", id, err)
+		}
+	}
+}
+
+// sleepCtx waits d or until ctx is done.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
 		return nil
 	}
-	if !isNumber(err, errXANota) {
-		return fmt.Errorf("mysqlxa: XA COMMIT %s: %w", id, err)
-	}
-	st, err := r.decided(ctx, id)
-	if err != nil {
-		return err
-	}
-	switch st.State {
-	case StateCommitted, StateReadOnly:
-		return nil
-	case StateAborted:
-		return fmt.Errorf("mysqlxa: commit %s: %w", id, participant.ErrAlreadyDecided)
-	}
-	return fmt.Errorf("mysqlxa: commit %s: %w", id, participant.ErrUnknownTx)
 }
 
 // Abort rolls back id's prepared XA transaction and records the abort, so a
@@ -161,12 +187,24 @@ func (r *Resource) Abort(ctx context.Context, id concord.TxID) error {
 		switch {
 		case err == nil:
 		case isNumber(err, errXANota):
+			// Unknown to this connection, yet XA RECOVER may list it:
+			// still attached to a session that is going away.
+			ids, err := r.Recover(ctx)
+			if err != nil {
+				return err
+			}
+			if slices.Contains(ids, id) {
+				if err := sleepCtx(ctx, min(time.Millisecond<<min(attempt, 7), 100*time.Millisecond)); err != nil {
+					return fmt.Errorf("mysqlxa: abort %s: still attached to another session: %w", id, err)
+				}
+				continue
+			}
 			reason = "aborted before prepare"
 		default:
 			return fmt.Errorf("mysqlxa: XA ROLLBACK %s: %w", id, err)
 		}
 		st, err := r.record(ctx, r.db, id, StateAborted, reason)
-		if isNumber(err, errLockWaitTimeout) && attempt < 5 {
+		if isNumber(err, errLockWaitTimeout) && attempt < 50 {
 			continue // a prepare of id is in flight or was just prepared: roll it back
 		}
 		if err != nil {

@@ -7,8 +7,10 @@
 // A prepared XA transaction stays attached to the connection that prepared
 // it until that connection closes (then, since MariaDB 10.5 and MySQL 5.7.7,
 // it survives detached and any connection may finish it). The Resource keeps
-// that connection and finishes the transaction on it; after a crash, or
-// whenever the connection is lost, it finishes it from any connection.
+// that connection and finishes the transaction on it, up to MaxPinned of
+// them; past that, after a crash, or whenever the connection is lost, it
+// closes it and finishes the transaction from any connection, waiting out the
+// moment in which the server still counts it attached to the closing session.
 //
 // Idempotence is kept in the database, like a sub-transaction barrier: a
 // decision table holds one row per decided transaction of this participant.

@@ -38,6 +38,7 @@ const (
 	DefaultLockTimeout = 5 * time.Second
 	DefaultRetention   = 7 * 24 * time.Hour
 	DefaultPruneEvery  = 1000
+	DefaultMaxPinned   = 16
 )
 
 // Options configures a Resource. DB, Name and Work are required.
@@ -71,6 +72,14 @@ type Options struct {
 	// PruneEvery is how many decisions pass between prunes. Default
 	// DefaultPruneEvery.
 	PruneEvery int
+	// MaxPinned bounds the connections kept to finish the transactions
+	// they prepared (saving a connection per transaction); past it a
+	// prepared transaction's connection is closed, which detaches the
+	// transaction for any connection to finish. Keep it well below the
+	// DB's open-connection limit, so that kept connections never starve
+	// the calls that decide them. Default DefaultMaxPinned; negative keeps
+	// none.
+	MaxPinned int
 }
 
 var (
@@ -90,6 +99,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.PruneEvery == 0 {
 		o.PruneEvery = DefaultPruneEvery
+	}
+	if o.MaxPinned == 0 {
+		o.MaxPinned = DefaultMaxPinned
 	}
 }
 

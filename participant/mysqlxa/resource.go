@@ -38,8 +38,9 @@ type Resource struct {
 	pruneEvery int64
 	decisions  atomic.Int64 // decisions recorded, to prune every pruneEvery
 
-	mu     sync.Mutex
-	pinned map[concord.TxID]*sql.Conn // connections holding a prepared transaction
+	mu        sync.Mutex
+	pinned    map[concord.TxID]*sql.Conn // connections holding a prepared transaction
+	maxPinned int
 }
 
 var (
@@ -70,6 +71,7 @@ func New(ctx context.Context, opts Options) (*Resource, error) {
 		retention:  opts.Retention,
 		pruneEvery: int64(opts.PruneEvery),
 		pinned:     map[concord.TxID]*sql.Conn{},
+		maxPinned:  opts.MaxPinned,
 	}
 	if len(r.bqual) > maxBqualLen {
 		return nil, fmt.Errorf("%w: database %q and Name %q make an XA branch qualifier of %d bytes, at most %d",
@@ -116,13 +118,20 @@ func discard(c *sql.Conn) {
 	_ = c.Raw(func(any) error { return driver.ErrBadConn })
 }
 
-func (r *Resource) pin(id concord.TxID, c *sql.Conn) {
+// pin keeps c, which holds id's prepared transaction, to finish it on; it
+// reports false when MaxPinned connections are kept already.
+func (r *Resource) pin(id concord.TxID, c *sql.Conn) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if old, ok := r.pinned[id]; ok && old != c {
 		discard(old)
+		delete(r.pinned, id)
+	}
+	if len(r.pinned) >= r.maxPinned {
+		return false
 	}
 	r.pinned[id] = c
+	return true
 }
 
 func (r *Resource) unpin(id concord.TxID) *sql.Conn {
@@ -180,10 +189,11 @@ func (r *Resource) run(ctx context.Context, id concord.TxID, payload json.RawMes
 		case "idle":
 			_ = conn.Close()
 		case "prepared":
-			if onePhase {
+			switch {
+			case onePhase:
 				_ = conn.Close()
-			} else {
-				r.pin(id, conn)
+			case !r.pin(id, conn):
+				discard(conn) // detaches the transaction: any connection can finish it
 			}
 		default: // unsure what the connection holds: closing it rolls back what is not prepared
 			discard(conn)

@@ -57,16 +57,15 @@ func driveMachine(t *testing.T, m *tpc.Participant, r resource, rd tpc.Participa
 }
 
 // TestLateOnePhaseDuplicateAfterRefusal: a participant whose resource has
-// no one-phase commit serves a one-phase PREPARE by prepare then commit,
-// deciding alone. It refuses one for want of stock; the coordinator
-// reports "aborted" to the client, final. The participant crashes (a no
-// vote is not forced: it "leaves nothing behind"), stock frees up, and a
-// late duplicate of that PREPARE arrives: it must not commit. The
-// simulator found it committing (TestSimulation seed 427588 at the time:
-// "client told aborted, but the transaction committed"). A machine that
-// answers such a PREPARE with a plain yes and lets the coordinator decide
-// (the coordinator then runs two-phase commit with one participant, and has
-// long settled this one as aborted) would be safe.
+// no one-phase commit refuses a one-phase PREPARE for want of stock; the
+// coordinator reports "aborted" to the client, final. The participant
+// crashes (a no vote is not forced: it "leaves nothing behind"), stock
+// frees up, and a late duplicate of that PREPARE arrives: it must not
+// commit. The simulator found it committing (TestSimulation seed 427588 at
+// the time: "client told aborted, but the transaction committed") when the
+// participant machine served such a PREPARE by prepare then commit,
+// deciding alone; it now answers with a plain vote and lets the coordinator
+// decide, which has long settled this one as aborted.
 func TestLateOnePhaseDuplicateAfterRefusal(t *testing.T) {
 	stores := []struct {
 		name string

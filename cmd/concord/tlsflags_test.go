@@ -123,6 +123,19 @@ func TestPlainHTTPWarns(t *testing.T) {
 			t.Errorf("%s did not warn: %q", who, s)
 		}
 	}
+	// The participant's header limit: 431, and the next request is served.
+	req, _ := http.NewRequest("GET", flights+wire.PathHealth, nil)
+	req.Header.Set("X-Big", strings.Repeat("h", 128<<10))
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("participant, big header: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	if resp, err := http.Get(flights + wire.PathHealth); err != nil || resp.StatusCode != 200 {
+		t.Errorf("participant after a big header: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 }
 
 func TestSecurityFlagErrors(t *testing.T) {

@@ -3,7 +3,6 @@ package travel
 import (
 	"github.com/concordtx/concord/internal/metrics"
 	"github.com/concordtx/concord/participant"
-	"github.com/concordtx/concord/participant/filestore"
 	"github.com/concordtx/concord/wal"
 )
 
@@ -11,10 +10,5 @@ import (
 // time, segments, compactions) to the participant server's metrics, served
 // at GET /metrics. A store not on a log (memory, SQL) exports none.
 func registerStoreMetrics(srv *participant.Server, store Store) {
-	srv.Registry().MustRegister(metrics.NewWALCollector(func() (wal.Stats, bool) {
-		if fs, ok := store.(interface{ Stats() filestore.Stats }); ok {
-			return fs.Stats().Log, true
-		}
-		return wal.Stats{}, false
-	}))
+	srv.Registry().MustRegister(metrics.NewWALCollector(func() (wal.Stats, bool) { return StoreLogStats(store) }))
 }

@@ -22,11 +22,28 @@ type StatsResponse struct {
 // Stats returns the service's counters.
 func (s *Service) Stats() StatsResponse {
 	st := StatsResponse{Service: s.name, Server: s.server.Status(), Runtime: wire.ReadRuntimeStats()}
-	if fs, ok := s.store.(interface{ Stats() filestore.Stats }); ok {
-		l := fs.Stats().Log
+	if l, ok := StoreLogStats(s.store); ok {
 		st.Log = &l
 	}
 	return st
+}
+
+// StoreLogStats returns the log counters of a store kept on a log (the file
+// store), looking through stores that wrap another: a wrapper (one that adds
+// behaviour around the calls of the store inside) has an Unwrap() Store
+// method. A store not on a log (memory, SQL) has none.
+func StoreLogStats(st Store) (wal.Stats, bool) {
+	for st != nil {
+		if fs, ok := st.(interface{ Stats() filestore.Stats }); ok {
+			return fs.Stats().Log, true
+		}
+		u, ok := st.(interface{ Unwrap() Store })
+		if !ok {
+			break
+		}
+		st = u.Unwrap()
+	}
+	return wal.Stats{}, false
 }
 
 func (s *Service) serveStats(w http.ResponseWriter, r *http.Request) {

@@ -70,3 +70,28 @@ func TestServiceStats(t *testing.T) {
 		t.Fatalf("unknown path: %d", code)
 	}
 }
+
+// wrapped is a store that adds behaviour around another's calls.
+type wrapped struct{ Store }
+
+func (w wrapped) Unwrap() Store { return w.Store }
+
+// A wrapper with Unwrap does not hide the log counters of the file store
+// inside; a store not on a log has none.
+func TestStoreLogStatsThroughWrappers(t *testing.T) {
+	st, err := OpenFileStore(StoreConfig{Service: Cars, Dir: t.TempDir(), Stock: []Stock{{"C-ECON", 10}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, ok := StoreLogStats(wrapped{wrapped{st}}); !ok {
+		t.Fatal("no log counters through two wrappers")
+	}
+	mem, err := NewMemStore([]Stock{{"C-ECON", 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := StoreLogStats(wrapped{mem}); ok {
+		t.Fatal("a memory store reports log counters")
+	}
+}

@@ -37,6 +37,10 @@ func withFailpoints(st travel.Store) travel.Store {
 	return failpointStore{st}
 }
 
+// Unwrap returns the wrapped store, so that its log counters are still
+// reported (travel.StoreLogStats).
+func (f failpointStore) Unwrap() travel.Store { return f.Store }
+
 func (f failpointStore) Prepare(ctx context.Context, id concord.TxID, payload json.RawMessage) (participant.PrepareResult, error) {
 	res, err := f.Store.Prepare(ctx, id, payload)
 	if err == nil && res.Vote == concord.VoteYes {

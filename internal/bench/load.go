@@ -31,6 +31,17 @@ type phase struct {
 type tally struct {
 	committed, aborted, errors atomic.Int64
 	firstErr                   atomic.Pointer[string]
+	maxNanos                   atomic.Int64 // slowest answer since the last progress line
+}
+
+// noteLatency keeps the slowest answer since the last progress line.
+func (t *tally) noteLatency(d time.Duration) {
+	for {
+		cur := t.maxNanos.Load()
+		if int64(d) <= cur || t.maxNanos.CompareAndSwap(cur, int64(d)) {
+			return
+		}
+	}
 }
 
 func (t *tally) fail(err error) {
@@ -143,6 +154,7 @@ func load(ctx context.Context, coordURL string, p phase, tick time.Duration,
 					continue
 				}
 				lats[w] = append(lats[w], d)
+				t.noteLatency(d)
 			}
 		}()
 	}

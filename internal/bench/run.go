@@ -84,8 +84,9 @@ func runPhase(ctx context.Context, hc *http.Client, c *cluster, p phase, res *Re
 		n := t.committed.Load() + t.aborted.Load()
 		rate := float64(n-lastN) / (el - lastT).Seconds()
 		lastN, lastT = n, el
-		fmt.Fprintf(opts.Progress, "  %5.1fs  committed %d  aborted %d  errors %d  (%.0f/s now)\n",
-			el.Seconds(), t.committed.Load(), t.aborted.Load(), t.errors.Load(), rate)
+		slowest := time.Duration(t.maxNanos.Swap(0))
+		fmt.Fprintf(opts.Progress, "  %5.1fs  committed %d  aborted %d  errors %d  (%.0f/s now, slowest %.1f ms)\n",
+			el.Seconds(), t.committed.Load(), t.aborted.Load(), t.errors.Load(), rate, ms(slowest))
 		if el >= nextSample {
 			nextSample += opts.SampleEvery
 			sm := RuntimeSample{Phase: index, Seconds: el.Seconds(), Processes: map[string]wire.RuntimeStats{}}

@@ -6,8 +6,10 @@ import (
 	"io"
 	"log"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -103,5 +105,80 @@ func TestSecureEndToEnd(t *testing.T) {
 	}
 	if l, err := bob.List(t.Context(), "all", 10); err != nil || len(l.Transactions) != 0 {
 		t.Errorf("bob's list: %+v %v", l, err)
+	}
+}
+
+// A participant whose COMMIT was lost asks the coordinator over mutual TLS,
+// as a branch of the transaction, and learns it committed.
+func TestInDoubtQueryOverMutualTLS(t *testing.T) {
+	ca := pki.New(t, "test CA")
+	urls := map[string]string{}
+	mems := map[string]*participanttest.MemResource{}
+	var dropCommits atomic.Bool
+	dropCommits.Store(true)
+	for _, n := range []string{"flights", "hotels"} {
+		mems[n] = participanttest.NewMemResource()
+		own := ca.Load(n, true)
+		hc, err := security.WithClientTLS(wire.NewHTTPClient(0), own.ClientConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv, err := participant.NewServer(participant.Options{Resource: mems[n], CoordinatorIdentity: "coordinator", HTTPClient: hc,
+			InDoubtAfter: 20 * time.Millisecond, TickInterval: 5 * time.Millisecond, QueryMin: 5 * time.Millisecond, QueryMax: 20 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		h := srv.Handler()
+		hs := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if n == "flights" && r.URL.Path == wire.PathCommit && dropCommits.Load() {
+				http.Error(w, "lost", http.StatusServiceUnavailable)
+				return
+			}
+			h.ServeHTTP(w, r)
+		}))
+		hs.TLS = own.ServerConfig(true)
+		hs.Config.ErrorLog = log.New(io.Discard, "", 0)
+		hs.StartTLS()
+		t.Cleanup(func() { hs.Close(); srv.Close() })
+		urls[n] = hs.URL
+	}
+	coord := ca.Load("coordinator", true)
+	c, err := coordinator.New(coordinator.Options{Dir: "/c", FS: memfs.New(), Participants: urls,
+		ShutdownTimeout: time.Second, RetryMin: time.Hour, RetryMax: time.Hour,
+		TLS: coord.ServerConfig(false), ClientTLS: coord.ClientConfig(), Auth: &security.Authenticator{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ln); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	cl, err := client.New(client.Options{URL: c.URL(), TLS: ca.Load("alice", false).ClientConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := cl.Submit(t.Context(), wire.SubmitRequest{ID: "lost-commit", Branches: []wire.Branch{
+		{Participant: "flights", Payload: participanttest.YesPayload(1)}, {Participant: "hotels", Payload: participanttest.YesPayload(2)}}})
+	if err != nil || resp.Outcome != concord.OutcomeCommitted {
+		t.Fatalf("submit: %+v %v", resp, err)
+	}
+	// The coordinator retries only in an hour: flights learns the outcome by
+	// asking. Polled: the query travels over real sockets.
+	deadline := time.Now().Add(10 * time.Second)
+	for mems["flights"].State("lost-commit") != "committed" {
+		if time.Now().After(deadline) {
+			t.Fatalf("flights is %q: its outcome query did not get through", mems["flights"].State("lost-commit"))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if st := c.Stats(); st.Unauthenticated != 0 || st.Forbidden != 0 {
+		t.Errorf("refusals on the way: %+v", st)
 	}
 }

@@ -205,30 +205,35 @@ func (r *demoRun) readRecords() {
 		r.records = append(r.records, d)
 		return nil
 	})
-	hotelWAL := filepath.Join(r.cl.services[travel.Hotels].dir, "store", "wal")
-	_, err := wal.Inspect(wal.Options{Dir: hotelWAL}, 0, func(rec wal.Record) error {
-		id, body, ok := fileStoreRecord(rec.Payload)
-		if !ok || id != r.inDoubt {
+	for _, name := range travel.ServiceNames() {
+		dir := filepath.Join(r.cl.services[name].dir, "store", "wal")
+		_, err := wal.Inspect(wal.Options{Dir: dir}, 0, func(rec wal.Record) error {
+			id, body, ok := fileStoreRecord(rec.Payload)
+			if !ok || id != r.inDoubt {
+				return nil
+			}
+			d := demoRecord{Log: name, Seq: rec.Seq}
+			switch rec.Type {
+			case 1:
+				d.Type, d.Detail = "prepared", "holds "+string(body)+" (forced: on disk before the yes vote)"
+			case 2:
+				d.Type, d.Detail = "commit", "confirmed (forced: on disk before the acknowledgement)"
+				if name == travel.Hotels {
+					d.Detail += "; written after the restart"
+				}
+			case 3:
+				d.Type, d.Detail = "abort", string(body)
+			case 4:
+				d.Type, d.Detail = "one-phase", string(body)
+			default:
+				d.Type = fmt.Sprintf("type %d", rec.Type)
+			}
+			r.records = append(r.records, d)
 			return nil
+		})
+		if r.recordsErr == nil && err != nil {
+			r.recordsErr = fmt.Errorf("read the %s log: %w", name, err)
 		}
-		d := demoRecord{Log: travel.Hotels, Seq: rec.Seq}
-		switch rec.Type {
-		case 1:
-			d.Type, d.Detail = "prepared", "holds "+string(body)+" (forced: on disk before the yes vote)"
-		case 2:
-			d.Type, d.Detail = "commit", "confirmed (forced: on disk before the acknowledgement)"
-		case 3:
-			d.Type, d.Detail = "abort", string(body)
-		case 4:
-			d.Type, d.Detail = "one-phase", string(body)
-		default:
-			d.Type = fmt.Sprintf("type %d", rec.Type)
-		}
-		r.records = append(r.records, d)
-		return nil
-	})
-	if r.recordsErr == nil {
-		r.recordsErr = err
 	}
 }
 

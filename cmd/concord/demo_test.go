@@ -63,7 +63,7 @@ func TestDemoJSONOnReusedData(t *testing.T) {
 		for _, r := range s.Records {
 			kinds[r.Log+" "+r.Type] = true
 		}
-		for _, k := range []string{"coordinator begin", "coordinator commit", "coordinator end", "hotels prepared", "hotels commit"} {
+		for _, k := range []string{"coordinator begin", "coordinator commit", "coordinator end", "hotels prepared", "hotels commit", "flights prepared", "cars commit"} {
 			if !kinds[k] {
 				t.Errorf("run %d: no %s record among %+v", i, k, s.Records)
 			}

@@ -70,7 +70,9 @@ func (c *Coordinator) secure(api http.Handler) http.Handler {
 	m.HandleFunc(wire.PathTransactions+"/{id}/outcome", c.guard(api, c.mayAskOutcome))
 	m.HandleFunc(wire.PathTransactions+"/{id}/{action}", c.guard(api, c.mayActOn))
 	m.HandleFunc(wire.PathTransactions+"/{id}", c.guard(api, c.mayActOn))
-	m.HandleFunc("/", c.guard(api, anyone))
+	// Anything else (an endpoint added later, an unknown path) is for
+	// operators until it is given a rule of its own.
+	m.HandleFunc("/", c.guard(api, operatorOnly))
 	return m
 }
 

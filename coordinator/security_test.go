@@ -166,6 +166,8 @@ func TestClientsSeeOnlyTheirOwn(t *testing.T) {
 	check("alice", alice, "GET", wire.PathStats, "", 403)
 	check("alice", alice, "GET", wire.PathOverview, "", 403)
 	check("alice", alice, "GET", wire.TransactionPath("nope"), "", 404)
+	check("alice", alice, "GET", "/v1/not-yet-an-endpoint", "", 403)
+	check("ops", ops, "GET", "/v1/not-yet-an-endpoint", "", 404)
 	check("bob", bob, "GET", wire.TransactionPath("b-1"), "", 200)
 	check("bob", bob, "POST", wire.PathTransactions, submitBody("b-1", "flights", "hotels"), 200)
 	check("bob", bob, "POST", wire.TransactionPath("a-1")+"/abort", "", 403)
@@ -196,7 +198,7 @@ func TestClientsSeeOnlyTheirOwn(t *testing.T) {
 	if got := fmt.Sprint(list(ops)); got != "[a-1 b-1 b-2]" {
 		t.Errorf("ops lists %s", got)
 	}
-	if st := e.c.Stats(); st.Submitted != 3 || st.Forbidden < 8 {
+	if st := e.c.Stats(); st.Submitted != 3 || st.Forbidden < 9 {
 		t.Errorf("submitted %d (want 3: refusals start nothing), forbidden %d", st.Submitted, st.Forbidden)
 	}
 }

@@ -100,13 +100,13 @@ func (r *Resource) Commit(ctx context.Context, id concord.TxID) error {
 		return fmt.Errorf("mysqlxa: commit: %w", err)
 	}
 	xid := r.XID(id)
-	if c := r.unpin(id); c != nil {
+	if c, ok := r.unpin(id); ok {
 		if _, err := c.ExecContext(ctx, "XA COMMIT "+xid); err == nil {
 			_ = c.Close()
 			r.noteDecision(ctx)
 			return nil
 		}
-		discard(c) // detaches the transaction, if still prepared, so any connection can finish it
+		r.detach(ctx, c) // the transaction, if still prepared, is for any connection to finish
 	}
 	for attempt := 0; ; attempt++ {
 		_, err := r.db.ExecContext(ctx, "XA COMMIT "+xid)
@@ -168,18 +168,18 @@ func (r *Resource) Abort(ctx context.Context, id concord.TxID) error {
 		return fmt.Errorf("mysqlxa: abort: %w", err)
 	}
 	xid := r.XID(id)
-	if c := r.unpin(id); c != nil {
+	if c, ok := r.unpin(id); ok {
 		if _, err := c.ExecContext(ctx, "XA ROLLBACK "+xid); err == nil {
 			_, err := r.record(ctx, c, id, StateAborted, "aborted")
 			if err != nil {
-				discard(c)
+				discard(c.Conn)
 				return fmt.Errorf("mysqlxa: abort %s: record: %w", id, err)
 			}
 			_ = c.Close()
 			r.noteDecision(ctx)
 			return nil
 		}
-		discard(c)
+		r.detach(ctx, c)
 	}
 	for attempt := 0; ; attempt++ {
 		reason := "aborted"

@@ -39,7 +39,7 @@ type Resource struct {
 	decisions  atomic.Int64 // decisions recorded, to prune every pruneEvery
 
 	mu        sync.Mutex
-	pinned    map[concord.TxID]*sql.Conn // connections holding a prepared transaction
+	pinned    map[concord.TxID]xaConn // connections holding a prepared transaction
 	maxPinned int
 }
 
@@ -70,7 +70,7 @@ func New(ctx context.Context, opts Options) (*Resource, error) {
 		lockWait:   opts.lockWaitSeconds(),
 		retention:  opts.Retention,
 		pruneEvery: int64(opts.PruneEvery),
-		pinned:     map[concord.TxID]*sql.Conn{},
+		pinned:     map[concord.TxID]xaConn{},
 		maxPinned:  opts.MaxPinned,
 	}
 	if len(r.bqual) > maxBqualLen {
@@ -104,12 +104,23 @@ func (r *Resource) XID(id concord.TxID) string {
 func (r *Resource) Close() error {
 	r.mu.Lock()
 	conns := r.pinned
-	r.pinned = map[concord.TxID]*sql.Conn{}
+	r.pinned = map[concord.TxID]xaConn{}
 	r.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), detachTimeout)
+	defer cancel()
 	for _, c := range conns {
-		discard(c)
+		discard(c.Conn)
+	}
+	for _, c := range conns {
+		r.waitGone(ctx, c.id)
 	}
 	return nil
+}
+
+// xaConn is a connection with the server's id of its session.
+type xaConn struct {
+	*sql.Conn
+	id int64
 }
 
 // discard closes c instead of returning it to the pool: a prepared XA
@@ -118,28 +129,60 @@ func discard(c *sql.Conn) {
 	_ = c.Raw(func(any) error { return driver.ErrBadConn })
 }
 
-// pin keeps c, which holds id's prepared transaction, to finish it on; it
-// reports false when MaxPinned connections are kept already.
-func (r *Resource) pin(id concord.TxID, c *sql.Conn) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if old, ok := r.pinned[id]; ok && old != c {
-		discard(old)
-		delete(r.pinned, id)
-	}
-	if len(r.pinned) >= r.maxPinned {
-		return false
-	}
-	r.pinned[id] = c
-	return true
+// detachTimeout bounds how long a closed session may take to go.
+const detachTimeout = 5 * time.Second
+
+// detach closes c and waits until the server has ended its session, so
+// that its prepared transaction, if any, is detached before anyone else
+// finishes it: XA COMMIT or XA ROLLBACK racing with the end of the session
+// that prepared the transaction can leave it prepared yet missing from XA
+// RECOVER until the server restarts (seen on MariaDB 10.11).
+func (r *Resource) detach(ctx context.Context, c xaConn) {
+	discard(c.Conn)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), detachTimeout)
+	defer cancel()
+	r.waitGone(ctx, c.id)
 }
 
-func (r *Resource) unpin(id concord.TxID) *sql.Conn {
+// waitGone waits until session id has left the server's process list, or
+// ctx is done.
+func (r *Resource) waitGone(ctx context.Context, id int64) {
+	for attempt := 0; ; attempt++ {
+		var n int
+		err := r.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ?", id).Scan(&n)
+		if err != nil || n == 0 {
+			return
+		}
+		if sleepCtx(ctx, min(time.Millisecond<<min(attempt, 6), 50*time.Millisecond)) != nil {
+			return
+		}
+	}
+}
+
+// pin keeps c, which holds id's prepared transaction, to finish it on; it
+// reports false when MaxPinned connections are kept already.
+func (r *Resource) pin(ctx context.Context, id concord.TxID, c xaConn) bool {
+	r.mu.Lock()
+	old, had := r.pinned[id]
+	delete(r.pinned, id)
+	ok := len(r.pinned) < r.maxPinned
+	if ok {
+		r.pinned[id] = c
+	}
+	r.mu.Unlock()
+	if had && old.Conn != c.Conn {
+		r.detach(ctx, old)
+	}
+	return ok
+}
+
+// unpin takes back id's kept connection, ok false if there is none.
+func (r *Resource) unpin(id concord.TxID) (xaConn, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	c := r.pinned[id]
+	c, ok := r.pinned[id]
 	delete(r.pinned, id)
-	return c
+	return c, ok
 }
 
 // Prepare runs Work for id in an XA transaction and prepares it on a yes
@@ -178,10 +221,11 @@ var errRaced = errors.New("raced with another call on the same transaction")
 // row, then Work; it ends with XA PREPARE (or XA COMMIT ONE PHASE) on a yes
 // vote and records a no or read-only vote in the decision table.
 func (r *Resource) run(ctx context.Context, id concord.TxID, payload json.RawMessage, onePhase bool) (res participant.PrepareResult, err error) {
-	conn, err := r.db.Conn(ctx)
+	c, err := r.db.Conn(ctx)
 	if err != nil {
 		return res, fmt.Errorf("mysqlxa: prepare %s: connect: %w", id, err)
 	}
+	conn := xaConn{Conn: c}
 	xid := r.XID(id)
 	state := "idle" // idle, active, ended, prepared
 	defer func() {
@@ -192,15 +236,22 @@ func (r *Resource) run(ctx context.Context, id concord.TxID, payload json.RawMes
 			switch {
 			case onePhase:
 				_ = conn.Close()
-			case !r.pin(id, conn):
-				discard(conn) // detaches the transaction: any connection can finish it
+			case !r.pin(ctx, id, conn):
+				r.detach(ctx, conn) // any connection can finish it now
 			}
+		case "gone":
 		default: // unsure what the connection holds: closing it rolls back what is not prepared
-			discard(conn)
+			r.detach(ctx, conn)
 		}
 	}()
-	if _, err := conn.ExecContext(ctx, fmt.Sprintf("SET SESSION innodb_lock_wait_timeout = %d", r.lockWait)); err != nil {
+	var wait int64
+	if err := conn.QueryRowContext(ctx, "SELECT CONNECTION_ID(), @@SESSION.innodb_lock_wait_timeout").Scan(&conn.id, &wait); err != nil {
 		return res, fmt.Errorf("mysqlxa: prepare %s: %w", id, err)
+	}
+	if wait != r.lockWait {
+		if _, err := conn.ExecContext(ctx, fmt.Sprintf("SET SESSION innodb_lock_wait_timeout = %d", r.lockWait)); err != nil {
+			return res, fmt.Errorf("mysqlxa: prepare %s: %w", id, err)
+		}
 	}
 	if _, err := conn.ExecContext(ctx, "XA START "+xid); err != nil {
 		if isNumber(err, errXADupID) {
@@ -255,8 +306,8 @@ func (r *Resource) run(ctx context.Context, id concord.TxID, payload json.RawMes
 			// The answer was lost: the transaction may be prepared.
 			// Nothing was voted, so roll it back rather than leave it
 			// holding its locks until a restart finds it.
-			discard(conn)
-			state = "idle"
+			r.detach(ctx, conn)
+			state = "gone"
 			r.rollbackLost(ctx, id)
 		}
 		return r.failed(ctx, id, end, err)
@@ -276,7 +327,7 @@ func (r *Resource) failed(ctx context.Context, id concord.TxID, what string, err
 
 // rollback ends and rolls back the active XA transaction on conn, updating
 // *state to "idle" when it is gone. On failure the caller discards conn.
-func (r *Resource) rollback(ctx context.Context, conn *sql.Conn, xid string, state *string) {
+func (r *Resource) rollback(ctx context.Context, conn xaConn, xid string, state *string) {
 	if *state == "active" {
 		if _, err := conn.ExecContext(ctx, "XA END "+xid); err != nil && !isNumber(err, errXARBDeadlock) && !isNumber(err, errXARBTimeout) {
 			return

@@ -108,7 +108,7 @@ func Postgres(t testing.TB) TestDB {
 		names, _ := pgx.CollectRows(rows, pgx.RowTo[string])
 		for _, n := range names {
 			if stale(n) {
-				dropPostgres(t, base, n)
+				dropPostgres(t.Logf, base, n) // another run's leftovers: report, do not fail
 			}
 		}
 	})
@@ -123,37 +123,37 @@ func Postgres(t testing.TB) TestDB {
 	q := u.Query()
 	q.Set("search_path", name)
 	u.RawQuery = q.Encode()
-	t.Cleanup(func() { dropPostgres(t, base, name) })
+	t.Cleanup(func() { dropPostgres(t.Errorf, base, name) })
 	return TestDB{Name: name, URL: u.String()}
 }
 
-func dropPostgres(t testing.TB, base, name string) {
+func dropPostgres(report func(format string, args ...any), base, name string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, base)
 	if err != nil {
-		t.Errorf("cleanup: connect: %v", err)
+		report("cleanup: connect: %v", err)
 		return
 	}
 	defer conn.Close(context.Background())
 	rows, err := conn.Query(ctx, `SELECT gid FROM pg_prepared_xacts
 		WHERE database = current_database() AND strpos(gid, '/'||$1) > 0`, name)
 	if err != nil {
-		t.Errorf("cleanup: list prepared transactions: %v", err)
+		report("cleanup: list prepared transactions: %v", err)
 		return
 	}
 	gids, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		t.Errorf("cleanup: list prepared transactions: %v", err)
+		report("cleanup: list prepared transactions: %v", err)
 		return
 	}
 	for _, g := range gids {
 		if _, err := conn.Exec(ctx, "ROLLBACK PREPARED '"+strings.ReplaceAll(g, "'", "''")+"'"); err != nil {
-			t.Errorf("cleanup: rollback prepared %s: %v", g, err)
+			report("cleanup: rollback prepared %s: %v", g, err)
 		}
 	}
-	if _, err := conn.Exec(ctx, "DROP SCHEMA "+name+" CASCADE"); err != nil {
-		t.Errorf("cleanup: drop schema %s: %v", name, err)
+	if _, err := conn.Exec(ctx, "SET lock_timeout = 10000; DROP SCHEMA "+name+" CASCADE"); err != nil {
+		report("cleanup: drop schema %s: %v", name, err)
 	}
 }
 
@@ -195,7 +195,7 @@ func MySQL(t testing.TB) TestDB {
 		}
 		rows.Close()
 		for _, n := range names {
-			dropMySQL(t, base, n)
+			dropMySQL(t.Logf, base, n) // another run's leftovers: report, do not fail
 		}
 	})
 	name := uniqueName(t)
@@ -203,22 +203,23 @@ func MySQL(t testing.TB) TestDB {
 		t.Fatalf("create database %s: %v", name, err)
 	}
 	cfg.DBName = name
-	t.Cleanup(func() { dropMySQL(t, base, name) })
+	t.Cleanup(func() { dropMySQL(t.Errorf, base, name) })
 	return TestDB{Name: name, URL: cfg.FormatDSN()}
 }
 
-func dropMySQL(t testing.TB, base, name string) {
+func dropMySQL(report func(format string, args ...any), base, name string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	db, err := sql.Open("mysql", base)
 	if err != nil {
-		t.Errorf("cleanup: %v", err)
+		report("cleanup: %v", err)
 		return
 	}
 	defer db.Close()
+	db.SetMaxOpenConns(1) // one session, so the lock wait set below applies to the drop
 	rows, err := db.QueryContext(ctx, "XA RECOVER")
 	if err != nil {
-		t.Errorf("cleanup: XA RECOVER: %v", err)
+		report("cleanup: XA RECOVER: %v", err)
 		return
 	}
 	var xids []string
@@ -226,7 +227,7 @@ func dropMySQL(t testing.TB, base, name string) {
 		var format, gl, bl int
 		var data []byte
 		if err := rows.Scan(&format, &gl, &bl, &data); err != nil {
-			t.Errorf("cleanup: XA RECOVER: %v", err)
+			report("cleanup: XA RECOVER: %v", err)
 			break
 		}
 		if gl+bl > len(data) || !strings.Contains(string(data[gl:gl+bl]), name) {
@@ -237,11 +238,14 @@ func dropMySQL(t testing.TB, base, name string) {
 	rows.Close()
 	for _, x := range xids {
 		if _, err := db.ExecContext(ctx, "XA ROLLBACK "+x); err != nil {
-			t.Errorf("cleanup: XA ROLLBACK %s: %v", x, err)
+			report("cleanup: XA ROLLBACK %s: %v", x, err)
 		}
 	}
+	if _, err := db.ExecContext(ctx, "SET SESSION lock_wait_timeout = 10, innodb_lock_wait_timeout = 10"); err != nil {
+		report("cleanup: %v", err)
+	}
 	if _, err := db.ExecContext(ctx, "DROP DATABASE "+name); err != nil {
-		t.Errorf("cleanup: drop database %s: %v", name, err)
+		report("cleanup: drop database %s: %v", name, err)
 	}
 }
 

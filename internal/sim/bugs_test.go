@@ -27,7 +27,7 @@ func TestCheckerBites(t *testing.T) {
 		{"committed transaction forgotten and compacted before every ack", Bugs{ForgetCommittedEarly: true}, FileStore,
 			[]string{"presumption", "agreement", "liveness"}},
 		{"participant accepts a prepare after it saw the abort", Bugs{AcceptPrepareAfterAbort: true}, FileStore,
-			[]string{"no-hanging", "liveness"}}, // (a dropped one-phase ABORT is never answered)
+			[]string{"no-hanging", "stability"}}, // (a late one-phase PREPARE commits after the ABORT was acknowledged)
 		{"store votes yes and acknowledges commits before they are durable", Bugs{UnforcedStore: true}, SimStore,
 			[]string{"durability", "no-unilateral-abort", "agreement"}},
 	}

@@ -153,7 +153,8 @@ func (p *partNode) receive(m message) {
 		}
 		if _, known := p.m.Lookup(m.tx); p.s.bugs.AcceptPrepareAfterAbort && !known {
 			// Broken on purpose: an ABORT for a transaction not seen yet
-			// is dropped instead of remembered.
+			// is acknowledged and forgotten instead of remembered.
+			p.s.net.send(message{kind: msgAck, from: p.name, to: coordinatorName, tx: m.tx}, nil)
 			return
 		}
 		p.nextReq++

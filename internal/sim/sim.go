@@ -45,8 +45,9 @@ type Bugs struct {
 	// committed transaction as soon as its decision is out, so that an
 	// outcome query is answered "aborted" by presumption.
 	ForgetCommittedEarly bool
-	// AcceptPrepareAfterAbort makes a participant drop an ABORT that
-	// arrives before its PREPARE, so the late PREPARE is accepted.
+	// AcceptPrepareAfterAbort makes a participant acknowledge an ABORT
+	// that arrives before its PREPARE without remembering it, so the late
+	// PREPARE is accepted.
 	AcceptPrepareAfterAbort bool
 	// UnforcedStore makes the simulator's own store (Store: SimStore)
 	// vote yes and acknowledge commits without syncing their records.

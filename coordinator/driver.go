@@ -115,15 +115,17 @@ func (c *Coordinator) reportLocked(t *txState, st tpc.Status, o concord.Outcome,
 		res.Branches[i] = wire.BranchResult{Participant: b.Participant, Vote: b.Vote, Reason: b.Reason}
 	}
 	t.result.Store(res)
-	close(t.done)
-	c.observeOutcome(t, o)
-	c.logDecision(t, o, reason)
+	// Counted before the client can see the outcome, so that Stats never
+	// lags an answer already given.
 	switch o {
 	case concord.OutcomeCommitted:
 		c.stats.committed.Add(1)
 	case concord.OutcomeAborted:
 		c.stats.aborted.Add(1)
 	}
+	close(t.done)
+	c.observeOutcome(t, o)
+	c.logDecision(t, o, reason)
 }
 
 // scheduleLocked arms t's timer for the state machine's next wake-up.

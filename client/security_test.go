@@ -87,9 +87,7 @@ func TestSecureEndToEnd(t *testing.T) {
 		t.Fatalf("alice's trip: %+v %v", resp, err)
 	}
 	for n, m := range mems {
-		if st := m.State("trip-a"); st != "committed" {
-			t.Errorf("%s: trip-a is %q", n, st)
-		}
+		waitState(t, m, "trip-a", "committed", n)
 	}
 	if _, err := bob.Get(t.Context(), "trip-a"); !errors.Is(err, client.ErrForbidden) {
 		t.Errorf("bob reads alice's trip: %v, want ErrForbidden", err)
@@ -171,14 +169,70 @@ func TestInDoubtQueryOverMutualTLS(t *testing.T) {
 	}
 	// The coordinator retries only in an hour: flights learns the outcome by
 	// asking. Polled: the query travels over real sockets.
-	deadline := time.Now().Add(10 * time.Second)
-	for mems["flights"].State("lost-commit") != "committed" {
-		if time.Now().After(deadline) {
-			t.Fatalf("flights is %q: its outcome query did not get through", mems["flights"].State("lost-commit"))
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitState(t, mems["flights"], "lost-commit", "committed", "flights (its outcome query did not get through)")
 	if st := c.Stats(); st.Unauthenticated != 0 || st.Forbidden != 0 {
 		t.Errorf("refusals on the way: %+v", st)
+	}
+}
+
+// The coordinator calls a participant only if the server's certificate
+// names that participant: hotels answering at flights' address gets no
+// PREPARE meant for flights, and the transaction aborts.
+func TestCoordinatorChecksParticipantIdentity(t *testing.T) {
+	ca := pki.New(t, "test CA")
+	mem := participanttest.NewMemResource()
+	srv, err := participant.NewServer(participant.Options{Resource: mem, CoordinatorIdentity: "coordinator"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewUnstartedServer(srv.Handler())
+	hs.TLS = ca.Load("hotels", true).ServerConfig(true) // not flights
+	hs.Config.ErrorLog = log.New(io.Discard, "", 0)
+	hs.StartTLS()
+	t.Cleanup(func() { hs.Close(); srv.Close() })
+	coord := ca.Load("coordinator", true)
+	c, err := coordinator.New(coordinator.Options{Dir: "/c", FS: memfs.New(), Participants: map[string]string{"flights": hs.URL, "hotels": hs.URL},
+		Clock: testutil.NewFakeClock(time.Unix(0, 0)), ShutdownTimeout: time.Second,
+		TLS: coord.ServerConfig(false), ClientTLS: coord.ClientConfig(), Auth: &security.Authenticator{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ln); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	cl, err := client.New(client.Options{URL: c.URL(), TLS: ca.Load("alice", false).ClientConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := cl.Submit(t.Context(), wire.SubmitRequest{ID: "impostor", Branches: []wire.Branch{
+		{Participant: "flights", Payload: participanttest.YesPayload(1)}, {Participant: "hotels", Payload: participanttest.YesPayload(2)}}})
+	if err != nil || resp.Outcome != concord.OutcomeAborted || resp.Branches[0].Vote != concord.VoteUnreachable ||
+		!strings.Contains(resp.Branches[0].Reason, "another identity") {
+		t.Errorf("submit with an impostor as flights: %+v %v", resp, err)
+	}
+	if st := mem.State("impostor"); st == "committed" {
+		t.Errorf("hotels' branch committed")
+	}
+}
+
+// waitState polls m until transaction id is in state want. The decision
+// reaches a participant after the client's answer, over real sockets:
+// there is nothing to wait on but the state.
+func waitState(t *testing.T, m *participanttest.MemResource, id concord.TxID, want, who string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for m.State(id) != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %s is %q, want %q", who, id, m.State(id), want)
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
 }

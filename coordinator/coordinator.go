@@ -94,13 +94,21 @@ func New(opts Options) (*Coordinator, error) {
 	}
 	c.transport = opts.Transport
 	if c.transport == nil {
-		hc := wire.NewHTTPClient(0)
+		t := NewHTTPTransport(opts.Participants, nil)
 		if opts.ClientTLS != nil {
-			if hc, err = security.WithClientTLS(hc, opts.ClientTLS); err != nil {
-				return nil, err
+			// One client per participant, each accepting only the
+			// certificate that names that participant.
+			for name, pc := range t.clients {
+				cfg := opts.ClientTLS.Clone()
+				if cfg.VerifyConnection == nil {
+					cfg.VerifyConnection = security.VerifyPeer(name)
+				}
+				if pc.HTTP, err = security.WithClientTLS(wire.NewHTTPClient(0), cfg); err != nil {
+					return nil, err
+				}
 			}
 		}
-		c.transport = NewHTTPTransport(opts.Participants, hc)
+		c.transport = t
 	}
 	if opts.AdvertiseURL != "" {
 		u := opts.AdvertiseURL

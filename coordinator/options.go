@@ -132,7 +132,9 @@ type Options struct {
 	TLS *tls.Config
 	// ClientTLS, when set, is the TLS configuration of the calls to
 	// participants: the coordinator's own certificate, presented to them,
-	// and the CA their certificates must be signed by. Ignored when
+	// and the CA their certificates must be signed by. A participant's
+	// certificate must also name the participant (security.VerifyPeer),
+	// unless ClientTLS has a VerifyConnection of its own. Ignored when
 	// Transport is set.
 	ClientTLS *tls.Config
 	// Auth, when set, makes every request but GET /healthz and the

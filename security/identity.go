@@ -1,7 +1,10 @@
 package security
 
 import (
+	"crypto/tls"
 	"crypto/x509"
+	"errors"
+	"fmt"
 	"net/http"
 )
 
@@ -32,4 +35,33 @@ func PeerIdentity(r *http.Request) (string, bool) {
 	}
 	id := Identity(r.TLS.VerifiedChains[0][0])
 	return id, id != ""
+}
+
+// ErrWrongPeer is returned by the check of VerifyPeer for a peer whose
+// certificate names another identity than the one expected.
+var ErrWrongPeer = errors.New("peer certificate names another identity")
+
+// VerifyPeer returns a tls.Config.VerifyConnection check that the peer's
+// verified certificate names identity: the coordinator checks that the
+// server it calls as participant "flights" is flights, a participant that
+// the server it asks about outcomes is the coordinator. It runs after the
+// usual verification against the CA and the host name.
+func VerifyPeer(identity string) func(tls.ConnectionState) error {
+	return func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return fmt.Errorf("%w: no certificate, want %q", ErrWrongPeer, identity)
+		}
+		if got := Identity(cs.PeerCertificates[0]); got != identity {
+			return fmt.Errorf("%w: %q, want %q", ErrWrongPeer, got, identity)
+		}
+		return nil
+	}
+}
+
+// ClientConfigFor is ClientConfig for calls to the peer named identity
+// only (see VerifyPeer).
+func (t *TLS) ClientConfigFor(identity string) *tls.Config {
+	cfg := t.ClientConfig()
+	cfg.VerifyConnection = VerifyPeer(identity)
+	return cfg
 }

@@ -226,3 +226,15 @@ func TestWriteDevPKI(t *testing.T) {
 		t.Errorf("with force: %v", err)
 	}
 }
+
+func TestVerifyPeer(t *testing.T) {
+	ca := pki.New(t, "test CA")
+	srv := serve(t, ca.Load("flights", true), true)
+	me := ca.Load("coordinator", true)
+	if got, err := get(t, me.ClientConfigFor("flights"), srv.URL); err != nil || got != "200 OK coordinator" {
+		t.Errorf("flights as flights: %q %v", got, err)
+	}
+	if got, err := get(t, me.ClientConfigFor("hotels"), srv.URL); !errors.Is(err, security.ErrWrongPeer) {
+		t.Errorf("flights as hotels: %q %v, want ErrWrongPeer", got, err)
+	}
+}

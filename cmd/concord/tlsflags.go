@@ -161,7 +161,7 @@ func coordinatorSecurity(opts *coordinator.Options, f *tlsFlags, tokensPath, ope
 // participantSecurity applies a participant's security flags: with TLS,
 // HTTPS requiring a client certificate from every caller, protocol
 // requests from coordinatorIdentity only, and outcome queries over mutual
-// TLS to an https:// coordinator. It returns the listener's TLS
+// TLS to an https:// coordinator whose certificate names coordinatorIdentity. It returns the listener's TLS
 // configuration, nil for plain HTTP.
 func participantSecurity(opts *participant.Options, f *tlsFlags, coordinatorIdentity string) (*tls.Config, error) {
 	m, err := f.load()
@@ -174,7 +174,7 @@ func participantSecurity(opts *participant.Options, f *tlsFlags, coordinatorIden
 	if err := requireHTTPS("--coordinator", opts.Coordinator); err != nil {
 		return nil, err
 	}
-	if opts.HTTPClient, err = security.WithClientTLS(wire.NewHTTPClient(0), m.ClientConfig()); err != nil {
+	if opts.HTTPClient, err = security.WithClientTLS(wire.NewHTTPClient(0), m.ClientConfigFor(coordinatorIdentity)); err != nil {
 		return nil, err
 	}
 	opts.CoordinatorIdentity = coordinatorIdentity

@@ -193,11 +193,7 @@ func heal(ctx context.Context, c *cluster, nem *nemesis, clients interface{ Wait
 // fill copies the counters into the summary.
 func fill(s *Summary, h *history, t *tally, c *cluster) {
 	s.Transactions, s.Committed, s.Aborted, s.Unanswered = h.counts()
-	for _, r := range h.snapshot() {
-		if r.Attempts > 1 {
-			s.Resubmitted++
-		}
-	}
+	s.Resubmitted = h.resubmitted()
 	t.mu.Lock()
 	s.Kills, s.KillsTotal = copyMap(t.kills), sum(t.kills)
 	s.GracefulStops, s.Restarts = t.gracefulStops, t.restarts

@@ -74,6 +74,20 @@ func (h *history) counts() (total, committed, aborted, unanswered int) {
 	return len(h.txs), committed, aborted, unanswered
 }
 
+// resubmitted counts the bookings sent more than once, while clients may
+// still be writing their attempts.
+func (h *history) resubmitted() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, r := range h.txs {
+		if r.Attempts > 1 {
+			n++
+		}
+	}
+	return n
+}
+
 // pacer spaces the starts of bookings across clients to a rate.
 type pacer struct {
 	mu    sync.Mutex

@@ -64,6 +64,14 @@ func (c *Coordinator) Compact() error {
 	if before <= c.log.FirstSeq() {
 		return nil
 	}
+	// What made the older records unneeded (an END, an ABORT) is appended
+	// without a sync; it must be durable before they are deleted, or a
+	// crash would leave neither (a one-phase commit would come back
+	// unknown, and so presumed aborted).
+	if err := c.log.Sync(); err != nil {
+		c.halt(fmt.Errorf("sync the log: %w", err))
+		return err
+	}
 	if err := c.log.Compact(before); err != nil {
 		return fmt.Errorf("compact log before record %d: %w", before, err)
 	}

@@ -25,7 +25,7 @@ const (
 	DefaultMaxBodyBytes     = 1 << 20
 	DefaultRequestTimeout   = 10 * time.Second
 	DefaultMaxBatch         = 256
-	DefaultMaxInFlight      = 1
+	DefaultMaxInFlight      = 4
 	DefaultRememberFinished = 100_000
 	DefaultCompactInterval  = time.Second
 	DefaultRefreshAfter     = time.Minute
@@ -84,12 +84,11 @@ type Options struct {
 	RequestTimeout time.Duration
 	// MaxBatch bounds the transactions in one request to a participant;
 	// MaxInFlight bounds the requests of each kind in flight to one
-	// participant (messages arriving meanwhile are batched). With the
-	// default of 1 a message is sent at once when nothing is in flight and
-	// everything arriving meanwhile leaves together in the next request:
-	// the biggest batches, the fewest requests. A participant slow to
-	// answer one request then holds up the next to it (by at most that
-	// request's timeout); a larger value trades requests for that.
+	// participant (messages arriving meanwhile are batched). 1 gives the
+	// biggest batches and the fewest requests, but each participant then
+	// works through one batch at a time (its fsync, the answer and the next
+	// request in sequence, not overlapped) and a participant slow to answer
+	// one request holds up the next; the default of 4 overlaps them.
 	MaxBatch, MaxInFlight int
 	// RememberFinished bounds how many finished transactions are kept in
 	// memory for idempotent resubmission and status queries (besides those

@@ -40,6 +40,15 @@ func Open(opts Options) (*Log, error) {
 		lock.Close()
 		return nil, fmt.Errorf("wal: open %s: %w", opts.Dir, err)
 	}
+	// The last segment may hold records a previous process wrote and never
+	// synced (it died first, or its fsync failed): they read back from the
+	// page cache now but could still be lost. Sync them before anyone acts
+	// on them.
+	if err := l.active.Sync(); err != nil {
+		l.active.Close()
+		lock.Close()
+		return nil, fmt.Errorf("wal: open %s: sync the last segment: %w", opts.Dir, err)
+	}
 	l.syncedSeq = l.nextSeq - 1
 	l.stats.segments.Store(int64(len(l.segs)))
 	go l.writer()

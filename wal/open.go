@@ -11,7 +11,9 @@ import (
 // the last one is copied to "<segment>.torn-<offset>" and cut off, so that
 // appends continue after the last good record; any other damage fails with
 // ErrCorrupt naming the file and offset, and a gap between segments with
-// ErrMissingSegment.
+// ErrMissingSegment. The last segment is then synced, so that every record
+// Replay returns is durable even if the process that wrote it died before
+// its sync.
 func Open(opts Options) (*Log, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {

@@ -268,8 +268,8 @@ func pollUntil(t *testing.T, what string, cond func() (bool, string)) {
 
 // settledAt waits until every service holds id in the state the
 // coordinator decided and nothing of this run is prepared in either
-// database, then checks the victim's inventory: nothing held, confirmed
-// only if committed.
+// database, then checks every inventory: nothing held, the trip confirmed
+// only if committed, nothing lost.
 func (c *dbProcCluster) settledAt(id concord.TxID, outcome concord.Outcome, victim string) {
 	c.t.Helper()
 	want := travel.StateAborted
@@ -294,20 +294,19 @@ func (c *dbProcCluster) settledAt(id concord.TxID, outcome concord.Outcome, vict
 		}
 		return true, ""
 	})
-	if victim == "" {
-		return
-	}
-	var inv travel.InventoryResponse
-	if err := wire.Do(context.Background(), http.DefaultClient, http.MethodGet, c.svcURL[victim]+travel.PathInventory, nil, &inv); err != nil {
-		c.t.Fatal(err)
-	}
-	confirmed := int64(0)
-	if want == travel.StateCommitted {
-		confirmed = dbProcTrip[victim].Quantity
-	}
-	if len(inv.Items) != 1 || inv.Items[0].Held != 0 || inv.Items[0].Confirmed != confirmed ||
-		inv.Items[0].Available+inv.Items[0].Confirmed != inv.Items[0].Capacity {
-		c.t.Fatalf("%s inventory after recovery: %+v, want nothing held and %d confirmed", victim, inv.Items, confirmed)
+	for _, name := range travel.ServiceNames() {
+		var inv travel.InventoryResponse
+		if err := wire.Do(context.Background(), http.DefaultClient, http.MethodGet, c.svcURL[name]+travel.PathInventory, nil, &inv); err != nil {
+			c.t.Fatal(err)
+		}
+		confirmed := int64(0)
+		if want == travel.StateCommitted {
+			confirmed = dbProcTrip[name].Quantity
+		}
+		if len(inv.Items) != 1 || inv.Items[0].Held != 0 || inv.Items[0].Confirmed != confirmed ||
+			inv.Items[0].Available+inv.Items[0].Confirmed != inv.Items[0].Capacity {
+			c.t.Fatalf("%s inventory: %+v, want nothing held and %d confirmed", name, inv.Items, confirmed)
+		}
 	}
 }
 

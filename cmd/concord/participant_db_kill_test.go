@@ -84,9 +84,9 @@ var dbProcTrip = map[string]travel.Request{
 	travel.Cars:    {SKU: "C-ECON", Quantity: 3},
 }
 
-// newDBProcCluster prepares the namespaces, addresses and arguments; the
-// services (victimFailpoint armed in victim, if any) and then the
-// coordinator are started by start.
+// newDBProcCluster makes the test's PostgreSQL schema and MariaDB database
+// and picks every process's address and arguments; start starts them. Every
+// service is reached through its own decisionGate.
 func newDBProcCluster(t *testing.T) *dbProcCluster {
 	t.Helper()
 	if testing.Short() {

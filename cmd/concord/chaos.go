@@ -94,7 +94,10 @@ func runChaos(args []string, stdout, stderr io.Writer) int {
 	})
 	if err != nil {
 		if made {
-			fmt.Fprintf(stderr, "concord chaos: logs kept in %s\n", runDir)
+			// Removes the directory only if nothing was started in it.
+			if os.Remove(runDir) != nil {
+				fmt.Fprintf(stderr, "concord chaos: logs kept in %s\n", runDir)
+			}
 		}
 		return fail("%v (seed %d)", err, seed)
 	}

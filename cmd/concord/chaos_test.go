@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -77,5 +78,17 @@ func TestChaosJSONAgainstStandIn(t *testing.T) {
 	}
 	if !strings.Contains(errb.String(), "chaos: seed 77") {
 		t.Fatalf("no progress on stderr: %q", errb.String())
+	}
+}
+
+func TestChaosLeavesNoDirectoryOnBadOptions(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	var out, errb bytes.Buffer
+	if code := run([]string{"chaos", "--binary", "/nonexistent/concord"}, &out, &errb); code != chaosError {
+		t.Fatalf("exit status %d", code)
+	}
+	if entries, _ := os.ReadDir(tmp); len(entries) != 0 {
+		t.Fatalf("left behind in the temporary directory: %v", entries)
 	}
 }

@@ -193,6 +193,7 @@ func heal(ctx context.Context, c *cluster, nem *nemesis, clients interface{ Wait
 // fill copies the counters into the summary.
 func fill(s *Summary, h *history, t *tally, c *cluster) {
 	s.Transactions, s.Committed, s.Aborted, s.Unanswered = h.counts()
+	s.AbortedNo = h.votedNo()
 	s.Resubmitted = h.resubmitted()
 	t.mu.Lock()
 	s.Kills, s.KillsTotal = copyMap(t.kills), sum(t.kills)

@@ -19,6 +19,7 @@ type Summary struct {
 	Transactions int `json:"transactions"`
 	Committed    int `json:"committed"`  // answers the clients got
 	Aborted      int `json:"aborted"`    // answers the clients got
+	AbortedNo    int `json:"aborted_no"` // of those, refused by a service (a no vote, e.g. sold out)
 	Unanswered   int `json:"unanswered"` // no answer after every retry
 	Resubmitted  int `json:"resubmitted"`
 
@@ -56,8 +57,8 @@ func (s *Summary) WriteText(w io.Writer, rerun string) {
 		status = "FAIL"
 	}
 	fmt.Fprintf(w, "chaos %s: seed %d, %.0fs of faults\n", status, s.Seed, s.DurationSeconds)
-	fmt.Fprintf(w, "  transactions  %d (%d committed, %d aborted, %d without answer; %d resubmitted with the same id)\n",
-		s.Transactions, s.Committed, s.Aborted, s.Unanswered, s.Resubmitted)
+	fmt.Fprintf(w, "  transactions  %d (%d committed, %d aborted of which %d by a no vote, %d without answer; %d resubmitted with the same id)\n",
+		s.Transactions, s.Committed, s.Aborted, s.AbortedNo, s.Unanswered, s.Resubmitted)
 	fmt.Fprintf(w, "  kills         %d kill -9 (%s), %d graceful stops, %d restarts\n",
 		s.KillsTotal, perName(s.Kills), s.GracefulStops, s.Restarts)
 	fmt.Fprintf(w, "  failpoints    %d armed, %d fired (%s)\n", sumInts(s.FailpointsArmed), s.FiredTotal, perName(s.FailpointsFired))

@@ -28,8 +28,11 @@ type txRecord struct {
 	Branches []booking
 	// Answer is the outcome the coordinator told the client: committed,
 	// aborted, or empty when no attempt got an answer.
-	Answer   string
-	Reason   string
+	Answer string
+	Reason string
+	// VotedNo is set when a service refused its part (for example, not
+	// enough stock), as the coordinator's answer reports.
+	VotedNo  bool
 	Attempts int
 	// Refused is a 4xx answer: the coordinator rejected a request the
 	// workload believes well-formed.
@@ -72,6 +75,19 @@ func (h *history) counts() (total, committed, aborted, unanswered int) {
 		}
 	}
 	return len(h.txs), committed, aborted, unanswered
+}
+
+// votedNo counts the aborted answers in which a service refused its part.
+func (h *history) votedNo() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, r := range h.txs {
+		if r.Answer == "aborted" && r.VotedNo {
+			n++
+		}
+	}
+	return n
 }
 
 // resubmitted counts the bookings sent more than once, while clients may
@@ -219,6 +235,9 @@ func (w *workload) book(stop <-chan struct{}, rng *rand.Rand) {
 			rec.LastErr = fmt.Sprintf("http %d: %s", status, resp.Reason)
 		default:
 			rec.Answer, rec.Reason = resp.Outcome.String(), resp.Reason
+			for _, b := range resp.Branches {
+				rec.VotedNo = rec.VotedNo || b.Vote == concord.VoteNo
+			}
 		}
 		done := rec.Answer != "" || rec.Refused != ""
 		w.hist.mu.Unlock()

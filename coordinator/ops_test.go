@@ -317,8 +317,15 @@ func TestMetricsEndpoint(t *testing.T) {
 		return concord.VoteYes, ""
 	})
 	e.start()
-	for _, id := range []concord.TxID{"a", "b", "c", "no-d"} {
+	ids := []concord.TxID{"a", "b", "c", "no-d"}
+	for _, id := range ids {
 		e.submit(wire.SubmitRequest{ID: id, Branches: branches("flights", "hotels")})
+	}
+	// The answer comes once the decision is durable; the COMMITs and their
+	// acknowledgements follow over real sockets. Only once every one is
+	// done must nothing be awaiting an acknowledgement.
+	for _, id := range ids {
+		eventually(t, string(id)+" done", func() bool { return e.status(id).Done })
 	}
 	other := newEnv(t, "flights")
 	other.start()

@@ -144,7 +144,12 @@ func TestRetryNowThroughTheTimelineAndMetrics(t *testing.T) {
 	e.parts["hotels"].SetPathMode(wire.PathCommit, testutil.Down)
 	e.start()
 	e.submit(wire.SubmitRequest{ID: "stuck", Branches: branches("flights", "hotels")})
-	eventually(t, "the failed COMMIT to hotels", func() bool { return e.status("stuck").Branches[1].LastError != "" })
+	// Flights' acknowledgement travels apart from hotels' failure: wait for
+	// both before reading what the overview says of each.
+	eventually(t, "the failed COMMIT to hotels and flights' acknowledgement", func() bool {
+		st := e.status("stuck")
+		return st.Branches[1].LastError != "" && st.Branches[0].Acknowledged
+	})
 
 	tl := e.timeline("stuck")
 	failed := false

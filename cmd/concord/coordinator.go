@@ -16,6 +16,7 @@ import (
 	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/coordinator"
 	"github.com/concordtx/concord/internal/failpoint"
+	"github.com/concordtx/concord/wal"
 )
 
 func init() {
@@ -82,6 +83,7 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs.Var(parts, "participant", "a participant as `name=URL`; repeat for each one")
 	defTimeout := fs.Duration("default-timeout", coordinator.DefaultTimeout, "prepare deadline of a transaction that gives none")
 	maxTimeout := fs.Duration("max-timeout", coordinator.DefaultMaxTimeout, "longest prepare deadline a client may ask for")
+	segmentSize := fs.Int64("segment-size", wal.DefaultSegmentSize, "log segment size in `bytes`; compaction deletes whole segments, so smaller ones free space sooner")
 	maxBranches := fs.Int("max-branches", coordinator.DefaultMaxBranches, "most participants in one transaction")
 	logs := addLogFlags(fs)
 	tlsf := addTLSFlags(fs, "the coordinator")
@@ -112,12 +114,16 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	if *data == "" {
 		return usageErr("--data is empty")
 	}
+	if *segmentSize < 4096 {
+		return usageErr("--segment-size %d: want at least 4096 bytes", *segmentSize)
+	}
 	logger, err := logs.logger(stderr)
 	if err != nil {
 		return usageErr("%v", err)
 	}
 	opts := coordinator.Options{
 		Dir:            filepath.Join(*data, "wal"),
+		SegmentSize:    *segmentSize,
 		Participants:   parts,
 		Listen:         *listen,
 		AdvertiseURL:   *advertise,

@@ -90,8 +90,9 @@ func newCluster(opts Options) (c *cluster, err error) {
 		return nil, fmt.Errorf("proxy for the coordinator: %w", err)
 	}
 	c.proxies[backLink] = back
+	// Small log segments, so that compaction deletes some within a short run.
 	coordArgs := []string{"coordinator", "--listen", coordAddr, "--data", filepath.Join(opts.Dir, "coordinator"),
-		"--advertise", back.URL()}
+		"--advertise", back.URL(), "--segment-size", "65536"}
 	c.walDir = filepath.Join(opts.Dir, "coordinator", "wal")
 	for i, s := range services {
 		addr, err := freePort()

@@ -43,6 +43,7 @@ func coordinatorMain(args []string) error {
 	listen := fs.String("listen", "", "")
 	data := fs.String("data", "", "")
 	advertise := fs.String("advertise", "", "")
+	fs.Int64("segment-size", 0, "accepted and ignored: the stand-in keeps no segmented log")
 	bug := fs.String("bug", "", "no-restart: refuse to start on a log that holds records")
 	var parts multiFlag
 	fs.Var(&parts, "participant", "")

@@ -58,6 +58,7 @@ func TestCoordinatorCommandBadFlags(t *testing.T) {
 		{[]string{"--data", dir, "--participant", "flights=http://127.0.0.1:1", "extra"}, `unexpected argument "extra"`},
 		{[]string{"--data", dir, "--participant", "flights=http://127.0.0.1:1", "--default-timeout", "2m"}, "above MaxTimeout"},
 		{[]string{"--data", dir, "--participant", "flights=http://127.0.0.1:1", "--default-timeout", "soon"}, "invalid value"},
+		{[]string{"--data", dir, "--participant", "flights=http://127.0.0.1:1", "--segment-size", "100"}, "--segment-size 100: want at least 4096 bytes"},
 	} {
 		code, stderr := coordinatorExit(t, tc.args...)
 		if code != 2 || !strings.Contains(stderr, tc.want) {

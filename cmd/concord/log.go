@@ -14,6 +14,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/concordtx/concord/coordinator"
+	"github.com/concordtx/concord/participant/filestore"
 	"github.com/concordtx/concord/wal"
 )
 
@@ -143,12 +145,15 @@ type dumpPrinter struct {
 // Hex holds the payload: JSON if it is valid JSON, Text if it is printable
 // UTF-8, Hex otherwise.
 type dumpRecord struct {
-	Seq  uint64          `json:"seq"`
-	Type uint8           `json:"type"`
-	Size int             `json:"size"`
-	JSON json.RawMessage `json:"json,omitempty"`
-	Text *string         `json:"text,omitempty"`
-	Hex  *string         `json:"hex,omitempty"`
+	Seq  uint64 `json:"seq"`
+	Type uint8  `json:"type"`
+	Size int    `json:"size"`
+	// Record is the entry decoded as a coordinator or file store record,
+	// when it is one.
+	Record string          `json:"record,omitempty"`
+	JSON   json.RawMessage `json:"json,omitempty"`
+	Text   *string         `json:"text,omitempty"`
+	Hex    *string         `json:"hex,omitempty"`
 }
 
 // dumpDamage is the JSON form of damage: the last line of a damaged log's dump.
@@ -172,6 +177,7 @@ func (p *dumpPrinter) record(r wal.Record) error {
 			p.enc = json.NewEncoder(p.w)
 		}
 		d := dumpRecord{Seq: r.Seq, Type: r.Type, Size: len(r.Payload)}
+		d.Record, _ = describeEntry(r)
 		switch {
 		case len(r.Payload) > 0 && json.Valid(r.Payload):
 			d.JSON = compactJSON(r.Payload)
@@ -191,8 +197,21 @@ func (p *dumpPrinter) record(r wal.Record) error {
 			return p.err
 		}
 	}
-	_, p.err = fmt.Fprintf(p.w, "%10d  %4d  %8d  %s\n", r.Seq, r.Type, len(r.Payload), showPayload(r.Payload))
+	shown, ok := describeEntry(r)
+	if !ok {
+		shown = showPayload(r.Payload)
+	}
+	_, p.err = fmt.Fprintf(p.w, "%10d  %4d  %8d  %s\n", r.Seq, r.Type, len(r.Payload), shown)
 	return p.err
+}
+
+// describeEntry decodes a record of the logs Concord itself writes: the
+// coordinator's, then a participant file store's.
+func describeEntry(r wal.Record) (string, bool) {
+	if s, ok := coordinator.DescribeLogEntry(r.Type, r.Payload); ok {
+		return s, true
+	}
+	return filestore.DescribeLogEntry(r.Type, r.Payload)
 }
 
 // end prints the summary (readable form; damage goes to stderr) or the

@@ -243,10 +243,10 @@ func TestAbortActionsInTheTimeline(t *testing.T) {
 
 	seen := make(chan testutil.Seen, 16)
 	e.parts["flights"].Notify(seen)
-	defer drain(seen)()
 	e.parts["flights"].SetPathMode(wire.PathPrepare, testutil.Silent)
 	res := e.submitAsync(wire.SubmitRequest{ID: "undecided", TimeoutMS: 60000, Branches: branches("flights", "hotels")})
 	waitSeen(t, seen, wire.PathPrepare)
+	defer drain(seen)() // only now: a drain started earlier could take the PREPARE from waitSeen
 	if code, body := e.post(wire.AbortPath("undecided"), `{"reason":"customer called"}`); code != http.StatusOK {
 		t.Fatalf("abort: %d %s", code, body)
 	}

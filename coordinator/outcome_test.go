@@ -165,6 +165,9 @@ func TestSlowParticipantTooLate(t *testing.T) {
 		t.Fatalf("got %+v, %v; want aborted", r.resp, r.err)
 	}
 	waitSeen(t, seen, wire.PathAbort)
+	// The double reports a request when it arrives, before handling it:
+	// wait until the ABORT is applied, so the PREPARE comes after it.
+	eventually(t, "hotels applied the ABORT", func() bool { return e.parts["hotels"].State("trip-toolate") == "aborted" })
 	e.parts["hotels"].Release() // the late PREPARE is now refused: it was aborted first
 	eventually(t, "the late vote handled", func() bool { return e.c.Stats().Votes >= 2 })
 	if st := e.status("trip-toolate"); st.State != "aborted" || st.Branches[1].Vote != concord.VoteTimeout {

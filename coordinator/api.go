@@ -58,7 +58,10 @@ func (c *Coordinator) Submit(ctx context.Context, req wire.SubmitRequest) (wire.
 		return wire.SubmitResponse{}, err
 	}
 	d := requestDigest(&req)
-	if req.ID == "" {
+	// An id the client chose may come again after a restart, so its
+	// outcome must outlive a power loss; a generated one cannot.
+	resubmittable := req.ID != ""
+	if !resubmittable {
 		req.ID = newTxID()
 	}
 	now := c.clock.Now()
@@ -93,7 +96,11 @@ func (c *Coordinator) Submit(ctx context.Context, req wire.SubmitRequest) (wire.
 	for i, b := range req.Branches {
 		branches[i] = tpc.Branch{Participant: b.Participant, Payload: b.Payload}
 	}
-	core, rd := tpc.Begin(c.cfg, req.ID, branches, now, t.deadline)
+	begin := tpc.Begin
+	if resubmittable {
+		begin = tpc.BeginResubmittable
+	}
+	core, rd := begin(c.cfg, req.ID, branches, now, t.deadline)
 	t.core = core
 	t.noteLocked(now, evSubmitted, "", "", "")
 	var reqEntry *wal.Entry

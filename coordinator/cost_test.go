@@ -73,34 +73,40 @@ func readCostTable(t *testing.T) map[string]costRow {
 func TestCostsMatchProtocolTable(t *testing.T) {
 	table := readCostTable(t)
 	ro := func(concord.TxID, json.RawMessage) (concord.Vote, string) { return concord.VoteReadOnly, "" }
+	noVote := func(e *env) {
+		// The no vote is held until every PREPARE is out: a no vote that
+		// arrives first saves the PREPAREs still queued, which the table
+		// does not count on.
+		e.parts["hotels"].SetVote(voteNoFor("full"))
+		e.parts["hotels"].SetPathMode(wire.PathPrepare, testutil.Slow)
+		seen := make(chan testutil.Seen, 8)
+		e.parts["flights"].Notify(seen)
+		e.parts["cars"].Notify(seen)
+		e.release = func() {
+			waitSeen(t, seen, wire.PathPrepare)
+			waitSeen(t, seen, wire.PathPrepare)
+			e.parts["hotels"].Release()
+		}
+	}
+	allRO := func(e *env) {
+		for _, p := range e.parts {
+			p.SetVote(ro)
+		}
+	}
+	// Rows whose name starts "generated id" are submitted without an id;
+	// the others with one the client chose.
 	cases := []struct {
 		prefix   string
 		branches []string
 		setup    func(e *env)
 	}{
 		{"commit (3 yes)", []string{"flights", "hotels", "cars"}, func(*env) {}},
-		{"abort by one no vote", []string{"flights", "hotels", "cars"}, func(e *env) {
-			// The no vote is held until every PREPARE is out: a no vote that
-			// arrives first saves the PREPAREs still queued, which the table
-			// does not count on.
-			e.parts["hotels"].SetVote(voteNoFor("full"))
-			e.parts["hotels"].SetPathMode(wire.PathPrepare, testutil.Slow)
-			seen := make(chan testutil.Seen, 8)
-			e.parts["flights"].Notify(seen)
-			e.parts["cars"].Notify(seen)
-			e.release = func() {
-				waitSeen(t, seen, wire.PathPrepare)
-				waitSeen(t, seen, wire.PathPrepare)
-				e.parts["hotels"].Release()
-			}
-		}},
+		{"abort by one no vote", []string{"flights", "hotels", "cars"}, noVote},
 		{"one read-only participant", []string{"flights", "hotels", "cars"}, func(e *env) { e.parts["cars"].SetVote(ro) }},
-		{"all read-only", []string{"flights", "hotels", "cars"}, func(e *env) {
-			for _, p := range e.parts {
-				p.SetVote(ro)
-			}
-		}},
+		{"all read-only", []string{"flights", "hotels", "cars"}, allRO},
 		{"one participant", []string{"flights"}, func(*env) {}},
+		{"generated id, abort by one no vote", []string{"flights", "hotels", "cars"}, noVote},
+		{"generated id, all read-only", []string{"flights", "hotels", "cars"}, allRO},
 	}
 	for _, tc := range cases {
 		t.Run(tc.prefix, func(t *testing.T) {
@@ -118,7 +124,11 @@ func TestCostsMatchProtocolTable(t *testing.T) {
 			tc.setup(e)
 			e.start()
 			before := e.c.Stats()
-			res := e.submitAsync(wire.SubmitRequest{ID: "costed", Branches: branches(tc.branches...)})
+			var id concord.TxID = "costed"
+			if strings.HasPrefix(tc.prefix, "generated id") {
+				id = ""
+			}
+			res := e.submitAsync(wire.SubmitRequest{ID: id, Branches: branches(tc.branches...)})
 			if e.release != nil {
 				e.release()
 			}
@@ -127,7 +137,7 @@ func TestCostsMatchProtocolTable(t *testing.T) {
 				t.Fatal(r.err)
 			}
 			resp := r.resp
-			eventually(t, "the transaction to finish", func() bool { return e.status("costed").Done })
+			eventually(t, "the transaction to finish", func() bool { return e.status(resp.ID).Done })
 			if resp.Outcome == concord.OutcomeAborted {
 				// ABORT answers are not awaited: wait for the ABORTs to land.
 				eventually(t, "aborts delivered", func() bool {

@@ -79,6 +79,9 @@ type CoordinatorTx struct {
 	outcome  concord.Outcome
 	reason   string
 	cause    string // why a one-phase transaction is being resolved
+	// forced: every outcome this coordinator decides is synced before it
+	// is reported (BeginResubmittable).
+	forced bool
 }
 
 // CheckBegin reports why Begin would refuse id and branches, or nil. Drivers
@@ -155,6 +158,23 @@ func Begin(cfg Config, id concord.TxID, branches []Branch, now, deadline time.Ti
 	return t, rd
 }
 
+// BeginResubmittable is Begin for a transaction whose id may be submitted
+// again, such as an idempotency key chosen by the client. Presumed abort
+// lets an abort (and a commit with every participant read-only) go
+// unforced, but then a power loss can erase every record of the id, and a
+// resubmission would run the transaction again and could commit it after
+// the first answer said aborted. So here those decisions come with
+// MustSync: the driver's sync makes them and the RecBegin before them
+// durable before the outcome is reported. A one-phase transaction's outcome
+// is decided and kept by its participant, which answers a resubmission the
+// same way, so its RecEnd stays unforced (but not after a plain no or
+// read-only vote, where the participant decided nothing).
+func BeginResubmittable(cfg Config, id concord.TxID, branches []Branch, now, deadline time.Time) (*CoordinatorTx, Ready) {
+	t, rd := Begin(cfg, id, branches, now, deadline)
+	t.forced = true
+	return t, rd
+}
+
 // ID returns the transaction's id.
 func (t *CoordinatorTx) ID() concord.TxID { return t.id }
 
@@ -191,7 +211,7 @@ func (t *CoordinatorTx) Vote(ev VoteEvent, now time.Time) Ready {
 		case ev.Outcome == concord.OutcomeCommitted || ev.Outcome == concord.OutcomeAborted:
 			return t.settleOnePhase(b, ev.Outcome, ev.Reason)
 		case ev.Vote == concord.VoteNo:
-			return t.settleOnePhase(b, concord.OutcomeAborted, ev.Reason)
+			return t.settlePlain(b, concord.OutcomeAborted, ev.Reason)
 		}
 	}
 	return Ready{}
@@ -209,10 +229,10 @@ func (t *CoordinatorTx) onePhaseAnswer(b *coordBranch, ev VoteEvent) Ready {
 		return t.settleOnePhase(b, ev.Outcome, ev.Reason)
 	case ev.Vote == concord.VoteNo:
 		b.vote = concord.VoteNo
-		return t.settleOnePhase(b, concord.OutcomeAborted, ev.Reason)
+		return t.settlePlain(b, concord.OutcomeAborted, ev.Reason)
 	case ev.Vote == concord.VoteReadOnly:
 		b.vote = concord.VoteReadOnly
-		return t.settleOnePhase(b, concord.OutcomeCommitted, ev.Reason)
+		return t.settlePlain(b, concord.OutcomeCommitted, ev.Reason)
 	case ev.Vote == concord.VoteYes:
 		// Prepared but not committed: finish as two-phase commit.
 		b.vote, b.reason = concord.VoteYes, clip(ev.Reason)
@@ -247,6 +267,16 @@ func (t *CoordinatorTx) settleOnePhase(b *coordBranch, o concord.Outcome, reason
 	}
 }
 
+// settlePlain ends a one-phase transaction on a plain vote (no or
+// read-only, without an outcome): the participant did not decide alone and
+// keeps nothing, so the coordinator decides as in two-phase commit and
+// forces the decision when the id may be submitted again.
+func (t *CoordinatorTx) settlePlain(b *coordBranch, o concord.Outcome, reason string) Ready {
+	rd := t.settleOnePhase(b, o, reason)
+	rd.MustSync = t.forced
+	return rd
+}
+
 // startResolving moves a one-phase transaction to asking its participant by
 // sending ABORT; cause says why the coordinator has to ask.
 func (t *CoordinatorTx) startResolving(cause string) Ready {
@@ -273,12 +303,14 @@ func (t *CoordinatorTx) maybeCommit() Ready {
 	t.outcome, t.reason = concord.OutcomeCommitted, ""
 	if yes == 0 {
 		// Every participant is read-only: nothing to commit, nothing to
-		// deliver, nothing to force.
+		// deliver, and nothing to force unless the id may come again (a
+		// rerun would prepare anew and could vote no).
 		t.phase = phaseDone
 		return Ready{
-			Records: []Record{{Type: RecEnd, TxID: t.id, Outcome: concord.OutcomeCommitted}},
-			Outcome: concord.OutcomeCommitted,
-			Done:    true,
+			Records:  []Record{{Type: RecEnd, TxID: t.id, Outcome: concord.OutcomeCommitted}},
+			MustSync: t.forced,
+			Outcome:  concord.OutcomeCommitted,
+			Done:     true,
 		}
 	}
 	t.phase = phaseCommitted
@@ -308,14 +340,16 @@ func (t *CoordinatorTx) sendCommits(pick func(*coordBranch) bool) []Message {
 }
 
 // decideAbort records the abort decision and tells every participant that
-// may be prepared. Presumed abort: no forced write, no acknowledgement.
+// may be prepared. Presumed abort: no acknowledgement, and no forced write
+// unless the id may be submitted again (BeginResubmittable).
 func (t *CoordinatorTx) decideAbort(reason string) Ready {
 	t.phase, t.outcome, t.reason = phaseDone, concord.OutcomeAborted, clip(reason)
 	rd := Ready{
-		Records: []Record{t.decisionRecord(RecAbort)},
-		Outcome: concord.OutcomeAborted,
-		Reason:  t.reason,
-		Done:    true,
+		Records:  []Record{t.decisionRecord(RecAbort)},
+		MustSync: t.forced,
+		Outcome:  concord.OutcomeAborted,
+		Reason:   t.reason,
+		Done:     true,
 	}
 	for _, b := range t.branches {
 		if b.vote == concord.VoteNo || b.vote == concord.VoteReadOnly {

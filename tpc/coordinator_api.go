@@ -48,10 +48,13 @@ const (
 	// COMMIT is sent or the client is answered.
 	RecCommit
 	// RecAbort is the abort decision with the votes known and the reason.
-	// Not forced.
+	// Not forced, except for a transaction begun with BeginResubmittable.
 	RecAbort
 	// RecEnd says every acknowledgement is in (or, for a one-phase
-	// transaction, the participant's outcome is known). Not forced.
+	// transaction, the participant's outcome is known). Not forced, except
+	// when it carries a decision the coordinator took itself (every
+	// participant read-only) for a transaction begun with
+	// BeginResubmittable.
 	RecEnd
 )
 

@@ -129,6 +129,9 @@ func (acc *recovering) rebuild(cfg Config, id concord.TxID) (*CoordinatorTx, Rea
 	case t.onePhase && len(t.branches) == 1:
 		return t, t.startResolving(RestartReason), true
 	default:
+		// Unforced even for an id that may come again: the RecBegin read
+		// back is durable (the driver's log syncs what it replays), so a
+		// later crash brings the transaction back and aborts it again.
 		t.phase = phasePreparing
 		rd := t.decideAbort(RestartReason)
 		return t, rd, true

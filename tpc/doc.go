@@ -9,7 +9,10 @@
 // abort: a transaction with no decision on record is aborted, aborts need no
 // forced write and no acknowledgement, a read-only voter leaves after phase
 // 1, and a transaction with one participant commits in one phase. Only the
-// commit decision is forced (Ready.MustSync); after it the coordinator never
+// commit decision is forced (Ready.MustSync), and, for a transaction whose
+// id may be submitted again (BeginResubmittable), every other decision the
+// coordinator takes itself, so that a power loss cannot erase an outcome a
+// client was told. After the commit decision the coordinator never
 // aborts and redelivers COMMIT with capped exponential backoff until every
 // yes voter acknowledges. Its log records (Record) encode to a small,
 // strictly decoded binary form. docs/protocol.md specifies the messages and

@@ -28,49 +28,89 @@ import (
 	"github.com/concordtx/concord/wire"
 )
 
+// front is a fixed loopback address for a process that listens on a fresh
+// port (127.0.0.1:0) at every start: it forwards every request to the
+// process's current address. A port picked free in advance and bound later
+// by the child can be taken in between by any other listener on the
+// machine; the front's own port is held by this test for its whole run.
+type front struct {
+	target atomic.Pointer[url.URL]
+	srv    *httptest.Server
+	// gate, when it returns a message, refuses the request with 503.
+	gate func(r *http.Request) string
+}
+
+func newFront(t *testing.T, gate func(r *http.Request) string) *front {
+	t.Helper()
+	f := &front{gate: gate}
+	proxy := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(f.target.Load()) },
+		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+			wire.WriteError(w, http.StatusBadGateway, err.Error()) // the process is down: say so
+		},
+	}
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if f.target.Load() == nil {
+			wire.WriteError(w, http.StatusBadGateway, "not started yet")
+			return
+		}
+		if f.gate != nil {
+			if msg := f.gate(r); msg != "" {
+				wire.WriteError(w, http.StatusServiceUnavailable, msg)
+				return
+			}
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+// point makes the front forward to base, a process's URL.
+func (f *front) point(t *testing.T, base string) {
+	t.Helper()
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.target.Store(u)
+}
+
 // decisionGate stands between the coordinator and one service: it forwards
 // everything, except that while hold is set it refuses COMMIT and ABORT
 // (503), so that a decision cannot reach the service and only the service's
 // own recovery (asking the coordinator) can resolve what it prepared.
 type decisionGate struct {
 	hold atomic.Bool
-	srv  *httptest.Server
+	*front
 }
 
-func newDecisionGate(t *testing.T, target string) *decisionGate {
+func newDecisionGate(t *testing.T) *decisionGate {
 	t.Helper()
-	u, err := url.Parse(target)
-	if err != nil {
-		t.Fatal(err)
-	}
 	g := &decisionGate{}
-	proxy := httputil.NewSingleHostReverseProxy(u)
-	proxy.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, err error) {
-		wire.WriteError(w, http.StatusBadGateway, err.Error()) // the service is down: say so to the coordinator
-	}
-	g.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	g.front = newFront(t, func(r *http.Request) string {
 		if g.hold.Load() && (r.URL.Path == wire.PathCommit || r.URL.Path == wire.PathAbort) {
-			wire.WriteError(w, http.StatusServiceUnavailable, "decision held back by the test")
-			return
+			return "decision held back by the test"
 		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(g.srv.Close)
+		return ""
+	})
 	return g
 }
 
 // dbProcCluster is a coordinator process and the three travel services as
 // processes: flights on PostgreSQL, hotels on MariaDB, cars on the file
-// store. Every process keeps its address across restarts, so that the
-// others still reach it.
+// store. Every process listens on a fresh port at each start and is
+// reached through a front of fixed address (the coordinator's is the one it
+// advertises), so that the others still reach it across restarts.
 type dbProcCluster struct {
 	t         *testing.T
 	pg, my    testdb.TestDB
-	coordURL  string
+	coordURL  string // the coordinator's front
+	coordFr   *front
 	coordArgs []string
 	coord     *exec.Cmd
 	cl        *client.Client
-	svcURL    map[string]string
+	svcURL    map[string]string // each service's current address
 	svcArgs   map[string][]string
 	svc       map[string]*exec.Cmd
 	gates     map[string]*decisionGate
@@ -94,25 +134,16 @@ func newDBProcCluster(t *testing.T) *dbProcCluster {
 	}
 	c := &dbProcCluster{t: t, pg: testdb.Postgres(t), my: testdb.MySQL(t),
 		svcURL: map[string]string{}, svcArgs: map[string][]string{}, svc: map[string]*exec.Cmd{}, gates: map[string]*decisionGate{}}
-	addr := func() string {
-		a, err := procs.FreeAddr()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return a
-	}
-	coordAddr := addr()
-	c.coordURL = "http://" + coordAddr
+	c.coordFr = newFront(t, nil)
+	c.coordURL = c.coordFr.srv.URL
 	store := map[string]string{travel.Flights: c.pg.URL, travel.Hotels: mysqlStoreURL(t, c.my.URL), travel.Cars: "file"}
-	c.coordArgs = []string{"--listen", coordAddr, "--data", t.TempDir(), "--default-timeout", "10s"}
+	c.coordArgs = []string{"--advertise", c.coordURL, "--data", t.TempDir(), "--default-timeout", "10s"}
 	for _, name := range travel.ServiceNames() {
-		a := addr()
-		c.svcURL[name] = "http://" + a
 		// Asked only after an hour: before a restart nothing resolves a
 		// prepared reservation but a decision delivered to the service.
-		c.svcArgs[name] = []string{"--service", name, "--listen", a, "--data", t.TempDir(), "--store", store[name],
+		c.svcArgs[name] = []string{"--service", name, "--listen", "127.0.0.1:0", "--data", t.TempDir(), "--store", store[name],
 			"--coordinator", c.coordURL, "--inventory", dbProcStock[name], "--in-doubt-after", "1h"}
-		c.gates[name] = newDecisionGate(t, c.svcURL[name])
+		c.gates[name] = newDecisionGate(t)
 		c.coordArgs = append(c.coordArgs, "--participant", name+"="+c.gates[name].srv.URL)
 	}
 	return c
@@ -141,26 +172,36 @@ func (c *dbProcCluster) start(victim, spec, coordFailpoints string) {
 		if name == victim {
 			c.t.Setenv(failpoint.EnvVar, spec) // inherited by this child only
 		}
-		c.svc[name], _ = startParticipantProcess(c.t, c.svcArgs[name]...)
+		var u string
+		c.svc[name], u = startParticipantProcess(c.t, c.svcArgs[name]...)
 		c.t.Setenv(failpoint.EnvVar, "")
+		c.svcURL[name] = u
+		c.gates[name].point(c.t, u)
 	}
 	c.startCoordinator(coordFailpoints)
 }
 
 func (c *dbProcCluster) startCoordinator(failpoints string) {
 	c.t.Helper()
-	var u string
-	c.coord, u = startCoordinatorProcessEnv(c.t, failpoints, c.coordArgs...)
-	if u != c.coordURL {
-		c.t.Fatalf("coordinator serves on %s, want %s", u, c.coordURL)
+	// The coordinator prints the URL it advertises (its front's), so its
+	// own port is picked here, just before it binds it, and not seconds
+	// earlier with the services' starts in between.
+	addr, err := procs.FreeAddr()
+	if err != nil {
+		c.t.Fatal(err)
 	}
-	var err error
+	c.coordFr.point(c.t, "http://"+addr)
+	var u string
+	c.coord, u = startCoordinatorProcessEnv(c.t, failpoints, append([]string{"--listen", addr}, c.coordArgs...)...)
+	if u != c.coordURL {
+		c.t.Fatalf("coordinator advertises %s, want its front %s", u, c.coordURL)
+	}
 	if c.cl, err = client.New(client.Options{URL: u, Timeout: 15 * time.Second}); err != nil {
 		c.t.Fatal(err)
 	}
 }
 
-// restartService starts name again on its store, address and data, asking
+// restartService starts name again on its store and data, asking
 // the coordinator about what it holds prepared soon after.
 func (c *dbProcCluster) restartService(name string) {
 	c.t.Helper()
@@ -168,9 +209,8 @@ func (c *dbProcCluster) restartService(name string) {
 	args[len(args)-1] = "50ms"
 	var u string
 	c.svc[name], u = startParticipantProcess(c.t, args...)
-	if u != c.svcURL[name] {
-		c.t.Fatalf("%s serves on %s, want %s", name, u, c.svcURL[name])
-	}
+	c.svcURL[name] = u
+	c.gates[name].point(c.t, u)
 }
 
 func (c *dbProcCluster) submit(ctx context.Context, id concord.TxID) (wire.SubmitResponse, error) {

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -165,16 +167,48 @@ func (p *Process) ExitState() *os.ProcessState {
 	return p.state
 }
 
-// FreeAddr asks the kernel for a free loopback port and returns
-// 127.0.0.1:port. The port is released before the child that will use it
-// starts; another program could take it in between, which start-up reports.
+// FreeAddr returns 127.0.0.1:port for a loopback port that is free now. The
+// port is released before the child that will use it starts, so another
+// program could take it in between (start-up then reports the address in
+// use). To make that unlikely it is drawn at random from below the kernel's
+// ephemeral range: the ports the kernel hands to every "port 0" listener
+// and every outgoing connection on the machine come from that range, so
+// they never collide with one drawn here.
 func FreeAddr() (string, error) {
+	lo, hi := 20000, ephemeralLow()
+	if hi-lo >= 1000 {
+		for range 64 {
+			addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(lo+rand.IntN(hi-lo)))
+			if ln, err := net.Listen("tcp", addr); err == nil {
+				ln.Close()
+				return addr, nil
+			}
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", fmt.Errorf("find a free port: %w", err)
 	}
 	defer ln.Close()
 	return ln.Addr().String(), nil
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (Linux's
+// default where it cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 32768
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil || n <= 0 || n > 65535 {
+		return 32768
+	}
+	return n
 }
 
 // LogTail returns up to n bytes from the end of a file.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -91,5 +92,34 @@ func TestStartRefusesIncompleteSpec(t *testing.T) {
 func TestLastLines(t *testing.T) {
 	if got := LastLines("a\n\nb\nc\n", 2); got != "b | c" {
 		t.Fatalf("LastLines = %q", got)
+	}
+}
+
+// FreeAddr draws ports below the kernel's ephemeral range, where no "port 0"
+// listener or outgoing connection can take them between the draw and the
+// child's bind.
+func TestFreeAddrAvoidsEphemeralPorts(t *testing.T) {
+	low := ephemeralLow()
+	for range 20 {
+		addr, err := FreeAddr()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := strconv.Atoi(port)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n >= low {
+			t.Fatalf("FreeAddr gave %s, inside the ephemeral range from %d", addr, low)
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatalf("FreeAddr gave %s, which cannot be bound: %v", addr, err)
+		}
+		ln.Close()
 	}
 }

@@ -79,19 +79,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, "Drives Concord with concurrent clients and reports throughput, latency, requests and fsyncs per transaction.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args, stderr); !ok {
+		return code
 	}
-	usageErr := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "concord bench: "+format+"\n", a...)
-		return 2
-	}
-	if fs.NArg() > 0 {
-		return usageErr("unexpected argument %q", fs.Arg(0))
-	}
+	usageErr := usageError(fs, stderr)
 	opts := bench.Options{
 		CoordinatorURL: *coord, ParticipantURLs: parts, Binary: *binary, Dir: *dir,
 		Concurrency: conc, Participants: nparts, Duration: *duration, Count: *count,

@@ -80,19 +80,11 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "it back, and checks atomicity and conservation. Exit status 0 only if every check holds.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args, stderr); !ok {
+		return code
 	}
-	usageErr := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "concord demo: "+format+"\n", a...)
-		return 2
-	}
+	usageErr := usageError(fs, stderr)
 	switch {
-	case fs.NArg() > 0:
-		return usageErr("unexpected argument %q", fs.Arg(0))
 	case *trips < 10 || *trips > 100_000:
 		return usageErr("--trips %d: want 10 to 100000", *trips)
 	case *workers < 1 || *workers > 1024:

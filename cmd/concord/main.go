@@ -3,6 +3,8 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -58,4 +60,30 @@ func usage(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Run 'concord <command> -h' for a command's flags.")
+}
+
+// parseFlags parses a subcommand's arguments into fs (made with
+// flag.ContinueOnError and its output set to stderr, so the flag package has
+// already said what is wrong). It reports false, with the exit status, when
+// the command must end: 0 for -h, 2 for a bad flag or a stray argument.
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) (int, bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, false
+		}
+		return 2, false
+	}
+	if fs.NArg() > 0 {
+		return usageError(fs, stderr)("unexpected argument %q", fs.Arg(0)), false
+	}
+	return 0, true
+}
+
+// usageError returns a function that prints a usage error of fs's command
+// ("concord NAME: ...") and returns exit status 2.
+func usageError(fs *flag.FlagSet, stderr io.Writer) func(format string, a ...any) int {
+	return func(format string, a ...any) int {
+		fmt.Fprintf(stderr, fs.Name()+": "+format+"\n", a...)
+		return 2
+	}
 }

@@ -53,19 +53,10 @@ func runParticipant(ctx context.Context, args []string, stdout, stderr io.Writer
 		fmt.Fprintln(stderr, "Runs one travel service as a Concord participant until SIGINT or SIGTERM.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args, stderr); !ok {
+		return code
 	}
-	usageErr := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "concord participant: "+format+"\n", a...)
-		return 2
-	}
-	if fs.NArg() > 0 {
-		return usageErr("unexpected argument %q", fs.Arg(0))
-	}
+	usageErr := usageError(fs, stderr)
 	port, ok := defaultServicePorts[*service]
 	if !ok {
 		if *service == "" {

@@ -40,10 +40,20 @@ func startCoordinatorProcess(t *testing.T, args ...string) (*exec.Cmd, string) {
 // armed as CONCORD_FAILPOINTS says.
 func startCoordinatorProcessEnv(t *testing.T, failpoints string, args ...string) (*exec.Cmd, string) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperCoordinatorProcess$")
-	cmd.Env = append(os.Environ(), "CONCORD_HELPER_COORDINATOR_ARGS="+strings.Join(args, "\x1f"),
-		failpoint.EnvVar+"="+failpoints)
-	cmd.Stderr = os.Stderr
+	return startHelperProcess(t, "Coordinator", []string{
+		"CONCORD_HELPER_COORDINATOR_ARGS=" + strings.Join(args, "\x1f"),
+		failpoint.EnvVar + "=" + failpoints,
+	}, os.Stderr)
+}
+
+// startHelperProcess re-runs this test binary as TestHelper<role>Process
+// with env added, waits for its "serving on URL" line and returns it with
+// that URL; the process is killed when the test ends.
+func startHelperProcess(t *testing.T, role string, env []string, stderr io.Writer) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelper"+role+"Process$")
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -68,7 +78,7 @@ func startCoordinatorProcessEnv(t *testing.T, failpoints string, args ...string)
 	case u := <-urls:
 		return cmd, u
 	case <-time.After(30 * time.Second):
-		t.Fatal("the coordinator process did not start")
+		t.Fatalf("the %s process did not start", strings.ToLower(role))
 	}
 	return nil, ""
 }

@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -33,35 +30,7 @@ func TestHelperParticipantProcess(t *testing.T) {
 // its URL.
 func startParticipantProcess(t *testing.T, args ...string) (*exec.Cmd, string) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperParticipantProcess$")
-	cmd.Env = append(os.Environ(), "CONCORD_HELPER_PARTICIPANT_ARGS="+strings.Join(args, "\x1f"))
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	urls := make(chan string, 1)
-	go func() {
-		re := regexp.MustCompile(`serving on (http://127\.0\.0\.1:\d+)`)
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				urls <- m[1]
-				break
-			}
-		}
-		io.Copy(io.Discard, out)
-	}()
-	select {
-	case u := <-urls:
-		return cmd, u
-	case <-time.After(30 * time.Second):
-		t.Fatal("the participant process did not start")
-	}
-	return nil, ""
+	return startHelperProcess(t, "Participant", []string{"CONCORD_HELPER_PARTICIPANT_ARGS=" + strings.Join(args, "\x1f")}, nil)
 }
 
 // TestParticipantSurvivesSIGKILL kills a real participant process with

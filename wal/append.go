@@ -12,15 +12,11 @@ func (l *Log) Append(typ uint8, payload []byte) (uint64, error) {
 	if err := l.checkSize(len(payload)); err != nil {
 		return 0, err
 	}
-	seq, b, err := l.enqueue(func(buf []byte, seq uint64) ([]byte, uint64) {
+	seq, err := l.enqueue(func(buf []byte, seq uint64) ([]byte, uint64) {
 		return appendFrame(buf, seq, typ, payload), seq + 1
 	}, true)
 	if err != nil {
 		return 0, err
-	}
-	<-b.done
-	if b.err != nil {
-		return 0, b.err
 	}
 	return seq, nil
 }
@@ -33,10 +29,9 @@ func (l *Log) AppendAsync(typ uint8, payload []byte) (uint64, error) {
 	if err := l.checkSize(len(payload)); err != nil {
 		return 0, err
 	}
-	seq, _, err := l.enqueue(func(buf []byte, seq uint64) ([]byte, uint64) {
+	return l.enqueue(func(buf []byte, seq uint64) ([]byte, uint64) {
 		return appendFrame(buf, seq, typ, payload), seq + 1
 	}, false)
-	return seq, err
 }
 
 // AppendBatch adds entries as consecutive records and returns the sequence
@@ -57,19 +52,15 @@ func (l *Log) AppendBatch(entries []Entry, sync bool) (uint64, error) {
 		}
 		return l.LastSeq() + 1, nil
 	}
-	seq, b, err := l.enqueue(func(buf []byte, seq uint64) ([]byte, uint64) {
+	seq, err := l.enqueue(func(buf []byte, seq uint64) ([]byte, uint64) {
 		for _, e := range entries {
 			buf = appendFrame(buf, seq, e.Type, e.Payload)
 			seq++
 		}
 		return buf, seq
 	}, sync)
-	if err != nil || !sync {
-		return seq, err
-	}
-	<-b.done
-	if b.err != nil {
-		return 0, b.err
+	if err != nil {
+		return 0, err
 	}
 	return seq, nil
 }
@@ -81,16 +72,21 @@ func (l *Log) Sync() error {
 		l.mu.Unlock()
 		return err
 	}
-	if len(l.cur.buf) == 0 && l.syncedSeq == l.nextSeq-1 {
-		l.mu.Unlock()
-		return nil
+	if len(l.cur.buf) == 0 {
+		if l.syncedSeq == l.nextSeq-1 {
+			l.mu.Unlock()
+			return nil
+		}
+		if b := l.inflight; l.flushing && b.needSync {
+			// Every record is in the batch being flushed (or earlier), and
+			// that flush ends with a sync: wait for it rather than start
+			// another.
+			l.mu.Unlock()
+			<-b.done
+			return b.err
+		}
 	}
-	b := l.cur
-	b.needSync = true
-	l.mu.Unlock()
-	l.kick()
-	<-b.done
-	return b.err
+	return l.commit(l.cur)
 }
 
 func (l *Log) checkSize(n int) error {
@@ -113,15 +109,15 @@ func (l *Log) stateErr() error {
 
 // enqueue encodes records into the batch being filled with add, which gets
 // the buffer and first sequence number and returns both advanced. It
-// returns the first sequence number and the batch to wait for.
-func (l *Log) enqueue(add func(buf []byte, seq uint64) ([]byte, uint64), sync bool) (uint64, *batch, error) {
+// returns the first sequence number; with sync, once the records are durable.
+func (l *Log) enqueue(add func(buf []byte, seq uint64) ([]byte, uint64), sync bool) (uint64, error) {
 	l.mu.Lock()
 	for l.stateErr() == nil && len(l.cur.buf) >= maxBatchBytes {
 		l.space.Wait()
 	}
 	if err := l.stateErr(); err != nil {
 		l.mu.Unlock()
-		return 0, nil, err
+		return 0, err
 	}
 	b := l.cur
 	first := l.nextSeq
@@ -131,52 +127,110 @@ func (l *Log) enqueue(add func(buf []byte, seq uint64) ([]byte, uint64), sync bo
 		b.first = first
 	}
 	l.nextSeq = next
-	if sync {
-		b.needSync = true
-	}
-	l.mu.Unlock()
 	l.stats.appends.Add(int64(next - first))
-	l.kick()
-	return first, b, nil
+	if sync {
+		return first, l.commit(b)
+	}
+	idle := !l.flushing
+	l.mu.Unlock()
+	if idle {
+		// Nobody is flushing, so nobody would pass this batch on: the
+		// writer goroutine takes it. Otherwise the flush under way does
+		// when it ends.
+		l.kick()
+	}
+	return first, nil
 }
 
-// writer is the one goroutine that writes and syncs segment files. It takes
-// the whole batch waiting, writes it at once, syncs once if any appender
-// asked, and releases every waiter; appenders fill the next batch meanwhile.
+// commit returns once b, the batch being filled, is written and synced. l.mu
+// is held on entry and released on return.
+//
+// The first goroutine to need a sync while no flush is under way leads: it
+// writes and syncs the batch itself, so a lone appender waits for its own
+// fsync and for no other goroutine. Needing a sync while a flush is under
+// way, the first appender of the next batch becomes that batch's leader: the
+// flush under way hands over to it when it ends, and it takes everything
+// appended until then. Later appenders of the batch wait for its flush.
+func (l *Log) commit(b *batch) error {
+	b.needSync = true
+	switch {
+	case !l.flushing:
+		l.flushing = true
+	case !b.leader:
+		b.leader = true
+		b.turn = make(chan struct{})
+		l.mu.Unlock()
+		<-b.turn // the flush under way has ended and handed over to us
+		l.mu.Lock()
+	default:
+		l.mu.Unlock()
+		<-b.done
+		return b.err
+	}
+	// This goroutine holds the flush, so nobody else has taken l.cur: it is
+	// still b, with whatever was appended to it meanwhile.
+	l.flushCur()
+	return b.err
+}
+
+// flushCur takes the batch being filled, flushes it and hands the flush
+// over: to the leader of the next batch if it has one, else to the writer
+// goroutine if records are waiting. The caller holds the flush (l.flushing)
+// and l.mu; flushCur releases l.mu.
+func (l *Log) flushCur() {
+	b := l.cur
+	l.cur = &batch{buf: l.spare[:0], done: make(chan struct{})}
+	l.spare = nil
+	l.inflight = b
+	last := l.nextSeq - 1
+	l.space.Broadcast()
+	l.mu.Unlock()
+
+	synced, err := l.flush(b)
+
+	l.mu.Lock()
+	if err != nil && l.err == nil {
+		l.err = err
+		l.space.Broadcast()
+	}
+	if synced && err == nil {
+		l.syncedSeq = last
+	}
+	if cap(b.buf) <= maxBatchBytes {
+		l.spare = b.buf
+	}
+	b.err = err
+	next := l.cur
+	kick := false
+	if next.leader {
+		close(next.turn) // l.flushing stays set: the flush is the leader's now
+	} else {
+		l.flushing = false
+		kick = len(next.buf) > 0
+	}
+	l.mu.Unlock()
+	close(b.done)
+	if kick {
+		l.kick()
+	}
+}
+
+// writer is a goroutine that flushes the records no leader takes: those of
+// AppendAsync and AppendBatch without sync when no flush is under way, and
+// those appended during a flush that are not followed by a synchronous
+// append. It exits once the log is closed and no flush is under way.
 func (l *Log) writer() {
 	defer close(l.writerDone)
 	for range l.wake {
 		l.mu.Lock()
-		b := l.cur
-		closed := l.closed
-		if len(b.buf) == 0 && !b.needSync && !closed {
-			l.mu.Unlock()
-			continue
+		for !l.flushing && len(l.cur.buf) > 0 {
+			l.flushing = true
+			l.flushCur()
+			l.mu.Lock()
 		}
-		l.cur = &batch{buf: l.spare[:0], done: make(chan struct{})}
-		l.spare = nil
-		l.inflight = b
-		last := l.nextSeq - 1
-		l.space.Broadcast()
+		exit := l.closed && !l.flushing
 		l.mu.Unlock()
-
-		synced, err := l.flush(b)
-
-		l.mu.Lock()
-		if err != nil && l.err == nil {
-			l.err = err
-			l.space.Broadcast()
-		}
-		if synced && err == nil {
-			l.syncedSeq = last
-		}
-		if cap(b.buf) <= maxBatchBytes {
-			l.spare = b.buf
-		}
-		l.mu.Unlock()
-		b.err = err
-		close(b.done)
-		if closed {
+		if exit {
 			return
 		}
 	}

@@ -8,8 +8,8 @@ import (
 	"time"
 )
 
-// maxBatchBytes bounds the bytes waiting for the writer: appenders wait
-// while that much is queued, so a writer slower than its appenders does not
+// maxBatchBytes bounds the bytes waiting to be written: appenders wait
+// while that much is queued, so a disk slower than its appenders does not
 // let memory grow without bound.
 const maxBatchBytes = 8 << 20
 
@@ -20,19 +20,20 @@ type Log struct {
 
 	// mu guards the queue: the batch being filled, sequence numbers and state.
 	mu        sync.Mutex
-	space     *sync.Cond // signalled when the writer takes a batch, or on close/poison
+	space     *sync.Cond // signalled when a flush takes a batch, or on close/poison
 	cur       *batch
-	inflight  *batch // the batch the writer took last
+	inflight  *batch // the batch a flush took last
+	flushing  bool   // a goroutine holds the flush: it alone writes and syncs
 	spare     []byte // a drained batch's buffer, reused for the next one
 	nextSeq   uint64 // sequence number the next append gets
 	syncedSeq uint64 // every record up to this one is durable
 	err       error  // poison: wraps ErrPoisoned and the cause
 	closed    bool
 
-	wake       chan struct{} // capacity 1: the writer has work
+	wake       chan struct{} // capacity 1: the writer goroutine may have work
 	writerDone chan struct{}
 
-	// Owned by the writer goroutine (and by Open before it starts).
+	// Owned by the goroutine holding the flush (and by Open before any).
 	active     File
 	activeSize int64
 	unsynced   bool // bytes written to active since its last sync
@@ -59,6 +60,11 @@ type batch struct {
 	needSync bool
 	done     chan struct{} // closed once written (and synced if needSync)
 	err      error         // set before done is closed
+
+	// leader: a synchronous appender waits on turn, closed when the flush
+	// before this batch ends, to flush this one itself.
+	leader bool
+	turn   chan struct{}
 }
 
 // Stats are counters of a Log since Open.
@@ -120,15 +126,13 @@ func (l *Log) Close() error {
 		return ErrClosed
 	}
 	l.closed = true
-	if len(l.cur.buf) > 0 || l.syncedSeq < l.nextSeq-1 {
-		l.cur.needSync = true
-	}
-	last := l.cur
 	l.space.Broadcast()
-	l.mu.Unlock()
+	// Nothing can be appended any more: once the batch being filled is
+	// flushed, every record is written and synced (the flush of an empty
+	// batch with nothing unsynced does nothing).
+	err := l.commit(l.cur)
 	l.kick()
 	<-l.writerDone
-	err := last.err
 	if cerr := l.active.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("close segment: %w", cerr)
 	}

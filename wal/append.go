@@ -22,9 +22,12 @@ func (l *Log) Append(typ uint8, payload []byte) (uint64, error) {
 }
 
 // AppendAsync adds one record and returns its sequence number without
-// waiting: the record is written soon after and is durable once a later
-// Append, AppendBatch with sync, Sync or Close has returned nil (it is
-// earlier in the log). A write failure shows on those later calls.
+// waiting for it to be durable: it is durable once a later Append,
+// AppendBatch with sync, Sync or Close has returned nil (it is earlier in
+// the log). If no flush is under way, AppendAsync writes the record itself
+// (without syncing) and returns a failure of that write; otherwise the
+// record is written soon after, and a write failure shows on those later
+// calls.
 func (l *Log) AppendAsync(typ uint8, payload []byte) (uint64, error) {
 	if err := l.checkSize(len(payload)); err != nil {
 		return 0, err
@@ -131,13 +134,26 @@ func (l *Log) enqueue(add func(buf []byte, seq uint64) ([]byte, uint64), sync bo
 	if sync {
 		return first, l.commit(b)
 	}
-	idle := !l.flushing
-	l.mu.Unlock()
-	if idle {
-		// Nobody is flushing, so nobody would pass this batch on: the
-		// writer goroutine takes it. Otherwise the flush under way does
-		// when it ends.
+	if l.flushing {
+		// The flush under way passes this batch on when it ends.
+		l.mu.Unlock()
+		return first, nil
+	}
+	// Nobody is flushing. Writing the batch here, without a sync, costs
+	// less than waking the writer goroutine to do it (a parked thread's
+	// wakeup, on the caller's time), and a Sync that often follows then
+	// finds the records written. A segment roll syncs twice, so it is left
+	// to the writer.
+	l.flushing = true
+	if l.rollDue() {
+		l.flushing = false
+		l.mu.Unlock()
 		l.kick()
+		return first, nil
+	}
+	l.flushCur()
+	if b.err != nil {
+		return 0, b.err
 	}
 	return first, nil
 }
@@ -250,7 +266,7 @@ func (l *Log) flush(b *batch) (synced bool, err error) {
 		}
 	}()
 	if len(b.buf) > 0 {
-		if l.activeSize >= l.opts.SegmentSize && l.activeSize > segHeaderSize {
+		if l.rollDue() {
 			if err := l.roll(b.first); err != nil {
 				return false, err
 			}
@@ -273,6 +289,12 @@ func (l *Log) flush(b *batch) (synced bool, err error) {
 		}
 	}
 	return !l.unsynced, nil
+}
+
+// rollDue reports whether the active segment is full, so that the next
+// write goes to a new one. The caller holds the flush.
+func (l *Log) rollDue() bool {
+	return l.activeSize >= l.opts.SegmentSize && l.activeSize > segHeaderSize
 }
 
 func (l *Log) syncActive() error {

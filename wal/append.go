@@ -142,21 +142,25 @@ func (l *Log) enqueue(add func(buf []byte, seq uint64) ([]byte, uint64), sync bo
 	// Nobody is flushing. Writing the batch here, without a sync, costs
 	// less than waking the writer goroutine to do it (a parked thread's
 	// wakeup, on the caller's time), and a Sync that often follows then
-	// finds the records written. A segment roll syncs twice, so it is left
-	// to the writer.
-	l.flushing = true
-	if l.rollDue() {
-		l.flushing = false
+	// finds the records written. But appends that come in a run, right
+	// after a flush, are left to the writer, which takes them many to a
+	// write; so is a segment roll, which syncs twice.
+	if time.Since(l.flushEnd) < asyncRunGap || l.rollDue() {
 		l.mu.Unlock()
 		l.kick()
 		return first, nil
 	}
+	l.flushing = true
 	l.flushCur()
 	if b.err != nil {
 		return 0, b.err
 	}
 	return first, nil
 }
+
+// asyncRunGap: an AppendAsync this soon after the end of a flush is taken
+// to be one of a run of appends, and left to the writer goroutine to batch.
+const asyncRunGap = 50 * time.Microsecond
 
 // commit returns once b, the batch being filled, is written and synced. l.mu
 // is held on entry and released on return.
@@ -216,6 +220,7 @@ func (l *Log) flushCur() {
 		l.spare = b.buf
 	}
 	b.err = err
+	l.flushEnd = time.Now()
 	next := l.cur
 	kick := false
 	if next.leader {

@@ -22,12 +22,13 @@ type Log struct {
 	mu        sync.Mutex
 	space     *sync.Cond // signalled when a flush takes a batch, or on close/poison
 	cur       *batch
-	inflight  *batch // the batch a flush took last
-	flushing  bool   // a goroutine holds the flush: it alone writes and syncs
-	spare     []byte // a drained batch's buffer, reused for the next one
-	nextSeq   uint64 // sequence number the next append gets
-	syncedSeq uint64 // every record up to this one is durable
-	err       error  // poison: wraps ErrPoisoned and the cause
+	inflight  *batch    // the batch a flush took last
+	flushing  bool      // a goroutine holds the flush: it alone writes and syncs
+	flushEnd  time.Time // when the last flush ended
+	spare     []byte    // a drained batch's buffer, reused for the next one
+	nextSeq   uint64    // sequence number the next append gets
+	syncedSeq uint64    // every record up to this one is durable
+	err       error     // poison: wraps ErrPoisoned and the cause
 	closed    bool
 
 	wake       chan struct{} // capacity 1: the writer goroutine may have work

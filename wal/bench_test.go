@@ -66,27 +66,51 @@ func BenchmarkAppend(b *testing.B) {
 	}
 }
 
-// BenchmarkAppendAsyncSync measures one appender that appends without
-// waiting and then syncs, as a participant's store does for a prepare.
+// BenchmarkAppendAsyncSync measures appenders that each append without
+// waiting, under a mutex shared with the others, and then sync, as a
+// participant's store does for a prepare.
 func BenchmarkAppendAsyncSync(b *testing.B) {
-	l, err := wal.Open(wal.Options{Dir: filepath.Join(b.TempDir(), "log")})
-	if err != nil {
-		b.Fatal(err)
+	for _, p := range []int{1, 16, 64, 256} {
+		b.Run(fmt.Sprintf("appenders=%d", p), func(b *testing.B) {
+			l, err := wal.Open(wal.Options{Dir: filepath.Join(b.TempDir(), "log")})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close()
+			rec := make([]byte, 128)
+			var mu sync.Mutex
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			before := l.Stats()
+			b.ResetTimer()
+			cpu := cpuTime(b)
+			for range p {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for next.Add(1) <= int64(b.N) {
+						mu.Lock()
+						_, err := l.AppendAsync(1, rec)
+						mu.Unlock()
+						if err == nil {
+							err = l.Sync()
+						}
+						if err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.StopTimer()
+			reportCPU(b, cpu)
+			st := l.Stats()
+			appends := float64(st.Appends - before.Appends)
+			b.ReportMetric(appends/b.Elapsed().Seconds(), "appends/s")
+			b.ReportMetric(float64(st.Syncs-before.Syncs)/appends, "fsyncs/append")
+		})
 	}
-	defer l.Close()
-	rec := make([]byte, 128)
-	b.ResetTimer()
-	cpu := cpuTime(b)
-	for range b.N {
-		if _, err := l.AppendAsync(1, rec); err != nil {
-			b.Fatal(err)
-		}
-		if err := l.Sync(); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.StopTimer()
-	reportCPU(b, cpu)
 }
 
 // BenchmarkAppendAsync measures appends that do not wait for durability;

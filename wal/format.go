@@ -54,16 +54,18 @@ type Entry struct {
 
 // appendFrame appends the frame of one record to buf.
 func appendFrame(buf []byte, seq uint64, typ uint8, payload []byte) []byte {
-	var h [frameHeaderSize]byte
+	// The header is built in place: a local array would escape to the
+	// heap through crc32.Update, one allocation per record.
+	start := len(buf)
+	buf = append(buf, make([]byte, frameHeaderSize)...)
+	h := buf[start:]
 	binary.LittleEndian.PutUint32(h[4:8], uint32(len(payload)))
 	h[8] = typ
 	binary.LittleEndian.PutUint64(h[12:20], seq)
 	crc := crc32.Update(0, castagnoli, h[4:])
 	crc = crc32.Update(crc, castagnoli, payload)
 	binary.LittleEndian.PutUint32(h[0:4], crc)
-	buf = append(buf, h[:]...)
-	buf = append(buf, payload...)
-	return buf
+	return append(buf, payload...)
 }
 
 // frameHeader is a decoded frame header.

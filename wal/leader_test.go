@@ -189,3 +189,58 @@ func firstSegment(t *testing.T, m *memfs.FS) string {
 	t.Fatal("no segment")
 	return ""
 }
+
+// TestCloseDuringFlush closes the log while a flush is held and records wait
+// for the next one: Close returns once they are all durable, whether it
+// leads that next flush itself or waits for an appender that does.
+func TestCloseDuringFlush(t *testing.T) {
+	for _, withLeader := range []bool{false, true} {
+		synctest.Test(t, func(t *testing.T) {
+			m := memfs.New()
+			l := openMem(t, m, 0)
+			gate := make(chan struct{})
+			watchFlushes(m, gate)
+			var wg sync.WaitGroup
+			wg.Go(func() {
+				if _, err := l.Append(1, payload(1)); err != nil {
+					t.Error(err)
+				}
+			})
+			synctest.Wait() // its fsync is held
+			for i := 2; i <= 4; i++ {
+				if _, err := l.AppendAsync(uint8(i%7), payload(i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want := 4
+			if withLeader {
+				want = 5
+				wg.Go(func() {
+					if _, err := l.Append(5, payload(5)); err != nil {
+						t.Error(err)
+					}
+				})
+				synctest.Wait()
+			}
+			closed := make(chan error, 1)
+			go func() { closed <- l.Close() }()
+			for {
+				synctest.Wait()
+				select {
+				case err := <-closed:
+					if err != nil {
+						t.Fatalf("Close: %v", err)
+					}
+					wg.Wait()
+					m.SetFault(nil)
+					m.Crash()
+					l = openMem(t, m, 0)
+					checkRecords(t, replayAll(t, l), want)
+					l.Close()
+					return
+				case gate <- struct{}{}:
+				}
+			}
+		})
+	}
+}

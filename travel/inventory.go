@@ -177,6 +177,19 @@ func (v *Inventory) Reservation(id concord.TxID) (Reservation, error) {
 	return *r, nil
 }
 
+// state returns the state of transaction id's reservation, if the
+// inventory remembers one; unlike Reservation it builds no error for an
+// unknown id, which every new prepare is.
+func (v *Inventory) state(id concord.TxID) (State, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	r, ok := v.res[id]
+	if !ok {
+		return "", false
+	}
+	return r.State, true
+}
+
 // Reservations lists the remembered reservations in state s (every state for
 // ""), ordered by transaction id.
 func (v *Inventory) Reservations(s State) []Reservation {

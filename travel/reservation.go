@@ -64,6 +64,15 @@ func DecodeRequest(payload []byte) (Request, error) {
 	if len(payload) > MaxPayloadSize {
 		return r, fmt.Errorf("%w: %d bytes, at most %d", ErrMalformedPayload, len(payload), MaxPayloadSize)
 	}
+	if r, ok := decodeCanonical(payload); ok {
+		return r, nil
+	}
+	return decodeStrict(payload)
+}
+
+// decodeStrict is DecodeRequest's general path: encoding/json, strictly.
+func decodeStrict(payload []byte) (Request, error) {
+	var r Request
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&r); err != nil {
@@ -117,4 +126,91 @@ type Reservation struct {
 	// aborted and holds no SKU or quantity. Stores that forget refusals at
 	// once answer ErrNoReservation instead.
 	Reason string `json:"reason,omitempty"`
+}
+
+// decodeCanonical parses, without allocating, a payload of the form
+// Request.Payload writes: one object whose members are exactly "sku", a
+// string of SKU bytes without escapes, and "quantity", an integer from 1 to
+// MaxQuantity, in either order, with optional JSON whitespace between
+// tokens. It reports false for anything else, which decodeStrict then
+// judges; what it accepts, decodeStrict accepts as the same Request.
+func decodeCanonical(p []byte) (Request, bool) {
+	var r Request
+	i := skipSpace(p, 0)
+	if i >= len(p) || p[i] != '{' {
+		return Request{}, false
+	}
+	i++
+	var haveSKU, haveQty bool
+	for !haveSKU || !haveQty {
+		if haveSKU || haveQty { // a second member follows a comma
+			if i = skipSpace(p, i); i >= len(p) || p[i] != ',' {
+				return Request{}, false
+			}
+			i++
+		}
+		key, j, ok := plainString(p, skipSpace(p, i))
+		if !ok {
+			return Request{}, false
+		}
+		if i = skipSpace(p, j); i >= len(p) || p[i] != ':' {
+			return Request{}, false
+		}
+		i = skipSpace(p, i+1)
+		switch {
+		case string(key) == "sku" && !haveSKU:
+			v, j, ok := plainString(p, i)
+			if !ok || len(v) == 0 || len(v) > MaxSKULen {
+				return Request{}, false
+			}
+			r.SKU, i, haveSKU = string(v), j, true
+		case string(key) == "quantity" && !haveQty:
+			// 1 to 4 digits without a leading zero: never overflows.
+			j := i
+			for j < len(p) && j-i <= 4 && p[j] >= '0' && p[j] <= '9' {
+				r.Quantity = r.Quantity*10 + int64(p[j]-'0')
+				j++
+			}
+			if j == i || j-i > 4 || p[i] == '0' || r.Quantity > MaxQuantity {
+				return Request{}, false
+			}
+			i, haveQty = j, true
+		default:
+			return Request{}, false
+		}
+	}
+	if i = skipSpace(p, i); i >= len(p) || p[i] != '}' {
+		return Request{}, false
+	}
+	return r, skipSpace(p, i+1) == len(p)
+}
+
+// skipSpace returns the index of the first byte at or after i that is not
+// JSON whitespace.
+func skipSpace(p []byte, i int) int {
+	for i < len(p) && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// plainString reads a JSON string at p[i] made only of SKU bytes (letters,
+// digits, '.', '_', '-'), so that it needs no unescaping, and returns its
+// contents and the index after its closing quote.
+func plainString(p []byte, i int) ([]byte, int, bool) {
+	if i >= len(p) || p[i] != '"' {
+		return nil, 0, false
+	}
+	start := i + 1
+	for j := start; j < len(p); j++ {
+		c := p[j]
+		switch {
+		case c == '"':
+			return p[start:j], j + 1, true
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
+		default:
+			return nil, 0, false
+		}
+	}
+	return nil, 0, false
 }

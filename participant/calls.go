@@ -50,6 +50,14 @@ func (s *Server) perform(a tpc.ParticipantAction) tpc.ParticipantResult {
 	default:
 		err = fmt.Errorf("unknown action %d", a.Kind)
 	}
+	r := s.result(a, err)
+	res.Err, res.ErrText = r.Err, r.ErrText
+	return res
+}
+
+// result classifies the error of the call a asked for.
+func (s *Server) result(a tpc.ParticipantAction, err error) tpc.ParticipantResult {
+	res := tpc.ParticipantResult{Kind: a.Kind, ID: a.ID}
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrUnknownTx):

@@ -77,6 +77,11 @@ func (s *Server) result(a tpc.ParticipantAction, err error) tpc.ParticipantResul
 // resolved counts phase-2 calls made for transactions the in-doubt loop
 // was asking about; it is only bookkeeping.
 func (s *Server) resolved(id concord.TxID, o concord.Outcome) {
+	if s.stats.queries.Load() == 0 && s.stats.callFailure.Load() == 0 {
+		// Only an outcome query or a failed call counts in Queries (and
+		// is counted here first): with neither, none was asked about.
+		return
+	}
 	sh := s.shardOf(id)
 	sh.mu.Lock()
 	st, ok := sh.m.Lookup(id)

@@ -43,6 +43,7 @@ func (s TxState) String() string {
 }
 
 type txEntry struct {
+	id     concord.TxID
 	state  TxState
 	seq    uint64 // the record that put it in this state
 	reason string // for aborted
@@ -72,12 +73,15 @@ type Store struct {
 	// mu orders every change: Machine calls, table changes and log
 	// appends happen under it, in one order. tmu guards the tables for
 	// readers that do not hold mu (State, also from inside View); writers
-	// hold mu and take tmu only while they change a table.
+	// hold mu and take tmu only while they change a table. Every
+	// transaction has at most one entry, in txs; a prepared one is in
+	// prepared too and becomes decided in place, and a decided one is in
+	// decided, once, until Retain newer decisions forget it.
 	mu        sync.RWMutex
 	tmu       sync.RWMutex
 	txs       map[concord.TxID]*txEntry
-	prepared  map[concord.TxID]struct{}
-	decided   []concord.TxID // oldest first, from head on
+	prepared  map[concord.TxID]*txEntry
+	decided   []*txEntry // oldest first, from head on
 	head      int
 	err       error  // ErrFailed or ErrClosed once broken
 	sinceSnap int    // records appended since the last snapshot
@@ -115,7 +119,7 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("create %s: %w", opts.Dir, err)
 	}
 	s := &Store{opts: opts, m: opts.Machine, walDir: filepath.Join(opts.Dir, "wal"),
-		txs: make(map[concord.TxID]*txEntry), prepared: make(map[concord.TxID]struct{}), synced: make(chan struct{})}
+		txs: make(map[concord.TxID]*txEntry), prepared: make(map[concord.TxID]*txEntry), synced: make(chan struct{})}
 	log, err := wal.Open(wal.Options{Dir: s.walDir, FS: opts.FS, SegmentSize: opts.SegmentSize,
 		MaxRecordSize: opts.MaxPayload + 1024})
 	if err != nil {
@@ -200,25 +204,32 @@ func (s *Store) apply(r wal.Record) error {
 func (s *Store) setPrepared(id concord.TxID, seq uint64) {
 	s.tmu.Lock()
 	defer s.tmu.Unlock()
-	s.txs[id] = &txEntry{state: StatePrepared, seq: seq}
-	s.prepared[id] = struct{}{}
+	e := &txEntry{id: id, state: StatePrepared, seq: seq}
+	s.txs[id] = e
+	s.prepared[id] = e
 }
 
-// setDecided records a decision and forgets the oldest decided
-// transactions past Retain. Called in log order, so replay forgets the
-// same ones.
+// setDecided records a decision of a transaction that is prepared or has
+// no entry, and forgets the oldest decided transactions past Retain.
+// Called in log order, so replay forgets the same ones.
 func (s *Store) setDecided(id concord.TxID, st TxState, seq uint64, reason string) {
 	s.tmu.Lock()
 	defer s.tmu.Unlock()
-	delete(s.prepared, id)
-	s.txs[id] = &txEntry{state: st, seq: seq, reason: reason}
-	s.decided = append(s.decided, id)
+	e := s.prepared[id]
+	if e != nil {
+		delete(s.prepared, id)
+		e.state, e.seq, e.reason = st, seq, reason
+	} else {
+		e = &txEntry{id: id, state: st, seq: seq, reason: reason}
+		s.txs[id] = e
+	}
+	s.decided = append(s.decided, e)
 	for len(s.decided)-s.head > s.opts.Retain {
 		old := s.decided[s.head]
-		s.decided[s.head] = ""
+		s.decided[s.head] = nil
 		s.head++
-		if e := s.txs[old]; e != nil && e.state != StatePrepared {
-			delete(s.txs, old)
+		if s.txs[old.id] == old {
+			delete(s.txs, old.id)
 		}
 	}
 	if s.head > 1024 && s.head > len(s.decided)/2 {

@@ -33,7 +33,7 @@ type Inventory struct {
 	order   []string // SKUs in configuration order
 	items   map[string]*Item
 	res     map[concord.TxID]*Reservation
-	decided []concord.TxID // decided reservations still remembered, oldest first
+	decided []*Reservation // decided reservations still remembered, oldest first
 	retain  int            // DecidedRetention; lower in tests
 }
 
@@ -88,6 +88,27 @@ func (v *Inventory) Reserve(id concord.TxID, payload []byte) (Reservation, error
 	if err != nil {
 		return Reservation{}, err
 	}
+	return v.reserve(id, req)
+}
+
+// reserveNew is Reserve for an id the inventory must not know: for one
+// it remembers, it holds nothing and returns the reservation's state and
+// false.
+func (v *Inventory) reserveNew(id concord.TxID, payload []byte) (State, bool, error) {
+	req, err := DecodeRequest(payload)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if r, ok := v.res[id]; ok {
+		return r.State, false, nil
+	}
+	if err == nil {
+		_, err = v.reserve(id, req)
+	}
+	return "", true, err
+}
+
+// reserve holds req for id, which has no reservation; v.mu is held.
+func (v *Inventory) reserve(id concord.TxID, req Request) (Reservation, error) {
 	it, ok := v.items[req.SKU]
 	if !ok {
 		return Reservation{}, fmt.Errorf("%w %q", ErrUnknownSKU, req.SKU)
@@ -97,7 +118,7 @@ func (v *Inventory) Reserve(id concord.TxID, payload []byte) (Reservation, error
 	}
 	it.Available -= req.Quantity
 	it.Held += req.Quantity
-	r := &Reservation{ID: id, State: StatePrepared, SKU: req.SKU, Quantity: req.Quantity}
+	r := &Reservation{ID: id, State: StatePrepared, SKU: it.SKU, Quantity: req.Quantity}
 	v.res[id] = r
 	return *r, nil
 }
@@ -148,9 +169,12 @@ func (v *Inventory) Abort(id concord.TxID) error {
 // past DecidedRetention. v.mu is held.
 func (v *Inventory) decide(r *Reservation, s State) {
 	r.State = s
-	v.decided = append(v.decided, r.ID)
+	v.decided = append(v.decided, r)
 	for len(v.decided) > v.retain {
-		delete(v.res, v.decided[0])
+		if old := v.decided[0]; v.res[old.ID] == old {
+			delete(v.res, old.ID)
+		}
+		v.decided[0] = nil
 		v.decided = v.decided[1:]
 	}
 }
@@ -175,19 +199,6 @@ func (v *Inventory) Reservation(id concord.TxID) (Reservation, error) {
 		return Reservation{}, fmt.Errorf("%s: %w", id, ErrNoReservation)
 	}
 	return *r, nil
-}
-
-// state returns the state of transaction id's reservation, if the
-// inventory remembers one; unlike Reservation it builds no error for an
-// unknown id, which every new prepare is.
-func (v *Inventory) state(id concord.TxID) (State, bool) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	r, ok := v.res[id]
-	if !ok {
-		return "", false
-	}
-	return r.State, true
 }
 
 // Reservations lists the remembered reservations in state s (every state for
@@ -271,8 +282,9 @@ func (v *Inventory) Snapshot() ([]byte, error) {
 		}
 	}
 	slices.SortFunc(s.Prepared, func(a, b Reservation) int { return bytes.Compare([]byte(a.ID), []byte(b.ID)) })
-	for _, id := range v.decided {
-		s.Decided = append(s.Decided, *v.res[id])
+	s.Decided = make([]Reservation, len(v.decided))
+	for i, r := range v.decided {
+		s.Decided[i] = *r
 	}
 	return json.Marshal(s)
 }
@@ -316,6 +328,9 @@ func (v *Inventory) Restore(b []byte) error {
 			return fmt.Errorf("reservation %s listed twice", r.ID)
 		}
 		n.res[r.ID] = &r
+		if r.State != StatePrepared {
+			n.decided = append(n.decided, &r)
+		}
 		return nil
 	}
 	for _, r := range s.Prepared {
@@ -330,7 +345,6 @@ func (v *Inventory) Restore(b []byte) error {
 		if err := add(r, StateCommitted, StateAborted); err != nil {
 			return fmt.Errorf("restore inventory: %w", err)
 		}
-		n.decided = append(n.decided, r.ID)
 	}
 	if err := n.check(); err != nil {
 		return fmt.Errorf("restore inventory: %w", err)

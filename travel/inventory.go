@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 
 	"github.com/concordtx/concord"
@@ -282,11 +283,67 @@ func (v *Inventory) Snapshot() ([]byte, error) {
 		}
 	}
 	slices.SortFunc(s.Prepared, func(a, b Reservation) int { return bytes.Compare([]byte(a.ID), []byte(b.ID)) })
-	s.Decided = make([]Reservation, len(v.decided))
-	for i, r := range v.decided {
-		s.Decided[i] = *r
+	// The decided reservations, up to DecidedRetention of them, are most
+	// of it: they are written by hand, as encoding/json would write them.
+	head, err := json.Marshal(s)
+	if err != nil {
+		return nil, err
 	}
-	return json.Marshal(s)
+	b := make([]byte, 0, len(head)+len(v.decided)*64)
+	if !bytes.HasSuffix(head, []byte(`"decided":null}`)) {
+		return nil, fmt.Errorf("encode inventory: unexpected form %.40q", head)
+	}
+	b = append(b, head[:len(head)-len(`null}`)]...) // s.Decided is nil
+	b = append(b, '[')
+	for i, r := range v.decided {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if b, err = appendReservation(b, r); err != nil {
+			return nil, err
+		}
+	}
+	return append(b, "]}"...), nil
+}
+
+// appendReservation appends r encoded as json.Marshal encodes it.
+func appendReservation(b []byte, r *Reservation) ([]byte, error) {
+	if !plainJSON(string(r.ID)) || !plainJSON(string(r.State)) || !plainJSON(r.SKU) || !plainJSON(r.Reason) {
+		m, err := json.Marshal(r)
+		return append(b, m...), err
+	}
+	b = append(b, `{"id":"`...)
+	b = append(b, r.ID...)
+	b = append(b, `","state":"`...)
+	b = append(b, r.State...)
+	b = append(b, '"')
+	if r.SKU != "" {
+		b = append(b, `,"sku":"`...)
+		b = append(b, r.SKU...)
+		b = append(b, '"')
+	}
+	if r.Quantity != 0 {
+		b = append(b, `,"quantity":`...)
+		b = strconv.AppendInt(b, r.Quantity, 10)
+	}
+	if r.Reason != "" {
+		b = append(b, `,"reason":"`...)
+		b = append(b, r.Reason...)
+		b = append(b, '"')
+	}
+	return append(b, '}'), nil
+}
+
+// plainJSON reports whether s encodes in JSON as itself between quotes
+// (encoding/json escapes control characters, quotes, backslashes, <, >, &
+// and some non-ASCII).
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 // Restore replaces the inventory with one encoded by Snapshot. It checks the

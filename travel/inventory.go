@@ -77,7 +77,7 @@ func (v *Inventory) Stock() []Stock {
 // or confirmed it returns that reservation unchanged; for one it released it
 // returns ErrDecided.
 func (v *Inventory) Reserve(id concord.TxID, payload []byte) (Reservation, error) {
-	req, err := DecodeRequest(payload)
+	sku, qty, err := parseRequest(payload)
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if r, ok := v.res[id]; ok {
@@ -89,37 +89,37 @@ func (v *Inventory) Reserve(id concord.TxID, payload []byte) (Reservation, error
 	if err != nil {
 		return Reservation{}, err
 	}
-	return v.reserve(id, req)
+	return v.reserve(id, sku, qty)
 }
 
 // reserveNew is Reserve for an id the inventory must not know: for one
 // it remembers, it holds nothing and returns the reservation's state and
 // false.
 func (v *Inventory) reserveNew(id concord.TxID, payload []byte) (State, bool, error) {
-	req, err := DecodeRequest(payload)
+	sku, qty, err := parseRequest(payload)
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if r, ok := v.res[id]; ok {
 		return r.State, false, nil
 	}
 	if err == nil {
-		_, err = v.reserve(id, req)
+		_, err = v.reserve(id, sku, qty)
 	}
 	return "", true, err
 }
 
-// reserve holds req for id, which has no reservation; v.mu is held.
-func (v *Inventory) reserve(id concord.TxID, req Request) (Reservation, error) {
-	it, ok := v.items[req.SKU]
+// reserve holds qty of sku for id, which has no reservation; v.mu is held.
+func (v *Inventory) reserve(id concord.TxID, sku []byte, qty int64) (Reservation, error) {
+	it, ok := v.items[string(sku)]
 	if !ok {
-		return Reservation{}, fmt.Errorf("%w %q", ErrUnknownSKU, req.SKU)
+		return Reservation{}, fmt.Errorf("%w %q", ErrUnknownSKU, sku)
 	}
-	if it.Available < req.Quantity {
-		return Reservation{}, fmt.Errorf("%w: %s has %d available, %d asked", ErrNotEnough, req.SKU, it.Available, req.Quantity)
+	if it.Available < qty {
+		return Reservation{}, fmt.Errorf("%w: %s has %d available, %d asked", ErrNotEnough, sku, it.Available, qty)
 	}
-	it.Available -= req.Quantity
-	it.Held += req.Quantity
-	r := &Reservation{ID: id, State: StatePrepared, SKU: it.SKU, Quantity: req.Quantity}
+	it.Available -= qty
+	it.Held += qty
+	r := &Reservation{ID: id, State: StatePrepared, SKU: it.SKU, Quantity: qty}
 	v.res[id] = r
 	return *r, nil
 }

@@ -57,17 +57,27 @@ func (r Request) Payload() json.RawMessage {
 // object with exactly the fields sku and quantity, a valid SKU and a quantity
 // from 1 to MaxQuantity. Its errors wrap ErrMalformedPayload or ErrBadQuantity.
 func DecodeRequest(payload []byte) (Request, error) {
-	var r Request
+	sku, qty, err := parseRequest(payload)
+	if err != nil {
+		return Request{}, err
+	}
+	return Request{SKU: string(sku), Quantity: qty}, nil
+}
+
+// parseRequest is DecodeRequest returning the SKU as bytes, which alias
+// payload for a payload of the canonical form.
+func parseRequest(payload []byte) (sku []byte, qty int64, err error) {
 	if len(payload) == 0 {
-		return r, fmt.Errorf("%w: empty; want {\"sku\": \"...\", \"quantity\": N}", ErrMalformedPayload)
+		return nil, 0, fmt.Errorf("%w: empty; want {\"sku\": \"...\", \"quantity\": N}", ErrMalformedPayload)
 	}
 	if len(payload) > MaxPayloadSize {
-		return r, fmt.Errorf("%w: %d bytes, at most %d", ErrMalformedPayload, len(payload), MaxPayloadSize)
+		return nil, 0, fmt.Errorf("%w: %d bytes, at most %d", ErrMalformedPayload, len(payload), MaxPayloadSize)
 	}
-	if r, ok := decodeCanonical(payload); ok {
-		return r, nil
+	if sku, qty, ok := decodeCanonicalSKU(payload); ok {
+		return sku, qty, nil
 	}
-	return decodeStrict(payload)
+	r, err := decodeStrict(payload)
+	return []byte(r.SKU), r.Quantity, err
 }
 
 // decodeStrict is DecodeRequest's general path: encoding/json, strictly.
@@ -135,35 +145,47 @@ type Reservation struct {
 // tokens. It reports false for anything else, which decodeStrict then
 // judges; what it accepts, decodeStrict accepts as the same Request.
 func decodeCanonical(p []byte) (Request, bool) {
-	var r Request
+	sku, qty, ok := decodeCanonicalSKU(p)
+	if !ok {
+		return Request{}, false
+	}
+	return Request{SKU: string(sku), Quantity: qty}, true
+}
+
+// decodeCanonicalSKU is decodeCanonical returning the SKU as a slice of p.
+func decodeCanonicalSKU(p []byte) ([]byte, int64, bool) {
+	var r struct {
+		SKU      []byte
+		Quantity int64
+	}
 	i := skipSpace(p, 0)
 	if i >= len(p) || p[i] != '{' {
-		return Request{}, false
+		return nil, 0, false
 	}
 	i++
 	var haveSKU, haveQty bool
 	for !haveSKU || !haveQty {
 		if haveSKU || haveQty { // a second member follows a comma
 			if i = skipSpace(p, i); i >= len(p) || p[i] != ',' {
-				return Request{}, false
+				return nil, 0, false
 			}
 			i++
 		}
 		key, j, ok := plainString(p, skipSpace(p, i))
 		if !ok {
-			return Request{}, false
+			return nil, 0, false
 		}
 		if i = skipSpace(p, j); i >= len(p) || p[i] != ':' {
-			return Request{}, false
+			return nil, 0, false
 		}
 		i = skipSpace(p, i+1)
 		switch {
 		case string(key) == "sku" && !haveSKU:
 			v, j, ok := plainString(p, i)
 			if !ok || len(v) == 0 || len(v) > MaxSKULen {
-				return Request{}, false
+				return nil, 0, false
 			}
-			r.SKU, i, haveSKU = string(v), j, true
+			r.SKU, i, haveSKU = v, j, true
 		case string(key) == "quantity" && !haveQty:
 			// 1 to 4 digits without a leading zero: never overflows.
 			j := i
@@ -172,17 +194,20 @@ func decodeCanonical(p []byte) (Request, bool) {
 				j++
 			}
 			if j == i || j-i > 4 || p[i] == '0' || r.Quantity > MaxQuantity {
-				return Request{}, false
+				return nil, 0, false
 			}
 			i, haveQty = j, true
 		default:
-			return Request{}, false
+			return nil, 0, false
 		}
 	}
 	if i = skipSpace(p, i); i >= len(p) || p[i] != '}' {
-		return Request{}, false
+		return nil, 0, false
 	}
-	return r, skipSpace(p, i+1) == len(p)
+	if skipSpace(p, i+1) != len(p) {
+		return nil, 0, false
+	}
+	return r.SKU, r.Quantity, true
 }
 
 // skipSpace returns the index of the first byte at or after i that is not

@@ -50,6 +50,14 @@ func (s *Server) perform(a tpc.ParticipantAction) tpc.ParticipantResult {
 	default:
 		err = fmt.Errorf("unknown action %d", a.Kind)
 	}
+	r := s.result(a, err)
+	res.Err, res.ErrText = r.Err, r.ErrText
+	return res
+}
+
+// result classifies the error of the call a asked for.
+func (s *Server) result(a tpc.ParticipantAction, err error) tpc.ParticipantResult {
+	res := tpc.ParticipantResult{Kind: a.Kind, ID: a.ID}
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrUnknownTx):
@@ -69,6 +77,11 @@ func (s *Server) perform(a tpc.ParticipantAction) tpc.ParticipantResult {
 // resolved counts phase-2 calls made for transactions the in-doubt loop
 // was asking about; it is only bookkeeping.
 func (s *Server) resolved(id concord.TxID, o concord.Outcome) {
+	if s.stats.queries.Load() == 0 && s.stats.callFailure.Load() == 0 {
+		// Only an outcome query or a failed call counts in Queries (and
+		// is counted here first): with neither, none was asked about.
+		return
+	}
 	sh := s.shardOf(id)
 	sh.mu.Lock()
 	st, ok := sh.m.Lookup(id)

@@ -29,7 +29,7 @@ func (s *Server) handlePrepare(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req wire.PrepareRequest
-	if !s.decode(w, r, &req) {
+	if !s.decodeBody(w, r, &req, func(b []byte) bool { return decodePrepareFast(b, &req) }) {
 		return
 	}
 	start := time.Now()
@@ -39,7 +39,7 @@ func (s *Server) handlePrepare(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, err)
 		return
 	}
-	wire.WriteJSON(w, http.StatusOK, resp)
+	writePrepareResponse(w, resp)
 }
 
 func (s *Server) handleDecision(w http.ResponseWriter, r *http.Request, commit bool) {
@@ -48,7 +48,7 @@ func (s *Server) handleDecision(w http.ResponseWriter, r *http.Request, commit b
 		return
 	}
 	var req wire.DecisionRequest
-	if !s.decode(w, r, &req) {
+	if !s.decodeBody(w, r, &req, func(b []byte) bool { return decodeDecisionFast(b, &req) }) {
 		return
 	}
 	var resp wire.DecisionResponse
@@ -65,20 +65,27 @@ func (s *Server) handleDecision(w http.ResponseWriter, r *http.Request, commit b
 		s.writeErr(w, err)
 		return
 	}
-	wire.WriteJSON(w, http.StatusOK, resp)
+	writeDecisionResponse(w, resp)
 }
 
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	err := wire.DecodeRequest(w, r, s.opts.MaxBodyBytes, v)
-	switch {
-	case err == nil:
+	if err == nil {
 		return true
+	}
+	s.refuseBody(w, err)
+	return false
+}
+
+// refuseBody answers a body that cannot be decoded: 413 for one too
+// large, else 400.
+func (s *Server) refuseBody(w http.ResponseWriter, err error) {
+	switch {
 	case errors.Is(err, wire.ErrBodyTooLarge):
 		wire.WriteError(w, http.StatusRequestEntityTooLarge, err.Error())
 	default:
 		wire.WriteError(w, http.StatusBadRequest, err.Error())
 	}
-	return false
 }
 
 func (s *Server) writeErr(w http.ResponseWriter, err error) {

@@ -63,3 +63,38 @@ type OnePhaseResource interface {
 	// OutcomeAborted (with a reason).
 	CommitOnePhase(ctx context.Context, id concord.TxID, payload json.RawMessage) (concord.Outcome, string, error)
 }
+
+// PrepareCall is one transaction of a BatchResource.PrepareBatch call: the
+// Server fills ID and Payload, the resource Result and Err.
+type PrepareCall struct {
+	ID      concord.TxID
+	Payload json.RawMessage
+	Result  PrepareResult
+	Err     error
+}
+
+// CommitCall is one transaction of a BatchResource.CommitBatch call: the
+// Server fills ID, the resource Err.
+type CommitCall struct {
+	ID  concord.TxID
+	Err error
+}
+
+// BatchResource is implemented by a resource that can prepare or commit
+// several transactions in one call, sharing one durable write among them.
+// The Server then makes the prepares (or commits) that one request needs as
+// a single call in the request's own goroutine, instead of one call per
+// transaction in a goroutine of its own. Use it only for a resource whose
+// calls end promptly (a local disk, say): the request waits for the whole
+// call, even if its caller goes away.
+type BatchResource interface {
+	Resource
+	// PrepareBatch does for every call what Prepare would, as if the calls
+	// were made concurrently, and sets each one's Result and Err. The ids
+	// are distinct. It returns once every yes vote is durable.
+	PrepareBatch(ctx context.Context, calls []PrepareCall)
+	// CommitBatch does for every call what Commit would, as if the calls
+	// were made concurrently, and sets each one's Err. The ids are
+	// distinct. It returns once every commit is durable.
+	CommitBatch(ctx context.Context, calls []CommitCall)
+}

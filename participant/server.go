@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/tpc"
@@ -42,6 +43,7 @@ type Server struct {
 	opts     Options
 	res      Resource
 	onePhase OnePhaseResource
+	batch    BatchResource // nil unless the resource is one
 	shards   []*shard
 	seed     maphash.Seed
 	sem      chan struct{}
@@ -64,7 +66,39 @@ type Server struct {
 type shard struct {
 	mu      sync.Mutex
 	m       *tpc.Participant
-	waiting map[uint64]chan tpc.ParticipantReply
+	waiting map[uint64]waitSlot
+}
+
+// waitSlot is where the reply to one request number goes: w.replies[i].
+type waitSlot struct {
+	w *waiter
+	i int
+}
+
+// waiter collects the replies to one protocol request, one per
+// transaction, delivered by whichever goroutine steps the machine.
+type waiter struct {
+	replies []tpc.ParticipantReply
+	reqs    []pendingReq  // where each transaction waits, to give up
+	left    atomic.Int64  // replies still missing
+	done    chan struct{} // closed once left is 0
+}
+
+type pendingReq struct {
+	sh  *shard
+	req uint64
+}
+
+func newWaiter(n int) *waiter {
+	w := &waiter{replies: make([]tpc.ParticipantReply, n), reqs: make([]pendingReq, n), done: make(chan struct{})}
+	w.left.Store(int64(n))
+	return w
+}
+
+// shardAction is an action a machine asked for, with its machine's shard.
+type shardAction struct {
+	sh *shard
+	a  tpc.ParticipantAction
 }
 
 type serverStats struct {
@@ -91,6 +125,7 @@ func NewServer(opts Options) (*Server, error) {
 	s := &Server{opts: opts, res: opts.Resource, seed: maphash.MakeSeed(), log: log,
 		sem: make(chan struct{}, opts.MaxConcurrency)}
 	s.onePhase, _ = opts.Resource.(OnePhaseResource)
+	s.batch, _ = opts.Resource.(BatchResource)
 	cfg := tpc.ParticipantConfig{
 		OnePhase:     s.onePhase != nil,
 		InDoubtAfter: opts.InDoubtAfter,
@@ -100,7 +135,7 @@ func NewServer(opts Options) (*Server, error) {
 	}
 	s.shards = make([]*shard, opts.Shards)
 	for i := range s.shards {
-		s.shards[i] = &shard{m: tpc.NewParticipant(cfg), waiting: make(map[uint64]chan tpc.ParticipantReply)}
+		s.shards[i] = &shard{m: tpc.NewParticipant(cfg), waiting: make(map[uint64]waitSlot)}
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.metrics = newMetrics(s)
@@ -155,15 +190,24 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// goTracked runs fn in a goroutine Close waits for, unless the server is
-// closed.
-func (s *Server) goTracked(fn func()) bool {
+// track counts a call in flight, one Close waits for, unless the server is
+// closed; the caller calls s.wg.Done when it ends.
+func (s *Server) track() bool {
 	s.closeMu.RLock()
 	defer s.closeMu.RUnlock()
 	if s.closed {
 		return false
 	}
 	s.wg.Add(1)
+	return true
+}
+
+// goTracked runs fn in a goroutine Close waits for, unless the server is
+// closed.
+func (s *Server) goTracked(fn func()) bool {
+	if !s.track() {
+		return false
+	}
 	go func() {
 		defer s.wg.Done()
 		fn()
@@ -178,28 +222,34 @@ func (s *Server) shardOf(id concord.TxID) *shard {
 	return s.shards[maphash.String(s.seed, string(id))%uint64(len(s.shards))]
 }
 
-// step runs fn on sh's machine under its lock, then delivers the replies
-// and starts the actions of the Ready it returned.
+// step runs fn on sh's machine under its lock, delivers the replies and
+// launches the actions of the Ready it returned.
 func (s *Server) step(sh *shard, fn func(m *tpc.Participant) tpc.ParticipantReady) {
+	s.stepTo(sh, fn, nil)
+}
+
+// stepTo runs fn on sh's machine under its lock and delivers the replies of
+// the Ready it returned. Its actions are appended to *acts, for the caller
+// to run, or launched if acts is nil.
+func (s *Server) stepTo(sh *shard, fn func(m *tpc.Participant) tpc.ParticipantReady, acts *[]shardAction) {
 	sh.mu.Lock()
 	rd := fn(sh.m)
-	type delivery struct {
-		ch chan tpc.ParticipantReply
-		r  tpc.ParticipantReply
-	}
-	var out []delivery
 	for _, r := range rd.Replies {
-		if ch, ok := sh.waiting[r.Req]; ok {
+		if slot, ok := sh.waiting[r.Req]; ok {
 			delete(sh.waiting, r.Req)
-			out = append(out, delivery{ch, r})
+			slot.w.replies[slot.i] = r
+			if slot.w.left.Add(-1) == 0 {
+				close(slot.w.done)
+			}
 		}
 	}
 	sh.mu.Unlock()
-	for _, d := range out {
-		d.ch <- d.r // buffered: never blocks
-	}
 	for _, a := range rd.Actions {
-		s.launch(sh, a)
+		if acts != nil {
+			*acts = append(*acts, shardAction{sh, a})
+		} else {
+			s.launch(sh, a)
+		}
 	}
 }
 
@@ -221,49 +271,130 @@ func (s *Server) launch(sh *shard, a tpc.ParticipantAction) {
 	})
 }
 
-// request registers a waiter for request number req on sh and steps fn.
-func (s *Server) request(sh *shard, req uint64, fn func(m *tpc.Participant) tpc.ParticipantReady) chan tpc.ParticipantReply {
-	ch := make(chan tpc.ParticipantReply, 1)
-	s.step(sh, func(m *tpc.Participant) tpc.ParticipantReady {
-		sh.waiting[req] = ch
-		return fn(m)
-	})
-	return ch
-}
-
-func (s *Server) forget(sh *shard, req uint64) {
-	sh.mu.Lock()
-	delete(sh.waiting, req)
-	sh.mu.Unlock()
-}
-
-type pendingReq struct {
-	sh  *shard
-	req uint64
-	ch  chan tpc.ParticipantReply
-}
-
-// wait collects the replies of reqs in order, or gives up when ctx or the
-// server ends.
-func (s *Server) wait(ctx context.Context, reqs []pendingReq) ([]tpc.ParticipantReply, error) {
-	out := make([]tpc.ParticipantReply, len(reqs))
-	for i, p := range reqs {
-		select {
-		case r := <-p.ch:
-			out[i] = r
-		case <-ctx.Done():
-			for _, q := range reqs[i:] {
-				s.forget(q.sh, q.req)
-			}
-			return nil, ctx.Err()
-		case <-s.ctx.Done():
-			for _, q := range reqs[i:] {
-				s.forget(q.sh, q.req)
-			}
-			return nil, ErrClosed
+// run starts the actions a request's steps asked for. With a BatchResource
+// the prepares, and the commits, are each made as one batch call in this
+// goroutine; every other action is launched.
+func (s *Server) run(acts []shardAction) {
+	if s.batch == nil {
+		for _, a := range acts {
+			s.launch(a.sh, a.a)
+		}
+		return
+	}
+	var prepares, commits int
+	for _, a := range acts {
+		switch a.a.Kind {
+		case tpc.ActPrepare:
+			prepares++
+		case tpc.ActCommit:
+			commits++
+		default:
+			s.launch(a.sh, a.a)
 		}
 	}
-	return out, nil
+	if prepares > 0 {
+		s.performBatch(tpc.ActPrepare, acts, prepares)
+	}
+	if commits > 0 {
+		s.performBatch(tpc.ActCommit, acts, commits)
+	}
+}
+
+// performBatch makes the n actions of kind (ActPrepare or ActCommit) among
+// acts as one batch call, bounded by MaxConcurrency like one call, and
+// reports each result to its machine.
+func (s *Server) performBatch(kind tpc.ParticipantActionKind, acts []shardAction, n int) {
+	if !s.track() {
+		return
+	}
+	defer s.wg.Done()
+	select {
+	case s.sem <- struct{}{}:
+	case <-s.ctx.Done():
+		return
+	}
+	mine := make([]shardAction, 0, n)
+	for _, a := range acts {
+		if a.a.Kind == kind {
+			mine = append(mine, a)
+		}
+	}
+	results := make([]tpc.ParticipantResult, n)
+	ctx, cancel := context.WithTimeout(s.ctx, s.opts.CallTimeout)
+	start := time.Now()
+	if kind == tpc.ActPrepare {
+		calls := make([]PrepareCall, n)
+		for i, a := range mine {
+			calls[i] = PrepareCall{ID: a.a.ID, Payload: a.a.Payload}
+		}
+		s.batch.PrepareBatch(ctx, calls)
+		for i, c := range calls {
+			results[i] = s.result(mine[i].a, c.Err)
+			results[i].Vote, results[i].Reason = c.Result.Vote, c.Result.Reason
+		}
+	} else {
+		calls := make([]CommitCall, n)
+		for i, a := range mine {
+			calls[i] = CommitCall{ID: a.a.ID}
+		}
+		s.batch.CommitBatch(ctx, calls)
+		for i, c := range calls {
+			if c.Err == nil {
+				s.resolved(c.ID, concord.OutcomeCommitted)
+			}
+			results[i] = s.result(mine[i].a, c.Err)
+		}
+	}
+	cancel()
+	<-s.sem
+	closing := s.ctx.Err() != nil
+	now := s.opts.Clock.Now()
+	for i, a := range mine {
+		res := results[i]
+		s.metrics.call(kind, start, res.Err == tpc.PErrFailed)
+		if closing && res.Err == tpc.PErrFailed {
+			continue // cut short by Close: nothing was learnt
+		}
+		s.step(a.sh, func(m *tpc.Participant) tpc.ParticipantReady { return m.Done(res, now) })
+	}
+}
+
+// request registers slot i of w for request number req on sh and steps fn,
+// appending the actions it asks for to acts.
+func (s *Server) request(sh *shard, req uint64, w *waiter, i int, acts *[]shardAction, fn func(m *tpc.Participant) tpc.ParticipantReady) {
+	w.reqs[i] = pendingReq{sh, req}
+	s.stepTo(sh, func(m *tpc.Participant) tpc.ParticipantReady {
+		sh.waiting[req] = waitSlot{w, i}
+		return fn(m)
+	}, acts)
+}
+
+// wait waits for every reply of w, or gives up when ctx or the server ends.
+func (s *Server) wait(ctx context.Context, w *waiter) error {
+	select {
+	case <-w.done:
+		return nil
+	default:
+	}
+	select {
+	case <-w.done:
+		return nil
+	case <-ctx.Done():
+		s.forget(w)
+		return ctx.Err()
+	case <-s.ctx.Done():
+		s.forget(w)
+		return ErrClosed
+	}
+}
+
+// forget withdraws w's slots: replies still to come are dropped.
+func (s *Server) forget(w *waiter) {
+	for _, p := range w.reqs {
+		p.sh.mu.Lock()
+		delete(p.sh.waiting, p.req)
+		p.sh.mu.Unlock()
+	}
 }
 
 func (s *Server) ready() error {
@@ -293,20 +424,21 @@ func (s *Server) Prepare(ctx context.Context, req wire.PrepareRequest) (wire.Pre
 		coord = s.opts.Coordinator
 	}
 	now := s.opts.Clock.Now()
-	reqs := make([]pendingReq, len(req.Transactions))
+	w := newWaiter(len(req.Transactions))
+	acts := make([]shardAction, 0, len(req.Transactions))
+	s.stats.prepares.Add(uint64(len(req.Transactions)))
 	for i, tx := range req.Transactions {
-		s.stats.prepares.Add(1)
 		sh, n := s.shardOf(tx.ID), s.nextReq.Add(1)
-		reqs[i] = pendingReq{sh, n, s.request(sh, n, func(m *tpc.Participant) tpc.ParticipantReady {
+		s.request(sh, n, w, i, &acts, func(m *tpc.Participant) tpc.ParticipantReady {
 			return m.Prepare(n, tx.ID, tx.Payload, tx.OnePhase, coord, now)
-		})}
+		})
 	}
-	replies, err := s.wait(ctx, reqs)
-	if err != nil {
+	s.run(acts)
+	if err := s.wait(ctx, w); err != nil {
 		return wire.PrepareResponse{}, err
 	}
-	resp := wire.PrepareResponse{Votes: make([]wire.VoteReply, len(replies))}
-	for i, r := range replies {
+	resp := wire.PrepareResponse{Votes: make([]wire.VoteReply, len(w.replies))}
+	for i, r := range w.replies {
 		resp.Votes[i] = wire.VoteReply{ID: r.ID, Vote: r.Vote, Reason: r.Reason, Outcome: r.Outcome}
 	}
 	return resp, nil
@@ -335,23 +467,27 @@ func (s *Server) decide(ctx context.Context, ids []concord.TxID, commit bool) (w
 		s.stats.abortReqs.Add(1)
 	}
 	now := s.opts.Clock.Now()
-	reqs := make([]pendingReq, len(ids))
+	w := newWaiter(len(ids))
+	acts := make([]shardAction, 0, len(ids))
+	if commit {
+		s.stats.commits.Add(uint64(len(ids)))
+	} else {
+		s.stats.aborts.Add(uint64(len(ids)))
+	}
 	for i, id := range ids {
 		sh, n := s.shardOf(id), s.nextReq.Add(1)
 		if commit {
-			s.stats.commits.Add(1)
-			reqs[i] = pendingReq{sh, n, s.request(sh, n, func(m *tpc.Participant) tpc.ParticipantReady { return m.Commit(n, id, now) })}
+			s.request(sh, n, w, i, &acts, func(m *tpc.Participant) tpc.ParticipantReady { return m.Commit(n, id, now) })
 		} else {
-			s.stats.aborts.Add(1)
-			reqs[i] = pendingReq{sh, n, s.request(sh, n, func(m *tpc.Participant) tpc.ParticipantReady { return m.Abort(n, id, now) })}
+			s.request(sh, n, w, i, &acts, func(m *tpc.Participant) tpc.ParticipantReady { return m.Abort(n, id, now) })
 		}
 	}
-	replies, err := s.wait(ctx, reqs)
-	if err != nil {
+	s.run(acts)
+	if err := s.wait(ctx, w); err != nil {
 		return wire.DecisionResponse{}, err
 	}
-	resp := wire.DecisionResponse{Acknowledged: []concord.TxID{}}
-	for _, r := range replies {
+	resp := wire.DecisionResponse{Acknowledged: make([]concord.TxID, 0, len(ids))}
+	for _, r := range w.replies {
 		if r.Kind == tpc.ReplyAck {
 			resp.Acknowledged = append(resp.Acknowledged, r.ID)
 			continue

@@ -144,10 +144,10 @@ func (m machine) Prepare(id concord.TxID, payload json.RawMessage) participant.P
 	// The store answers repeated prepares itself; an id it has forgotten
 	// but the inventory still remembers is refused rather than answered
 	// from the old reservation, which the store would then decide twice.
-	if r, err := m.inv.Reservation(id); err == nil {
-		return participant.PrepareResult{Vote: concord.VoteNo, Reason: fmt.Sprintf("transaction id %s was already used here (%s)", id, r.State)}
+	st, fresh, err := m.inv.reserveNew(id, payload)
+	if !fresh {
+		return participant.PrepareResult{Vote: concord.VoteNo, Reason: fmt.Sprintf("transaction id %s was already used here (%s)", id, st)}
 	}
-	_, err := m.inv.Reserve(id, payload)
 	return vote(err)
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 
 	"github.com/concordtx/concord"
@@ -33,7 +34,7 @@ type Inventory struct {
 	order   []string // SKUs in configuration order
 	items   map[string]*Item
 	res     map[concord.TxID]*Reservation
-	decided []concord.TxID // decided reservations still remembered, oldest first
+	decided []*Reservation // decided reservations still remembered, oldest first
 	retain  int            // DecidedRetention; lower in tests
 }
 
@@ -76,7 +77,7 @@ func (v *Inventory) Stock() []Stock {
 // or confirmed it returns that reservation unchanged; for one it released it
 // returns ErrDecided.
 func (v *Inventory) Reserve(id concord.TxID, payload []byte) (Reservation, error) {
-	req, err := DecodeRequest(payload)
+	sku, qty, err := parseRequest(payload)
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if r, ok := v.res[id]; ok {
@@ -88,16 +89,37 @@ func (v *Inventory) Reserve(id concord.TxID, payload []byte) (Reservation, error
 	if err != nil {
 		return Reservation{}, err
 	}
-	it, ok := v.items[req.SKU]
+	return v.reserve(id, sku, qty)
+}
+
+// reserveNew is Reserve for an id the inventory must not know: for one
+// it remembers, it holds nothing and returns the reservation's state and
+// false.
+func (v *Inventory) reserveNew(id concord.TxID, payload []byte) (State, bool, error) {
+	sku, qty, err := parseRequest(payload)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if r, ok := v.res[id]; ok {
+		return r.State, false, nil
+	}
+	if err == nil {
+		_, err = v.reserve(id, sku, qty)
+	}
+	return "", true, err
+}
+
+// reserve holds qty of sku for id, which has no reservation; v.mu is held.
+func (v *Inventory) reserve(id concord.TxID, sku []byte, qty int64) (Reservation, error) {
+	it, ok := v.items[string(sku)]
 	if !ok {
-		return Reservation{}, fmt.Errorf("%w %q", ErrUnknownSKU, req.SKU)
+		return Reservation{}, fmt.Errorf("%w %q", ErrUnknownSKU, sku)
 	}
-	if it.Available < req.Quantity {
-		return Reservation{}, fmt.Errorf("%w: %s has %d available, %d asked", ErrNotEnough, req.SKU, it.Available, req.Quantity)
+	if it.Available < qty {
+		return Reservation{}, fmt.Errorf("%w: %s has %d available, %d asked", ErrNotEnough, sku, it.Available, qty)
 	}
-	it.Available -= req.Quantity
-	it.Held += req.Quantity
-	r := &Reservation{ID: id, State: StatePrepared, SKU: req.SKU, Quantity: req.Quantity}
+	it.Available -= qty
+	it.Held += qty
+	r := &Reservation{ID: id, State: StatePrepared, SKU: it.SKU, Quantity: qty}
 	v.res[id] = r
 	return *r, nil
 }
@@ -148,9 +170,12 @@ func (v *Inventory) Abort(id concord.TxID) error {
 // past DecidedRetention. v.mu is held.
 func (v *Inventory) decide(r *Reservation, s State) {
 	r.State = s
-	v.decided = append(v.decided, r.ID)
+	v.decided = append(v.decided, r)
 	for len(v.decided) > v.retain {
-		delete(v.res, v.decided[0])
+		if old := v.decided[0]; v.res[old.ID] == old {
+			delete(v.res, old.ID)
+		}
+		v.decided[0] = nil
 		v.decided = v.decided[1:]
 	}
 }
@@ -258,10 +283,67 @@ func (v *Inventory) Snapshot() ([]byte, error) {
 		}
 	}
 	slices.SortFunc(s.Prepared, func(a, b Reservation) int { return bytes.Compare([]byte(a.ID), []byte(b.ID)) })
-	for _, id := range v.decided {
-		s.Decided = append(s.Decided, *v.res[id])
+	// The decided reservations, up to DecidedRetention of them, are most
+	// of it: they are written by hand, as encoding/json would write them.
+	head, err := json.Marshal(s)
+	if err != nil {
+		return nil, err
 	}
-	return json.Marshal(s)
+	b := make([]byte, 0, len(head)+len(v.decided)*64)
+	if !bytes.HasSuffix(head, []byte(`"decided":null}`)) {
+		return nil, fmt.Errorf("encode inventory: unexpected form %.40q", head)
+	}
+	b = append(b, head[:len(head)-len(`null}`)]...) // s.Decided is nil
+	b = append(b, '[')
+	for i, r := range v.decided {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if b, err = appendReservation(b, r); err != nil {
+			return nil, err
+		}
+	}
+	return append(b, "]}"...), nil
+}
+
+// appendReservation appends r encoded as json.Marshal encodes it.
+func appendReservation(b []byte, r *Reservation) ([]byte, error) {
+	if !plainJSON(string(r.ID)) || !plainJSON(string(r.State)) || !plainJSON(r.SKU) || !plainJSON(r.Reason) {
+		m, err := json.Marshal(r)
+		return append(b, m...), err
+	}
+	b = append(b, `{"id":"`...)
+	b = append(b, r.ID...)
+	b = append(b, `","state":"`...)
+	b = append(b, r.State...)
+	b = append(b, '"')
+	if r.SKU != "" {
+		b = append(b, `,"sku":"`...)
+		b = append(b, r.SKU...)
+		b = append(b, '"')
+	}
+	if r.Quantity != 0 {
+		b = append(b, `,"quantity":`...)
+		b = strconv.AppendInt(b, r.Quantity, 10)
+	}
+	if r.Reason != "" {
+		b = append(b, `,"reason":"`...)
+		b = append(b, r.Reason...)
+		b = append(b, '"')
+	}
+	return append(b, '}'), nil
+}
+
+// plainJSON reports whether s encodes in JSON as itself between quotes
+// (encoding/json escapes control characters, quotes, backslashes, <, >, &
+// and some non-ASCII).
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 // Restore replaces the inventory with one encoded by Snapshot. It checks the
@@ -303,6 +385,9 @@ func (v *Inventory) Restore(b []byte) error {
 			return fmt.Errorf("reservation %s listed twice", r.ID)
 		}
 		n.res[r.ID] = &r
+		if r.State != StatePrepared {
+			n.decided = append(n.decided, &r)
+		}
 		return nil
 	}
 	for _, r := range s.Prepared {
@@ -317,7 +402,6 @@ func (v *Inventory) Restore(b []byte) error {
 		if err := add(r, StateCommitted, StateAborted); err != nil {
 			return fmt.Errorf("restore inventory: %w", err)
 		}
-		n.decided = append(n.decided, r.ID)
 	}
 	if err := n.check(); err != nil {
 		return fmt.Errorf("restore inventory: %w", err)

@@ -1,6 +1,7 @@
 package travel
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -315,5 +316,69 @@ func TestInventoryRetention(t *testing.T) {
 	}
 	if err := v.Check(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestInventorySnapshotEncoding checks that Snapshot writes what
+// encoding/json writes for the whole snapshot, reservations with unusual
+// reasons included.
+func TestInventorySnapshotEncoding(t *testing.T) {
+	v, err := NewInventory([]Stock{{SKU: "A", Capacity: 10}, {SKU: "B.2", Capacity: 5}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, q := range []int64{1, 2, 3, 1} {
+		id := concord.TxID(fmt.Sprintf("t%d", i))
+		if _, err := v.Reserve(id, Request{SKU: "A", Quantity: q}.Payload()); err != nil {
+			t.Fatal(err)
+		}
+		switch i {
+		case 0:
+			v.Commit(id)
+		case 1:
+			v.Abort(id)
+		}
+	}
+	v.decided = append(v.decided, &Reservation{ID: "odd", State: StateAborted, Reason: `sold <out> & "gone" é`},
+		&Reservation{ID: "plain", State: StateAborted, Reason: "refused"})
+	got, err := v.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := snapshot{Version: snapshotVersion, Items: v.Items()}
+	for _, id := range []concord.TxID{"t2", "t3"} {
+		want.Prepared = append(want.Prepared, *v.res[id])
+	}
+	for _, r := range v.decided {
+		want.Decided = append(want.Decided, *r)
+	}
+	wantJSON, _ := json.Marshal(want)
+	if string(got) != string(wantJSON) {
+		t.Fatalf("Snapshot wrote\n%s\nencoding/json writes\n%s", got, wantJSON)
+	}
+}
+
+// BenchmarkInventorySnapshot encodes an inventory remembering
+// DecidedRetention decided reservations, as the file store's snapshots do.
+func BenchmarkInventorySnapshot(b *testing.B) {
+	v, err := NewInventory([]Stock{{SKU: "A", Capacity: MaxCapacity}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := Request{SKU: "A", Quantity: 1}.Payload()
+	for i := range DecidedRetention + 100 {
+		id := concord.TxID(fmt.Sprintf("tx-%d", i))
+		if _, err := v.Reserve(id, p); err != nil {
+			b.Fatal(err)
+		}
+		if i < DecidedRetention {
+			v.Commit(id)
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := v.Snapshot(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

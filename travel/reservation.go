@@ -57,13 +57,32 @@ func (r Request) Payload() json.RawMessage {
 // object with exactly the fields sku and quantity, a valid SKU and a quantity
 // from 1 to MaxQuantity. Its errors wrap ErrMalformedPayload or ErrBadQuantity.
 func DecodeRequest(payload []byte) (Request, error) {
-	var r Request
+	sku, qty, err := parseRequest(payload)
+	if err != nil {
+		return Request{}, err
+	}
+	return Request{SKU: string(sku), Quantity: qty}, nil
+}
+
+// parseRequest is DecodeRequest returning the SKU as bytes, which alias
+// payload for a payload of the canonical form.
+func parseRequest(payload []byte) (sku []byte, qty int64, err error) {
 	if len(payload) == 0 {
-		return r, fmt.Errorf("%w: empty; want {\"sku\": \"...\", \"quantity\": N}", ErrMalformedPayload)
+		return nil, 0, fmt.Errorf("%w: empty; want {\"sku\": \"...\", \"quantity\": N}", ErrMalformedPayload)
 	}
 	if len(payload) > MaxPayloadSize {
-		return r, fmt.Errorf("%w: %d bytes, at most %d", ErrMalformedPayload, len(payload), MaxPayloadSize)
+		return nil, 0, fmt.Errorf("%w: %d bytes, at most %d", ErrMalformedPayload, len(payload), MaxPayloadSize)
 	}
+	if sku, qty, ok := decodeCanonicalSKU(payload); ok {
+		return sku, qty, nil
+	}
+	r, err := decodeStrict(payload)
+	return []byte(r.SKU), r.Quantity, err
+}
+
+// decodeStrict is DecodeRequest's general path: encoding/json, strictly.
+func decodeStrict(payload []byte) (Request, error) {
+	var r Request
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&r); err != nil {
@@ -117,4 +136,106 @@ type Reservation struct {
 	// aborted and holds no SKU or quantity. Stores that forget refusals at
 	// once answer ErrNoReservation instead.
 	Reason string `json:"reason,omitempty"`
+}
+
+// decodeCanonical parses, without allocating, a payload of the form
+// Request.Payload writes: one object whose members are exactly "sku", a
+// string of SKU bytes without escapes, and "quantity", an integer from 1 to
+// MaxQuantity, in either order, with optional JSON whitespace between
+// tokens. It reports false for anything else, which decodeStrict then
+// judges; what it accepts, decodeStrict accepts as the same Request.
+func decodeCanonical(p []byte) (Request, bool) {
+	sku, qty, ok := decodeCanonicalSKU(p)
+	if !ok {
+		return Request{}, false
+	}
+	return Request{SKU: string(sku), Quantity: qty}, true
+}
+
+// decodeCanonicalSKU is decodeCanonical returning the SKU as a slice of p.
+func decodeCanonicalSKU(p []byte) ([]byte, int64, bool) {
+	var r struct {
+		SKU      []byte
+		Quantity int64
+	}
+	i := skipSpace(p, 0)
+	if i >= len(p) || p[i] != '{' {
+		return nil, 0, false
+	}
+	i++
+	var haveSKU, haveQty bool
+	for !haveSKU || !haveQty {
+		if haveSKU || haveQty { // a second member follows a comma
+			if i = skipSpace(p, i); i >= len(p) || p[i] != ',' {
+				return nil, 0, false
+			}
+			i++
+		}
+		key, j, ok := plainString(p, skipSpace(p, i))
+		if !ok {
+			return nil, 0, false
+		}
+		if i = skipSpace(p, j); i >= len(p) || p[i] != ':' {
+			return nil, 0, false
+		}
+		i = skipSpace(p, i+1)
+		switch {
+		case string(key) == "sku" && !haveSKU:
+			v, j, ok := plainString(p, i)
+			if !ok || len(v) == 0 || len(v) > MaxSKULen {
+				return nil, 0, false
+			}
+			r.SKU, i, haveSKU = v, j, true
+		case string(key) == "quantity" && !haveQty:
+			// 1 to 4 digits without a leading zero: never overflows.
+			j := i
+			for j < len(p) && j-i <= 4 && p[j] >= '0' && p[j] <= '9' {
+				r.Quantity = r.Quantity*10 + int64(p[j]-'0')
+				j++
+			}
+			if j == i || j-i > 4 || p[i] == '0' || r.Quantity > MaxQuantity {
+				return nil, 0, false
+			}
+			i, haveQty = j, true
+		default:
+			return nil, 0, false
+		}
+	}
+	if i = skipSpace(p, i); i >= len(p) || p[i] != '}' {
+		return nil, 0, false
+	}
+	if skipSpace(p, i+1) != len(p) {
+		return nil, 0, false
+	}
+	return r.SKU, r.Quantity, true
+}
+
+// skipSpace returns the index of the first byte at or after i that is not
+// JSON whitespace.
+func skipSpace(p []byte, i int) int {
+	for i < len(p) && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// plainString reads a JSON string at p[i] made only of SKU bytes (letters,
+// digits, '.', '_', '-'), so that it needs no unescaping, and returns its
+// contents and the index after its closing quote.
+func plainString(p []byte, i int) ([]byte, int, bool) {
+	if i >= len(p) || p[i] != '"' {
+		return nil, 0, false
+	}
+	start := i + 1
+	for j := start; j < len(p); j++ {
+		c := p[j]
+		switch {
+		case c == '"':
+			return p[start:j], j + 1, true
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
+		default:
+			return nil, 0, false
+		}
+	}
+	return nil, 0, false
 }

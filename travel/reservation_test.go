@@ -84,3 +84,54 @@ func FuzzDecodeRequest(f *testing.F) {
 		}
 	})
 }
+
+// TestDecodeCanonical checks the allocation-free path on the forms it takes
+// and the ones it leaves to the strict decoder.
+func TestDecodeCanonical(t *testing.T) {
+	for _, s := range []string{`{"sku":"FL100","quantity":2}`, ` { "quantity" : 1000 ,	"sku" : "a.b_c-D" } ` + "\n"} {
+		r, ok := decodeCanonical([]byte(s))
+		want, err := decodeStrict([]byte(s))
+		if !ok || err != nil || r != want {
+			t.Errorf("decodeCanonical(%q) = %+v, %v; strict %+v, %v", s, r, ok, want, err)
+		}
+	}
+	for _, s := range []string{`{"sku":"FL100"}`, `{"sku":"FL100","quantity":02}`, `{"sku":"FL100","quantity":1001}`,
+		`{"sku":"FL100","quantity":10000}`, `{"sku":"FL100","quantity":1e3}`, `{"sku":"F\u004c","quantity":1}`,
+		`{"SKU":"FL100","quantity":1}`, `{"sku":"A","quantity":1,"sku":"B"}`, `{"sku":"A","sku":"B"}`,
+		`{"sku":"A","quantity":1}x`, `{"sku":"","quantity":1}`, `{"sku":"A","quantity":1,}`} {
+		if r, ok := decodeCanonical([]byte(s)); ok {
+			t.Errorf("decodeCanonical(%q) = %+v; want it left to the strict decoder", s, r)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { decodeCanonical([]byte(`{"sku":"FL100","quantity":2}`)) }); n > 1 {
+		t.Errorf("decodeCanonical allocates %v times; want at most 1 (the SKU)", n)
+	}
+}
+
+// FuzzDecodeCanonical checks that whatever the fast path accepts, the
+// strict decoder accepts as the same request.
+func FuzzDecodeCanonical(f *testing.F) {
+	for _, s := range []string{`{"sku":"FL100","quantity":2}`, ` {"quantity": 7, "sku": "X"} `, `{"sku":"A","quantity":1,"sku":"B"}`, `{"sku":"A","quantity":0}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		r, ok := decodeCanonical(payload)
+		if !ok {
+			return
+		}
+		want, err := decodeStrict(payload)
+		if err != nil || r != want {
+			t.Fatalf("decodeCanonical(%q) = %+v; strict decoder: %+v, %v", payload, r, want, err)
+		}
+	})
+}
+
+func BenchmarkDecodeRequest(b *testing.B) {
+	p := Request{SKU: "FL100", Quantity: 2}.Payload()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeRequest(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -24,14 +24,26 @@ type failpointOnePhaseStore struct {
 	one participant.OnePhaseResource
 }
 
+// failpointBatchStore is failpointOnePhaseStore for a store that also
+// prepares and commits in batches (the file store).
+type failpointBatchStore struct {
+	failpointOnePhaseStore
+	batch participant.BatchResource
+}
+
 var (
 	_ travel.Store                 = failpointStore{}
 	_ participant.OnePhaseResource = failpointOnePhaseStore{}
+	_ participant.OnePhaseResource = failpointBatchStore{}
+	_ participant.BatchResource    = failpointBatchStore{}
 )
 
 // withFailpoints wraps st so that the participant failpoints can fire.
 func withFailpoints(st travel.Store) travel.Store {
 	if one, ok := st.(participant.OnePhaseResource); ok {
+		if batch, ok := st.(participant.BatchResource); ok {
+			return failpointBatchStore{failpointOnePhaseStore{failpointStore{st}, one}, batch}
+		}
 		return failpointOnePhaseStore{failpointStore{st}, one}
 	}
 	return failpointStore{st}
@@ -63,4 +75,22 @@ func (f failpointOnePhaseStore) CommitOnePhase(ctx context.Context, id concord.T
 		failpoint.Hit(failpoint.ParticipantAfterCommit)
 	}
 	return out, reason, err
+}
+
+func (f failpointBatchStore) PrepareBatch(ctx context.Context, calls []participant.PrepareCall) {
+	f.batch.PrepareBatch(ctx, calls)
+	for _, c := range calls {
+		if c.Err == nil && c.Result.Vote == concord.VoteYes {
+			failpoint.Hit(failpoint.ParticipantAfterPrepareSync)
+		}
+	}
+}
+
+func (f failpointBatchStore) CommitBatch(ctx context.Context, calls []participant.CommitCall) {
+	f.batch.CommitBatch(ctx, calls)
+	for _, c := range calls {
+		if c.Err == nil {
+			failpoint.Hit(failpoint.ParticipantAfterCommit)
+		}
+	}
 }

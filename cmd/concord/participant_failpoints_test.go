@@ -55,3 +55,45 @@ func TestFailpointStore(t *testing.T) {
 		t.Fatalf("items %+v", items)
 	}
 }
+
+// TestFailpointBatchStore checks that the wrapper keeps the file store's
+// batch calls, and hits the failpoints once per durable yes vote and
+// durable commit of a batch.
+func TestFailpointBatchStore(t *testing.T) {
+	if err := failpoint.Arm([]failpoint.Term{
+		{Name: failpoint.ParticipantAfterPrepareSync, Nth: 1 << 40},
+		{Name: failpoint.ParticipantAfterCommit, Nth: 1 << 40},
+	}, 1); err != nil {
+		t.Fatal(err)
+	}
+	defer failpoint.Disarm()
+	fs, err := travel.OpenFileStore(travel.StoreConfig{Dir: t.TempDir(), Stock: []travel.Stock{{SKU: "A", Capacity: 3}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Close()
+	batch, ok := withFailpoints(fs).(participant.BatchResource)
+	if !ok {
+		t.Fatal("the wrapper hides the file store's batch calls")
+	}
+	ctx := t.Context()
+	prep := []participant.PrepareCall{
+		{ID: "y1", Payload: travel.Request{SKU: "A", Quantity: 1}.Payload()},
+		{ID: "no", Payload: travel.Request{SKU: "B", Quantity: 1}.Payload()},
+		{ID: "y2", Payload: travel.Request{SKU: "A", Quantity: 2}.Payload()},
+	}
+	batch.PrepareBatch(ctx, prep)
+	for i, want := range []concord.Vote{concord.VoteYes, concord.VoteNo, concord.VoteYes} {
+		if prep[i].Err != nil || prep[i].Result.Vote != want {
+			t.Fatalf("prepare %s: %+v, %v; want %s", prep[i].ID, prep[i].Result, prep[i].Err, want)
+		}
+	}
+	commit := []participant.CommitCall{{ID: "y1"}, {ID: "unknown"}, {ID: "y2"}}
+	batch.CommitBatch(ctx, commit)
+	if commit[0].Err != nil || commit[1].Err == nil || commit[2].Err != nil {
+		t.Fatalf("commits: %+v", commit)
+	}
+	if p, c := failpoint.Hits(failpoint.ParticipantAfterPrepareSync), failpoint.Hits(failpoint.ParticipantAfterCommit); p != 2 || c != 2 {
+		t.Fatalf("hits: after-prepare-sync %d, after-commit %d; want 2 and 2", p, c)
+	}
+}

@@ -3,6 +3,8 @@ package filestore
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"hash/crc32"
 	"testing"
 
@@ -21,7 +23,7 @@ func (nopMachine) Snapshot() ([]byte, error) { return nil, nil }
 func (nopMachine) Restore([]byte) error      { return nil }
 
 func emptyStore() *Store {
-	s := &Store{m: nopMachine{}, txs: map[concord.TxID]*txEntry{}, prepared: map[concord.TxID]struct{}{}}
+	s := &Store{m: nopMachine{}, txs: map[concord.TxID]*txEntry{}, prepared: map[concord.TxID]*txEntry{}}
 	s.opts.Retain = 8
 	return s
 }
@@ -72,4 +74,51 @@ func FuzzDecodeRec(f *testing.F) {
 			t.Fatalf("%x: decoded %q %x, re-encoded and decoded %q %x %v", b, id, body, id2, body2, err)
 		}
 	})
+}
+
+// TestSnapshotListsEachTransactionOnce checks that a snapshot taken after
+// decisions past Retain lists each remembered transaction once and decodes
+// to the same tables, and that one listing a transaction twice is corrupt.
+func TestSnapshotListsEachTransactionOnce(t *testing.T) {
+	s := emptyStore()
+	seq := uint64(0)
+	for i := range 20 {
+		id := concord.TxID(fmt.Sprintf("t%d", i))
+		seq++
+		s.setPrepared(id, seq)
+		if i%3 != 0 {
+			seq++
+			s.setDecided(id, StateCommitted, seq, "")
+		}
+	}
+	s.setDecided("never-prepared", StateAborted, seq+1, "aborted before prepare")
+	data := s.encodeSnapshot(seq+1, nil)
+	s2 := emptyStore()
+	if err := s2.decodeSnapshot(data, seq+1); err != nil {
+		t.Fatal(err)
+	}
+	if len(s2.txs) != len(s.txs) || len(s2.prepared) != len(s.prepared) || len(s2.decided)-s2.head != s.opts.Retain {
+		t.Fatalf("decoded %d/%d/%d, want %d/%d/%d", len(s2.txs), len(s2.prepared), len(s2.decided)-s2.head,
+			len(s.txs), len(s.prepared), s.opts.Retain)
+	}
+	for id, e := range s.txs {
+		if e2 := s2.txs[id]; e2 == nil || *e2 != *e {
+			t.Fatalf("%s: decoded %+v, want %+v", id, e2, e)
+		}
+	}
+
+	// The same decision twice.
+	twice := emptyStore()
+	twice.setDecided("x", StateCommitted, 1, "")
+	twice.decided = append(twice.decided, twice.decided[0])
+	if err := emptyStore().decodeSnapshot(twice.encodeSnapshot(1, nil), 1); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("a snapshot listing a decision twice decoded: %v", err)
+	}
+	// Prepared and decided at once.
+	both := emptyStore()
+	both.setPrepared("x", 1)
+	both.decided = append(both.decided, &txEntry{id: "x", state: StateCommitted, seq: 2})
+	if err := emptyStore().decodeSnapshot(both.encodeSnapshot(2, nil), 2); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("a snapshot listing a transaction prepared and decided decoded: %v", err)
+	}
 }

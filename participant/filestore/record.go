@@ -31,7 +31,11 @@ const (
 
 // encodeRec lays out a record: uvarint id length, id, then body.
 func encodeRec(id concord.TxID, body []byte) []byte {
-	b := make([]byte, 0, binary.MaxVarintLen32+len(id)+len(body))
+	return appendRecord(make([]byte, 0, binary.MaxVarintLen32+len(id)+len(body)), id, body)
+}
+
+// appendRecord appends the layout of encodeRec to b.
+func appendRecord(b []byte, id concord.TxID, body []byte) []byte {
 	b = binary.AppendUvarint(b, uint64(len(id)))
 	b = append(b, id...)
 	return append(b, body...)

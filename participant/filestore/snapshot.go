@@ -113,26 +113,18 @@ func appendString(b []byte, v string) []byte {
 
 // encodeSnapshot lays out the tables and machine state; s.mu is held.
 func (s *Store) encodeSnapshot(seq uint64, machine []byte) []byte {
-	b := make([]byte, 0, 64+len(machine)+len(s.txs)*24)
+	dec := s.decided[s.head:]
+	b := make([]byte, 0, 64+len(machine)+len(s.prepared)*32+len(dec)*32)
 	b = append(b, snapMagic...)
 	b = binary.AppendUvarint(b, seq)
 	b = binary.AppendUvarint(b, uint64(len(s.prepared)))
-	for id := range s.prepared {
+	for id, e := range s.prepared {
 		b = appendString(b, string(id))
-		b = binary.AppendUvarint(b, s.txs[id].seq)
-	}
-	seen := make(map[concord.TxID]bool, len(s.decided)-s.head)
-	var dec []concord.TxID
-	for _, id := range s.decided[s.head:] {
-		if e := s.txs[id]; e != nil && e.state != StatePrepared && !seen[id] {
-			seen[id] = true
-			dec = append(dec, id)
-		}
+		b = binary.AppendUvarint(b, e.seq)
 	}
 	b = binary.AppendUvarint(b, uint64(len(dec)))
-	for _, id := range dec {
-		e := s.txs[id]
-		b = appendString(b, string(id))
+	for _, e := range dec {
+		b = appendString(b, string(e.id))
 		b = append(b, byte(e.state))
 		b = binary.AppendUvarint(b, e.seq)
 		b = appendString(b, e.reason)
@@ -199,6 +191,9 @@ func (s *Store) decodeSnapshot(data []byte, wantSeq uint64) error {
 	for i := uint64(0); i < n && r.err == nil; i++ {
 		id := r.id()
 		seq := r.uvarint()
+		if r.err == nil && s.txs[id] != nil {
+			r.err = fmt.Errorf("transaction %s listed twice", id)
+		}
 		if r.err == nil {
 			s.setPrepared(id, seq)
 		}
@@ -216,6 +211,9 @@ func (s *Store) decodeSnapshot(data []byte, wantSeq uint64) error {
 		reason := string(r.bytes())
 		if r.err == nil && st != StateCommitted && st != StateAborted {
 			r.err = fmt.Errorf("decision of %s has state %d", id, st)
+		}
+		if r.err == nil && s.txs[id] != nil {
+			r.err = fmt.Errorf("transaction %s listed twice", id)
 		}
 		if r.err == nil {
 			s.setDecided(id, st, seq, reason)

@@ -19,6 +19,7 @@ import (
 var (
 	_ participant.Resource         = (*Store)(nil)
 	_ participant.OnePhaseResource = (*Store)(nil)
+	_ participant.BatchResource    = (*Store)(nil)
 )
 
 // TxState is where a transaction stands in a Store.
@@ -42,6 +43,7 @@ func (s TxState) String() string {
 }
 
 type txEntry struct {
+	id     concord.TxID
 	state  TxState
 	seq    uint64 // the record that put it in this state
 	reason string // for aborted
@@ -71,15 +73,19 @@ type Store struct {
 	// mu orders every change: Machine calls, table changes and log
 	// appends happen under it, in one order. tmu guards the tables for
 	// readers that do not hold mu (State, also from inside View); writers
-	// hold mu and take tmu only while they change a table.
+	// hold mu and take tmu only while they change a table. Every
+	// transaction has at most one entry, in txs; a prepared one is in
+	// prepared too and becomes decided in place, and a decided one is in
+	// decided, once, until Retain newer decisions forget it.
 	mu        sync.RWMutex
 	tmu       sync.RWMutex
 	txs       map[concord.TxID]*txEntry
-	prepared  map[concord.TxID]struct{}
-	decided   []concord.TxID // oldest first, from head on
+	prepared  map[concord.TxID]*txEntry
+	decided   []*txEntry // oldest first, from head on
 	head      int
-	err       error // ErrFailed or ErrClosed once broken
-	sinceSnap int   // records appended since the last snapshot
+	err       error  // ErrFailed or ErrClosed once broken
+	sinceSnap int    // records appended since the last snapshot
+	recBuf    []byte // encodes the record being appended; the log copies it
 
 	syncMu sync.Mutex
 	synced chan struct{} // closed and replaced after every sync durable makes
@@ -113,7 +119,7 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("create %s: %w", opts.Dir, err)
 	}
 	s := &Store{opts: opts, m: opts.Machine, walDir: filepath.Join(opts.Dir, "wal"),
-		txs: make(map[concord.TxID]*txEntry), prepared: make(map[concord.TxID]struct{}), synced: make(chan struct{})}
+		txs: make(map[concord.TxID]*txEntry), prepared: make(map[concord.TxID]*txEntry), synced: make(chan struct{})}
 	log, err := wal.Open(wal.Options{Dir: s.walDir, FS: opts.FS, SegmentSize: opts.SegmentSize,
 		MaxRecordSize: opts.MaxPayload + 1024})
 	if err != nil {
@@ -198,25 +204,32 @@ func (s *Store) apply(r wal.Record) error {
 func (s *Store) setPrepared(id concord.TxID, seq uint64) {
 	s.tmu.Lock()
 	defer s.tmu.Unlock()
-	s.txs[id] = &txEntry{state: StatePrepared, seq: seq}
-	s.prepared[id] = struct{}{}
+	e := &txEntry{id: id, state: StatePrepared, seq: seq}
+	s.txs[id] = e
+	s.prepared[id] = e
 }
 
-// setDecided records a decision and forgets the oldest decided
-// transactions past Retain. Called in log order, so replay forgets the
-// same ones.
+// setDecided records a decision of a transaction that is prepared or has
+// no entry, and forgets the oldest decided transactions past Retain.
+// Called in log order, so replay forgets the same ones.
 func (s *Store) setDecided(id concord.TxID, st TxState, seq uint64, reason string) {
 	s.tmu.Lock()
 	defer s.tmu.Unlock()
-	delete(s.prepared, id)
-	s.txs[id] = &txEntry{state: st, seq: seq, reason: reason}
-	s.decided = append(s.decided, id)
+	e := s.prepared[id]
+	if e != nil {
+		delete(s.prepared, id)
+		e.state, e.seq, e.reason = st, seq, reason
+	} else {
+		e = &txEntry{id: id, state: st, seq: seq, reason: reason}
+		s.txs[id] = e
+	}
+	s.decided = append(s.decided, e)
 	for len(s.decided)-s.head > s.opts.Retain {
 		old := s.decided[s.head]
-		s.decided[s.head] = ""
+		s.decided[s.head] = nil
 		s.head++
-		if e := s.txs[old]; e != nil && e.state != StatePrepared {
-			delete(s.txs, old)
+		if s.txs[old.id] == old {
+			delete(s.txs, old.id)
 		}
 	}
 	if s.head > 1024 && s.head > len(s.decided)/2 {
@@ -228,7 +241,8 @@ func (s *Store) setDecided(id concord.TxID, st TxState, seq uint64, reason strin
 // appendRec appends a record without waiting; s.mu is held, so records
 // reach the log in the order their effects were applied.
 func (s *Store) appendRec(typ uint8, id concord.TxID, body []byte) (uint64, error) {
-	seq, err := s.log.AppendAsync(typ, encodeRec(id, body))
+	s.recBuf = appendRecord(s.recBuf[:0], id, body)
+	seq, err := s.log.AppendAsync(typ, s.recBuf)
 	if err != nil {
 		s.fail(err)
 		return 0, s.err
@@ -295,20 +309,65 @@ func (s *Store) durableSoon(seq uint64) error {
 // Prepare implements participant.Resource. A yes vote returns once the
 // PREPARED record is durable.
 func (s *Store) Prepare(ctx context.Context, id concord.TxID, payload json.RawMessage) (participant.PrepareResult, error) {
+	s.mu.Lock()
+	r, err := s.prepareLocked(id, payload)
+	var seq uint64
+	if err == nil && r.Vote == concord.VoteYes {
+		seq = s.txs[id].seq
+	}
+	s.mu.Unlock()
+	if seq != 0 {
+		if err := s.durable(seq); err != nil {
+			return participant.PrepareResult{}, err
+		}
+	}
+	return r, err
+}
+
+// PrepareBatch implements participant.BatchResource: every call is
+// prepared as by Prepare, and one sync makes every yes vote durable.
+func (s *Store) PrepareBatch(ctx context.Context, calls []participant.PrepareCall) {
+	var last uint64 // the newest record a yes vote needs durable
+	s.mu.Lock()
+	for i := range calls {
+		c := &calls[i]
+		c.Result, c.Err = s.prepareLocked(c.ID, c.Payload)
+		if c.Err == nil && c.Result.Vote == concord.VoteYes {
+			if e := s.txs[c.ID]; e != nil {
+				last = max(last, e.seq)
+			}
+		}
+	}
+	s.mu.Unlock()
+	if last == 0 {
+		return
+	}
+	if err := s.durable(last); err != nil {
+		for i := range calls {
+			if c := &calls[i]; c.Err == nil && c.Result.Vote == concord.VoteYes {
+				c.Result, c.Err = participant.PrepareResult{}, err
+			}
+		}
+	}
+}
+
+// prepareLocked is Prepare without the wait for durability: a yes vote's
+// record (a duplicate's earlier one included) is s.txs[id].seq. s.mu is
+// held.
+func (s *Store) prepareLocked(id concord.TxID, payload json.RawMessage) (participant.PrepareResult, error) {
 	if err := concord.ValidateTxID(id); err != nil {
 		return participant.PrepareResult{}, err
 	}
-	s.mu.Lock()
 	if s.err != nil {
-		defer s.mu.Unlock()
 		return participant.PrepareResult{}, s.err
 	}
-	if e := s.txs[id]; e != nil {
-		s.mu.Unlock()
-		return s.earlierVote(e)
+	if e := s.txs[id]; e != nil { // a duplicate: the earlier vote
+		if e.state == StatePrepared || e.state == StateCommitted {
+			return participant.PrepareResult{Vote: concord.VoteYes}, nil
+		}
+		return participant.PrepareResult{Vote: concord.VoteNo, Reason: e.reason}, nil
 	}
 	if len(payload) > s.opts.MaxPayload {
-		defer s.mu.Unlock()
 		return s.refuse(id, fmt.Sprintf("payload of %d bytes is over the limit of %d", len(payload), s.opts.MaxPayload))
 	}
 	r := s.m.Prepare(id, payload)
@@ -316,23 +375,15 @@ func (s *Store) Prepare(ctx context.Context, id concord.TxID, payload json.RawMe
 	case concord.VoteYes:
 		seq, err := s.appendRec(recPrepared, id, payload)
 		if err != nil {
-			s.mu.Unlock()
 			return participant.PrepareResult{}, err
 		}
 		s.setPrepared(id, seq)
-		s.mu.Unlock()
-		if err := s.durable(seq); err != nil {
-			return participant.PrepareResult{}, err
-		}
 		return r, nil
 	case concord.VoteNo:
-		defer s.mu.Unlock()
 		return s.refuse(id, r.Reason)
 	case concord.VoteReadOnly:
-		s.mu.Unlock()
 		return r, nil
 	default:
-		s.mu.Unlock()
 		return participant.PrepareResult{}, fmt.Errorf("filestore: machine voted %s on %s; want yes, no or read-only", r.Vote, id)
 	}
 }
@@ -346,19 +397,6 @@ func (s *Store) refuse(id concord.TxID, reason string) (participant.PrepareResul
 	}
 	s.setDecided(id, StateAborted, seq, reason)
 	return participant.PrepareResult{Vote: concord.VoteNo, Reason: reason}, nil
-}
-
-// earlierVote answers a duplicate prepare from the entry it left.
-func (s *Store) earlierVote(e *txEntry) (participant.PrepareResult, error) {
-	switch e.state {
-	case StatePrepared, StateCommitted:
-		if err := s.durable(e.seq); err != nil {
-			return participant.PrepareResult{}, err
-		}
-		return participant.PrepareResult{Vote: concord.VoteYes}, nil
-	default:
-		return participant.PrepareResult{Vote: concord.VoteNo, Reason: e.reason}, nil
-	}
 }
 
 // Commit implements participant.Resource: it returns once the COMMIT record
@@ -391,6 +429,55 @@ func (s *Store) Commit(ctx context.Context, id concord.TxID) error {
 	s.setDecided(id, StateCommitted, seq, "")
 	s.mu.Unlock()
 	return s.durableSoon(seq)
+}
+
+// CommitBatch implements participant.BatchResource: every call is
+// committed as by Commit, and one sync (another call's, within
+// CommitSyncDelay) makes them all durable.
+func (s *Store) CommitBatch(ctx context.Context, calls []participant.CommitCall) {
+	var last uint64 // the newest record a commit needs durable
+	s.mu.Lock()
+	for i := range calls {
+		c := &calls[i]
+		var seq uint64
+		seq, c.Err = s.commitLocked(c.ID)
+		last = max(last, seq)
+	}
+	s.mu.Unlock()
+	if last == 0 {
+		return
+	}
+	if err := s.durableSoon(last); err != nil {
+		for i := range calls {
+			if c := &calls[i]; c.Err == nil {
+				c.Err = err
+			}
+		}
+	}
+}
+
+// commitLocked is Commit without the wait for durability: it returns the
+// record to wait for. s.mu is held.
+func (s *Store) commitLocked(id concord.TxID) (uint64, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	e := s.txs[id]
+	switch {
+	case e == nil:
+		return 0, fmt.Errorf("commit %s: %w", id, participant.ErrUnknownTx)
+	case e.state == StateAborted:
+		return 0, fmt.Errorf("commit %s: %w: it is aborted", id, participant.ErrAlreadyDecided)
+	case e.state == StateCommitted:
+		return e.seq, nil
+	}
+	s.m.Commit(id)
+	seq, err := s.appendRec(recCommit, id, nil)
+	if err != nil {
+		return 0, err
+	}
+	s.setDecided(id, StateCommitted, seq, "")
+	return seq, nil
 }
 
 // Abort implements participant.Resource. The ABORT of a prepared

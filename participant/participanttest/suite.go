@@ -68,6 +68,7 @@ func Run(t *testing.T, h Harness) {
 		{"OnePhase", s.onePhase},
 		{"OnePhaseRefusalSurvivesCrash", s.onePhaseRefusalSurvivesCrash},
 		{"Concurrent", s.concurrent},
+		{"Batch", s.batch},
 		{"InDoubtAskedAfterCrash", s.inDoubt},
 		{"WireProtocol", s.wireProtocol},
 	} {
@@ -453,4 +454,49 @@ func (s *suite) onePhaseRefusalSurvivesCrash(t *testing.T) {
 		t.Fatalf("the same one-phase transaction after a crash = %s %v, want aborted as before", o, err)
 	}
 	mustErr(t, "Commit of the refused transaction", r.Commit(ctx, a), participant.ErrAlreadyDecided)
+}
+
+// batch checks a BatchResource's PrepareBatch and CommitBatch: each call of
+// a batch is answered as the single call would be (fresh, duplicate, no
+// vote, unknown, decided the other way), and what they answered survives a
+// crash. A resource without them skips it.
+func (s *suite) batch(t *testing.T) {
+	r, restart := s.h.New(t)
+	if _, ok := r.(participant.BatchResource); !ok {
+		t.Skip("not a participant.BatchResource")
+	}
+	ctx := ctxFor(t)
+	a, b, c, d, aborted, unknown := s.id(t, 1), s.id(t, 2), s.id(t, 3), s.id(t, 4), s.id(t, 5), s.id(t, 6)
+	mustPrepare(t, r, a, s.h.Yes(1), concord.VoteYes)
+	mustErr(t, "Abort before prepare", r.Abort(ctx, aborted), nil)
+
+	prep := []participant.PrepareCall{
+		{ID: a, Payload: s.h.Yes(1)}, {ID: b, Payload: s.h.Yes(2)}, {ID: c, Payload: s.h.No(3)},
+		{ID: d, Payload: s.h.Yes(4)}, {ID: aborted, Payload: s.h.Yes(5)},
+	}
+	r.(participant.BatchResource).PrepareBatch(ctx, prep)
+	want := []concord.Vote{concord.VoteYes, concord.VoteYes, concord.VoteNo, concord.VoteYes, concord.VoteNo}
+	for i, c := range prep {
+		if c.Err != nil || c.Result.Vote != want[i] {
+			t.Fatalf("PrepareBatch: %s voted %s (%s), %v; want %s", c.ID, c.Result.Vote, c.Result.Reason, c.Err, want[i])
+		}
+	}
+	r = restart(t) // the yes votes were durable
+	wantRecovered(t, r, []concord.TxID{a, b, d}, []concord.TxID{c, aborted})
+	br, ok := r.(participant.BatchResource)
+	if !ok {
+		t.Fatal("the restarted resource is not a participant.BatchResource")
+	}
+	mustErr(t, "Abort of d", r.Abort(ctx, d), nil)
+	commit := []participant.CommitCall{{ID: a}, {ID: unknown}, {ID: b}, {ID: d}}
+	br.CommitBatch(ctx, commit)
+	for i, wantErr := range []error{nil, participant.ErrUnknownTx, nil, participant.ErrAlreadyDecided} {
+		mustErr(t, "CommitBatch of "+string(commit[i].ID), commit[i].Err, wantErr)
+	}
+	br.CommitBatch(ctx, commit[:1]) // a duplicate
+	mustErr(t, "CommitBatch of a again", commit[0].Err, nil)
+	r = restart(t) // the commits were durable
+	wantRecovered(t, r, nil, []concord.TxID{a, b, c, d})
+	mustErr(t, "Abort of a committed in a batch", r.Abort(ctx, a), participant.ErrAlreadyDecided)
+	mustErr(t, "Abort of b committed in a batch", r.Abort(ctx, b), participant.ErrAlreadyDecided)
 }

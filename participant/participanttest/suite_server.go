@@ -176,6 +176,11 @@ func (s *suite) inDoubt(t *testing.T) {
 		t.Fatalf("resolved %v; want %s committed and %s aborted", got, c, d)
 	}
 	wantRecovered(t, r, nil, []concord.TxID{a, b, c, d})
+	srv.Close() // waits for the calls in flight, whose counters follow their effect
+	// c and d were settled after queries answered pending.
+	if st := srv.Status(); st.ResolvedCommitted < 1 || st.ResolvedAborted < 1 {
+		t.Errorf("Status = %+v; want c counted resolved committed and d resolved aborted", st)
+	}
 	if ctx := ctxFor(t); !errors.Is(r.Abort(ctx, c), participant.ErrAlreadyDecided) {
 		t.Fatalf("abort of %s after it was resolved committed did not fail", c)
 	}

@@ -196,14 +196,14 @@ func (c *Coordinator) sendDecisions(name string, commit bool, items []*txState) 
 	if c.stopped() {
 		return
 	}
-	var steps []func()
+	// The answers are stepped here, one after the other: a phase-2 step
+	// never waits for a log sync (the decision is durable already and END
+	// is written unforced), so goroutines of their own would buy nothing.
 	if err != nil {
 		reason := fmt.Sprintf("%s request failed: %v", kind, err)
 		for _, id := range ids {
-			t := byID[id]
-			steps = append(steps, func() { c.deliveryFailed(t, name, reason) })
+			c.deliveryFailed(byID[id], name, reason)
 		}
-		deliver(steps)
 		return
 	}
 	acked := make(map[concord.TxID]bool, len(ids))
@@ -221,18 +221,15 @@ func (c *Coordinator) sendDecisions(name string, commit bool, items []*txState) 
 		f, isFailed := failed[id]
 		switch {
 		case acked[id]:
-			steps = append(steps, func() { c.ack(t, name) })
+			c.ack(t, name)
 		case isFailed && f.Outcome != concord.OutcomePending:
-			steps = append(steps, func() { c.resolved(t, name, f.Outcome) })
+			c.resolved(t, name, f.Outcome)
 		case isFailed:
 			pm.errs[errKindRefused].Inc()
-			steps = append(steps, func() { c.deliveryFailed(t, name, fmt.Sprintf("%s refused: %s", kind, f.Reason)) })
+			c.deliveryFailed(t, name, fmt.Sprintf("%s refused: %s", kind, f.Reason))
 		default:
 			pm.errs[errKindMissing].Inc()
-			steps = append(steps, func() {
-				c.deliveryFailed(t, name, fmt.Sprintf("%s answer holds nothing for this transaction", kind))
-			})
+			c.deliveryFailed(t, name, fmt.Sprintf("%s answer holds nothing for this transaction", kind))
 		}
 	}
-	deliver(steps)
 }

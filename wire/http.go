@@ -43,7 +43,12 @@ func DecodeRequest(w http.ResponseWriter, r *http.Request, maxBytes int64, v any
 		maxBytes = MaxBodyBytes
 	}
 	body := http.MaxBytesReader(w, r.Body, maxBytes)
-	err := decodeStrict(body, v)
+	var err error
+	if req, ok := v.(*SubmitRequest); ok {
+		err = decodeSubmit(body, r.ContentLength, req)
+	} else {
+		err = decodeStrict(body, v)
+	}
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
 		return fmt.Errorf("%w: more than %d bytes", ErrBodyTooLarge, tooLarge.Limit)

@@ -30,6 +30,19 @@ func BenchmarkSubmitDecodeStrict(b *testing.B) {
 	}
 }
 
+// BenchmarkSubmitDecode decodes a three-branch submit body as DecodeRequest
+// does: read whole, then the fast path.
+func BenchmarkSubmitDecode(b *testing.B) {
+	body, _ := json.Marshal(benchSubmit())
+	b.ReportAllocs()
+	for b.Loop() {
+		var req SubmitRequest
+		if err := decodeSubmit(bytes.NewReader(body), int64(len(body)), &req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkSubmitResponseEncode encodes the answer to a committed
 // three-branch transaction.
 func BenchmarkSubmitResponseEncode(b *testing.B) {

@@ -79,14 +79,25 @@ func decodeStrict(r io.Reader, v any) error {
 	return nil
 }
 
+// jsonContentType is the Content-Type of every JSON answer, shared: a
+// header value set whole is never modified in place.
+var jsonContentType = []string{"application/json"}
+
 // WriteJSON answers with status and v encoded as JSON.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status = http.StatusInternalServerError
-		b, _ = json.Marshal(ErrorResponse{Error: "encode response: " + err.Error()})
+	var b []byte
+	ok := false
+	if r, isSubmit := v.(SubmitResponse); isSubmit {
+		b, ok = appendSubmitResponse(make([]byte, 0, 256), &r)
 	}
-	w.Header().Set("Content-Type", "application/json")
+	if !ok {
+		var err error
+		if b, err = json.Marshal(v); err != nil {
+			status = http.StatusInternalServerError
+			b, _ = json.Marshal(ErrorResponse{Error: "encode response: " + err.Error()})
+		}
+	}
+	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))
 }

@@ -1,0 +1,59 @@
+package wire
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/concordtx/concord"
+)
+
+// checkSubmitResponse checks that appendSubmitResponse, when it encodes r,
+// writes what json.Marshal writes.
+func checkSubmitResponse(t *testing.T, r SubmitResponse) bool {
+	t.Helper()
+	want, wantErr := json.Marshal(r)
+	got, ok := appendSubmitResponse(nil, &r)
+	if ok && (wantErr != nil || string(got) != string(want)) {
+		t.Fatalf("%+v: fast %s, json.Marshal %s (%v)", r, got, want, wantErr)
+	}
+	return ok
+}
+
+func TestSubmitResponseFastAgreesWithEncodingJSON(t *testing.T) {
+	yes := []BranchResult{{Participant: "flights", Vote: concord.VoteYes}, {Participant: "hotels", Vote: concord.VoteReadOnly}}
+	for _, tc := range []struct {
+		r    SubmitResponse
+		fast bool
+	}{
+		{SubmitResponse{ID: "tx-0123456789abcdef01234567", Outcome: concord.OutcomeCommitted, Branches: yes}, true},
+		{SubmitResponse{ID: "a", Outcome: concord.OutcomeAborted, Reason: "hotels voted no: full",
+			Branches: []BranchResult{{Participant: "hotels", Vote: concord.VoteNo, Reason: "full"}}}, true},
+		{SubmitResponse{ID: "p", Outcome: concord.OutcomePending, Reason: "no outcome yet; ask /v1/transactions/p"}, true},
+		{SubmitResponse{Branches: []BranchResult{}}, true},
+		{SubmitResponse{ID: "a", Outcome: concord.OutcomeAborted, Reason: "<b> & \"q\""}, false},
+		{SubmitResponse{ID: "a", Reason: "h\u00f4tel\n"}, false},
+		{SubmitResponse{ID: "a", Outcome: 9}, false},
+		{SubmitResponse{ID: "a", Branches: []BranchResult{{Participant: "x", Vote: 42}}}, false},
+	} {
+		if got := checkSubmitResponse(t, tc.r); got != tc.fast {
+			t.Errorf("%+v: fast path %v, want %v", tc.r, got, tc.fast)
+		}
+	}
+}
+
+func FuzzSubmitResponseEncode(f *testing.F) {
+	f.Add("tx-1", uint8(1), "", "flights", uint8(1), "", 2)
+	f.Add("a<b", uint8(2), "r\u2028", "h\\", uint8(9), "x&y", 0)
+	f.Fuzz(func(t *testing.T, id string, outcome uint8, reason, participant string, vote uint8, why string, n int) {
+		r := SubmitResponse{ID: concord.TxID(id), Outcome: concord.Outcome(outcome), Reason: reason}
+		if n >= 0 {
+			for i := 0; i < n%4; i++ {
+				r.Branches = append(r.Branches, BranchResult{Participant: participant, Vote: concord.Vote(vote), Reason: why})
+			}
+			if r.Branches == nil {
+				r.Branches = []BranchResult{}
+			}
+		}
+		checkSubmitResponse(t, r)
+	})
+}

@@ -97,6 +97,7 @@ func (c *Coordinator) Submit(ctx context.Context, req wire.SubmitRequest) (wire.
 	if resubmittable {
 		begin = tpc.BeginResubmittable
 	}
+	t.answersLeft.Store(int32(len(branches)))
 	core, rd := begin(c.cfg, req.ID, branches, now, t.deadline)
 	t.core = core
 	t.noteLocked(now, evSubmitted, "", "", "")

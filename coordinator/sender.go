@@ -121,9 +121,14 @@ func (c *Coordinator) sendPrepares(name string, items []prepItem) {
 			votes[v.ID] = append(votes[v.ID], v) // a vote on something not asked is ignored
 		}
 	}
+	// A step that decides waits for its log sync, and those waits must
+	// overlap for group commit to share them: such a step gets a goroutine
+	// of its own. The others (a yes while other votes are still to come)
+	// wait for nothing and are stepped here, sparing a goroutine each.
+	var wg sync.WaitGroup
 	for _, ptx := range req.Transactions {
 		t, vs := byID[ptx.ID], votes[ptx.ID]
-		steps = append(steps, func() {
+		step := func() {
 			if len(vs) == 0 {
 				pm.errs[errKindMissing].Inc()
 				c.vote(t, tpc.VoteEvent{Participant: name, Vote: concord.VoteUnreachable,
@@ -132,9 +137,35 @@ func (c *Coordinator) sendPrepares(name string, items []prepItem) {
 			for _, v := range vs {
 				c.vote(t, tpc.VoteEvent{Participant: name, Vote: v.Vote, Reason: v.Reason, Outcome: v.Outcome})
 			}
-		})
+		}
+		if len(req.Transactions) == 1 || !mayDecide(t, vs) {
+			step()
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			step()
+		}()
 	}
-	deliver(steps)
+	wg.Wait() // the sender's slot stays busy until every vote is stepped
+}
+
+// mayDecide reports whether stepping t with one participant's votes vs may
+// decide t, and so wait for a log sync. It counts the participants'
+// answers: a plain yes or read-only while another answer is still to come
+// decides nothing. A wrong guess costs only time: the step then waits for
+// its sync on the sender's goroutine.
+func mayDecide(t *txState, vs []wire.VoteReply) bool {
+	if len(vs) == 0 {
+		return true // counted as unreachable: abort
+	}
+	for _, v := range vs {
+		if (v.Vote != concord.VoteYes && v.Vote != concord.VoteReadOnly) || v.Outcome != concord.OutcomePending {
+			return true
+		}
+	}
+	return t.answersLeft.Add(-1) <= 0
 }
 
 // deliver runs the steps of a batch's answer, each on its own goroutine

@@ -158,9 +158,12 @@ func (d *DirectClient) post(ctx context.Context, path string, in, out any) error
 }
 
 func (d *DirectClient) post1(ctx context.Context, path string, in, out any) error {
-	body, err := json.Marshal(in)
-	if err != nil {
-		return fmt.Errorf("%w: encode request: %v", ErrBadJSON, err)
+	body, ok := appendRequest(make([]byte, 0, 512), in)
+	if !ok {
+		var err error
+		if body, err = json.Marshal(in); err != nil {
+			return fmt.Errorf("%w: encode request: %v", ErrBadJSON, err)
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -265,7 +268,7 @@ func (d *DirectClient) roundTrip(ctx context.Context, c *directConn, path string
 		return &StatusError{Code: resp.StatusCode, Message: msg}
 	}
 	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
+		if err := decodeAnswer(b, out); err != nil {
 			return fmt.Errorf("%w: decode POST %s answer: %v", ErrBadJSON, path, err)
 		}
 	}

@@ -1,6 +1,10 @@
 package wire
 
-import "github.com/concordtx/concord"
+import (
+	"encoding/json"
+
+	"github.com/concordtx/concord"
+)
 
 // appendSubmitResponse appends r as json.Marshal encodes it, and reports
 // whether it could: every string must be plain (printable ASCII that JSON
@@ -58,4 +62,73 @@ func plainOut(s string) bool {
 		}
 	}
 	return true
+}
+
+// appendRequest appends the JSON of a PrepareRequest or DecisionRequest
+// as json.Marshal writes it, and reports whether it could: strings must be
+// plain and payloads compact JSON of printable ASCII without the
+// characters json.Marshal escapes for HTML.
+func appendRequest(b []byte, in any) ([]byte, bool) {
+	switch r := in.(type) {
+	case PrepareRequest:
+		if !plainOut(r.Coordinator) {
+			return b, false
+		}
+		b = append(b, `{"coordinator":"`...)
+		b = append(b, r.Coordinator...)
+		if r.Transactions == nil {
+			return append(b, `","transactions":null}`...), true
+		}
+		b = append(b, `","transactions":[`...)
+		for i, tx := range r.Transactions {
+			if !plainOut(string(tx.ID)) || !compactPlain(tx.Payload) {
+				return b, false
+			}
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"id":"`...)
+			b = append(b, tx.ID...)
+			b = append(b, '"')
+			if len(tx.Payload) > 0 {
+				b = append(b, `,"payload":`...)
+				b = append(b, tx.Payload...)
+			}
+			if tx.OnePhase {
+				b = append(b, `,"one_phase":true`...)
+			}
+			b = append(b, '}')
+		}
+		return append(b, "]}"...), true
+	case DecisionRequest:
+		if r.IDs == nil {
+			return append(b, `{"ids":null}`...), true
+		}
+		b = append(b, `{"ids":[`...)
+		for i, id := range r.IDs {
+			if !plainOut(string(id)) {
+				return b, false
+			}
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, '"')
+			b = append(b, id...)
+			b = append(b, '"')
+		}
+		return append(b, "]}"...), true
+	}
+	return b, false
+}
+
+// compactPlain reports whether json.Marshal writes raw, a json.RawMessage,
+// as is: empty, or valid JSON with no white space and only printable ASCII
+// other than <, > and &.
+func compactPlain(raw []byte) bool {
+	for _, c := range raw {
+		if c <= ' ' || c >= 0x7f || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return len(raw) == 0 || json.Valid(raw)
 }

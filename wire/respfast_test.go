@@ -57,3 +57,53 @@ func FuzzSubmitResponseEncode(f *testing.F) {
 		checkSubmitResponse(t, r)
 	})
 }
+
+// checkRequestEncode checks that appendRequest, when it encodes in, writes
+// what json.Marshal writes.
+func checkRequestEncode(t *testing.T, in any) bool {
+	t.Helper()
+	want, wantErr := json.Marshal(in)
+	got, ok := appendRequest(nil, in)
+	if ok && (wantErr != nil || string(got) != string(want)) {
+		t.Fatalf("%+v: fast %s, json.Marshal %s (%v)", in, got, want, wantErr)
+	}
+	return ok
+}
+
+func TestRequestFastAgreesWithEncodingJSON(t *testing.T) {
+	for _, tc := range []struct {
+		in   any
+		fast bool
+	}{
+		{benchPrepareBatch(3), true},
+		{PrepareRequest{Coordinator: "http://c", Transactions: []PrepareTx{{ID: "a", OnePhase: true}, {ID: "b", Payload: json.RawMessage(`[1,"x y"]`)}}}, false},
+		{PrepareRequest{Coordinator: "http://c", Transactions: []PrepareTx{{ID: "a", Payload: json.RawMessage(`{"a":[1,true,null]}`), OnePhase: true}}}, true},
+		{PrepareRequest{}, true},
+		{PrepareRequest{Transactions: []PrepareTx{{ID: "a", Payload: json.RawMessage(`{"a":"<"}`)}}}, false},
+		{PrepareRequest{Transactions: []PrepareTx{{ID: "a", Payload: json.RawMessage(`{"a":`)}}}, false},
+		{DecisionRequest{IDs: []concord.TxID{"a", "b"}}, true},
+		{DecisionRequest{}, true},
+		{DecisionRequest{IDs: []concord.TxID{}}, true},
+		{DecisionRequest{IDs: []concord.TxID{"a\"b"}}, false},
+		{SubmitRequest{}, false},
+	} {
+		if got := checkRequestEncode(t, tc.in); got != tc.fast {
+			t.Errorf("%+v: fast path %v, want %v", tc.in, got, tc.fast)
+		}
+	}
+}
+
+func FuzzRequestEncode(f *testing.F) {
+	f.Add("http://127.0.0.1:7070", "tx-1", []byte(`{"sku":"F-1","quantity":1}`), true, 2)
+	f.Add("a&b", "x", []byte(`{"a": 1}`), false, 1)
+	f.Fuzz(func(t *testing.T, coord, id string, payload []byte, onePhase bool, n int) {
+		prep := PrepareRequest{Coordinator: coord}
+		dec := DecisionRequest{}
+		for i := 0; i < n%4; i++ {
+			prep.Transactions = append(prep.Transactions, PrepareTx{ID: concord.TxID(id), Payload: payload, OnePhase: onePhase})
+			dec.IDs = append(dec.IDs, concord.TxID(id))
+		}
+		checkRequestEncode(t, prep)
+		checkRequestEncode(t, dec)
+	})
+}

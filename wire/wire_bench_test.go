@@ -110,3 +110,44 @@ func BenchmarkPrepareBatchRoundTrip(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPrepareBatchCoordinatorSide encodes a batch of 16 PREPAREs and
+// decodes the 16 votes as the coordinator's DirectClient does.
+func BenchmarkPrepareBatchCoordinatorSide(b *testing.B) {
+	req := benchPrepareBatch(16)
+	resp := PrepareResponse{}
+	for _, tx := range req.Transactions {
+		resp.Votes = append(resp.Votes, VoteReply{ID: tx.ID, Vote: concord.VoteYes})
+	}
+	answer, _ := json.Marshal(resp)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := appendRequest(make([]byte, 0, 512), req); !ok {
+			b.Fatal("declined")
+		}
+		var votes PrepareResponse
+		if err := decodeAnswer(answer, &votes); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPrepareBatchCoordinatorSideJSON is the same with encoding/json.
+func BenchmarkPrepareBatchCoordinatorSideJSON(b *testing.B) {
+	req := benchPrepareBatch(16)
+	resp := PrepareResponse{}
+	for _, tx := range req.Transactions {
+		resp.Votes = append(resp.Votes, VoteReply{ID: tx.ID, Vote: concord.VoteYes})
+	}
+	answer, _ := json.Marshal(resp)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := json.Marshal(req); err != nil {
+			b.Fatal(err)
+		}
+		var votes PrepareResponse
+		if err := json.Unmarshal(answer, &votes); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

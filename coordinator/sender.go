@@ -116,9 +116,14 @@ func (c *Coordinator) sendPrepares(name string, items []prepItem) {
 	// Group each transaction's votes (a duplicate answer repeats one) so
 	// that one transaction's steps stay in order.
 	votes := make(map[concord.TxID][]wire.VoteReply, len(req.Transactions))
-	for _, v := range resp.Votes {
-		if byID[v.ID] != nil {
-			votes[v.ID] = append(votes[v.ID], v) // a vote on something not asked is ignored
+	for i, v := range resp.Votes {
+		if byID[v.ID] == nil {
+			continue // a vote on something not asked is ignored
+		}
+		if vs, dup := votes[v.ID]; dup {
+			votes[v.ID] = append(vs, v)
+		} else {
+			votes[v.ID] = resp.Votes[i : i+1 : i+1] // no copy; a duplicate's append copies
 		}
 	}
 	// A step that decides waits for its log sync, and those waits must

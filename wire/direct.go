@@ -115,7 +115,10 @@ func (d *DirectClient) get(now time.Time) *directConn {
 		d.idle[n-1] = nil
 		d.idle = d.idle[:n-1]
 		d.mu.Unlock()
-		if now.Sub(c.lastUsed) < directIdleTimeout && c.br.Buffered() == 0 && alive(c.nc) {
+		// The last request's deadline may have passed while it was idle:
+		// clear it, or the check below would fail on it.
+		if now.Sub(c.lastUsed) < directIdleTimeout && c.br.Buffered() == 0 &&
+			c.nc.SetDeadline(time.Time{}) == nil && alive(c.nc) {
 			return c
 		}
 		c.nc.Close()

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/wire"
@@ -64,6 +65,28 @@ func TestDirectClientReusesItsConnection(t *testing.T) {
 		t.Errorf("%d connections for 5 requests one after the other, want 1", n)
 	}
 	dc.CloseIdleConnections()
+}
+
+// A connection whose last request's deadline passed while it was idle is
+// reused all the same.
+func TestDirectClientReusesAConnectionPastItsLastDeadline(t *testing.T) {
+	srv, conns := directServer(t, voteYes)
+	dc, err := wire.NewDirectClient(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := dc.Prepare(ctx, wire.PrepareRequest{Transactions: []wire.PrepareTx{{ID: "a"}}}); err != nil {
+		t.Fatal(err)
+	}
+	<-ctx.Done()
+	if _, err := dc.Prepare(context.Background(), wire.PrepareRequest{Transactions: []wire.PrepareTx{{ID: "a"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections, want 1", n)
+	}
 }
 
 // A connection the participant closed while it was idle is not used: the

@@ -161,7 +161,7 @@ func (d *DirectClient) post(ctx context.Context, path string, in, out any) error
 }
 
 func (d *DirectClient) post1(ctx context.Context, path string, in, out any) error {
-	body, ok := appendRequest(make([]byte, 0, 512), in)
+	body, ok := appendRequest(nil, in)
 	if !ok {
 		var err error
 		if body, err = json.Marshal(in); err != nil {

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"encoding/json"
+	"slices"
 
 	"github.com/concordtx/concord"
 )
@@ -74,6 +75,11 @@ func appendRequest(b []byte, in any) ([]byte, bool) {
 		if !plainOut(r.Coordinator) {
 			return b, false
 		}
+		n := 40 + len(r.Coordinator)
+		for _, tx := range r.Transactions {
+			n += 40 + len(tx.ID) + len(tx.Payload)
+		}
+		b = slices.Grow(b, n) // one allocation for a batch of any size
 		b = append(b, `{"coordinator":"`...)
 		b = append(b, r.Coordinator...)
 		if r.Transactions == nil {
@@ -104,6 +110,11 @@ func appendRequest(b []byte, in any) ([]byte, bool) {
 		if r.IDs == nil {
 			return append(b, `{"ids":null}`...), true
 		}
+		n := 12
+		for _, id := range r.IDs {
+			n += 3 + len(id)
+		}
+		b = slices.Grow(b, n)
 		b = append(b, `{"ids":[`...)
 		for i, id := range r.IDs {
 			if !plainOut(string(id)) {

@@ -44,9 +44,14 @@ func DecodeRequest(w http.ResponseWriter, r *http.Request, maxBytes int64, v any
 	}
 	body := http.MaxBytesReader(w, r.Body, maxBytes)
 	var err error
-	if req, ok := v.(*SubmitRequest); ok {
-		err = decodeSubmit(body, r.ContentLength, req)
-	} else {
+	switch v := v.(type) {
+	case *SubmitRequest:
+		err = decodeSubmit(body, r.ContentLength, v)
+	case *PrepareRequest:
+		err = decodeRead(body, r.ContentLength, v, decodePrepareFast)
+	case *DecisionRequest:
+		err = decodeRead(body, r.ContentLength, v, decodeDecisionFast)
+	default:
 		err = decodeStrict(body, v)
 	}
 	var tooLarge *http.MaxBytesError

@@ -48,18 +48,24 @@ func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 // decodeSubmit decodes a whole submit body from r as decodeStrict does.
 func decodeSubmit(r io.Reader, sizeHint int64, req *SubmitRequest) error {
+	return decodeRead(r, sizeHint, req, decodeSubmitFast)
+}
+
+// decodeRead decodes a whole body from r into v as decodeStrict does,
+// through fast when fast takes it.
+func decodeRead[T any](r io.Reader, sizeHint int64, v *T, fast func([]byte, *T) bool) error {
 	b, err := readAll(r, sizeHint)
 	if err != nil {
 		// Replay what was read, then the failure, so that the error is
 		// the one decodeStrict gives reading r itself.
-		return decodeStrict(io.MultiReader(bytes.NewReader(b), errReader{err}), req)
+		return decodeStrict(io.MultiReader(bytes.NewReader(b), errReader{err}), v)
 	}
-	var fast SubmitRequest
-	if decodeSubmitFast(b, &fast) {
-		*req = fast
+	var x T
+	if fast(b, &x) {
+		*v = x
 		return nil
 	}
-	return decodeStrict(bytes.NewReader(b), req)
+	return decodeStrict(bytes.NewReader(b), v)
 }
 
 // fastParser scans a JSON text for decodeSubmitFast.
@@ -276,4 +282,86 @@ func (p *fastParser) branches(req *SubmitRequest) bool {
 			return false
 		}
 	}
+}
+
+// bool reads true or false.
+func (p *fastParser) bool() (bool, bool) {
+	p.ws()
+	switch {
+	case bytes.HasPrefix(p.b[p.i:], []byte("true")):
+		p.i += 4
+		return true, true
+	case bytes.HasPrefix(p.b[p.i:], []byte("false")):
+		p.i += 5
+		return false, true
+	}
+	return false, false
+}
+
+// decodePrepareFast decodes a participant's PREPARE batch in the plain
+// form the coordinator writes, as decodeSubmitFast does a submit body.
+func decodePrepareFast(b []byte, req *PrepareRequest) bool {
+	p := &fastParser{b: b}
+	if !p.eat('{') {
+		return false
+	}
+	ok := p.members(func(key []byte) (uint, bool) {
+		switch string(key) {
+		case "coordinator":
+			s, ok := p.plain()
+			req.Coordinator = string(s)
+			return 1, ok
+		case "transactions":
+			req.Transactions = make([]PrepareTx, 0, 16)
+			return 2, p.array(func() bool {
+				if !p.eat('{') {
+					return false
+				}
+				var tx PrepareTx
+				ok := p.members(func(key []byte) (uint, bool) {
+					var ok bool
+					switch string(key) {
+					case "id":
+						var s []byte
+						s, ok = p.plain()
+						tx.ID = concord.TxID(s)
+						return 1, ok
+					case "payload":
+						var v []byte
+						v, ok = p.value()
+						tx.Payload = json.RawMessage(v)
+						return 2, ok
+					case "one_phase":
+						tx.OnePhase, ok = p.bool()
+						return 4, ok
+					}
+					return 0, false
+				})
+				req.Transactions = append(req.Transactions, tx)
+				return ok
+			})
+		}
+		return 0, false
+	})
+	return ok && p.end()
+}
+
+// decodeDecisionFast decodes a COMMIT or ABORT batch in the plain form.
+func decodeDecisionFast(b []byte, req *DecisionRequest) bool {
+	p := &fastParser{b: b}
+	if !p.eat('{') {
+		return false
+	}
+	ok := p.members(func(key []byte) (uint, bool) {
+		if string(key) != "ids" {
+			return 0, false
+		}
+		req.IDs = make([]concord.TxID, 0, 16)
+		return 1, p.array(func() bool {
+			s, ok := p.plain()
+			req.IDs = append(req.IDs, concord.TxID(s))
+			return ok
+		})
+	})
+	return ok && p.end()
 }

@@ -151,3 +151,28 @@ func BenchmarkPrepareBatchCoordinatorSideJSON(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPrepareBatchDecode decodes a batch of 16 PREPAREs as a
+// participant's DecodeRequest does (read whole, then the fast path).
+func BenchmarkPrepareBatchDecode(b *testing.B) {
+	body, _ := json.Marshal(benchPrepareBatch(16))
+	b.ReportAllocs()
+	for b.Loop() {
+		var req PrepareRequest
+		if err := decodeRead(bytes.NewReader(body), int64(len(body)), &req, decodePrepareFast); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPrepareBatchDecodeStrict is the same with encoding/json.
+func BenchmarkPrepareBatchDecodeStrict(b *testing.B) {
+	body, _ := json.Marshal(benchPrepareBatch(16))
+	b.ReportAllocs()
+	for b.Loop() {
+		var req PrepareRequest
+		if err := decodeStrict(bytes.NewReader(body), &req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

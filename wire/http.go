@@ -92,8 +92,11 @@ var jsonContentType = []string{"application/json"}
 func WriteJSON(w http.ResponseWriter, status int, v any) {
 	var b []byte
 	ok := false
-	if r, isSubmit := v.(SubmitResponse); isSubmit {
+	switch r := v.(type) {
+	case SubmitResponse:
 		b, ok = appendSubmitResponse(make([]byte, 0, 256), &r)
+	case PrepareResponse, DecisionResponse:
+		b, ok = appendAnswer(nil, r)
 	}
 	if !ok {
 		var err error

@@ -143,3 +143,95 @@ func compactPlain(raw []byte) bool {
 	}
 	return len(raw) == 0 || json.Valid(raw)
 }
+
+// appendAnswer appends a participant's answer, a PrepareResponse or a
+// DecisionResponse, as json.Marshal encodes it, and reports whether it
+// could (plain strings, known votes and outcomes).
+func appendAnswer(b []byte, v any) ([]byte, bool) {
+	str := func(b []byte, key, s string, omitEmpty bool) ([]byte, bool) {
+		if s == "" && omitEmpty {
+			return b, true
+		}
+		if !plainOut(s) {
+			return b, false
+		}
+		b = append(b, key...)
+		b = append(b, s...)
+		return append(b, '"'), true
+	}
+	ok := true
+	switch r := v.(type) {
+	case PrepareResponse:
+		if r.Votes == nil {
+			return append(b, `{"votes":null}`...), true
+		}
+		b = slices.Grow(b, 16+len(r.Votes)*64)
+		b = append(b, `{"votes":[`...)
+		for i, vr := range r.Votes {
+			if vr.Vote > concord.VoteUnreachable || vr.Outcome > concord.OutcomeAborted {
+				return b, false
+			}
+			if i > 0 {
+				b = append(b, ',')
+			}
+			if b, ok = str(b, `{"id":"`, string(vr.ID), false); !ok {
+				return b, false
+			}
+			b = append(b, `,"vote":"`...)
+			b = append(b, vr.Vote.String()...)
+			b = append(b, '"')
+			if b, ok = str(b, `,"reason":"`, vr.Reason, true); !ok {
+				return b, false
+			}
+			if vr.Outcome != concord.OutcomePending { // omitempty: pending is the zero value
+				b = append(b, `,"outcome":"`...)
+				b = append(b, vr.Outcome.String()...)
+				b = append(b, '"')
+			}
+			b = append(b, '}')
+		}
+		return append(b, "]}"...), true
+	case DecisionResponse:
+		if r.Acknowledged == nil {
+			b = append(b, `{"acknowledged":null`...)
+		} else {
+			b = slices.Grow(b, 32+len(r.Acknowledged)*32)
+			b = append(b, `{"acknowledged":[`...)
+			for i, id := range r.Acknowledged {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				if b, ok = str(b, `"`, string(id), false); !ok {
+					return b, false
+				}
+			}
+			b = append(b, ']')
+		}
+		if len(r.Failed) > 0 { // omitempty
+			b = append(b, `,"failed":[`...)
+			for i, f := range r.Failed {
+				if f.Outcome > concord.OutcomeAborted {
+					return b, false
+				}
+				if i > 0 {
+					b = append(b, ',')
+				}
+				if b, ok = str(b, `{"id":"`, string(f.ID), false); !ok {
+					return b, false
+				}
+				if b, ok = str(b, `,"reason":"`, f.Reason, false); !ok {
+					return b, false
+				}
+				if f.Outcome != concord.OutcomePending {
+					b = append(b, `,"outcome":"`...)
+					b = append(b, f.Outcome.String()...)
+					b = append(b, '"')
+				}
+				b = append(b, '}')
+			}
+			b = append(b, ']')
+		}
+		return append(b, '}'), true
+	}
+	return b, false
+}

@@ -107,3 +107,57 @@ func FuzzRequestEncode(f *testing.F) {
 		checkRequestEncode(t, dec)
 	})
 }
+
+// checkAnswerEncode checks that appendAnswer, when it encodes v, writes
+// what json.Marshal writes.
+func checkAnswerEncode(t *testing.T, v any) bool {
+	t.Helper()
+	want, wantErr := json.Marshal(v)
+	got, ok := appendAnswer(nil, v)
+	if ok && (wantErr != nil || string(got) != string(want)) {
+		t.Fatalf("%+v: fast %s, json.Marshal %s (%v)", v, got, want, wantErr)
+	}
+	return ok
+}
+
+func TestAnswerFastAgreesWithEncodingJSON(t *testing.T) {
+	for _, tc := range []struct {
+		v    any
+		fast bool
+	}{
+		{PrepareResponse{Votes: []VoteReply{{ID: "a", Vote: concord.VoteYes}, {ID: "b", Vote: concord.VoteNo, Reason: "full"},
+			{ID: "c", Vote: concord.VoteYes, Outcome: concord.OutcomeCommitted}}}, true},
+		{PrepareResponse{}, true},
+		{PrepareResponse{Votes: []VoteReply{}}, true},
+		{PrepareResponse{Votes: []VoteReply{{ID: "a", Reason: "<x>"}}}, false},
+		{PrepareResponse{Votes: []VoteReply{{ID: "a", Vote: 77}}}, false},
+		{DecisionResponse{Acknowledged: []concord.TxID{"a", "b"}}, true},
+		{DecisionResponse{}, true},
+		{DecisionResponse{Acknowledged: []concord.TxID{}, Failed: []TxFailure{{ID: "c", Reason: "never prepared"}, {ID: "d", Outcome: concord.OutcomeAborted}}}, true},
+		{DecisionResponse{Failed: []TxFailure{{ID: "c", Outcome: 9}}}, false},
+		{SubmitResponse{}, false},
+	} {
+		if got := checkAnswerEncode(t, tc.v); got != tc.fast {
+			t.Errorf("%+v: fast path %v, want %v", tc.v, got, tc.fast)
+		}
+	}
+}
+
+func FuzzAnswerEncode(f *testing.F) {
+	f.Add("tx-1", uint8(1), "", uint8(0), 2, true)
+	f.Add("a&b", uint8(9), "r\n", uint8(5), 1, false)
+	f.Fuzz(func(t *testing.T, id string, vote uint8, reason string, outcome uint8, n int, nilSlices bool) {
+		var prep PrepareResponse
+		var dec DecisionResponse
+		if !nilSlices {
+			prep.Votes, dec.Acknowledged = []VoteReply{}, []concord.TxID{}
+		}
+		for i := 0; i < n%4; i++ {
+			prep.Votes = append(prep.Votes, VoteReply{ID: concord.TxID(id), Vote: concord.Vote(vote), Reason: reason, Outcome: concord.Outcome(outcome)})
+			dec.Acknowledged = append(dec.Acknowledged, concord.TxID(id))
+			dec.Failed = append(dec.Failed, TxFailure{ID: concord.TxID(id), Reason: reason, Outcome: concord.Outcome(outcome)})
+		}
+		checkAnswerEncode(t, prep)
+		checkAnswerEncode(t, dec)
+	})
+}

@@ -54,7 +54,8 @@ func (c *Coordinator) Submit(ctx context.Context, req wire.SubmitRequest) (wire.
 	if err := c.unavailable(); err != nil {
 		return wire.SubmitResponse{}, err
 	}
-	if err := c.checkRequest(&req); err != nil {
+	branches, err := c.checkRequest(&req)
+	if err != nil {
 		return wire.SubmitResponse{}, err
 	}
 	d := requestDigest(&req)
@@ -92,14 +93,11 @@ func (c *Coordinator) Submit(ctx context.Context, req wire.SubmitRequest) (wire.
 		return c.resubmitted(ctx, &req, d, old, fin)
 	}
 	c.stats.submitted.Add(1)
-	branches := make([]tpc.Branch, len(req.Branches))
-	for i, b := range req.Branches {
-		branches[i] = tpc.Branch{Participant: b.Participant, Payload: b.Payload}
-	}
 	begin := tpc.Begin
 	if resubmittable {
 		begin = tpc.BeginResubmittable
 	}
+	t.answersLeft.Store(int32(len(branches)))
 	core, rd := begin(c.cfg, req.ID, branches, now, t.deadline)
 	t.core = core
 	t.noteLocked(now, evSubmitted, "", "", "")
@@ -158,10 +156,11 @@ func (c *Coordinator) wait(ctx context.Context, t *txState) (wire.SubmitResponse
 	}
 }
 
-// checkRequest reports what is wrong with req, wrapping ErrBadRequest.
-func (c *Coordinator) checkRequest(req *wire.SubmitRequest) error {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: %s", ErrBadRequest, fmt.Sprintf(format, args...))
+// checkRequest reports what is wrong with req, wrapping ErrBadRequest, or
+// returns its branches for tpc.
+func (c *Coordinator) checkRequest(req *wire.SubmitRequest) ([]tpc.Branch, error) {
+	bad := func(format string, args ...any) ([]tpc.Branch, error) {
+		return nil, fmt.Errorf("%w: %s", ErrBadRequest, fmt.Sprintf(format, args...))
 	}
 	if req.ID != "" {
 		if err := concord.ValidateTxID(req.ID); err != nil {
@@ -180,7 +179,6 @@ func (c *Coordinator) checkRequest(req *wire.SubmitRequest) error {
 	if len(req.Branches) > c.opts.MaxBranches {
 		return bad("%d branches, at most %d", len(req.Branches), c.opts.MaxBranches)
 	}
-	first := make(map[string]int, len(req.Branches))
 	for i, b := range req.Branches {
 		if b.Participant == "" {
 			return bad("branch %d: participant is empty", i)
@@ -191,10 +189,11 @@ func (c *Coordinator) checkRequest(req *wire.SubmitRequest) error {
 		if c.known != nil && !c.known[b.Participant] {
 			return bad("branch %d: unknown participant %q (known: %s)", i, b.Participant, strings.Join(c.participantNames(), ", "))
 		}
-		if j, dup := first[b.Participant]; dup {
-			return bad("participant %q appears twice (branches %d and %d)", b.Participant, j, i)
+		for j, e := range req.Branches[:i] { // at most MaxBranches: cheaper than a map
+			if e.Participant == b.Participant {
+				return bad("participant %q appears twice (branches %d and %d)", b.Participant, j, i)
+			}
 		}
-		first[b.Participant] = i
 	}
 	branches := make([]tpc.Branch, len(req.Branches))
 	for i, b := range req.Branches {
@@ -207,7 +206,7 @@ func (c *Coordinator) checkRequest(req *wire.SubmitRequest) error {
 	if err := tpc.CheckBegin(id, branches); err != nil {
 		return bad("%v", err)
 	}
-	return nil
+	return branches, nil
 }
 
 func (c *Coordinator) participantNames() []string {

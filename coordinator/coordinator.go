@@ -98,14 +98,16 @@ func New(opts Options) (*Coordinator, error) {
 		if opts.ClientTLS != nil {
 			// One client per participant, each accepting only the
 			// certificate that names that participant.
-			for name, pc := range t.clients {
+			for name, u := range opts.Participants {
 				cfg := opts.ClientTLS.Clone()
 				if cfg.VerifyConnection == nil {
 					cfg.VerifyConnection = security.VerifyPeer(name)
 				}
-				if pc.HTTP, err = security.WithClientTLS(wire.NewHTTPClient(0), cfg); err != nil {
+				hc, err := security.WithClientTLS(wire.NewHTTPClient(0), cfg)
+				if err != nil {
 					return nil, err
 				}
+				t.clients[name] = &wire.ParticipantClient{BaseURL: u, HTTP: hc}
 			}
 		}
 		c.transport = t
@@ -216,6 +218,9 @@ func (c *Coordinator) Close() error {
 				t.timer.Stop()
 			}
 			t.mu.Unlock()
+		}
+		if t, ok := c.transport.(interface{ CloseIdleConnections() }); ok && c.opts.Transport == nil {
+			t.CloseIdleConnections()
 		}
 		if err := c.log.Close(); err != nil && !errors.Is(err, wal.ErrClosed) {
 			c.closeErr = fmt.Errorf("close log: %w", err)

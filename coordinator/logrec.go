@@ -31,32 +31,48 @@ type digest [sha256.Size]byte
 // timeout given and each branch's participant and payload (JSON compacted,
 // so whitespace does not matter).
 func requestDigest(req *wire.SubmitRequest) digest {
-	h := sha256.New()
-	var buf bytes.Buffer
-	buf.WriteString("timeout_ms=")
-	buf.WriteString(strconv.FormatInt(req.TimeoutMS, 10))
+	n := 32
 	for _, b := range req.Branches {
-		buf.WriteString("\x00p")
-		buf.WriteString(strconv.Itoa(len(b.Participant)))
-		buf.WriteByte(':')
-		buf.WriteString(b.Participant)
-		var c bytes.Buffer
-		if len(b.Payload) > 0 && json.Compact(&c, b.Payload) == nil {
-			buf.WriteString("\x00j")
-			buf.WriteString(strconv.Itoa(c.Len()))
-			buf.WriteByte(':')
-			buf.Write(c.Bytes())
+		n += 32 + len(b.Participant) + len(b.Payload)
+	}
+	buf := make([]byte, 0, n)
+	buf = append(buf, "timeout_ms="...)
+	buf = strconv.AppendInt(buf, req.TimeoutMS, 10)
+	for _, b := range req.Branches {
+		buf = append(buf, "\x00p"...)
+		buf = strconv.AppendInt(buf, int64(len(b.Participant)), 10)
+		buf = append(buf, ':')
+		buf = append(buf, b.Participant...)
+		if c, ok := compacted(b.Payload); ok {
+			buf = append(buf, "\x00j"...)
+			buf = strconv.AppendInt(buf, int64(len(c)), 10)
+			buf = append(buf, ':')
+			buf = append(buf, c...)
 		} else {
-			buf.WriteString("\x00r")
-			buf.WriteString(strconv.Itoa(len(b.Payload)))
-			buf.WriteByte(':')
-			buf.Write(b.Payload)
+			buf = append(buf, "\x00r"...)
+			buf = strconv.AppendInt(buf, int64(len(b.Payload)), 10)
+			buf = append(buf, ':')
+			buf = append(buf, b.Payload...)
 		}
 	}
-	h.Write(buf.Bytes())
-	var d digest
-	h.Sum(d[:0])
-	return d
+	return sha256.Sum256(buf)
+}
+
+// compacted returns payload as json.Compact writes it, and false for an
+// empty or invalid payload. A valid payload without a white space byte is
+// its own compact form, the usual case, and is returned as is.
+func compacted(payload []byte) ([]byte, bool) {
+	if len(payload) == 0 {
+		return nil, false
+	}
+	if bytes.IndexAny(payload, " \t\n\r") < 0 {
+		return payload, json.Valid(payload)
+	}
+	var c bytes.Buffer
+	if json.Compact(&c, payload) != nil {
+		return nil, false
+	}
+	return c.Bytes(), true
 }
 
 // Request record versions: 1 holds the id and digest; 2 adds the

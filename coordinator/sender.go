@@ -116,14 +116,24 @@ func (c *Coordinator) sendPrepares(name string, items []prepItem) {
 	// Group each transaction's votes (a duplicate answer repeats one) so
 	// that one transaction's steps stay in order.
 	votes := make(map[concord.TxID][]wire.VoteReply, len(req.Transactions))
-	for _, v := range resp.Votes {
-		if byID[v.ID] != nil {
-			votes[v.ID] = append(votes[v.ID], v) // a vote on something not asked is ignored
+	for i, v := range resp.Votes {
+		if byID[v.ID] == nil {
+			continue // a vote on something not asked is ignored
+		}
+		if vs, dup := votes[v.ID]; dup {
+			votes[v.ID] = append(vs, v)
+		} else {
+			votes[v.ID] = resp.Votes[i : i+1 : i+1] // no copy; a duplicate's append copies
 		}
 	}
+	// A step that decides waits for its log sync, and those waits must
+	// overlap for group commit to share them: such a step gets a goroutine
+	// of its own. The others (a yes while other votes are still to come)
+	// wait for nothing and are stepped here, sparing a goroutine each.
+	var wg sync.WaitGroup
 	for _, ptx := range req.Transactions {
 		t, vs := byID[ptx.ID], votes[ptx.ID]
-		steps = append(steps, func() {
+		step := func() {
 			if len(vs) == 0 {
 				pm.errs[errKindMissing].Inc()
 				c.vote(t, tpc.VoteEvent{Participant: name, Vote: concord.VoteUnreachable,
@@ -132,9 +142,35 @@ func (c *Coordinator) sendPrepares(name string, items []prepItem) {
 			for _, v := range vs {
 				c.vote(t, tpc.VoteEvent{Participant: name, Vote: v.Vote, Reason: v.Reason, Outcome: v.Outcome})
 			}
-		})
+		}
+		if len(req.Transactions) == 1 || !mayDecide(t, vs) {
+			step()
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			step()
+		}()
 	}
-	deliver(steps)
+	wg.Wait() // the sender's slot stays busy until every vote is stepped
+}
+
+// mayDecide reports whether stepping t with one participant's votes vs may
+// decide t, and so wait for a log sync. It counts the participants'
+// answers: a plain yes or read-only while another answer is still to come
+// decides nothing. A wrong guess costs only time: the step then waits for
+// its sync on the sender's goroutine.
+func mayDecide(t *txState, vs []wire.VoteReply) bool {
+	if len(vs) == 0 {
+		return true // counted as unreachable: abort
+	}
+	for _, v := range vs {
+		if (v.Vote != concord.VoteYes && v.Vote != concord.VoteReadOnly) || v.Outcome != concord.OutcomePending {
+			return true
+		}
+	}
+	return t.answersLeft.Add(-1) <= 0
 }
 
 // deliver runs the steps of a batch's answer, each on its own goroutine
@@ -196,14 +232,14 @@ func (c *Coordinator) sendDecisions(name string, commit bool, items []*txState) 
 	if c.stopped() {
 		return
 	}
-	var steps []func()
+	// The answers are stepped here, one after the other: a phase-2 step
+	// never waits for a log sync (the decision is durable already and END
+	// is written unforced), so goroutines of their own would buy nothing.
 	if err != nil {
 		reason := fmt.Sprintf("%s request failed: %v", kind, err)
 		for _, id := range ids {
-			t := byID[id]
-			steps = append(steps, func() { c.deliveryFailed(t, name, reason) })
+			c.deliveryFailed(byID[id], name, reason)
 		}
-		deliver(steps)
 		return
 	}
 	acked := make(map[concord.TxID]bool, len(ids))
@@ -221,18 +257,15 @@ func (c *Coordinator) sendDecisions(name string, commit bool, items []*txState) 
 		f, isFailed := failed[id]
 		switch {
 		case acked[id]:
-			steps = append(steps, func() { c.ack(t, name) })
+			c.ack(t, name)
 		case isFailed && f.Outcome != concord.OutcomePending:
-			steps = append(steps, func() { c.resolved(t, name, f.Outcome) })
+			c.resolved(t, name, f.Outcome)
 		case isFailed:
 			pm.errs[errKindRefused].Inc()
-			steps = append(steps, func() { c.deliveryFailed(t, name, fmt.Sprintf("%s refused: %s", kind, f.Reason)) })
+			c.deliveryFailed(t, name, fmt.Sprintf("%s refused: %s", kind, f.Reason))
 		default:
 			pm.errs[errKindMissing].Inc()
-			steps = append(steps, func() {
-				c.deliveryFailed(t, name, fmt.Sprintf("%s answer holds nothing for this transaction", kind))
-			})
+			c.deliveryFailed(t, name, fmt.Sprintf("%s answer holds nothing for this transaction", kind))
 		}
 	}
-	deliver(steps)
 }

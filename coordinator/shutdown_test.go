@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/coordinator"
+	"github.com/concordtx/concord/internal/testutil"
 	"github.com/concordtx/concord/wire"
 )
 
@@ -76,4 +78,31 @@ func TestCloseUnderLoadThenRestart(t *testing.T) {
 			t.Fatalf("%s: client heard %v, participants hold %v", id, heard[i], states)
 		}
 	}
+}
+
+// A client waiting for a transaction that has no outcome yet hears
+// "unavailable" as soon as the coordinator closes: its wait is woken, not
+// left to the answer's grace (which the fake clock never reaches).
+func TestCloseWakesAWaitingClient(t *testing.T) {
+	e := newEnv(t, "flights", "hotels")
+	e.parts["hotels"].SetMode(testutil.Silent)
+	e.start()
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.c.Submit(context.Background(), wire.SubmitRequest{ID: "waiting", Branches: branches("flights", "hotels")})
+		done <- err
+	}()
+	eventually(t, "the PREPARE held by hotels", func() bool { return e.parts["hotels"].Count(wire.PathPrepare) == 1 })
+	if err := e.c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, coordinator.ErrUnavailable) {
+			t.Fatalf("Submit after Close: %v, want ErrUnavailable", err)
+		}
+	case <-time.After(10 * time.Second): // a bound on failure, not a synchronization
+		t.Fatal("Submit still waits after Close")
+	}
+	e.c = nil
 }

@@ -27,6 +27,10 @@ type txState struct {
 	// written is when the transaction's state was last written whole to
 	// the log (admission, recovery or a refresh), in Unix nanoseconds.
 	written atomic.Int64
+	// answersLeft counts the participants whose answer to PREPARE has not
+	// been stepped; a guide to which votes may decide (see mayDecide), zero
+	// when not counted.
+	answersLeft atomic.Int32
 
 	done   chan struct{}                       // closed once the outcome is reportable
 	result atomic.Pointer[wire.SubmitResponse] // set before done is closed; read without mu

@@ -25,27 +25,59 @@ type Transport interface {
 
 // HTTPTransport is the Transport over HTTP to a fixed set of participants.
 type HTTPTransport struct {
-	clients map[string]*wire.ParticipantClient
+	clients map[string]participantClient
+}
+
+// participantClient is wire.ParticipantClient or wire.DirectClient.
+type participantClient interface {
+	Prepare(ctx context.Context, req wire.PrepareRequest) (wire.PrepareResponse, error)
+	Commit(ctx context.Context, ids []concord.TxID) (wire.DecisionResponse, error)
+	Abort(ctx context.Context, ids []concord.TxID) (wire.DecisionResponse, error)
 }
 
 var _ Transport = (*HTTPTransport)(nil)
 
 // NewHTTPTransport returns a transport to the participants named in urls
-// (name to base URL), over hc (nil means a keep-alive client from
-// wire.NewHTTPClient with no overall timeout: requests are bounded by their
-// contexts).
+// (name to base URL), over hc. With hc nil, an http:// participant is
+// reached through a wire.DirectClient (keep-alive connections, each request
+// bounded by its context) and any other through a keep-alive client from
+// wire.NewHTTPClient with no overall timeout.
 func NewHTTPTransport(urls map[string]string, hc *http.Client) *HTTPTransport {
-	if hc == nil {
-		hc = wire.NewHTTPClient(0)
-	}
-	t := &HTTPTransport{clients: make(map[string]*wire.ParticipantClient, len(urls))}
+	t := &HTTPTransport{clients: make(map[string]participantClient, len(urls))}
+	var shared *http.Client
 	for name, u := range urls {
+		if hc == nil {
+			if dc, err := wire.NewDirectClient(u); err == nil {
+				t.clients[name] = dc
+				continue
+			}
+			if shared == nil {
+				shared = wire.NewHTTPClient(0)
+			}
+			t.clients[name] = &wire.ParticipantClient{BaseURL: u, HTTP: shared}
+			continue
+		}
 		t.clients[name] = &wire.ParticipantClient{BaseURL: u, HTTP: hc}
 	}
 	return t
 }
 
-func (t *HTTPTransport) client(name string) (*wire.ParticipantClient, error) {
+// CloseIdleConnections closes the connections to participants that no
+// request is using.
+func (t *HTTPTransport) CloseIdleConnections() {
+	for _, c := range t.clients {
+		switch c := c.(type) {
+		case *wire.DirectClient:
+			c.CloseIdleConnections()
+		case *wire.ParticipantClient:
+			if c.HTTP != nil {
+				c.HTTP.CloseIdleConnections()
+			}
+		}
+	}
+}
+
+func (t *HTTPTransport) client(name string) (participantClient, error) {
 	c, ok := t.clients[name]
 	if !ok {
 		return nil, fmt.Errorf("%w %q: not configured", ErrUnknownParticipant, name)

@@ -97,15 +97,17 @@ func CheckBegin(id concord.TxID, branches []Branch) error {
 	if len(branches) > MaxBranches {
 		return fmt.Errorf("%w: transaction %s has %d branches, at most %d", ErrInvalid, id, len(branches), MaxBranches)
 	}
-	seen := make(map[string]bool, len(branches))
 	for i, b := range branches {
 		if err := checkParticipant(b.Participant); err != nil {
 			return fmt.Errorf("%w: branch %d of %s: %w", ErrInvalid, i, id, err)
 		}
-		if seen[b.Participant] {
-			return fmt.Errorf("%w: transaction %s names participant %q twice", ErrInvalid, id, b.Participant)
+		// Branches are few (MaxBranches): comparing with the earlier ones
+		// costs less than a map.
+		for _, e := range branches[:i] {
+			if e.Participant == b.Participant {
+				return fmt.Errorf("%w: transaction %s names participant %q twice", ErrInvalid, id, b.Participant)
+			}
 		}
-		seen[b.Participant] = true
 	}
 	return nil
 }
@@ -137,8 +139,9 @@ func Begin(cfg Config, id concord.TxID, branches []Branch, now, deadline time.Ti
 		onePhase: len(branches) == 1,
 		deadline: deadline,
 	}
-	for _, b := range branches {
-		t.branches = append(t.branches, coordBranch{Branch: b})
+	t.branches = make([]coordBranch, len(branches))
+	for i, b := range branches {
+		t.branches[i] = coordBranch{Branch: b}
 	}
 	if err := CheckBegin(id, branches); err != nil {
 		t.phase, t.outcome, t.reason = phaseDone, concord.OutcomeAborted, clip(err.Error())
@@ -150,6 +153,7 @@ func Begin(cfg Config, id concord.TxID, branches []Branch, now, deadline time.Ti
 		Participants: t.names(),
 		OnePhase:     t.onePhase,
 	}}}
+	rd.Messages = make([]Message, 0, len(t.branches))
 	for _, b := range t.branches {
 		rd.Messages = append(rd.Messages, Message{
 			Kind: MsgPrepare, To: b.Participant, TxID: id, Payload: b.Payload, OnePhase: t.onePhase,

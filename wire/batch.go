@@ -15,6 +15,7 @@ type Batcher[T any] struct {
 
 	mu       sync.Mutex
 	queue    []T
+	hint     int // length of the last batch taken: the next queue starts at that capacity
 	inflight int
 	closed   bool
 	idle     *sync.Cond // signalled when inflight drops to zero
@@ -37,6 +38,11 @@ func (b *Batcher[T]) Add(items ...T) bool {
 		b.mu.Unlock()
 		return false
 	}
+	if b.queue == nil {
+		// One allocation of about the size the batch will reach, rather
+		// than a doubling chain of them.
+		b.queue = make([]T, 0, max(len(items), b.hint))
+	}
 	b.queue = append(b.queue, items...)
 	if b.inflight >= b.maxInFlight {
 		b.mu.Unlock()
@@ -51,6 +57,7 @@ func (b *Batcher[T]) Add(items ...T) bool {
 
 // takeLocked removes up to maxBatch items from the front of the queue.
 func (b *Batcher[T]) takeLocked() []T {
+	b.hint = min(len(b.queue), b.maxBatch)
 	if len(b.queue) <= b.maxBatch {
 		batch := b.queue
 		b.queue = nil

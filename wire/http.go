@@ -43,7 +43,17 @@ func DecodeRequest(w http.ResponseWriter, r *http.Request, maxBytes int64, v any
 		maxBytes = MaxBodyBytes
 	}
 	body := http.MaxBytesReader(w, r.Body, maxBytes)
-	err := decodeStrict(body, v)
+	var err error
+	switch v := v.(type) {
+	case *SubmitRequest:
+		err = decodeSubmit(body, r.ContentLength, v)
+	case *PrepareRequest:
+		err = decodeRead(body, r.ContentLength, v, decodePrepareFast)
+	case *DecisionRequest:
+		err = decodeRead(body, r.ContentLength, v, decodeDecisionFast)
+	default:
+		err = decodeStrict(body, v)
+	}
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
 		return fmt.Errorf("%w: more than %d bytes", ErrBodyTooLarge, tooLarge.Limit)
@@ -74,14 +84,28 @@ func decodeStrict(r io.Reader, v any) error {
 	return nil
 }
 
+// jsonContentType is the Content-Type of every JSON answer, shared: a
+// header value set whole is never modified in place.
+var jsonContentType = []string{"application/json"}
+
 // WriteJSON answers with status and v encoded as JSON.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status = http.StatusInternalServerError
-		b, _ = json.Marshal(ErrorResponse{Error: "encode response: " + err.Error()})
+	var b []byte
+	ok := false
+	switch r := v.(type) {
+	case SubmitResponse:
+		b, ok = appendSubmitResponse(make([]byte, 0, 256), &r)
+	case PrepareResponse, DecisionResponse:
+		b, ok = appendAnswer(nil, r)
 	}
-	w.Header().Set("Content-Type", "application/json")
+	if !ok {
+		var err error
+		if b, err = json.Marshal(v); err != nil {
+			status = http.StatusInternalServerError
+			b, _ = json.Marshal(ErrorResponse{Error: "encode response: " + err.Error()})
+		}
+	}
+	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))
 }

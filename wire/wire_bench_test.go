@@ -30,6 +30,19 @@ func BenchmarkSubmitDecodeStrict(b *testing.B) {
 	}
 }
 
+// BenchmarkSubmitDecode decodes a three-branch submit body as DecodeRequest
+// does: read whole, then the fast path.
+func BenchmarkSubmitDecode(b *testing.B) {
+	body, _ := json.Marshal(benchSubmit())
+	b.ReportAllocs()
+	for b.Loop() {
+		var req SubmitRequest
+		if err := decodeSubmit(bytes.NewReader(body), int64(len(body)), &req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkSubmitResponseEncode encodes the answer to a committed
 // three-branch transaction.
 func BenchmarkSubmitResponseEncode(b *testing.B) {
@@ -41,6 +54,20 @@ func BenchmarkSubmitResponseEncode(b *testing.B) {
 	for b.Loop() {
 		if _, err := json.Marshal(resp); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkSubmitResponseAppend encodes the same answer as WriteJSON does.
+func BenchmarkSubmitResponseAppend(b *testing.B) {
+	resp := SubmitResponse{ID: "tx-0123456789abcdef01234567", Outcome: concord.OutcomeCommitted}
+	for _, p := range []string{"flights", "hotels", "cars"} {
+		resp.Branches = append(resp.Branches, BranchResult{Participant: p, Vote: concord.VoteYes})
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := appendSubmitResponse(make([]byte, 0, 256), &resp); !ok {
+			b.Fatal("declined")
 		}
 	}
 }
@@ -79,6 +106,72 @@ func BenchmarkPrepareBatchRoundTrip(b *testing.B) {
 		}
 		var votes PrepareResponse
 		if err := json.Unmarshal(out, &votes); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPrepareBatchCoordinatorSide encodes a batch of 16 PREPAREs and
+// decodes the 16 votes as the coordinator's DirectClient does.
+func BenchmarkPrepareBatchCoordinatorSide(b *testing.B) {
+	req := benchPrepareBatch(16)
+	resp := PrepareResponse{}
+	for _, tx := range req.Transactions {
+		resp.Votes = append(resp.Votes, VoteReply{ID: tx.ID, Vote: concord.VoteYes})
+	}
+	answer, _ := json.Marshal(resp)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := appendRequest(make([]byte, 0, 512), req); !ok {
+			b.Fatal("declined")
+		}
+		var votes PrepareResponse
+		if err := decodeAnswer(answer, &votes); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPrepareBatchCoordinatorSideJSON is the same with encoding/json.
+func BenchmarkPrepareBatchCoordinatorSideJSON(b *testing.B) {
+	req := benchPrepareBatch(16)
+	resp := PrepareResponse{}
+	for _, tx := range req.Transactions {
+		resp.Votes = append(resp.Votes, VoteReply{ID: tx.ID, Vote: concord.VoteYes})
+	}
+	answer, _ := json.Marshal(resp)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := json.Marshal(req); err != nil {
+			b.Fatal(err)
+		}
+		var votes PrepareResponse
+		if err := json.Unmarshal(answer, &votes); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPrepareBatchDecode decodes a batch of 16 PREPAREs as a
+// participant's DecodeRequest does (read whole, then the fast path).
+func BenchmarkPrepareBatchDecode(b *testing.B) {
+	body, _ := json.Marshal(benchPrepareBatch(16))
+	b.ReportAllocs()
+	for b.Loop() {
+		var req PrepareRequest
+		if err := decodeRead(bytes.NewReader(body), int64(len(body)), &req, decodePrepareFast); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPrepareBatchDecodeStrict is the same with encoding/json.
+func BenchmarkPrepareBatchDecodeStrict(b *testing.B) {
+	body, _ := json.Marshal(benchPrepareBatch(16))
+	b.ReportAllocs()
+	for b.Loop() {
+		var req PrepareRequest
+		if err := decodeStrict(bytes.NewReader(body), &req); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,0 +1,179 @@
+package wire
+
+import (
+	"encoding/json"
+
+	"github.com/concordtx/concord"
+)
+
+// The coordinator reads a participant's answer once per batch, with one
+// entry per transaction: decodeAnswer reads the plain form participants
+// write (lowercase keys each at most once, plain ASCII strings, known vote
+// and outcome names) directly and leaves anything else to json.Unmarshal,
+// decoding exactly as it would (FuzzAnswerDecodeFast checks it).
+
+// decodeAnswer decodes b into out as json.Unmarshal does.
+func decodeAnswer(b []byte, out any) error {
+	switch v := out.(type) {
+	case *PrepareResponse:
+		var r PrepareResponse
+		if decodePrepareResponseFast(b, &r) {
+			*v = r
+			return nil
+		}
+	case *DecisionResponse:
+		var r DecisionResponse
+		if decodeDecisionResponseFast(b, &r) {
+			*v = r
+			return nil
+		}
+	}
+	return json.Unmarshal(b, out)
+}
+
+// end reports whether only white space is left.
+func (p *fastParser) end() bool {
+	p.ws()
+	return p.i == len(p.b)
+}
+
+// array reads a JSON array (not null) of elements read by elem, whose '['
+// is next.
+func (p *fastParser) array(elem func() bool) bool {
+	if !p.eat('[') {
+		return false
+	}
+	if p.eat(']') {
+		return true
+	}
+	for {
+		if !elem() {
+			return false
+		}
+		if p.eat(']') {
+			return true
+		}
+		if !p.eat(',') {
+			return false
+		}
+	}
+}
+
+func (p *fastParser) vote() (concord.Vote, bool) {
+	s, ok := p.plain()
+	if !ok {
+		return 0, false
+	}
+	for v := concord.VoteNone; v <= concord.VoteUnreachable; v++ {
+		if string(s) == v.String() { // as ParseVote, without making a string
+			return v, true
+		}
+	}
+	return 0, false
+}
+
+func (p *fastParser) outcome() (concord.Outcome, bool) {
+	s, ok := p.plain()
+	if !ok {
+		return 0, false
+	}
+	for o := concord.OutcomePending; o <= concord.OutcomeAborted; o++ {
+		if string(s) == o.String() {
+			return o, true
+		}
+	}
+	return 0, false
+}
+
+func decodePrepareResponseFast(b []byte, r *PrepareResponse) bool {
+	p := &fastParser{b: b}
+	if !p.eat('{') {
+		return false
+	}
+	ok := p.members(func(key []byte) (uint, bool) {
+		if string(key) != "votes" {
+			return 0, false
+		}
+		r.Votes = make([]VoteReply, 0, 16)
+		return 1, p.array(func() bool {
+			if !p.eat('{') {
+				return false
+			}
+			var v VoteReply
+			ok := p.members(func(key []byte) (uint, bool) {
+				var ok bool
+				switch string(key) {
+				case "id":
+					var s []byte
+					s, ok = p.plain()
+					v.ID = concord.TxID(s)
+					return 1, ok
+				case "vote":
+					v.Vote, ok = p.vote()
+					return 2, ok
+				case "reason":
+					var s []byte
+					s, ok = p.plain()
+					v.Reason = string(s)
+					return 4, ok
+				case "outcome":
+					v.Outcome, ok = p.outcome()
+					return 8, ok
+				}
+				return 0, false
+			})
+			r.Votes = append(r.Votes, v)
+			return ok
+		})
+	})
+	return ok && p.end()
+}
+
+func decodeDecisionResponseFast(b []byte, r *DecisionResponse) bool {
+	p := &fastParser{b: b}
+	if !p.eat('{') {
+		return false
+	}
+	ok := p.members(func(key []byte) (uint, bool) {
+		switch string(key) {
+		case "acknowledged":
+			r.Acknowledged = make([]concord.TxID, 0, 16)
+			return 1, p.array(func() bool {
+				s, ok := p.plain()
+				r.Acknowledged = append(r.Acknowledged, concord.TxID(s))
+				return ok
+			})
+		case "failed":
+			r.Failed = make([]TxFailure, 0, 4)
+			return 2, p.array(func() bool {
+				if !p.eat('{') {
+					return false
+				}
+				var f TxFailure
+				ok := p.members(func(key []byte) (uint, bool) {
+					var ok bool
+					switch string(key) {
+					case "id":
+						var s []byte
+						s, ok = p.plain()
+						f.ID = concord.TxID(s)
+						return 1, ok
+					case "reason":
+						var s []byte
+						s, ok = p.plain()
+						f.Reason = string(s)
+						return 2, ok
+					case "outcome":
+						f.Outcome, ok = p.outcome()
+						return 4, ok
+					}
+					return 0, false
+				})
+				r.Failed = append(r.Failed, f)
+				return ok
+			})
+		}
+		return 0, false
+	})
+	return ok && p.end()
+}

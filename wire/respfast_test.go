@@ -1,0 +1,163 @@
+package wire
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/concordtx/concord"
+)
+
+// checkSubmitResponse checks that appendSubmitResponse, when it encodes r,
+// writes what json.Marshal writes.
+func checkSubmitResponse(t *testing.T, r SubmitResponse) bool {
+	t.Helper()
+	want, wantErr := json.Marshal(r)
+	got, ok := appendSubmitResponse(nil, &r)
+	if ok && (wantErr != nil || string(got) != string(want)) {
+		t.Fatalf("%+v: fast %s, json.Marshal %s (%v)", r, got, want, wantErr)
+	}
+	return ok
+}
+
+func TestSubmitResponseFastAgreesWithEncodingJSON(t *testing.T) {
+	yes := []BranchResult{{Participant: "flights", Vote: concord.VoteYes}, {Participant: "hotels", Vote: concord.VoteReadOnly}}
+	for _, tc := range []struct {
+		r    SubmitResponse
+		fast bool
+	}{
+		{SubmitResponse{ID: "tx-0123456789abcdef01234567", Outcome: concord.OutcomeCommitted, Branches: yes}, true},
+		{SubmitResponse{ID: "a", Outcome: concord.OutcomeAborted, Reason: "hotels voted no: full",
+			Branches: []BranchResult{{Participant: "hotels", Vote: concord.VoteNo, Reason: "full"}}}, true},
+		{SubmitResponse{ID: "p", Outcome: concord.OutcomePending, Reason: "no outcome yet; ask /v1/transactions/p"}, true},
+		{SubmitResponse{Branches: []BranchResult{}}, true},
+		{SubmitResponse{ID: "a", Outcome: concord.OutcomeAborted, Reason: "<b> & \"q\""}, false},
+		{SubmitResponse{ID: "a", Reason: "h\u00f4tel\n"}, false},
+		{SubmitResponse{ID: "a", Outcome: 9}, false},
+		{SubmitResponse{ID: "a", Branches: []BranchResult{{Participant: "x", Vote: 42}}}, false},
+	} {
+		if got := checkSubmitResponse(t, tc.r); got != tc.fast {
+			t.Errorf("%+v: fast path %v, want %v", tc.r, got, tc.fast)
+		}
+	}
+}
+
+func FuzzSubmitResponseEncode(f *testing.F) {
+	f.Add("tx-1", uint8(1), "", "flights", uint8(1), "", 2)
+	f.Add("a<b", uint8(2), "r\u2028", "h\\", uint8(9), "x&y", 0)
+	f.Fuzz(func(t *testing.T, id string, outcome uint8, reason, participant string, vote uint8, why string, n int) {
+		r := SubmitResponse{ID: concord.TxID(id), Outcome: concord.Outcome(outcome), Reason: reason}
+		if n >= 0 {
+			for i := 0; i < n%4; i++ {
+				r.Branches = append(r.Branches, BranchResult{Participant: participant, Vote: concord.Vote(vote), Reason: why})
+			}
+			if r.Branches == nil {
+				r.Branches = []BranchResult{}
+			}
+		}
+		checkSubmitResponse(t, r)
+	})
+}
+
+// checkRequestEncode checks that appendRequest, when it encodes in, writes
+// what json.Marshal writes.
+func checkRequestEncode(t *testing.T, in any) bool {
+	t.Helper()
+	want, wantErr := json.Marshal(in)
+	got, ok := appendRequest(nil, in)
+	if ok && (wantErr != nil || string(got) != string(want)) {
+		t.Fatalf("%+v: fast %s, json.Marshal %s (%v)", in, got, want, wantErr)
+	}
+	return ok
+}
+
+func TestRequestFastAgreesWithEncodingJSON(t *testing.T) {
+	for _, tc := range []struct {
+		in   any
+		fast bool
+	}{
+		{benchPrepareBatch(3), true},
+		{PrepareRequest{Coordinator: "http://c", Transactions: []PrepareTx{{ID: "a", OnePhase: true}, {ID: "b", Payload: json.RawMessage(`[1,"x y"]`)}}}, false},
+		{PrepareRequest{Coordinator: "http://c", Transactions: []PrepareTx{{ID: "a", Payload: json.RawMessage(`{"a":[1,true,null]}`), OnePhase: true}}}, true},
+		{PrepareRequest{}, true},
+		{PrepareRequest{Transactions: []PrepareTx{{ID: "a", Payload: json.RawMessage(`{"a":"<"}`)}}}, false},
+		{PrepareRequest{Transactions: []PrepareTx{{ID: "a", Payload: json.RawMessage(`{"a":`)}}}, false},
+		{DecisionRequest{IDs: []concord.TxID{"a", "b"}}, true},
+		{DecisionRequest{}, true},
+		{DecisionRequest{IDs: []concord.TxID{}}, true},
+		{DecisionRequest{IDs: []concord.TxID{"a\"b"}}, false},
+		{SubmitRequest{}, false},
+	} {
+		if got := checkRequestEncode(t, tc.in); got != tc.fast {
+			t.Errorf("%+v: fast path %v, want %v", tc.in, got, tc.fast)
+		}
+	}
+}
+
+func FuzzRequestEncode(f *testing.F) {
+	f.Add("http://127.0.0.1:7070", "tx-1", []byte(`{"sku":"F-1","quantity":1}`), true, 2)
+	f.Add("a&b", "x", []byte(`{"a": 1}`), false, 1)
+	f.Fuzz(func(t *testing.T, coord, id string, payload []byte, onePhase bool, n int) {
+		prep := PrepareRequest{Coordinator: coord}
+		dec := DecisionRequest{}
+		for i := 0; i < n%4; i++ {
+			prep.Transactions = append(prep.Transactions, PrepareTx{ID: concord.TxID(id), Payload: payload, OnePhase: onePhase})
+			dec.IDs = append(dec.IDs, concord.TxID(id))
+		}
+		checkRequestEncode(t, prep)
+		checkRequestEncode(t, dec)
+	})
+}
+
+// checkAnswerEncode checks that appendAnswer, when it encodes v, writes
+// what json.Marshal writes.
+func checkAnswerEncode(t *testing.T, v any) bool {
+	t.Helper()
+	want, wantErr := json.Marshal(v)
+	got, ok := appendAnswer(nil, v)
+	if ok && (wantErr != nil || string(got) != string(want)) {
+		t.Fatalf("%+v: fast %s, json.Marshal %s (%v)", v, got, want, wantErr)
+	}
+	return ok
+}
+
+func TestAnswerFastAgreesWithEncodingJSON(t *testing.T) {
+	for _, tc := range []struct {
+		v    any
+		fast bool
+	}{
+		{PrepareResponse{Votes: []VoteReply{{ID: "a", Vote: concord.VoteYes}, {ID: "b", Vote: concord.VoteNo, Reason: "full"},
+			{ID: "c", Vote: concord.VoteYes, Outcome: concord.OutcomeCommitted}}}, true},
+		{PrepareResponse{}, true},
+		{PrepareResponse{Votes: []VoteReply{}}, true},
+		{PrepareResponse{Votes: []VoteReply{{ID: "a", Reason: "<x>"}}}, false},
+		{PrepareResponse{Votes: []VoteReply{{ID: "a", Vote: 77}}}, false},
+		{DecisionResponse{Acknowledged: []concord.TxID{"a", "b"}}, true},
+		{DecisionResponse{}, true},
+		{DecisionResponse{Acknowledged: []concord.TxID{}, Failed: []TxFailure{{ID: "c", Reason: "never prepared"}, {ID: "d", Outcome: concord.OutcomeAborted}}}, true},
+		{DecisionResponse{Failed: []TxFailure{{ID: "c", Outcome: 9}}}, false},
+		{SubmitResponse{}, false},
+	} {
+		if got := checkAnswerEncode(t, tc.v); got != tc.fast {
+			t.Errorf("%+v: fast path %v, want %v", tc.v, got, tc.fast)
+		}
+	}
+}
+
+func FuzzAnswerEncode(f *testing.F) {
+	f.Add("tx-1", uint8(1), "", uint8(0), 2, true)
+	f.Add("a&b", uint8(9), "r\n", uint8(5), 1, false)
+	f.Fuzz(func(t *testing.T, id string, vote uint8, reason string, outcome uint8, n int, nilSlices bool) {
+		var prep PrepareResponse
+		var dec DecisionResponse
+		if !nilSlices {
+			prep.Votes, dec.Acknowledged = []VoteReply{}, []concord.TxID{}
+		}
+		for i := 0; i < n%4; i++ {
+			prep.Votes = append(prep.Votes, VoteReply{ID: concord.TxID(id), Vote: concord.Vote(vote), Reason: reason, Outcome: concord.Outcome(outcome)})
+			dec.Acknowledged = append(dec.Acknowledged, concord.TxID(id))
+			dec.Failed = append(dec.Failed, TxFailure{ID: concord.TxID(id), Reason: reason, Outcome: concord.Outcome(outcome)})
+		}
+		checkAnswerEncode(t, prep)
+		checkAnswerEncode(t, dec)
+	})
+}

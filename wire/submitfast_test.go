@@ -1,0 +1,86 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+var submitBodies = []string{
+	`{"branches":[{"participant":"flights","payload":{"sku":"F-1","quantity":1}},{"participant":"hotels","payload":{"sku":"H-1","quantity":1}}]}`,
+	`{"id":"trip-7","timeout_ms":1500,"branches":[{"participant":"cars"}]}`,
+	" \n{ \"timeout_ms\" : -0 , \"branches\" : [ ] } \t",
+	`{"branches":[{"payload":[1,"a\"b",{"x":null}],"participant":"a"},{"payload":"s"},{"payload":12.5e3},{"payload":true},{}]}`,
+	`{"id":""}`, `{}`,
+	// Declined by the fast path, decided by encoding/json:
+	`{"ID":"x","branches":[]}`, `{"id":"a\u0062"}`, `{"id":"x","id":"y"}`, `{"extra":1}`, `{"timeout_ms":1.5}`,
+	`{"timeout_ms":1e3}`, `{"timeout_ms":012}`, `{"timeout_ms":99999999999999999999}`, `{"branches":null}`,
+	`{"branches":[{"payload":null}]}`, `{"branches":[{"payload":{"a":}}]}`, `{"branches":[{"participant":"h\u00f4tel"}]}`,
+	`{"branches":[{"participant":"hôtel"}]}`, `{"branches":[{"participant":"x","participant":"y"}]}`, `{} {}`, `{}x`,
+	`{"branches":[{"payload":1 2}]}`, `{"branches":[{"payload":"abc}]}`, `[]`, ``, ` `, `{`, `{"id":"x",}`, `{,}`,
+	`{"branches":[{"payload":{"a":1}}}]}`, `{"branches":[{"payload":-}]}`, `{"timeout_ms":-}`, `{"id":null}`,
+}
+
+// checkSubmitDecode checks that decodeSubmit gives what decodeStrict gives
+// for body, and that the fast path, when it takes body, agrees with it.
+func checkSubmitDecode(t *testing.T, body []byte) (fast bool) {
+	t.Helper()
+	var want SubmitRequest
+	wantErr := decodeStrict(bytes.NewReader(body), &want)
+	var got SubmitRequest
+	fast = decodeSubmitFast(body, &got)
+	if fast && (wantErr != nil || !reflect.DeepEqual(got, want)) {
+		t.Fatalf("%q: fast path %#v, encoding/json %#v (%v)", body, got, want, wantErr)
+	}
+	var viaRead SubmitRequest
+	err := decodeSubmit(bytes.NewReader(body), int64(len(body)), &viaRead)
+	if (err == nil) != (wantErr == nil) || (err != nil && err.Error() != wantErr.Error()) {
+		t.Fatalf("%q: decodeSubmit error %v, decodeStrict %v", body, err, wantErr)
+	}
+	if err == nil && !reflect.DeepEqual(viaRead, want) {
+		t.Fatalf("%q: decodeSubmit %#v, decodeStrict %#v", body, viaRead, want)
+	}
+	return fast
+}
+
+func TestSubmitDecodeFastAgreesWithEncodingJSON(t *testing.T) {
+	fast := 0
+	for _, b := range submitBodies {
+		if checkSubmitDecode(t, []byte(b)) {
+			fast++
+		}
+	}
+	if fast != 6 {
+		t.Errorf("the fast path took %d of the bodies, want the first 6", fast)
+	}
+	// What clients send goes the fast way.
+	body, _ := json.Marshal(benchSubmit())
+	if !checkSubmitDecode(t, body) {
+		t.Errorf("the fast path declined %s", body)
+	}
+}
+
+// A body that fails while being read gives the error reading it directly
+// would: the bytes read are replayed, then the failure.
+func TestDecodeSubmitReplaysAReadFailure(t *testing.T) {
+	boom := errors.New("boom")
+	for _, b := range []string{`{"id":"x"`, `{"id":"x"}`, `{"id`} {
+		var want, got SubmitRequest
+		wantErr := decodeStrict(io.MultiReader(strings.NewReader(b), errReader{boom}), &want)
+		err := decodeSubmit(io.MultiReader(strings.NewReader(b), errReader{boom}), 0, &got)
+		if (err == nil) != (wantErr == nil) || (err != nil && err.Error() != wantErr.Error()) || !reflect.DeepEqual(got, want) {
+			t.Errorf("%q: %v %+v, want %v %+v", b, err, got, wantErr, want)
+		}
+	}
+}
+
+func FuzzSubmitDecodeFast(f *testing.F) {
+	for _, b := range submitBodies {
+		f.Add([]byte(b))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) { checkSubmitDecode(t, body) })
+}

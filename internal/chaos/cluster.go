@@ -34,10 +34,19 @@ var services = []struct {
 	{"cars", []stock{{"C-ECON", 1_000_000, false}, {"C-VAN", 20, true}}},
 }
 
-func inventoryFlag(st []stock) string {
+// capacityOf is the capacity a run gives st: ScarceCapacity, when set,
+// for a scarce SKU.
+func (o Options) capacityOf(st stock) int64 {
+	if st.scarce && o.ScarceCapacity > 0 {
+		return o.ScarceCapacity
+	}
+	return st.capacity
+}
+
+func inventoryFlag(opts Options, st []stock) string {
 	parts := make([]string, len(st))
 	for i, s := range st {
-		parts[i] = fmt.Sprintf("%s=%d", s.sku, s.capacity)
+		parts[i] = fmt.Sprintf("%s=%d", s.sku, opts.capacityOf(s))
 	}
 	return strings.Join(parts, ",")
 }
@@ -109,7 +118,7 @@ func newCluster(opts Options) (c *cluster, err error) {
 		coordArgs = append(coordArgs, "--participant", s.name+"="+px.URL())
 		args := []string{"participant", "--service", s.name, "--listen", addr,
 			"--data", filepath.Join(opts.Dir, s.name), "--coordinator", back.URL(),
-			"--inventory", inventoryFlag(s.stock)}
+			"--inventory", inventoryFlag(opts, s.stock)}
 		c.services = append(c.services, &process{
 			name: s.name, role: "participant", binary: opts.Binary,
 			args:    append(args, opts.ParticipantArgs...),

@@ -56,7 +56,7 @@ func TestRunAgainstFake(t *testing.T) {
 	bin := buildFake(t)
 	var progress bytes.Buffer
 	sum, err := Run(context.Background(), Options{
-		Binary: bin, Dir: t.TempDir(), Seed: 3, Duration: 3 * time.Second,
+		Binary: bin, Dir: t.TempDir(), Seed: 3, Duration: 3 * time.Second, ScarceCapacity: 3,
 		FaultEvery: 250 * time.Millisecond, Progress: &progress, ProgressEvery: time.Second,
 	})
 	if err != nil {

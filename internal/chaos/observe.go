@@ -130,7 +130,7 @@ func (c *cluster) observe(ctx context.Context, txs []*txRecord) observation {
 		o.reservations[s.name] = map[string]string{}
 		o.capacity[s.name] = map[string]int64{}
 		for _, st := range s.stock {
-			o.capacity[s.name][st.sku] = st.capacity
+			o.capacity[s.name][st.sku] = c.opts.capacityOf(st)
 		}
 		var inv struct {
 			Items []item `json:"items"`

@@ -28,6 +28,10 @@ type Options struct {
 	Clients int
 	// Rate caps bookings started per second across all clients; default 60.
 	Rate float64
+	// ScarceCapacity, when above 0, replaces the capacity of each service's
+	// scarce SKU (20 to 40 units), so that a short run sells it out and sees
+	// refused bookings however few transactions the machine manages.
+	ScarceCapacity int64
 	// FaultEvery is the mean time between two faults; default 1.5 s.
 	FaultEvery time.Duration
 	// SettleTimeout bounds the wait, after healing, for every transaction to

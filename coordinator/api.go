@@ -100,7 +100,7 @@ func (c *Coordinator) Submit(ctx context.Context, req wire.SubmitRequest) (wire.
 	t.answersLeft.Store(int32(len(branches)))
 	core, rd := begin(c.cfg, req.ID, branches, now, t.deadline)
 	t.core = core
-	t.noteLocked(now, evSubmitted, "", "", "")
+	t.noteLocked(now, evSubmitted, "", noValue, "")
 	var reqEntry *wal.Entry
 	if len(rd.Records) > 0 {
 		reqEntry = &wal.Entry{Type: entryRequest, Payload: encodeRequest(req.ID, d, owner)}

@@ -178,7 +178,7 @@ func (c *Coordinator) vote(t *txState, ev tpc.VoteEvent) {
 	c.stats.votes.Add(1)
 	c.participantMetrics(ev.Participant).vote(ev.Vote)
 	c.step(t, func(core *tpc.CoordinatorTx, now time.Time) tpc.Ready {
-		t.noteLocked(now, evVote, ev.Participant, ev.Vote.String(), ev.Reason)
+		t.noteLocked(now, evVote, ev.Participant, voteValue(ev.Vote), ev.Reason)
 		return core.Vote(ev, now)
 	})
 }
@@ -186,7 +186,7 @@ func (c *Coordinator) vote(t *txState, ev tpc.VoteEvent) {
 func (c *Coordinator) ack(t *txState, participant string) {
 	c.stats.acks.Add(1)
 	c.step(t, func(core *tpc.CoordinatorTx, now time.Time) tpc.Ready {
-		t.noteLocked(now, evAck, participant, "", "")
+		t.noteLocked(now, evAck, participant, noValue, "")
 		return core.Ack(participant, now)
 	})
 }
@@ -194,7 +194,7 @@ func (c *Coordinator) ack(t *txState, participant string) {
 func (c *Coordinator) resolved(t *txState, participant string, held concord.Outcome) {
 	c.stats.acks.Add(1)
 	c.step(t, func(core *tpc.CoordinatorTx, now time.Time) tpc.Ready {
-		t.noteLocked(now, evResolved, participant, held.String(), "the participant already held this outcome")
+		t.noteLocked(now, evResolved, participant, outcomeValue(held), "the participant already held this outcome")
 		return core.Resolved(participant, held, now)
 	})
 }
@@ -202,7 +202,7 @@ func (c *Coordinator) resolved(t *txState, participant string, held concord.Outc
 func (c *Coordinator) deliveryFailed(t *txState, participant, reason string) {
 	c.stats.deliveryFailures.Add(1)
 	c.step(t, func(core *tpc.CoordinatorTx, now time.Time) tpc.Ready {
-		t.noteLocked(now, evDeliveryFailed, participant, "", reason)
+		t.noteLocked(now, evDeliveryFailed, participant, noValue, reason)
 		c.logDeliveryFailed(t, participant, reason)
 		return core.DeliveryFailed(participant, reason, now)
 	})

@@ -50,14 +50,42 @@ func (k eventKind) String() string {
 	return "unknown"
 }
 
-// event is one entry of a history. value is a vote or outcome name (a
-// constant string); detail a reason or error the driver already holds.
+// event is one entry of a history. value is a vote or an outcome; detail
+// a reason or error the driver already holds. 48 bytes.
 type event struct {
 	at          int64 // Unix nanoseconds
 	kind        eventKind
+	value       eventValue
 	participant string
-	value       string
 	detail      string
+}
+
+// eventValue is an event's vote or outcome, or none, held as numbers
+// rather than as its name: the name is only needed when a timeline is read.
+type eventValue struct {
+	of   uint8 // valueNone, valueVote or valueOutcome
+	code uint8 // the concord.Vote or concord.Outcome
+}
+
+const (
+	valueNone = iota
+	valueVote
+	valueOutcome
+)
+
+func voteValue(v concord.Vote) eventValue       { return eventValue{valueVote, uint8(v)} }
+func outcomeValue(o concord.Outcome) eventValue { return eventValue{valueOutcome, uint8(o)} }
+
+var noValue eventValue
+
+func (v eventValue) String() string {
+	switch v.of {
+	case valueVote:
+		return concord.Vote(v.code).String()
+	case valueOutcome:
+		return concord.Outcome(v.code).String()
+	}
+	return ""
 }
 
 // Bounds of one transaction's history: past maxEvents, the events after the
@@ -93,7 +121,7 @@ func (h *history) wire() ([]wire.TxEvent, int) {
 	sends := map[[2]string]int{}
 	for i, e := range h.events {
 		out[i] = wire.TxEvent{At: time.Unix(0, e.at).UTC(), Kind: e.kind.String(), Participant: e.participant,
-			Value: e.value, Detail: e.detail}
+			Value: e.value.String(), Detail: e.detail}
 		switch e.kind {
 		case evPrepareSent, evCommitSent, evAbortSent:
 			k := [2]string{e.kind.String(), e.participant}
@@ -105,7 +133,7 @@ func (h *history) wire() ([]wire.TxEvent, int) {
 }
 
 // noteLocked records an event of t at now. t.mu must be held.
-func (t *txState) noteLocked(now time.Time, kind eventKind, participant, value, detail string) {
+func (t *txState) noteLocked(now time.Time, kind eventKind, participant string, value eventValue, detail string) {
 	t.hist.add(event{at: now.UnixNano(), kind: kind, participant: participant, value: value, detail: detail})
 }
 
@@ -118,10 +146,10 @@ func (t *txState) noteReadyLocked(now time.Time, rd tpc.Ready) {
 		switch r.Type {
 		case tpc.RecCommit:
 			decided = true
-			t.noteLocked(now, evDecision, "", "committed", "commit decision durable (synced to the log)")
+			t.noteLocked(now, evDecision, "", outcomeValue(concord.OutcomeCommitted), "commit decision durable (synced to the log)")
 		case tpc.RecAbort:
 			decided = true
-			t.noteLocked(now, evDecision, "", "aborted", r.Reason)
+			t.noteLocked(now, evDecision, "", outcomeValue(concord.OutcomeAborted), r.Reason)
 		case tpc.RecEnd:
 			ended = true
 		}
@@ -131,7 +159,7 @@ func (t *txState) noteReadyLocked(now time.Time, rd tpc.Ready) {
 		if detail == "" {
 			detail = "decided without a decision record: the lone participant's one-phase answer, or every vote read-only"
 		}
-		t.noteLocked(now, evDecision, "", rd.Outcome.String(), detail)
+		t.noteLocked(now, evDecision, "", outcomeValue(rd.Outcome), detail)
 	}
 	for _, m := range rd.Messages {
 		switch m.Kind {
@@ -140,15 +168,15 @@ func (t *txState) noteReadyLocked(now time.Time, rd tpc.Ready) {
 			if m.OnePhase {
 				detail = "one-phase: the participant decides alone"
 			}
-			t.noteLocked(now, evPrepareSent, m.To, "", detail)
+			t.noteLocked(now, evPrepareSent, m.To, noValue, detail)
 		case tpc.MsgCommit:
-			t.noteLocked(now, evCommitSent, m.To, "", "")
+			t.noteLocked(now, evCommitSent, m.To, noValue, "")
 		case tpc.MsgAbort:
-			t.noteLocked(now, evAbortSent, m.To, "", "")
+			t.noteLocked(now, evAbortSent, m.To, noValue, "")
 		}
 	}
 	if ended {
-		t.noteLocked(now, evEnd, "", "", "every participant has the outcome; the coordinator forgets the transaction")
+		t.noteLocked(now, evEnd, "", noValue, "every participant has the outcome; the coordinator forgets the transaction")
 	}
 }
 

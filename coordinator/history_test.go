@@ -2,8 +2,10 @@ package coordinator
 
 import (
 	"fmt"
-	"github.com/concordtx/concord"
 	"testing"
+	"unsafe"
+
+	"github.com/concordtx/concord"
 )
 
 // A history keeps its first keepFirst events and the newest ones, counting
@@ -57,3 +59,19 @@ func TestTimelinesEvictOldest(t *testing.T) {
 }
 
 func txid(s string) concord.TxID { return concord.TxID(s) }
+
+// An event is 48 bytes, and its value reads as the name of its vote or
+// outcome.
+func TestEventValue(t *testing.T) {
+	if n := unsafe.Sizeof(event{}); n != 48 {
+		t.Errorf("an event is %d bytes, want 48", n)
+	}
+	var h history
+	h.add(event{kind: evVote, participant: "hotels", value: voteValue(concord.VoteNo)})
+	h.add(event{kind: evDecision, value: outcomeValue(concord.OutcomeAborted)})
+	h.add(event{kind: evAck, participant: "hotels", value: noValue})
+	evs, _ := h.wire()
+	if evs[0].Value != "no" || evs[1].Value != "aborted" || evs[2].Value != "" {
+		t.Errorf("values %q, %q, %q; want no, aborted and none", evs[0].Value, evs[1].Value, evs[2].Value)
+	}
+}

@@ -35,10 +35,10 @@ func TestHotPathInstrumentationAllocatesNothing(t *testing.T) {
 		Messages: []tpc.Message{{Kind: tpc.MsgCommit, To: "flights"}, {Kind: tpc.MsgCommit, To: "hotels"}},
 	}
 	var tx txState
-	tx.noteLocked(start, evSubmitted, "", "", "") // the one allocation of a transaction's history
+	tx.noteLocked(start, evSubmitted, "", noValue, "") // the one allocation of a transaction's history
 	if n := testing.AllocsPerRun(1, func() {
 		tx.noteReadyLocked(start, rd)
-		tx.noteLocked(start, evAck, "hotels", "", "")
+		tx.noteLocked(start, evAck, "hotels", noValue, "")
 	}); n != 0 {
 		t.Errorf("events of a step: %v allocations, want 0", n)
 	}
@@ -64,17 +64,17 @@ func BenchmarkInstrumentation(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		var tx txState
-		tx.noteLocked(start, evSubmitted, "", "", "")
+		tx.noteLocked(start, evSubmitted, "", noValue, "")
 		tx.noteReadyLocked(start, prep)
 		for range 3 {
 			p.request(p.prepare, p.prepareBatch, start, start, 1, nil)
 			p.vote(concord.VoteYes)
-			tx.noteLocked(start, evVote, "a", "yes", "")
+			tx.noteLocked(start, evVote, "a", voteValue(concord.VoteYes), "")
 		}
 		tx.noteReadyLocked(start, commit)
 		for range 3 {
 			p.request(p.prepare, p.prepareBatch, start, start, 1, nil)
-			tx.noteLocked(start, evAck, "a", "", "")
+			tx.noteLocked(start, evAck, "a", noValue, "")
 		}
 		tx.noteReadyLocked(start, end)
 	}

@@ -50,7 +50,7 @@ func (c *Coordinator) RetryNow(id concord.TxID) (wire.TxStatus, error) {
 			to = append(to, m.To)
 			c.participantMetrics(m.To).retries.Inc()
 		}
-		t.noteLocked(now, evOperatorRetry, "", "", retryNote(to))
+		t.noteLocked(now, evOperatorRetry, "", noValue, retryNote(to))
 		return rd
 	})
 	c.logAction("retry", id, retryNote(to), nil)
@@ -81,7 +81,7 @@ func (c *Coordinator) Abort(id concord.TxID, reason string) (wire.TxStatus, erro
 			}
 			return rd
 		}
-		t.noteLocked(now, evOperatorAbort, "", "", "operator abort: "+reason)
+		t.noteLocked(now, evOperatorAbort, "", noValue, "operator abort: "+reason)
 		return rd
 	})
 	c.logAction("abort", id, "reason: "+reason, abortErr)

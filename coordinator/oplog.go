@@ -79,19 +79,9 @@ func (p *participantMetrics) health(failedBefore int64, err error) {
 
 // withTrace returns ctx carrying the traceparent of the first transaction
 // of the batch that has one.
-func withTrace(ctx context.Context, txs []wire.PrepareTx, byID map[concord.TxID]*txState) context.Context {
-	for _, ptx := range txs {
-		if t := byID[ptx.ID]; t != nil && t.traceparent != "" {
-			return wire.WithTraceparent(ctx, t.traceparent)
-		}
-	}
-	return ctx
-}
-
-// withTraceIDs is withTrace for a batch of decisions.
-func withTraceIDs(ctx context.Context, ids []concord.TxID, byID map[concord.TxID]*txState) context.Context {
-	for _, id := range ids {
-		if t := byID[id]; t != nil && t.traceparent != "" {
+func withTrace(ctx context.Context, txs []*txState) context.Context {
+	for _, t := range txs {
+		if t.traceparent != "" {
 			return wire.WithTraceparent(ctx, t.traceparent)
 		}
 	}

@@ -67,7 +67,7 @@ func (c *Coordinator) recover() ([]resumed, error) {
 		t := &txState{id: id, digest: digests[id], owner: owners[id], done: make(chan struct{}), core: r.Tx}
 		t.firstSeq.Store(first[id])
 		t.written.Store(now.UnixNano())
-		t.noteLocked(now, evRecovered, "", "", "recovered from the log at a restart; resuming")
+		t.noteLocked(now, evRecovered, "", noValue, "recovered from the log at a restart; resuming")
 		if c.known != nil {
 			for _, b := range r.Tx.Status().Branches {
 				if !c.known[b.Participant] {

@@ -69,24 +69,24 @@ func (c *Coordinator) sendPrepares(name string, items []prepItem) {
 	}
 	now := c.clock.Now()
 	req := wire.PrepareRequest{Coordinator: c.advertiseURL(), Transactions: make([]wire.PrepareTx, 0, len(items))}
-	byID := make(map[concord.TxID]*txState, len(items))
+	set := txSet{txs: make([]*txState, 0, len(items))} // req.Transactions[i] is set.txs[i]'s
 	wait := time.Second
 	for _, it := range items {
 		if !it.tx.preparing.Load() {
 			continue // decided while queued (timed out, or another no): an ABORT is on its way
 		}
-		if _, dup := byID[it.tx.id]; dup {
+		if !set.add(it.tx) {
 			continue
 		}
-		byID[it.tx.id] = it.tx
 		req.Transactions = append(req.Transactions, wire.PrepareTx{ID: it.tx.id, Payload: it.msg.Payload, OnePhase: it.msg.OnePhase})
 		wait = max(wait, it.tx.deadline.Sub(now)+time.Second)
 	}
 	if len(req.Transactions) == 0 {
 		return
 	}
+	txs := set.txs
 	wait = min(wait, c.opts.MaxTimeout+time.Second)
-	ctx, cancel := context.WithTimeout(withTrace(c.ctx, req.Transactions, byID), wait)
+	ctx, cancel := context.WithTimeout(withTrace(c.ctx, txs), wait)
 	c.stats.requests.Add(1)
 	pm := c.participantMetrics(name)
 	start := time.Now()
@@ -104,8 +104,7 @@ func (c *Coordinator) sendPrepares(name string, items []prepItem) {
 	var steps []func()
 	if err != nil {
 		reason := fmt.Sprintf("prepare request failed: %v", err)
-		for _, ptx := range req.Transactions {
-			t := byID[ptx.ID]
+		for _, t := range txs {
 			steps = append(steps, func() {
 				c.vote(t, tpc.VoteEvent{Participant: name, Vote: concord.VoteUnreachable, Reason: reason})
 			})
@@ -113,26 +112,19 @@ func (c *Coordinator) sendPrepares(name string, items []prepItem) {
 		deliver(steps)
 		return
 	}
-	// Group each transaction's votes (a duplicate answer repeats one) so
-	// that one transaction's steps stay in order.
-	votes := make(map[concord.TxID][]wire.VoteReply, len(req.Transactions))
-	for i, v := range resp.Votes {
-		if byID[v.ID] == nil {
-			continue // a vote on something not asked is ignored
-		}
-		if vs, dup := votes[v.ID]; dup {
-			votes[v.ID] = append(vs, v)
-		} else {
-			votes[v.ID] = resp.Votes[i : i+1 : i+1] // no copy; a duplicate's append copies
-		}
-	}
+	votes := groupVotes(txs, resp.Votes)
 	// A step that decides waits for its log sync, and those waits must
 	// overlap for group commit to share them: such a step gets a goroutine
 	// of its own. The others (a yes while other votes are still to come)
 	// wait for nothing and are stepped here, sparing a goroutine each.
 	var wg sync.WaitGroup
-	for _, ptx := range req.Transactions {
-		t, vs := byID[ptx.ID], votes[ptx.ID]
+	for i, t := range txs {
+		var vs []wire.VoteReply
+		if votes == nil {
+			vs = resp.Votes[i : i+1 : i+1]
+		} else {
+			vs = votes[i]
+		}
 		step := func() {
 			if len(vs) == 0 {
 				pm.errs[errKindMissing].Inc()
@@ -143,7 +135,7 @@ func (c *Coordinator) sendPrepares(name string, items []prepItem) {
 				c.vote(t, tpc.VoteEvent{Participant: name, Vote: v.Vote, Reason: v.Reason, Outcome: v.Outcome})
 			}
 		}
-		if len(req.Transactions) == 1 || !mayDecide(t, vs) {
+		if len(txs) == 1 || !mayDecide(t, vs) {
 			step()
 			continue
 		}
@@ -199,16 +191,15 @@ func (c *Coordinator) sendDecisions(name string, commit bool, items []*txState) 
 	if c.stopped() {
 		return
 	}
-	byID := make(map[concord.TxID]*txState, len(items))
+	set := txSet{txs: make([]*txState, 0, len(items))} // ids[i] is set.txs[i]'s
 	ids := make([]concord.TxID, 0, len(items))
 	for _, t := range items {
-		if _, dup := byID[t.id]; dup {
-			continue
+		if set.add(t) {
+			ids = append(ids, t.id)
 		}
-		byID[t.id] = t
-		ids = append(ids, t.id)
 	}
-	ctx, cancel := context.WithTimeout(withTraceIDs(c.ctx, ids, byID), c.opts.RequestTimeout)
+	txs := set.txs
+	ctx, cancel := context.WithTimeout(withTrace(c.ctx, txs), c.opts.RequestTimeout)
 	c.stats.requests.Add(1)
 	var resp wire.DecisionResponse
 	var err error
@@ -237,8 +228,14 @@ func (c *Coordinator) sendDecisions(name string, commit bool, items []*txState) 
 	// is written unforced), so goroutines of their own would buy nothing.
 	if err != nil {
 		reason := fmt.Sprintf("%s request failed: %v", kind, err)
-		for _, id := range ids {
-			c.deliveryFailed(byID[id], name, reason)
+		for _, t := range txs {
+			c.deliveryFailed(t, name, reason)
+		}
+		return
+	}
+	if ackedInOrder(ids, resp) {
+		for _, t := range txs {
+			c.ack(t, name)
 		}
 		return
 	}
@@ -252,8 +249,8 @@ func (c *Coordinator) sendDecisions(name string, commit bool, items []*txState) 
 			failed[f.ID] = f
 		}
 	}
-	for _, id := range ids {
-		t := byID[id]
+	for i, id := range ids {
+		t := txs[i]
 		f, isFailed := failed[id]
 		switch {
 		case acked[id]:
@@ -268,4 +265,88 @@ func (c *Coordinator) sendDecisions(name string, commit bool, items []*txState) 
 			c.deliveryFailed(t, name, fmt.Sprintf("%s answer holds nothing for this transaction", kind))
 		}
 	}
+}
+
+// txSet collects the distinct transactions of one batch, in order: a
+// transaction queued twice (a decision resent while the first was still
+// queued) is sent once.
+type txSet struct {
+	txs  []*txState
+	seen map[*txState]struct{} // made once txs outgrows a scan
+}
+
+// txSetScan is the size up to which add scans txs instead of hashing.
+const txSetScan = 64
+
+// add appends t unless it is in the set already, and reports whether it did.
+func (s *txSet) add(t *txState) bool {
+	if s.seen == nil {
+		for _, u := range s.txs {
+			if u == t {
+				return false
+			}
+		}
+		if len(s.txs) < txSetScan {
+			s.txs = append(s.txs, t)
+			return true
+		}
+		s.seen = make(map[*txState]struct{}, 2*txSetScan)
+		for _, u := range s.txs {
+			s.seen[u] = struct{}{}
+		}
+	} else if _, dup := s.seen[t]; dup {
+		return false
+	}
+	s.seen[t] = struct{}{}
+	s.txs = append(s.txs, t)
+	return true
+}
+
+// groupVotes returns the votes on each of txs from a participant's answer,
+// in their order. It returns nil when votes holds exactly one vote on each,
+// in the order asked (as a participant answers), which needs no lookup.
+// Otherwise they are matched by id: a vote on something not asked is
+// ignored, a duplicate answer repeats one, and a transaction without a
+// vote gets none.
+func groupVotes(txs []*txState, votes []wire.VoteReply) [][]wire.VoteReply {
+	if len(votes) == len(txs) {
+		i := 0
+		for i < len(txs) && votes[i].ID == txs[i].id {
+			i++
+		}
+		if i == len(txs) {
+			return nil
+		}
+	}
+	out := make([][]wire.VoteReply, len(txs))
+	index := make(map[concord.TxID]int, len(txs))
+	for i, t := range txs {
+		index[t.id] = i
+	}
+	for i, v := range votes {
+		j, ok := index[v.ID]
+		if !ok {
+			continue
+		}
+		if out[j] == nil {
+			out[j] = votes[i : i+1 : i+1] // no copy; a duplicate's append copies
+		} else {
+			out[j] = append(out[j], v)
+		}
+	}
+	return out
+}
+
+// ackedInOrder reports whether resp acknowledges exactly ids, in their
+// order, as a participant that applied them all answers.
+func ackedInOrder(ids []concord.TxID, resp wire.DecisionResponse) bool {
+	if len(resp.Failed) > 0 || len(resp.Acknowledged) != len(ids) {
+		return false
+	}
+	for i, id := range ids {
+		if resp.Acknowledged[i] != id {
+			return false
+		}
+	}
+	return true
 }

@@ -166,3 +166,38 @@ func BenchmarkParticipantSteadyState(b *testing.B) {
 		b.Fatalf("%d transactions retained", p.Len())
 	}
 }
+
+// BenchmarkCoordinatorInFlight steps 256 three-participant transactions at
+// once, as the coordinator driver sees them at 256 clients: every begin,
+// then the votes participant by participant (as batched replies arrive),
+// then the acknowledgements. One op is one transaction.
+func BenchmarkCoordinatorInFlight(b *testing.B) {
+	const inFlight = 256
+	now := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+	payload := json.RawMessage(`{"sku":"F-1","quantity":1}`)
+	branches := []Branch{{Participant: "flights", Payload: payload}, {Participant: "hotels", Payload: payload}, {Participant: "cars", Payload: payload}}
+	ids := make([]concord.TxID, 16*inFlight)
+	for i := range ids {
+		ids[i] = concord.TxID(fmt.Sprintf("tx-%026d", i))
+	}
+	txs := make([]*CoordinatorTx, inFlight)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i += inFlight {
+		k := i % len(ids)
+		for j := range txs {
+			txs[j], _ = Begin(DefaultConfig, ids[k+j], branches, now, now.Add(5*time.Second))
+		}
+		for _, br := range branches {
+			for _, t := range txs {
+				t.Vote(VoteEvent{Participant: br.Participant, Vote: concord.VoteYes}, now)
+			}
+		}
+		for _, br := range branches {
+			for _, t := range txs {
+				if rd := t.Ack(br.Participant, now); br.Participant == "cars" && !rd.Done {
+					b.Fatal("not done after every acknowledgement")
+				}
+			}
+		}
+	}
+}

@@ -87,11 +87,13 @@ type CoordinatorTx struct {
 	parts []string
 }
 
-// smallTx holds a CoordinatorTx with room for its branches, so that the
-// common transaction of a few participants is one allocation.
+// smallTx holds a CoordinatorTx with room for its branches and their
+// names, so that the common transaction of a few participants is one
+// allocation.
 type smallTx struct {
 	tx       CoordinatorTx
 	branches [3]coordBranch
+	parts    [3]string
 }
 
 // newTx returns a CoordinatorTx with n zero branches.
@@ -99,6 +101,7 @@ func newTx(n int) *CoordinatorTx {
 	if n <= len(smallTx{}.branches) {
 		s := &smallTx{}
 		s.tx.branches = s.branches[:n:n]
+		s.tx.parts = s.parts[:0:n]
 		return &s.tx
 	}
 	return &CoordinatorTx{branches: make([]coordBranch, n)}
@@ -465,12 +468,15 @@ func (t *CoordinatorTx) branch(name string) *coordBranch {
 // names lists the participants in branch order. The slice is shared by
 // every record of the transaction and must not be changed.
 func (t *CoordinatorTx) names() []string {
-	if t.parts != nil {
+	if t.parts != nil && len(t.parts) == len(t.branches) {
 		return t.parts
 	}
-	n := make([]string, len(t.branches))
-	for i, b := range t.branches {
-		n[i] = b.Participant
+	n := t.parts[:0] // the room newTx made, if any
+	if n == nil || cap(n) < len(t.branches) {
+		n = make([]string, 0, len(t.branches))
+	}
+	for _, b := range t.branches {
+		n = append(n, b.Participant)
 	}
 	t.parts = n
 	return n

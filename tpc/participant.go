@@ -63,26 +63,29 @@ type waiter struct {
 }
 
 type ptx struct {
-	id          concord.TxID
-	state       ParticipantState
-	onePhase    bool
-	known       bool // the resource has (or had) this transaction prepared
-	selfAbort   bool // the abort in flight (or failed) was started by the participant after a failed call
-	uncertain   bool // a failed call left it unknown whether the resource holds it
-	retryAbort  bool // while prepared, Tick retries the abort instead of asking the coordinator
+	id concord.TxID
+	// The one-byte fields and prepIdx come first, together, to keep the
+	// struct (retained for every decided transaction) small.
+	state      ParticipantState
+	onePhase   bool
+	known      bool // the resource has (or had) this transaction prepared
+	selfAbort  bool // the abort in flight (or failed) was started by the participant after a failed call
+	uncertain  bool // a failed call left it unknown whether the resource holds it
+	retryAbort bool // while prepared, Tick retries the abort instead of asking the coordinator
+	querying   bool
+	pending    concord.Outcome // a decision that arrived while a call was in flight
+	vote       concord.Vote
+	prepIdx    int32 // index in Participant.prepared plus one; zero when not in it
+
 	coordinator string
 	payload     json.RawMessage // latest prepare payload, kept until the transaction is decided
-	vote        concord.Vote
 	reason      string
 	preparedAt  time.Time
 	nextQuery   time.Time
 	queries     int
 	lastErr     string
-	querying    bool
-	pending     concord.Outcome // a decision that arrived while a call was in flight
 	waiters     []waiter
-	prepIdx     int       // index in Participant.prepared plus one; zero when not in it
-	waitBuf     [1]waiter // waiters' first backing array: one request at a time is the rule
+	waitBuf     [1]waiter // waiters' first backing array: there is seldom more than one
 }
 
 func newPtx(id concord.TxID) *ptx {
@@ -532,7 +535,7 @@ func (p *Participant) setState(t *ptx, s ParticipantState) {
 	case s == PartPrepared:
 		if t.prepIdx == 0 {
 			p.prepared = append(p.prepared, t)
-			t.prepIdx = len(p.prepared)
+			t.prepIdx = int32(len(p.prepared))
 		}
 	case s.Terminal():
 		t.payload, t.pending, t.querying = nil, concord.OutcomePending, false
@@ -544,11 +547,11 @@ func (p *Participant) setState(t *ptx, s ParticipantState) {
 // unprepare removes t from the in-doubt set, moving the last member into
 // its place.
 func (p *Participant) unprepare(t *ptx) {
-	i, last := t.prepIdx-1, len(p.prepared)-1
+	i, last := int(t.prepIdx)-1, len(p.prepared)-1
 	if i != last {
 		m := p.prepared[last]
 		p.prepared[i] = m
-		m.prepIdx = i + 1
+		m.prepIdx = int32(i + 1)
 	}
 	p.prepared[last] = nil
 	p.prepared = p.prepared[:last]

@@ -82,6 +82,29 @@ type CoordinatorTx struct {
 	// forced: every outcome this coordinator decides is synced before it
 	// is reported (BeginResubmittable).
 	forced bool
+	// parts lists the participants for records, made once and shared by
+	// every record (which only read it).
+	parts []string
+}
+
+// smallTx holds a CoordinatorTx with room for its branches and their
+// names, so that the common transaction of a few participants is one
+// allocation.
+type smallTx struct {
+	tx       CoordinatorTx
+	branches [3]coordBranch
+	parts    [3]string
+}
+
+// newTx returns a CoordinatorTx with n zero branches.
+func newTx(n int) *CoordinatorTx {
+	if n <= len(smallTx{}.branches) {
+		s := &smallTx{}
+		s.tx.branches = s.branches[:n:n]
+		s.tx.parts = s.parts[:0:n]
+		return &s.tx
+	}
+	return &CoordinatorTx{branches: make([]coordBranch, n)}
 }
 
 // CheckBegin reports why Begin would refuse id and branches, or nil. Drivers
@@ -133,13 +156,8 @@ func checkParticipant(name string) error {
 // transaction already aborted, with the problem as its reason, and a Ready
 // with no records and no messages.
 func Begin(cfg Config, id concord.TxID, branches []Branch, now, deadline time.Time) (*CoordinatorTx, Ready) {
-	t := &CoordinatorTx{
-		cfg:      cfg.withDefaults(),
-		id:       id,
-		onePhase: len(branches) == 1,
-		deadline: deadline,
-	}
-	t.branches = make([]coordBranch, len(branches))
+	t := newTx(len(branches))
+	t.cfg, t.id, t.onePhase, t.deadline = cfg.withDefaults(), id, len(branches) == 1, deadline
 	for i, b := range branches {
 		t.branches[i] = coordBranch{Branch: b}
 	}
@@ -330,7 +348,16 @@ func (t *CoordinatorTx) maybeCommit() Ready {
 // sendCommits returns a MsgCommit for every unacknowledged yes voter that
 // pick selects, counting the attempt.
 func (t *CoordinatorTx) sendCommits(pick func(*coordBranch) bool) []Message {
-	var msgs []Message
+	n := 0
+	for _, b := range t.branches {
+		if b.vote == concord.VoteYes && !b.acked {
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	msgs := make([]Message, 0, n)
 	for i := range t.branches {
 		b := &t.branches[i]
 		if b.vote != concord.VoteYes || b.acked || !pick(b) {
@@ -339,6 +366,9 @@ func (t *CoordinatorTx) sendCommits(pick func(*coordBranch) bool) []Message {
 		b.attempts++
 		b.nextRetry = time.Time{}
 		msgs = append(msgs, Message{Kind: MsgCommit, To: b.Participant, TxID: t.id})
+	}
+	if len(msgs) == 0 {
+		return nil
 	}
 	return msgs
 }
@@ -435,12 +465,20 @@ func (t *CoordinatorTx) branch(name string) *coordBranch {
 	return nil
 }
 
-// names lists the participants in branch order.
+// names lists the participants in branch order. The slice is shared by
+// every record of the transaction and must not be changed.
 func (t *CoordinatorTx) names() []string {
-	n := make([]string, len(t.branches))
-	for i, b := range t.branches {
-		n[i] = b.Participant
+	if t.parts != nil && len(t.parts) == len(t.branches) {
+		return t.parts
 	}
+	n := t.parts[:0] // the room newTx made, if any
+	if n == nil || cap(n) < len(t.branches) {
+		n = make([]string, 0, len(t.branches))
+	}
+	for _, b := range t.branches {
+		n = append(n, b.Participant)
+	}
+	t.parts = n
 	return n
 }
 

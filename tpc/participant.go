@@ -29,12 +29,25 @@ import (
 // A Participant is not safe for concurrent use; a driver may shard
 // transactions over several machines by id.
 type Participant struct {
-	cfg      ParticipantConfig
-	txs      map[concord.TxID]*ptx
-	prepared map[concord.TxID]*ptx // state PartPrepared: the in-doubt set Tick scans
-	decided  []concord.TxID        // terminal transactions, oldest first, from decidedHead on
-	head     int
+	cfg ParticipantConfig
+	txs map[concord.TxID]*ptx
+	// prepared is the in-doubt set Tick scans: the transactions in state
+	// PartPrepared, in no order. Each knows its index (ptx.prepIdx), so
+	// joining and leaving it needs no hashing.
+	prepared []*ptx
+	// decided is a ring of the last Retain terminal transactions; head is
+	// the oldest once the ring is full.
+	decided []*ptx
+	head    int
+	// actSlab and repSlab are carved into the one-element Actions and
+	// Replies of the Readies returned, so that a step does not allocate
+	// each one on its own. A piece handed out is never written again.
+	actSlab []ParticipantAction
+	repSlab []ParticipantReply
 }
+
+// slabLen is how many Ready elements are allocated at once.
+const slabLen = 64
 
 type waitOp uint8
 
@@ -50,24 +63,35 @@ type waiter struct {
 }
 
 type ptx struct {
-	id          concord.TxID
-	state       ParticipantState
-	onePhase    bool
-	known       bool // the resource has (or had) this transaction prepared
-	selfAbort   bool // the abort in flight (or failed) was started by the participant after a failed call
-	uncertain   bool // a failed call left it unknown whether the resource holds it
-	retryAbort  bool // while prepared, Tick retries the abort instead of asking the coordinator
+	id concord.TxID
+	// The one-byte fields and prepIdx come first, together, to keep the
+	// struct (retained for every decided transaction) small.
+	state      ParticipantState
+	onePhase   bool
+	known      bool // the resource has (or had) this transaction prepared
+	selfAbort  bool // the abort in flight (or failed) was started by the participant after a failed call
+	uncertain  bool // a failed call left it unknown whether the resource holds it
+	retryAbort bool // while prepared, Tick retries the abort instead of asking the coordinator
+	querying   bool
+	pending    concord.Outcome // a decision that arrived while a call was in flight
+	vote       concord.Vote
+	prepIdx    int32 // index in Participant.prepared plus one; zero when not in it
+
 	coordinator string
 	payload     json.RawMessage // latest prepare payload, kept until the transaction is decided
-	vote        concord.Vote
 	reason      string
 	preparedAt  time.Time
 	nextQuery   time.Time
 	queries     int
 	lastErr     string
-	querying    bool
-	pending     concord.Outcome // a decision that arrived while a call was in flight
 	waiters     []waiter
+	waitBuf     [1]waiter // waiters' first backing array: there is seldom more than one
+}
+
+func newPtx(id concord.TxID) *ptx {
+	t := &ptx{id: id}
+	t.waiters = t.waitBuf[:0]
+	return t
 }
 
 // NewParticipant returns an empty participant machine. Zero fields of cfg
@@ -89,11 +113,35 @@ func NewParticipant(cfg ParticipantConfig) *Participant {
 	if cfg.Retain <= 0 {
 		cfg.Retain = d.Retain
 	}
-	return &Participant{
-		cfg:      cfg,
-		txs:      make(map[concord.TxID]*ptx),
-		prepared: make(map[concord.TxID]*ptx),
+	return &Participant{cfg: cfg, txs: make(map[concord.TxID]*ptx)}
+}
+
+// addAction appends a to rd.Actions, taking the first element from the
+// slab.
+func (p *Participant) addAction(rd *ParticipantReady, a ParticipantAction) {
+	if rd.Actions == nil {
+		if len(p.actSlab) == 0 {
+			p.actSlab = make([]ParticipantAction, slabLen)
+		}
+		// Capacity one: an append by the caller cannot reach the
+		// next piece.
+		rd.Actions = p.actSlab[:0:1]
+		p.actSlab = p.actSlab[1:]
 	}
+	rd.Actions = append(rd.Actions, a)
+}
+
+// addReply appends r to rd.Replies, taking the first element from the
+// slab.
+func (p *Participant) addReply(rd *ParticipantReady, r ParticipantReply) {
+	if rd.Replies == nil {
+		if len(p.repSlab) == 0 {
+			p.repSlab = make([]ParticipantReply, slabLen)
+		}
+		rd.Replies = p.repSlab[:0:1]
+		p.repSlab = p.repSlab[1:]
+	}
+	rd.Replies = append(rd.Replies, r)
 }
 
 // Prepare handles a PREPARE (one-phase when onePhase is set) for id with
@@ -104,7 +152,8 @@ func (p *Participant) Prepare(req uint64, id concord.TxID, payload json.RawMessa
 	t := p.txs[id]
 	if t == nil {
 		// Only a resource that commits in one step may decide alone.
-		t = &ptx{id: id, onePhase: onePhase && p.cfg.OnePhase, coordinator: coordinator, payload: payload}
+		t = newPtx(id)
+		t.onePhase, t.coordinator, t.payload = onePhase && p.cfg.OnePhase, coordinator, payload
 		p.txs[id] = t
 		t.waiters = append(t.waiters, waiter{req, waitPrepare})
 		p.startPrepare(t, &rd)
@@ -141,7 +190,7 @@ func (p *Participant) decide(req uint64, id concord.TxID, o concord.Outcome) Par
 	if t == nil {
 		// Unknown here: the resource may still know it (after a restart, or
 		// once forgotten from memory). It answers.
-		t = &ptx{id: id}
+		t = newPtx(id)
 		p.txs[id] = t
 		t.waiters = append(t.waiters, waiter{req, op})
 		p.startDecision(t, o, &rd)
@@ -166,18 +215,18 @@ func (p *Participant) startPrepare(t *ptx, rd *ParticipantReady) {
 	if t.onePhase && p.cfg.OnePhase {
 		kind = ActCommitOnePhase
 	}
-	rd.Actions = append(rd.Actions, ParticipantAction{Kind: kind, ID: t.id, Payload: t.payload})
+	p.addAction(rd, ParticipantAction{Kind: kind, ID: t.id, Payload: t.payload})
 }
 
 func (p *Participant) startDecision(t *ptx, o concord.Outcome, rd *ParticipantReady) {
 	t.querying = false
 	if o == concord.OutcomeCommitted {
 		p.setState(t, PartCommitting)
-		rd.Actions = append(rd.Actions, ParticipantAction{Kind: ActCommit, ID: t.id})
+		p.addAction(rd, ParticipantAction{Kind: ActCommit, ID: t.id})
 		return
 	}
 	p.setState(t, PartAborting)
-	rd.Actions = append(rd.Actions, ParticipantAction{Kind: ActAbort, ID: t.id})
+	p.addAction(rd, ParticipantAction{Kind: ActAbort, ID: t.id})
 }
 
 // Done reports the result of an action. A result for a transaction with no
@@ -210,7 +259,9 @@ func (p *Participant) Done(res ParticipantResult, now time.Time) ParticipantRead
 			p.queryDone(t, res, now, &rd)
 		}
 	}
-	if p.txs[t.id] == t {
+	// Only unsettled drops a transaction during a step, leaving it
+	// PartUnknown; every transaction the map holds has a later state.
+	if t.state != PartUnknown {
 		p.answer(t, &rd)
 	}
 	return rd
@@ -442,7 +493,7 @@ func (p *Participant) Tick(now time.Time) ParticipantReady {
 			continue
 		}
 		t.querying = true
-		rd.Actions = append(rd.Actions, ParticipantAction{Kind: ActQuery, ID: t.id, Coordinator: t.coordinator})
+		p.addAction(&rd, ParticipantAction{Kind: ActQuery, ID: t.id, Coordinator: t.coordinator})
 	}
 	return rd
 }
@@ -455,7 +506,8 @@ func (p *Participant) Recovered(ids []concord.TxID, now time.Time) ParticipantRe
 		if p.txs[id] != nil {
 			continue
 		}
-		t := &ptx{id: id, known: true, vote: concord.VoteYes, preparedAt: now, nextQuery: now}
+		t := newPtx(id)
+		t.known, t.vote, t.preparedAt, t.nextQuery = true, concord.VoteYes, now, now
 		p.txs[id] = t
 		p.setState(t, PartPrepared)
 	}
@@ -475,34 +527,52 @@ func (p *Participant) NextWake() time.Time {
 }
 
 func (p *Participant) setState(t *ptx, s ParticipantState) {
-	if t.state == PartPrepared && s != PartPrepared {
-		delete(p.prepared, t.id)
+	if t.prepIdx != 0 && s != PartPrepared {
+		p.unprepare(t)
 	}
 	t.state = s
 	switch {
 	case s == PartPrepared:
-		p.prepared[t.id] = t
+		if t.prepIdx == 0 {
+			p.prepared = append(p.prepared, t)
+			t.prepIdx = int32(len(p.prepared))
+		}
 	case s.Terminal():
 		t.payload, t.pending, t.querying = nil, concord.OutcomePending, false
 		t.nextQuery = time.Time{}
-		p.remember(t.id)
+		p.remember(t)
 	}
 }
 
-// remember queues a decided transaction for forgetting once Retain newer
-// ones are decided.
-func (p *Participant) remember(id concord.TxID) {
-	p.decided = append(p.decided, id)
-	for len(p.decided)-p.head > p.cfg.Retain {
-		old := p.decided[p.head]
-		p.decided[p.head] = ""
-		p.head++
-		if t := p.txs[old]; t != nil && t.state.Terminal() && len(t.waiters) == 0 {
-			delete(p.txs, old)
-		}
+// unprepare removes t from the in-doubt set, moving the last member into
+// its place.
+func (p *Participant) unprepare(t *ptx) {
+	i, last := int(t.prepIdx)-1, len(p.prepared)-1
+	if i != last {
+		m := p.prepared[last]
+		p.prepared[i] = m
+		m.prepIdx = int32(i + 1)
 	}
-	if p.head > 1024 && p.head > len(p.decided)/2 {
-		p.decided = append(p.decided[:0:0], p.decided[p.head:]...)
+	p.prepared[last] = nil
+	p.prepared = p.prepared[:last]
+	t.prepIdx = 0
+}
+
+// remember queues a decided transaction for forgetting once Retain newer
+// ones are decided. A terminal state is final, and only this drops a
+// terminal transaction from the map, so the transaction a ring slot names
+// is the one the map holds for its id.
+func (p *Participant) remember(t *ptx) {
+	if len(p.decided) < p.cfg.Retain {
+		p.decided = append(p.decided, t)
+		return
+	}
+	old := p.decided[p.head]
+	p.decided[p.head] = t
+	if p.head++; p.head == len(p.decided) {
 		p.head = 0
+	}
+	if len(old.waiters) == 0 {
+		delete(p.txs, old.id)
 	}
 }

@@ -11,7 +11,7 @@ func (p *Participant) reply(t *ptx, op waitOp, rd *ParticipantReady, r Participa
 			continue
 		}
 		r.Req, r.ID = w.req, t.id
-		rd.Replies = append(rd.Replies, r)
+		p.addReply(rd, r)
 	}
 	t.waiters = keep
 }
@@ -29,7 +29,7 @@ func (p *Participant) answer(t *ptx, rd *ParticipantReady) {
 			continue
 		}
 		r.Req, r.ID = w.req, t.id
-		rd.Replies = append(rd.Replies, r)
+		p.addReply(rd, r)
 	}
 	t.waiters = keep
 }

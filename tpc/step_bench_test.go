@@ -94,3 +94,110 @@ func BenchmarkRecordMarshal(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkParticipantSteadyState is the participant machine under load: it
+// retains 100,000 decided transactions (the default Retain) and takes
+// batches of 256 transactions in flight at once, each batch prepared, voted,
+// committed and acknowledged as a service sees them at 256 clients. One op
+// is one transaction.
+func BenchmarkParticipantSteadyState(b *testing.B) {
+	const inFlight = 256
+	now := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+	p := NewParticipant(ParticipantConfig{InDoubtAfter: time.Minute, QueryMin: time.Second, QueryMax: time.Minute})
+	payload := json.RawMessage(`{"sku":"F-1","quantity":1}`)
+	// Fresh ids for the warm-up and every op, as real traffic has.
+	n := DefaultParticipantConfig.Retain + inFlight
+	next := 0
+	newID := func() concord.TxID {
+		next++
+		return concord.TxID(fmt.Sprintf("tx-%026d", next))
+	}
+	var req uint64
+	batch := make([]concord.TxID, inFlight)
+	run := func(ids []concord.TxID) {
+		for _, id := range ids {
+			req++
+			if rd := p.Prepare(req, id, payload, false, "http://127.0.0.1:1", now); len(rd.Actions) != 1 {
+				b.Fatalf("prepare: %d actions", len(rd.Actions))
+			}
+		}
+		for _, id := range ids {
+			if rd := p.Done(ParticipantResult{Kind: ActPrepare, ID: id, Vote: concord.VoteYes}, now); len(rd.Replies) != 1 {
+				b.Fatalf("prepare done: %d replies", len(rd.Replies))
+			}
+		}
+		for _, id := range ids {
+			req++
+			if rd := p.Commit(req, id, now); len(rd.Actions) != 1 {
+				b.Fatalf("commit: %d actions", len(rd.Actions))
+			}
+		}
+		for _, id := range ids {
+			if rd := p.Done(ParticipantResult{Kind: ActCommit, ID: id}, now); len(rd.Replies) != 1 {
+				b.Fatalf("commit done: %d replies", len(rd.Replies))
+			}
+		}
+	}
+	for i := 0; i < n; i += inFlight {
+		for j := range batch {
+			batch[j] = newID()
+		}
+		run(batch)
+	}
+	// Ids are made ahead so that formatting them is not measured.
+	ids := make([]concord.TxID, 64*inFlight)
+	for i := range ids {
+		ids[i] = newID()
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += inFlight {
+		k := i % len(ids)
+		if k == 0 && i > 0 {
+			b.StopTimer()
+			for j := range ids {
+				ids[j] = newID()
+			}
+			b.StartTimer()
+		}
+		run(ids[k : k+inFlight])
+	}
+	if p.Len() > DefaultParticipantConfig.Retain+inFlight {
+		b.Fatalf("%d transactions retained", p.Len())
+	}
+}
+
+// BenchmarkCoordinatorInFlight steps 256 three-participant transactions at
+// once, as the coordinator driver sees them at 256 clients: every begin,
+// then the votes participant by participant (as batched replies arrive),
+// then the acknowledgements. One op is one transaction.
+func BenchmarkCoordinatorInFlight(b *testing.B) {
+	const inFlight = 256
+	now := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+	payload := json.RawMessage(`{"sku":"F-1","quantity":1}`)
+	branches := []Branch{{Participant: "flights", Payload: payload}, {Participant: "hotels", Payload: payload}, {Participant: "cars", Payload: payload}}
+	ids := make([]concord.TxID, 16*inFlight)
+	for i := range ids {
+		ids[i] = concord.TxID(fmt.Sprintf("tx-%026d", i))
+	}
+	txs := make([]*CoordinatorTx, inFlight)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i += inFlight {
+		k := i % len(ids)
+		for j := range txs {
+			txs[j], _ = Begin(DefaultConfig, ids[k+j], branches, now, now.Add(5*time.Second))
+		}
+		for _, br := range branches {
+			for _, t := range txs {
+				t.Vote(VoteEvent{Participant: br.Participant, Vote: concord.VoteYes}, now)
+			}
+		}
+		for _, br := range branches {
+			for _, t := range txs {
+				if rd := t.Ack(br.Participant, now); br.Participant == "cars" && !rd.Done {
+					b.Fatal("not done after every acknowledgement")
+				}
+			}
+		}
+	}
+}

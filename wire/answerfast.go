@@ -62,16 +62,16 @@ func outcome(p *jsonfast.Scanner) (concord.Outcome, bool) {
 
 func decodePrepareResponseFast(b []byte, r *PrepareResponse) bool {
 	p := jsonfast.NewScanner(b)
-	ok := p.Object(func(key []byte) (uint, bool) {
-		if string(key) != "votes" {
+	ok := p.Object(func() (uint, bool) {
+		if string(p.Key()) != "votes" {
 			return 0, false
 		}
 		r.Votes = make([]VoteReply, 0, 16)
 		return 1, p.Array(func() bool {
 			var v VoteReply
-			ok := p.Object(func(key []byte) (uint, bool) {
+			ok := p.Object(func() (uint, bool) {
 				var ok bool
-				switch string(key) {
+				switch string(p.Key()) {
 				case "id":
 					var s []byte
 					s, ok = p.Plain()
@@ -100,8 +100,8 @@ func decodePrepareResponseFast(b []byte, r *PrepareResponse) bool {
 
 func decodeDecisionResponseFast(b []byte, r *DecisionResponse) bool {
 	p := jsonfast.NewScanner(b)
-	ok := p.Object(func(key []byte) (uint, bool) {
-		switch string(key) {
+	ok := p.Object(func() (uint, bool) {
+		switch string(p.Key()) {
 		case "acknowledged":
 			r.Acknowledged = make([]concord.TxID, 0, 16)
 			return 1, p.Array(func() bool {
@@ -113,9 +113,9 @@ func decodeDecisionResponseFast(b []byte, r *DecisionResponse) bool {
 			r.Failed = make([]TxFailure, 0, 4)
 			return 2, p.Array(func() bool {
 				var f TxFailure
-				ok := p.Object(func(key []byte) (uint, bool) {
+				ok := p.Object(func() (uint, bool) {
 					var ok bool
-					switch string(key) {
+					switch string(p.Key()) {
 					case "id":
 						var s []byte
 						s, ok = p.Plain()

@@ -75,8 +75,8 @@ func decodeRead[T any](r io.Reader, sizeHint int64, v *T, fast func([]byte, *T) 
 // reports whether it did; req is only meaningful then.
 func decodeSubmitFast(b []byte, req *SubmitRequest) bool {
 	p := jsonfast.NewScanner(b)
-	ok := p.Object(func(key []byte) (uint, bool) {
-		switch string(key) {
+	ok := p.Object(func() (uint, bool) {
+		switch string(p.Key()) {
 		case "id":
 			s, ok := p.Plain()
 			req.ID = concord.TxID(s)
@@ -89,8 +89,8 @@ func decodeSubmitFast(b []byte, req *SubmitRequest) bool {
 			req.Branches = make([]Branch, 0, 4)
 			return 4, p.Array(func() bool {
 				var br Branch
-				ok := p.Object(func(key []byte) (uint, bool) {
-					switch string(key) {
+				ok := p.Object(func() (uint, bool) {
+					switch string(p.Key()) {
 					case "participant":
 						s, ok := p.Plain()
 						br.Participant = string(s)
@@ -116,8 +116,8 @@ func decodeSubmitFast(b []byte, req *SubmitRequest) bool {
 // A payload is a slice of b, which must then stay unchanged.
 func decodePrepareFast(b []byte, req *PrepareRequest) bool {
 	p := jsonfast.NewScanner(b)
-	ok := p.Object(func(key []byte) (uint, bool) {
-		switch string(key) {
+	ok := p.Object(func() (uint, bool) {
+		switch string(p.Key()) {
 		case "coordinator":
 			s, ok := p.Plain()
 			req.Coordinator = string(s)
@@ -127,9 +127,9 @@ func decodePrepareFast(b []byte, req *PrepareRequest) bool {
 			req.Transactions = make([]PrepareTx, 0, min(64, p.Remaining()/9+1))
 			return 2, p.Array(func() bool {
 				var tx PrepareTx
-				ok := p.Object(func(key []byte) (uint, bool) {
+				ok := p.Object(func() (uint, bool) {
 					var ok bool
-					switch string(key) {
+					switch string(p.Key()) {
 					case "id":
 						var s []byte
 						s, ok = p.Plain()
@@ -158,8 +158,8 @@ func decodePrepareFast(b []byte, req *PrepareRequest) bool {
 // decodeDecisionFast decodes a COMMIT or ABORT batch in the plain form.
 func decodeDecisionFast(b []byte, req *DecisionRequest) bool {
 	p := jsonfast.NewScanner(b)
-	ok := p.Object(func(key []byte) (uint, bool) {
-		if string(key) != "ids" {
+	ok := p.Object(func() (uint, bool) {
+		if string(p.Key()) != "ids" {
 			return 0, false
 		}
 		// Each id takes at least "",: no more than that many.

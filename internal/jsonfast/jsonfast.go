@@ -25,8 +25,9 @@ package jsonfast
 // they take; the Scanner is then in no defined position and the text should
 // be left to encoding/json.
 type Scanner struct {
-	b []byte
-	i int
+	b                []byte
+	i                int
+	keyStart, keyEnd int // the key of the member Object is reading
 }
 
 // NewScanner returns a Scanner reading b, which must not change while
@@ -275,11 +276,13 @@ func (s *Scanner) number() bool {
 	return true
 }
 
-// Object reads an object, calling member with each key once the key and
-// its ':' are read; member reads the value and returns the key's bit, a
-// distinct power of two per known key. Keys must be plain, known (member
-// reports false otherwise) and not repeat.
-func (s *Scanner) Object(member func(key []byte) (bit uint, ok bool)) bool {
+// Object reads an object, calling member once each key and its ':' are
+// read; member reads the value, finds the key with Key, and returns the
+// key's bit, a distinct power of two per known key. Keys must be plain,
+// known (member reports false otherwise) and not repeat. (member gets no
+// key argument so that nothing of the text escapes through it: a text on
+// the stack stays there.)
+func (s *Scanner) Object(member func() (bit uint, ok bool)) bool {
 	if !s.Eat('{') {
 		return false
 	}
@@ -289,10 +292,15 @@ func (s *Scanner) Object(member func(key []byte) (bit uint, ok bool)) bool {
 	var seen uint
 	for {
 		key, ok := s.Plain()
-		if !ok || !s.Eat(':') {
+		if !ok {
 			return false
 		}
-		bit, ok := member(key)
+		s.keyEnd = s.i - 1 // the closing quote
+		s.keyStart = s.keyEnd - len(key)
+		if !s.Eat(':') {
+			return false
+		}
+		bit, ok := member()
 		if !ok || bit == 0 || seen&bit != 0 {
 			return false
 		}
@@ -305,6 +313,11 @@ func (s *Scanner) Object(member func(key []byte) (bit uint, ok bool)) bool {
 		}
 	}
 }
+
+// Key returns the key of the member Object is reading (a slice of the
+// text); it is only meaningful inside an Object's member function, and
+// there until a nested Object reads a key.
+func (s *Scanner) Key() []byte { return s.b[s.keyStart:s.keyEnd] }
 
 // Array reads an array (not null), calling elem to read each element.
 func (s *Scanner) Array(elem func() bool) bool {

@@ -155,21 +155,35 @@ func decodeCanonical(p []byte) (Request, bool) {
 }
 
 // decodeCanonicalSKU is decodeCanonical returning the SKU as a slice of p.
+// It reads the two members in a loop of its own rather than with
+// Scanner.Object, which costs a third of the time on so small an object.
 func decodeCanonicalSKU(p []byte) (sku []byte, qty int64, ok bool) {
 	s := jsonfast.NewScanner(p)
-	ok = s.Object(func() (uint, bool) {
-		var ok bool
-		switch string(s.Key()) {
-		case "sku":
-			sku, ok = s.Plain()
-			return 1, ok && validSKU(sku)
-		case "quantity":
-			qty, ok = s.Int()
-			return 2, ok && qty >= 1 && qty <= MaxQuantity
+	if !s.Eat('{') {
+		return nil, 0, false
+	}
+	for n := range 2 {
+		if n > 0 && !s.Eat(',') {
+			return nil, 0, false
 		}
-		return 0, false
-	})
-	if !ok || sku == nil || qty == 0 || !s.End() {
+		key, ok := s.Plain()
+		if !ok || !s.Eat(':') {
+			return nil, 0, false
+		}
+		switch {
+		case string(key) == "sku" && sku == nil:
+			if sku, ok = s.Plain(); !ok || !validSKU(sku) {
+				return nil, 0, false
+			}
+		case string(key) == "quantity" && qty == 0:
+			if qty, ok = s.Int(); !ok || qty < 1 || qty > MaxQuantity {
+				return nil, 0, false
+			}
+		default:
+			return nil, 0, false
+		}
+	}
+	if !s.Eat('}') || !s.End() {
 		return nil, 0, false
 	}
 	return sku, qty, true

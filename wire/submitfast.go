@@ -123,8 +123,8 @@ func decodePrepareFast(b []byte, req *PrepareRequest) bool {
 			req.Coordinator = string(s)
 			return 1, ok
 		case "transactions":
-			// Each transaction takes at least {"id":""}: no more than that many.
-			req.Transactions = make([]PrepareTx, 0, min(64, p.Remaining()/9+1))
+			// Room for a usual batch, no more than fit (each takes at least {"id":""}).
+			req.Transactions = make([]PrepareTx, 0, min(16, p.Remaining()/9+1))
 			return 2, p.Array(func() bool {
 				var tx PrepareTx
 				ok := p.Object(func() (uint, bool) {
@@ -162,8 +162,8 @@ func decodeDecisionFast(b []byte, req *DecisionRequest) bool {
 		if string(p.Key()) != "ids" {
 			return 0, false
 		}
-		// Each id takes at least "",: no more than that many.
-		req.IDs = make([]concord.TxID, 0, min(64, p.Remaining()/3+1))
+		// Room for a usual batch, no more than fit (each takes at least "",).
+		req.IDs = make([]concord.TxID, 0, min(16, p.Remaining()/3+1))
 		return 1, p.Array(func() bool {
 			s, ok := p.Plain()
 			req.IDs = append(req.IDs, concord.TxID(s))

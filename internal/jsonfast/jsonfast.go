@@ -69,17 +69,25 @@ func (s *Scanner) Plain() ([]byte, bool) {
 		return nil, false
 	}
 	start := s.i + 1
-	for j := start; j < len(s.b); j++ {
-		switch c := s.b[j]; {
-		case c == '"':
-			s.i = j + 1
-			return s.b[start:j], true
-		case c < 0x20 || c >= 0x7f || c == '\\':
-			return nil, false
-		}
+	j := start
+	for j < len(s.b) && plainByte[s.b[j]] {
+		j++
 	}
-	return nil, false
+	if j == len(s.b) || s.b[j] != '"' {
+		return nil, false
+	}
+	s.i = j + 1
+	return s.b[start:j], true
 }
+
+// plainByte tells the bytes of a plain string: printable ASCII but the
+// quote and the backslash.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // Int reads an integer of at most 18 digits (so that it fits an int64),
 // without fraction or exponent.

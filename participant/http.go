@@ -10,7 +10,8 @@ import (
 )
 
 // Handler serves the participant protocol: POST wire.PathPrepare,
-// wire.PathCommit and wire.PathAbort. Bodies are decoded strictly: malformed
+// wire.PathCommit and wire.PathAbort. Bodies are decoded strictly (by
+// wire.DecodeRequest, which reads the coordinator's plain form directly): malformed
 // JSON or unknown fields 400, a body past Options.MaxBodyBytes 413, another
 // method 405, a bad id or an empty batch 400 naming the problem, 503 before
 // Start or after Close. With Options.CoordinatorIdentity, a request not from
@@ -29,7 +30,7 @@ func (s *Server) handlePrepare(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req wire.PrepareRequest
-	if !s.decodeBody(w, r, &req, func(b []byte) bool { return decodePrepareFast(b, &req) }) {
+	if !s.decode(w, r, &req) {
 		return
 	}
 	start := time.Now()
@@ -39,7 +40,7 @@ func (s *Server) handlePrepare(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, err)
 		return
 	}
-	writePrepareResponse(w, resp)
+	wire.WriteJSON(w, http.StatusOK, resp)
 }
 
 func (s *Server) handleDecision(w http.ResponseWriter, r *http.Request, commit bool) {
@@ -48,7 +49,7 @@ func (s *Server) handleDecision(w http.ResponseWriter, r *http.Request, commit b
 		return
 	}
 	var req wire.DecisionRequest
-	if !s.decodeBody(w, r, &req, func(b []byte) bool { return decodeDecisionFast(b, &req) }) {
+	if !s.decode(w, r, &req) {
 		return
 	}
 	var resp wire.DecisionResponse
@@ -65,7 +66,7 @@ func (s *Server) handleDecision(w http.ResponseWriter, r *http.Request, commit b
 		s.writeErr(w, err)
 		return
 	}
-	writeDecisionResponse(w, resp)
+	wire.WriteJSON(w, http.StatusOK, resp)
 }
 
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {

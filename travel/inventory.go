@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/internal/jsonfast"
 )
 
 // DecidedRetention is how many decided (committed or aborted) reservations an
@@ -308,7 +309,7 @@ func (v *Inventory) Snapshot() ([]byte, error) {
 
 // appendReservation appends r encoded as json.Marshal encodes it.
 func appendReservation(b []byte, r *Reservation) ([]byte, error) {
-	if !plainJSON(string(r.ID)) || !plainJSON(string(r.State)) || !plainJSON(r.SKU) || !plainJSON(r.Reason) {
+	if !jsonfast.IsPlain(string(r.ID)) || !jsonfast.IsPlain(string(r.State)) || !jsonfast.IsPlain(r.SKU) || !jsonfast.IsPlain(r.Reason) {
 		m, err := json.Marshal(r)
 		return append(b, m...), err
 	}
@@ -332,18 +333,6 @@ func appendReservation(b []byte, r *Reservation) ([]byte, error) {
 		b = append(b, '"')
 	}
 	return append(b, '}'), nil
-}
-
-// plainJSON reports whether s encodes in JSON as itself between quotes
-// (encoding/json escapes control characters, quotes, backslashes, <, >, &
-// and some non-ASCII).
-func plainJSON(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			return false
-		}
-	}
-	return true
 }
 
 // Restore replaces the inventory with one encoded by Snapshot. It checks the

@@ -8,6 +8,7 @@ import (
 	"io"
 
 	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/internal/jsonfast"
 )
 
 // Limits on a reservation request.
@@ -142,8 +143,9 @@ type Reservation struct {
 // Request.Payload writes: one object whose members are exactly "sku", a
 // string of SKU bytes without escapes, and "quantity", an integer from 1 to
 // MaxQuantity, in either order, with optional JSON whitespace between
-// tokens. It reports false for anything else, which decodeStrict then
-// judges; what it accepts, decodeStrict accepts as the same Request.
+// tokens, read with a jsonfast.Scanner. It reports false for anything else,
+// which decodeStrict then judges; what it accepts, decodeStrict accepts as
+// the same Request.
 func decodeCanonical(p []byte) (Request, bool) {
 	sku, qty, ok := decodeCanonicalSKU(p)
 	if !ok {
@@ -153,89 +155,51 @@ func decodeCanonical(p []byte) (Request, bool) {
 }
 
 // decodeCanonicalSKU is decodeCanonical returning the SKU as a slice of p.
-func decodeCanonicalSKU(p []byte) ([]byte, int64, bool) {
-	var r struct {
-		SKU      []byte
-		Quantity int64
-	}
-	i := skipSpace(p, 0)
-	if i >= len(p) || p[i] != '{' {
+// It reads the two members in a loop of its own rather than with
+// Scanner.Object, which costs a third of the time on so small an object.
+func decodeCanonicalSKU(p []byte) (sku []byte, qty int64, ok bool) {
+	s := jsonfast.NewScanner(p)
+	if !s.Eat('{') {
 		return nil, 0, false
 	}
-	i++
-	var haveSKU, haveQty bool
-	for !haveSKU || !haveQty {
-		if haveSKU || haveQty { // a second member follows a comma
-			if i = skipSpace(p, i); i >= len(p) || p[i] != ',' {
-				return nil, 0, false
-			}
-			i++
-		}
-		key, j, ok := plainString(p, skipSpace(p, i))
-		if !ok {
+	for n := range 2 {
+		if n > 0 && !s.Eat(',') {
 			return nil, 0, false
 		}
-		if i = skipSpace(p, j); i >= len(p) || p[i] != ':' {
+		key, ok := s.Plain()
+		if !ok || !s.Eat(':') {
 			return nil, 0, false
 		}
-		i = skipSpace(p, i+1)
 		switch {
-		case string(key) == "sku" && !haveSKU:
-			v, j, ok := plainString(p, i)
-			if !ok || len(v) == 0 || len(v) > MaxSKULen {
+		case string(key) == "sku" && sku == nil:
+			if sku, ok = s.Plain(); !ok || !validSKU(sku) {
 				return nil, 0, false
 			}
-			r.SKU, i, haveSKU = v, j, true
-		case string(key) == "quantity" && !haveQty:
-			// 1 to 4 digits without a leading zero: never overflows.
-			j := i
-			for j < len(p) && j-i <= 4 && p[j] >= '0' && p[j] <= '9' {
-				r.Quantity = r.Quantity*10 + int64(p[j]-'0')
-				j++
-			}
-			if j == i || j-i > 4 || p[i] == '0' || r.Quantity > MaxQuantity {
+		case string(key) == "quantity" && qty == 0:
+			if qty, ok = s.Int(); !ok || qty < 1 || qty > MaxQuantity {
 				return nil, 0, false
 			}
-			i, haveQty = j, true
 		default:
 			return nil, 0, false
 		}
 	}
-	if i = skipSpace(p, i); i >= len(p) || p[i] != '}' {
+	if !s.Eat('}') || !s.End() {
 		return nil, 0, false
 	}
-	if skipSpace(p, i+1) != len(p) {
-		return nil, 0, false
-	}
-	return r.SKU, r.Quantity, true
+	return sku, qty, true
 }
 
-// skipSpace returns the index of the first byte at or after i that is not
-// JSON whitespace.
-func skipSpace(p []byte, i int) int {
-	for i < len(p) && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r') {
-		i++
+// validSKU reports whether ValidateSKU accepts b, without its error.
+func validSKU(b []byte) bool {
+	if len(b) == 0 || len(b) > MaxSKULen {
+		return false
 	}
-	return i
-}
-
-// plainString reads a JSON string at p[i] made only of SKU bytes (letters,
-// digits, '.', '_', '-'), so that it needs no unescaping, and returns its
-// contents and the index after its closing quote.
-func plainString(p []byte, i int) ([]byte, int, bool) {
-	if i >= len(p) || p[i] != '"' {
-		return nil, 0, false
-	}
-	start := i + 1
-	for j := start; j < len(p); j++ {
-		c := p[j]
+	for _, c := range b {
 		switch {
-		case c == '"':
-			return p[start:j], j + 1, true
 		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
 		default:
-			return nil, 0, false
+			return false
 		}
 	}
-	return nil, 0, false
+	return true
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 
 	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/internal/jsonfast"
 )
 
 // The coordinator reads a participant's answer once per batch, with one
@@ -31,36 +32,9 @@ func decodeAnswer(b []byte, out any) error {
 	return json.Unmarshal(b, out)
 }
 
-// end reports whether only white space is left.
-func (p *fastParser) end() bool {
-	p.ws()
-	return p.i == len(p.b)
-}
-
-// array reads a JSON array (not null) of elements read by elem, whose '['
-// is next.
-func (p *fastParser) array(elem func() bool) bool {
-	if !p.eat('[') {
-		return false
-	}
-	if p.eat(']') {
-		return true
-	}
-	for {
-		if !elem() {
-			return false
-		}
-		if p.eat(']') {
-			return true
-		}
-		if !p.eat(',') {
-			return false
-		}
-	}
-}
-
-func (p *fastParser) vote() (concord.Vote, bool) {
-	s, ok := p.plain()
+// vote reads a vote by its name.
+func vote(p *jsonfast.Scanner) (concord.Vote, bool) {
+	s, ok := p.Plain()
 	if !ok {
 		return 0, false
 	}
@@ -72,8 +46,9 @@ func (p *fastParser) vote() (concord.Vote, bool) {
 	return 0, false
 }
 
-func (p *fastParser) outcome() (concord.Outcome, bool) {
-	s, ok := p.plain()
+// outcome reads an outcome by its name.
+func outcome(p *jsonfast.Scanner) (concord.Outcome, bool) {
+	s, ok := p.Plain()
 	if !ok {
 		return 0, false
 	}
@@ -86,38 +61,32 @@ func (p *fastParser) outcome() (concord.Outcome, bool) {
 }
 
 func decodePrepareResponseFast(b []byte, r *PrepareResponse) bool {
-	p := &fastParser{b: b}
-	if !p.eat('{') {
-		return false
-	}
-	ok := p.members(func(key []byte) (uint, bool) {
-		if string(key) != "votes" {
+	p := jsonfast.NewScanner(b)
+	ok := p.Object(func() (uint, bool) {
+		if string(p.Key()) != "votes" {
 			return 0, false
 		}
 		r.Votes = make([]VoteReply, 0, 16)
-		return 1, p.array(func() bool {
-			if !p.eat('{') {
-				return false
-			}
+		return 1, p.Array(func() bool {
 			var v VoteReply
-			ok := p.members(func(key []byte) (uint, bool) {
+			ok := p.Object(func() (uint, bool) {
 				var ok bool
-				switch string(key) {
+				switch string(p.Key()) {
 				case "id":
 					var s []byte
-					s, ok = p.plain()
+					s, ok = p.Plain()
 					v.ID = concord.TxID(s)
 					return 1, ok
 				case "vote":
-					v.Vote, ok = p.vote()
+					v.Vote, ok = vote(&p)
 					return 2, ok
 				case "reason":
 					var s []byte
-					s, ok = p.plain()
+					s, ok = p.Plain()
 					v.Reason = string(s)
 					return 4, ok
 				case "outcome":
-					v.Outcome, ok = p.outcome()
+					v.Outcome, ok = outcome(&p)
 					return 8, ok
 				}
 				return 0, false
@@ -126,45 +95,39 @@ func decodePrepareResponseFast(b []byte, r *PrepareResponse) bool {
 			return ok
 		})
 	})
-	return ok && p.end()
+	return ok && p.End()
 }
 
 func decodeDecisionResponseFast(b []byte, r *DecisionResponse) bool {
-	p := &fastParser{b: b}
-	if !p.eat('{') {
-		return false
-	}
-	ok := p.members(func(key []byte) (uint, bool) {
-		switch string(key) {
+	p := jsonfast.NewScanner(b)
+	ok := p.Object(func() (uint, bool) {
+		switch string(p.Key()) {
 		case "acknowledged":
 			r.Acknowledged = make([]concord.TxID, 0, 16)
-			return 1, p.array(func() bool {
-				s, ok := p.plain()
+			return 1, p.Array(func() bool {
+				s, ok := p.Plain()
 				r.Acknowledged = append(r.Acknowledged, concord.TxID(s))
 				return ok
 			})
 		case "failed":
 			r.Failed = make([]TxFailure, 0, 4)
-			return 2, p.array(func() bool {
-				if !p.eat('{') {
-					return false
-				}
+			return 2, p.Array(func() bool {
 				var f TxFailure
-				ok := p.members(func(key []byte) (uint, bool) {
+				ok := p.Object(func() (uint, bool) {
 					var ok bool
-					switch string(key) {
+					switch string(p.Key()) {
 					case "id":
 						var s []byte
-						s, ok = p.plain()
+						s, ok = p.Plain()
 						f.ID = concord.TxID(s)
 						return 1, ok
 					case "reason":
 						var s []byte
-						s, ok = p.plain()
+						s, ok = p.Plain()
 						f.Reason = string(s)
 						return 2, ok
 					case "outcome":
-						f.Outcome, ok = p.outcome()
+						f.Outcome, ok = outcome(&p)
 						return 4, ok
 					}
 					return 0, false
@@ -175,5 +138,5 @@ func decodeDecisionResponseFast(b []byte, r *DecisionResponse) bool {
 		}
 		return 0, false
 	})
-	return ok && p.end()
+	return ok && p.End()
 }

@@ -43,14 +43,20 @@ func DecodeRequest(w http.ResponseWriter, r *http.Request, maxBytes int64, v any
 		maxBytes = MaxBodyBytes
 	}
 	body := http.MaxBytesReader(w, r.Body, maxBytes)
+	// The body is read whole into a buffer sized by Content-Length, unless
+	// that claims more than may be read.
+	sizeHint := r.ContentLength
+	if sizeHint > maxBytes {
+		sizeHint = 0
+	}
 	var err error
 	switch v := v.(type) {
 	case *SubmitRequest:
-		err = decodeSubmit(body, r.ContentLength, v)
+		err = decodeSubmit(body, sizeHint, v)
 	case *PrepareRequest:
-		err = decodeRead(body, r.ContentLength, v, decodePrepareFast)
+		err = decodeRead(body, sizeHint, v, decodePrepareFast)
 	case *DecisionRequest:
-		err = decodeRead(body, r.ContentLength, v, decodeDecisionFast)
+		err = decodeRead(body, sizeHint, v, decodeDecisionFast)
 	default:
 		err = decodeStrict(body, v)
 	}

@@ -2,14 +2,25 @@ package wire
 
 import (
 	"bytes"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
+	"runtime"
+	"strings"
 	"testing"
 )
 
 var protocolBodies = []string{
 	`{"coordinator":"http://127.0.0.1:7070","transactions":[{"id":"tx-1","payload":{"sku":"F-1","quantity":1}},{"id":"tx-2","one_phase":true}]}` + "\n",
 	`{"ids":["tx-1","tx-2"]}`, `{"ids":[]}`, `{}`, `{"transactions":[{"one_phase":false,"id":"x"}]}`,
+	`{"coordinator":"http://127.0.0.1:7070","transactions":[{"id":"tx-1","payload":{"sku":"FL100","quantity":2}},{"id":"tx-2","payload":{"a":[1,-2.5e3,true,false,null,"x",{}],"b":{"c":[]}},"one_phase":true}]}`,
+	` { "transactions" : [ { "one_phase" : false , "id" : "a" } ] } ` + "\n", `{"transactions":[]}`, `{"transactions":[{}]}`,
+	`{"transactions":[{"id":"a","payload":{"x":"\u0041"}}]}`, `{"transactions":[{"id":"a","payload":[1,"s",2.5]}]}`,
 	// Declined by the fast path, decided by encoding/json:
+	`{"transactions":[{"id":"a","id":"b"}]}`, `{"transactions":[{"id":"a","payload":{"x":01}}]}`,
+	`{"transactions":[{"id":"a"}],}`, `{"Transactions":[{"id":"a"}]}`, `{"transactions":[{"id":"a"}]} {}`,
+	`{"transactions":[{"id":"a","payload":{"x":1.}}]}`, `{"transactions":[{"id":"a","payload":{"x":-}}]}`,
+	`{"ids":["a","b"],"ids":["c"]}`, ` {"ids" : [ "x" ] , } `,
 	`{"ids":null}`, `{"IDs":["a"]}`, `{"ids":["a"],"ids":["b"]}`, `{"ids":["a\u0062"]}`, `{"ids":[1]}`,
 	`{"transactions":[{"id":"x","one_phase":1}]}`, `{"transactions":[{"id":"x","one_phase":truex}]}`,
 	`{"transactions":[{"id":"x","payload":null}]}`, `{"transactions":[{"id":"x","extra":1}]}`, `{"coordinator":"a"} x`,
@@ -43,8 +54,8 @@ func TestProtocolDecodeFastAgreesWithEncodingJSON(t *testing.T) {
 			fast++
 		}
 	}
-	if fast != 5 {
-		t.Errorf("the fast paths took %d of the bodies, want the first 5", fast)
+	if fast != 11 {
+		t.Errorf("the fast paths took %d of the bodies, want the first 11", fast)
 	}
 	// What the coordinator sends goes the fast way.
 	body, _ := appendRequest(nil, benchPrepareBatch(3))
@@ -58,4 +69,48 @@ func FuzzProtocolDecodeFast(f *testing.F) {
 		f.Add([]byte(b))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) { checkProtocolDecode(t, body) })
+}
+
+// TestPrepareDecodeFast checks the value the fast path gives for the form
+// the coordinator writes, and that a payload, a slice of the body, is capped
+// so that appending to it cannot overwrite the rest of the body.
+func TestPrepareDecodeFast(t *testing.T) {
+	body := []byte(protocolBodies[5])
+	var got PrepareRequest
+	if !decodePrepareFast(body, &got) {
+		t.Fatal("the common form was left to encoding/json")
+	}
+	want := PrepareRequest{Coordinator: "http://127.0.0.1:7070", Transactions: []PrepareTx{
+		{ID: "tx-1", Payload: []byte(`{"sku":"FL100","quantity":2}`)},
+		{ID: "tx-2", Payload: []byte(`{"a":[1,-2.5e3,true,false,null,"x",{}],"b":{"c":[]}}`), OnePhase: true},
+	}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+	_ = append(got.Transactions[0].Payload, "XXXXXXXX"...)
+	if string(body) != protocolBodies[5] {
+		t.Fatalf("appending to a payload changed the body: %s", body)
+	}
+}
+
+// A Content-Length past the limit does not size the buffer the body is
+// read into: a short body claiming a large one costs no large allocation.
+func TestDecodeRequestSizesByLimit(t *testing.T) {
+	body := `{"ids":["a"]}`
+	decode := func() {
+		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
+		r.ContentLength = 900_000
+		var req DecisionRequest
+		if err := DecodeRequest(httptest.NewRecorder(), r, 4096, &req); err != nil || len(req.IDs) != 1 {
+			t.Fatalf("DecodeRequest: %+v, %v", req, err)
+		}
+	}
+	decode() // warm up what is allocated once
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	decode()
+	runtime.ReadMemStats(&after)
+	if n := after.TotalAlloc - before.TotalAlloc; n > 64<<10 {
+		t.Errorf("decoding a %d-byte body claiming 900000 allocated %d bytes", len(body), n)
+	}
 }

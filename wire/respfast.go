@@ -1,10 +1,10 @@
 package wire
 
 import (
-	"encoding/json"
 	"slices"
 
 	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/internal/jsonfast"
 )
 
 // appendSubmitResponse appends r as json.Marshal encodes it, and reports
@@ -13,7 +13,7 @@ import (
 // json.Marshal. The answer to every submit goes this way.
 func appendSubmitResponse(b []byte, r *SubmitResponse) ([]byte, bool) {
 	// Past the last known value, MarshalText fails, and json.Marshal with it.
-	if r.Outcome > concord.OutcomeAborted || !plainOut(string(r.ID)) || !plainOut(r.Reason) {
+	if r.Outcome > concord.OutcomeAborted || !jsonfast.IsPlain(string(r.ID)) || !jsonfast.IsPlain(r.Reason) {
 		return b, false
 	}
 	b = append(b, `{"id":"`...)
@@ -31,7 +31,7 @@ func appendSubmitResponse(b []byte, r *SubmitResponse) ([]byte, bool) {
 	}
 	b = append(b, `,"branches":[`...)
 	for i, br := range r.Branches {
-		if br.Vote > concord.VoteUnreachable || !plainOut(br.Participant) || !plainOut(br.Reason) {
+		if br.Vote > concord.VoteUnreachable || !jsonfast.IsPlain(br.Participant) || !jsonfast.IsPlain(br.Reason) {
 			return b, false
 		}
 		if i > 0 {
@@ -52,19 +52,6 @@ func appendSubmitResponse(b []byte, r *SubmitResponse) ([]byte, bool) {
 	return append(b, "]}"...), true
 }
 
-// plainOut reports whether json.Marshal writes s as is between quotes:
-// printable ASCII other than the quote, the backslash and the characters it
-// escapes for HTML (<, >, &).
-func plainOut(s string) bool {
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c < 0x20 || c >= 0x7f, c == '"', c == '\\', c == '<', c == '>', c == '&':
-			return false
-		}
-	}
-	return true
-}
-
 // appendRequest appends the JSON of a PrepareRequest or DecisionRequest
 // as json.Marshal writes it, and reports whether it could: strings must be
 // plain and payloads compact JSON of printable ASCII without the
@@ -72,7 +59,7 @@ func plainOut(s string) bool {
 func appendRequest(b []byte, in any) ([]byte, bool) {
 	switch r := in.(type) {
 	case PrepareRequest:
-		if !plainOut(r.Coordinator) {
+		if !jsonfast.IsPlain(r.Coordinator) {
 			return b, false
 		}
 		n := 40 + len(r.Coordinator)
@@ -87,7 +74,7 @@ func appendRequest(b []byte, in any) ([]byte, bool) {
 		}
 		b = append(b, `","transactions":[`...)
 		for i, tx := range r.Transactions {
-			if !plainOut(string(tx.ID)) || !compactPlain(tx.Payload) {
+			if !jsonfast.IsPlain(string(tx.ID)) || !jsonfast.IsCompactPlain(tx.Payload) {
 				return b, false
 			}
 			if i > 0 {
@@ -117,7 +104,7 @@ func appendRequest(b []byte, in any) ([]byte, bool) {
 		b = slices.Grow(b, n)
 		b = append(b, `{"ids":[`...)
 		for i, id := range r.IDs {
-			if !plainOut(string(id)) {
+			if !jsonfast.IsPlain(string(id)) {
 				return b, false
 			}
 			if i > 0 {
@@ -132,18 +119,6 @@ func appendRequest(b []byte, in any) ([]byte, bool) {
 	return b, false
 }
 
-// compactPlain reports whether json.Marshal writes raw, a json.RawMessage,
-// as is: empty, or valid JSON with no white space and only printable ASCII
-// other than <, > and &.
-func compactPlain(raw []byte) bool {
-	for _, c := range raw {
-		if c <= ' ' || c >= 0x7f || c == '<' || c == '>' || c == '&' {
-			return false
-		}
-	}
-	return len(raw) == 0 || json.Valid(raw)
-}
-
 // appendAnswer appends a participant's answer, a PrepareResponse or a
 // DecisionResponse, as json.Marshal encodes it, and reports whether it
 // could (plain strings, known votes and outcomes).
@@ -152,7 +127,7 @@ func appendAnswer(b []byte, v any) ([]byte, bool) {
 		if s == "" && omitEmpty {
 			return b, true
 		}
-		if !plainOut(s) {
+		if !jsonfast.IsPlain(s) {
 			return b, false
 		}
 		b = append(b, key...)

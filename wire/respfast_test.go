@@ -2,6 +2,8 @@ package wire
 
 import (
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/concordtx/concord"
@@ -127,8 +129,10 @@ func TestAnswerFastAgreesWithEncodingJSON(t *testing.T) {
 	}{
 		{PrepareResponse{Votes: []VoteReply{{ID: "a", Vote: concord.VoteYes}, {ID: "b", Vote: concord.VoteNo, Reason: "full"},
 			{ID: "c", Vote: concord.VoteYes, Outcome: concord.OutcomeCommitted}}}, true},
+		{PrepareResponse{Votes: []VoteReply{{ID: "a", Vote: concord.VoteYes}, {ID: "b:1", Vote: concord.VoteReadOnly}, {ID: "c", Vote: concord.VoteNone}}}, true},
 		{PrepareResponse{}, true},
 		{PrepareResponse{Votes: []VoteReply{}}, true},
+		{PrepareResponse{Votes: []VoteReply{{ID: "a", Vote: concord.VoteNo, Reason: "sold <out> & \"gone\""}}}, false},
 		{PrepareResponse{Votes: []VoteReply{{ID: "a", Reason: "<x>"}}}, false},
 		{PrepareResponse{Votes: []VoteReply{{ID: "a", Vote: 77}}}, false},
 		{DecisionResponse{Acknowledged: []concord.TxID{"a", "b"}}, true},
@@ -160,4 +164,28 @@ func FuzzAnswerEncode(f *testing.F) {
 		checkAnswerEncode(t, prep)
 		checkAnswerEncode(t, dec)
 	})
+}
+
+// TestWriteJSONAnswers checks what a participant's handlers answer: status,
+// Content-Type and json.Marshal's bytes and a newline, whichever way
+// WriteJSON takes.
+func TestWriteJSONAnswers(t *testing.T) {
+	for _, v := range []any{
+		PrepareResponse{Votes: []VoteReply{{ID: "a", Vote: concord.VoteYes}, {ID: "b:1", Vote: concord.VoteReadOnly}}},
+		PrepareResponse{Votes: []VoteReply{{ID: "a", Vote: concord.VoteNo, Reason: "sold <out> & \"gone\""}}},
+		PrepareResponse{Votes: []VoteReply{{ID: "a", Vote: concord.VoteYes, Outcome: concord.OutcomeCommitted}}},
+		PrepareResponse{Votes: []VoteReply{}}, PrepareResponse{},
+		DecisionResponse{Acknowledged: []concord.TxID{"a", "b"}}, DecisionResponse{Acknowledged: []concord.TxID{}},
+		DecisionResponse{Acknowledged: []concord.TxID{"a"}, Failed: []TxFailure{{ID: "b", Reason: "unknown"}}}, DecisionResponse{},
+	} {
+		want, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := httptest.NewRecorder()
+		WriteJSON(rec, http.StatusOK, v)
+		if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "application/json" || rec.Body.String() != string(want)+"\n" {
+			t.Errorf("%+v: wrote %d %q %q, want 200 application/json %q", v, rec.Code, rec.Header().Get("Content-Type"), rec.Body, want)
+		}
+	}
 }

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/debug"
 	"sort"
 	"strings"
 	"syscall"
@@ -129,7 +128,7 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err := coordinatorSecurity(&opts, tlsf, *tokens, *operators); err != nil {
 		return usageErr("%v", err)
 	}
-	tuneCoordinatorGC()
+	coordinatorGC.apply()
 	c, err := coordinator.New(opts)
 	if err != nil {
 		if errors.Is(err, coordinator.ErrInvalidOptions) {
@@ -166,32 +165,4 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	fmt.Fprintln(stdout, "coordinator stopped")
 	return 0
-}
-
-// The coordinator's garbage collector settings, unless GOGC and GOMEMLIMIT
-// say otherwise. Its live heap is what it remembers (finished transactions
-// and timelines, bounded: tens of MiB) and its garbage is per request, so
-// collecting at a fifth of the default rate saves about a tenth of its CPU
-// per transaction. The soft limit keeps the larger heap that buys bounded:
-// near it the collector runs as often as it must.
-const (
-	coordinatorGCPercent   = 400
-	coordinatorMemoryLimit = 384 << 20
-)
-
-// tuneCoordinatorGC applies coordinatorGCPercent and coordinatorMemoryLimit
-// where the environment sets neither GOGC nor GOMEMLIMIT, and returns the
-// target and limit in force.
-func tuneCoordinatorGC() (pct int, limit int64) {
-	if _, set := os.LookupEnv("GOGC"); set {
-		pct = debug.SetGCPercent(-1)
-		debug.SetGCPercent(pct)
-	} else {
-		debug.SetGCPercent(coordinatorGCPercent)
-		pct = coordinatorGCPercent
-	}
-	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
-		debug.SetMemoryLimit(coordinatorMemoryLimit)
-	}
-	return pct, debug.SetMemoryLimit(-1)
 }

@@ -3,12 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"math"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
@@ -210,27 +208,5 @@ func TestTxCommandUsage(t *testing.T) {
 		if code != tc.code || !strings.Contains(stderr, tc.want) {
 			t.Errorf("%v: exit %d, stderr %q; want %d and %q", tc.args, code, stderr, tc.code, tc.want)
 		}
-	}
-}
-
-// TestTuneCoordinatorGC checks that the coordinator collects garbage less
-// often than the default, within a soft memory limit, unless GOGC and
-// GOMEMLIMIT say otherwise.
-func TestTuneCoordinatorGC(t *testing.T) {
-	defer debug.SetGCPercent(debug.SetGCPercent(100))
-	defer debug.SetMemoryLimit(debug.SetMemoryLimit(math.MaxInt64))
-	for _, name := range []string{"GOGC", "GOMEMLIMIT"} {
-		t.Setenv(name, "")
-		os.Unsetenv(name)
-	}
-	if pct, limit := tuneCoordinatorGC(); pct != coordinatorGCPercent || limit != coordinatorMemoryLimit {
-		t.Fatalf("without GOGC and GOMEMLIMIT: %d%%, limit %d; want %d%%, limit %d", pct, limit, coordinatorGCPercent, coordinatorMemoryLimit)
-	}
-	t.Setenv("GOGC", "150")
-	t.Setenv("GOMEMLIMIT", "1GiB")
-	debug.SetGCPercent(150) // as the runtime read them at start
-	debug.SetMemoryLimit(1 << 30)
-	if pct, limit := tuneCoordinatorGC(); pct != 150 || limit != 1<<30 {
-		t.Fatalf("with GOGC=150 and GOMEMLIMIT=1GiB: %d%%, limit %d; want 150%%, limit %d", pct, limit, 1<<30)
 	}
 }

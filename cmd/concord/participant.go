@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -101,7 +100,7 @@ func runParticipant(ctx context.Context, args []string, stdout, stderr io.Writer
 		return 1
 	}
 
-	tuneGC()
+	participantGC.apply()
 	st, err := travel.OpenStore(ctx, cfg)
 	if err != nil {
 		if errors.Is(err, travel.ErrUnknownStore) || errors.Is(err, travel.ErrBadOptions) {
@@ -180,22 +179,4 @@ func redactStoreURL(s string) string {
 		rest = rest[:i]
 	}
 	return scheme + "://" + rest
-}
-
-// participantGCPercent is a service's GOGC unless the environment sets
-// one. Its live heap is small (the remembered transactions, tens of MiB)
-// and its garbage is per request, so collecting a quarter as often saves
-// about a tenth of its CPU for a heap a few times larger.
-const participantGCPercent = 400
-
-// tuneGC sets the garbage collector's target to participantGCPercent unless
-// GOGC is set, and returns the target in force.
-func tuneGC() int {
-	if _, set := os.LookupEnv("GOGC"); set {
-		pct := debug.SetGCPercent(-1)
-		debug.SetGCPercent(pct)
-		return pct
-	}
-	debug.SetGCPercent(participantGCPercent)
-	return participantGCPercent
 }

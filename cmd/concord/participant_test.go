@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
@@ -238,21 +237,5 @@ func TestRedactStoreURL(t *testing.T) {
 		if got := redactStoreURL(in); got != want || strings.Contains(got, "secret") {
 			t.Errorf("redactStoreURL(%q) = %q, want %q", in, got, want)
 		}
-	}
-}
-
-// TestTuneGC checks that a service collects garbage less often than the
-// default unless GOGC says otherwise.
-func TestTuneGC(t *testing.T) {
-	defer debug.SetGCPercent(debug.SetGCPercent(100))
-	t.Setenv("GOGC", "")
-	os.Unsetenv("GOGC")
-	if got := tuneGC(); got != participantGCPercent {
-		t.Fatalf("without GOGC: %d, want %d", got, participantGCPercent)
-	}
-	t.Setenv("GOGC", "150")
-	debug.SetGCPercent(150) // as the runtime read it at start
-	if got := tuneGC(); got != 150 {
-		t.Fatalf("with GOGC=150: %d, want 150", got)
 	}
 }

@@ -403,31 +403,11 @@ func (s *Store) refuse(id concord.TxID, reason string) (participant.PrepareResul
 // is durable, which another call's sync may achieve within CommitSyncDelay.
 func (s *Store) Commit(ctx context.Context, id concord.TxID) error {
 	s.mu.Lock()
-	if s.err != nil {
-		defer s.mu.Unlock()
-		return s.err
-	}
-	e := s.txs[id]
-	switch {
-	case e == nil:
-		s.mu.Unlock()
-		return fmt.Errorf("commit %s: %w", id, participant.ErrUnknownTx)
-	case e.state == StateAborted:
-		s.mu.Unlock()
-		return fmt.Errorf("commit %s: %w: it is aborted", id, participant.ErrAlreadyDecided)
-	case e.state == StateCommitted:
-		seq := e.seq
-		s.mu.Unlock()
-		return s.durable(seq)
-	}
-	s.m.Commit(id)
-	seq, err := s.appendRec(recCommit, id, nil)
+	seq, err := s.commitLocked(id)
+	s.mu.Unlock()
 	if err != nil {
-		s.mu.Unlock()
 		return err
 	}
-	s.setDecided(id, StateCommitted, seq, "")
-	s.mu.Unlock()
 	return s.durableSoon(seq)
 }
 

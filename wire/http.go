@@ -52,7 +52,7 @@ func DecodeRequest(w http.ResponseWriter, r *http.Request, maxBytes int64, v any
 	var err error
 	switch v := v.(type) {
 	case *SubmitRequest:
-		err = decodeSubmit(body, sizeHint, v)
+		err = decodeRead(body, sizeHint, v, decodeSubmitFast)
 	case *PrepareRequest:
 		err = decodeRead(body, sizeHint, v, decodePrepareFast)
 	case *DecisionRequest:

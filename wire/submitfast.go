@@ -49,11 +49,6 @@ type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
-// decodeSubmit decodes a whole submit body from r as decodeStrict does.
-func decodeSubmit(r io.Reader, sizeHint int64, req *SubmitRequest) error {
-	return decodeRead(r, sizeHint, req, decodeSubmitFast)
-}
-
 // decodeRead decodes a whole body from r into v as decodeStrict does,
 // through fast when fast takes it.
 func decodeRead[T any](r io.Reader, sizeHint int64, v *T, fast func([]byte, *T) bool) error {

@@ -25,8 +25,9 @@ var submitBodies = []string{
 	`{"branches":[{"payload":{"a":1}}}]}`, `{"branches":[{"payload":-}]}`, `{"timeout_ms":-}`, `{"id":null}`,
 }
 
-// checkSubmitDecode checks that decodeSubmit gives what decodeStrict gives
-// for body, and that the fast path, when it takes body, agrees with it.
+// checkSubmitDecode checks that decodeRead with decodeSubmitFast gives what
+// decodeStrict gives for body, and that the fast path, when it takes body,
+// agrees with it.
 func checkSubmitDecode(t *testing.T, body []byte) (fast bool) {
 	t.Helper()
 	var want SubmitRequest
@@ -37,12 +38,12 @@ func checkSubmitDecode(t *testing.T, body []byte) (fast bool) {
 		t.Fatalf("%q: fast path %#v, encoding/json %#v (%v)", body, got, want, wantErr)
 	}
 	var viaRead SubmitRequest
-	err := decodeSubmit(bytes.NewReader(body), int64(len(body)), &viaRead)
+	err := decodeRead(bytes.NewReader(body), int64(len(body)), &viaRead, decodeSubmitFast)
 	if (err == nil) != (wantErr == nil) || (err != nil && err.Error() != wantErr.Error()) {
-		t.Fatalf("%q: decodeSubmit error %v, decodeStrict %v", body, err, wantErr)
+		t.Fatalf("%q: decodeRead error %v, decodeStrict %v", body, err, wantErr)
 	}
 	if err == nil && !reflect.DeepEqual(viaRead, want) {
-		t.Fatalf("%q: decodeSubmit %#v, decodeStrict %#v", body, viaRead, want)
+		t.Fatalf("%q: decodeRead %#v, decodeStrict %#v", body, viaRead, want)
 	}
 	return fast
 }
@@ -71,7 +72,7 @@ func TestDecodeSubmitReplaysAReadFailure(t *testing.T) {
 	for _, b := range []string{`{"id":"x"`, `{"id":"x"}`, `{"id`} {
 		var want, got SubmitRequest
 		wantErr := decodeStrict(io.MultiReader(strings.NewReader(b), errReader{boom}), &want)
-		err := decodeSubmit(io.MultiReader(strings.NewReader(b), errReader{boom}), 0, &got)
+		err := decodeRead(io.MultiReader(strings.NewReader(b), errReader{boom}), 0, &got, decodeSubmitFast)
 		if (err == nil) != (wantErr == nil) || (err != nil && err.Error() != wantErr.Error()) || !reflect.DeepEqual(got, want) {
 			t.Errorf("%q: %v %+v, want %v %+v", b, err, got, wantErr, want)
 		}

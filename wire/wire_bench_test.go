@@ -37,7 +37,7 @@ func BenchmarkSubmitDecode(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		var req SubmitRequest
-		if err := decodeSubmit(bytes.NewReader(body), int64(len(body)), &req); err != nil {
+		if err := decodeRead(bytes.NewReader(body), int64(len(body)), &req, decodeSubmitFast); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -152,7 +152,14 @@ func (d *DirectClient) dial(ctx context.Context) (*directConn, error) {
 // not decode wraps ErrBadJSON, and a failure to deliver the request or read
 // the answer is a *url.Error, as http.Client returns.
 func (d *DirectClient) post(ctx context.Context, path string, in, out any) error {
-	err := d.post1(ctx, path, in, out)
+	body, ok := appendRequest(nil, in)
+	if !ok {
+		var err error
+		if body, err = json.Marshal(in); err != nil {
+			return fmt.Errorf("encode request: %w", err) // as Do: not the answer's fault
+		}
+	}
+	err := d.post1(ctx, path, body, out)
 	var se *StatusError
 	if err == nil || errors.As(err, &se) || errors.Is(err, ErrBadJSON) {
 		return err
@@ -160,14 +167,7 @@ func (d *DirectClient) post(ctx context.Context, path string, in, out any) error
 	return &url.Error{Op: "Post", URL: "http://" + d.host + d.prefix + path, Err: err}
 }
 
-func (d *DirectClient) post1(ctx context.Context, path string, in, out any) error {
-	body, ok := appendRequest(nil, in)
-	if !ok {
-		var err error
-		if body, err = json.Marshal(in); err != nil {
-			return fmt.Errorf("%w: encode request: %v", ErrBadJSON, err)
-		}
-	}
+func (d *DirectClient) post1(ctx context.Context, path string, body []byte, out any) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}

@@ -153,6 +153,12 @@ func TestDirectClientErrors(t *testing.T) {
 	if !errors.As(err, &ue) {
 		t.Errorf("prepare on a dropped connection: %v, want a *url.Error", err)
 	}
+	// A request that cannot be encoded is not sent, and its error is not
+	// the answer's (ErrBadJSON) nor the connection's (*url.Error).
+	_, err = dc.Prepare(ctx, wire.PrepareRequest{Transactions: []wire.PrepareTx{{ID: "a", Payload: []byte("{")}}})
+	if err == nil || errors.Is(err, wire.ErrBadJSON) || errors.As(err, &ue) {
+		t.Errorf("prepare of a payload that is not JSON: %v, want an encoding error", err)
+	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
 	if _, err = dc.Commit(cctx, []concord.TxID{"a"}); !errors.Is(err, context.Canceled) {

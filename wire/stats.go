@@ -14,6 +14,7 @@ type RuntimeStats struct {
 	HeapObjects    uint64 `json:"heap_objects"`
 	SysBytes       uint64 `json:"sys_bytes"`
 	NumGC          uint32 `json:"num_gc"`
+	GOMAXPROCS     int    `json:"gomaxprocs"`
 }
 
 // ReadRuntimeStats returns the running process's figures. It stops the
@@ -23,5 +24,5 @@ func ReadRuntimeStats() RuntimeStats {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return RuntimeStats{Goroutines: runtime.NumGoroutine(), HeapAllocBytes: m.HeapAlloc,
-		HeapObjects: m.HeapObjects, SysBytes: m.Sys, NumGC: m.NumGC}
+		HeapObjects: m.HeapObjects, SysBytes: m.Sys, NumGC: m.NumGC, GOMAXPROCS: runtime.GOMAXPROCS(0)}
 }

@@ -73,6 +73,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	pprofDir := fs.String("pprof", "", "`directory` for CPU profiles of the started processes and the bench, taken mid-phase")
 	sampleEvery := fs.Duration("sample-every", bench.DefaultSampleEvery, "how often the processes' heap and goroutines are recorded during a phase")
 	timeoutMS := fs.Int64("timeout-ms", 0, "each transaction's prepare timeout in ms (default: the coordinator's)")
+	serviceProcs := fs.Int("service-procs", bench.DefaultServiceProcs, "GOMAXPROCS of each started service; 0 leaves Go's default (one per core)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: concord bench [--concurrency N[,N...]] [--participants 1..3[,...]] [--duration D | --count N] [--abort-ratio R] [--json]")
 		fmt.Fprintln(stderr, "       concord bench --coordinator URL [--participant NAME=URL ...] ...")
@@ -91,6 +92,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	if *floor == 0 {
 		opts.FloorSamples = -1
+	}
+	opts.ServiceProcs = *serviceProcs
+	switch {
+	case *serviceProcs < 0:
+		return usageErr("--service-procs %d: want 0 (Go's default) or more", *serviceProcs)
+	case *serviceProcs == 0:
+		opts.ServiceProcs = -1
 	}
 	if *coord == "" && opts.Binary == "" {
 		exe, err := os.Executable()

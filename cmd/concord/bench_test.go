@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -50,7 +51,12 @@ func TestBenchRuns(t *testing.T) {
 				P50 float64 `json:"p50_ms"`
 			} `json:"latency"`
 		} `json:"phases"`
-		Runtime map[string]any `json:"runtime"`
+		ServiceProcs int `json:"service_procs"`
+		Runtime      map[string]struct {
+			End struct {
+				GOMAXPROCS int `json:"gomaxprocs"`
+			} `json:"end"`
+		} `json:"runtime"`
 	}
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
 		t.Fatalf("decode %s: %v", out.String(), err)
@@ -86,6 +92,19 @@ func TestBenchRuns(t *testing.T) {
 			t.Errorf("no runtime figures for %s", name)
 		}
 	}
+	// The services run with --service-procs (default 1) processors; the
+	// coordinator with Go's default.
+	if res.ServiceProcs != 1 {
+		t.Errorf("service_procs %d, want the default 1", res.ServiceProcs)
+	}
+	for _, name := range []string{"flights", "hotels", "cars"} {
+		if got := res.Runtime[name].End.GOMAXPROCS; got != 1 {
+			t.Errorf("%s ran with GOMAXPROCS %d, want 1", name, got)
+		}
+	}
+	if got, want := res.Runtime["coordinator"].End.GOMAXPROCS, runtime.GOMAXPROCS(0); got != want {
+		t.Errorf("coordinator ran with GOMAXPROCS %d, want Go's default %d", got, want)
+	}
 	if !strings.Contains(errb.String(), "phase: 4 clients, 3 participant(s), 20 transactions") {
 		t.Errorf("progress lacks the phase lines:\n%s", errb.String())
 	}
@@ -102,6 +121,7 @@ func TestBenchBadFlags(t *testing.T) {
 		{[]string{"--abort-ratio", "2"}, "abort ratio 2 is outside 0..1"},
 		{[]string{"--coordinator", "ftp://x"}, "want http://host:port"},
 		{[]string{"--count", "-1"}, "count -1 is negative"},
+		{[]string{"--service-procs", "-1"}, "--service-procs -1: want 0"},
 		{[]string{"extra"}, `unexpected argument "extra"`},
 	} {
 		var out, errb bytes.Buffer

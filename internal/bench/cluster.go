@@ -71,6 +71,9 @@ func startCluster(ctx context.Context, opts Options) (c *cluster, err error) {
 		if err != nil {
 			return nil, err
 		}
+		if opts.ServiceProcs > 0 {
+			env = append(env, fmt.Sprintf("GOMAXPROCS=%d", opts.ServiceProcs))
+		}
 		p, err := procs.Start(procs.Spec{Name: name, Binary: opts.Binary, Env: env,
 			Args: append(args, opts.ProcessArgs["participant"]...), LogPath: filepath.Join(logs, name+".log"),
 			Health: url + "/healthz"})

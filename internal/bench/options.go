@@ -19,6 +19,7 @@ const (
 	DefaultConcurrency   = 16
 	DefaultDuration      = 10 * time.Second
 	DefaultSKUs          = 16
+	DefaultServiceProcs  = 1
 	DefaultStartTimeout  = 30 * time.Second
 	DefaultProgressEvery = time.Second
 	DefaultFloorSamples  = 200
@@ -65,6 +66,12 @@ type Options struct {
 	// TimeoutMS is each transaction's prepare timeout; 0 means the
 	// coordinator's default.
 	TimeoutMS int64
+	// ServiceProcs is the GOMAXPROCS of each service the bench starts;
+	// default DefaultServiceProcs. Negative leaves Go's default (one per
+	// core). The bench runs five processes on the machine: a service needs
+	// far less than a core, and one with a second processor spends CPU
+	// waking and spinning threads that the coordinator needs.
+	ServiceProcs int
 
 	// ProfileDir, when set, receives CPU profiles of every started process
 	// and of the bench itself, taken over the middle half of each phase
@@ -97,6 +104,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.SKUs == 0 {
 		o.SKUs = DefaultSKUs
+	}
+	if o.ServiceProcs == 0 {
+		o.ServiceProcs = DefaultServiceProcs
 	}
 	if o.FloorSamples == 0 {
 		o.FloorSamples = DefaultFloorSamples
@@ -160,6 +170,8 @@ func (o Options) validate() error {
 		return bad("SKUs %d is outside 1..1000", o.SKUs)
 	case o.TimeoutMS < 0:
 		return bad("timeout %d ms is negative", o.TimeoutMS)
+	case o.ServiceProcs > 1024:
+		return bad("service GOMAXPROCS %d is above 1024", o.ServiceProcs)
 	case o.StartTimeout < 0 || o.ProgressEvery < 0 || o.SampleEvery < 0:
 		return bad("start timeout, progress and sample intervals must not be negative")
 	}

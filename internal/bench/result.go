@@ -82,12 +82,15 @@ type ProcessRuntime struct {
 
 // Result is a whole bench run.
 type Result struct {
-	Started     bool                      `json:"started_processes"` // the bench started the system itself
-	LoadAverage float64                   `json:"load_average"`      // 1-minute load average at the start
-	AbortRatio  float64                   `json:"abort_ratio"`
-	Floor       *Floor                    `json:"floor,omitempty"`
-	Phases      []PhaseResult             `json:"phases"`
-	Runtime     map[string]ProcessRuntime `json:"runtime,omitempty"`
+	Started     bool    `json:"started_processes"` // the bench started the system itself
+	LoadAverage float64 `json:"load_average"`      // 1-minute load average at the start
+	AbortRatio  float64 `json:"abort_ratio"`
+	// ServiceProcs is the GOMAXPROCS the started services ran with; 0 when
+	// Go's default (or when the bench started nothing).
+	ServiceProcs int                       `json:"service_procs,omitempty"`
+	Floor        *Floor                    `json:"floor,omitempty"`
+	Phases       []PhaseResult             `json:"phases"`
+	Runtime      map[string]ProcessRuntime `json:"runtime,omitempty"`
 	// Samples are every process's runtime figures taken during the phases,
 	// every SampleEvery, to show whether memory and goroutines stay flat.
 	Samples []RuntimeSample `json:"runtime_samples,omitempty"`
@@ -190,7 +193,11 @@ func (r *Result) WriteTable(w io.Writer) {
 			fmt.Fprintf(w, "  phase %d at %4.0fs: %s\n", sm.Phase+1, sm.Seconds, strings.Join(parts, ", "))
 		}
 	}
-	fmt.Fprintf(w, "\nload average at start %.2f; abort ratio %.2f\n", r.LoadAverage, r.AbortRatio)
+	fmt.Fprintf(w, "\nload average at start %.2f; abort ratio %.2f", r.LoadAverage, r.AbortRatio)
+	if r.ServiceProcs > 0 {
+		fmt.Fprintf(w, "; services ran with GOMAXPROCS=%d", r.ServiceProcs)
+	}
+	fmt.Fprintln(w)
 }
 
 func perTx(v float64) string {

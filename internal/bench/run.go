@@ -36,6 +36,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		}
 		defer c.stop()
 		res.Started = true
+		res.ServiceProcs = max(0, opts.ServiceProcs)
 	}
 	hc := newClient(16)
 	defer hc.CloseIdleConnections()

@@ -18,6 +18,13 @@
 //	...
 //	srv.Close()
 //
+// A Resource that can also prepare (and commit) many transactions in one
+// call, sharing one durable write among them, implements BatchResource; the
+// Server then makes the prepares, and the commits, of one request as one
+// call in the request's goroutine instead of one goroutine per transaction
+// (package filestore does; the database resources do not, their calls being
+// round trips to a server).
+//
 // The protocol logic itself is the pure state machine tpc.Participant; the
 // Server drives it with the resource calls, the outcome queries and the
 // clock.

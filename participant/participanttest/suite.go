@@ -493,8 +493,13 @@ func (s *suite) batch(t *testing.T) {
 	for i, wantErr := range []error{nil, participant.ErrUnknownTx, nil, participant.ErrAlreadyDecided} {
 		mustErr(t, "CommitBatch of "+string(commit[i].ID), commit[i].Err, wantErr)
 	}
-	br.CommitBatch(ctx, commit[:1]) // a duplicate
-	mustErr(t, "CommitBatch of a again", commit[0].Err, nil)
+	// A duplicate, in a fresh batch whose Errs start out wrong: the resource
+	// must set each one, not leave what the caller had there.
+	stale := errors.New("participanttest: Err left as the caller set it")
+	again := []participant.CommitCall{{ID: a, Err: stale}, {ID: unknown, Err: stale}}
+	br.CommitBatch(ctx, again)
+	mustErr(t, "CommitBatch of a again", again[0].Err, nil)
+	mustErr(t, "CommitBatch of the unknown one again", again[1].Err, participant.ErrUnknownTx)
 	r = restart(t) // the commits were durable
 	wantRecovered(t, r, nil, []concord.TxID{a, b, c, d})
 	mustErr(t, "Abort of a committed in a batch", r.Abort(ctx, a), participant.ErrAlreadyDecided)

@@ -25,7 +25,7 @@ const (
 	DefaultMaxBodyBytes     = 1 << 20
 	DefaultRequestTimeout   = 10 * time.Second
 	DefaultMaxBatch         = 256
-	DefaultMaxInFlight      = 4
+	DefaultMaxInFlight      = 2
 	DefaultRememberFinished = 100_000
 	DefaultCompactInterval  = time.Second
 	DefaultRefreshAfter     = time.Minute
@@ -88,7 +88,9 @@ type Options struct {
 	// biggest batches and the fewest requests, but each participant then
 	// works through one batch at a time (its fsync, the answer and the next
 	// request in sequence, not overlapped) and a participant slow to answer
-	// one request holds up the next; the default of 4 overlaps them.
+	// one request holds up the next; the default of 2 overlaps two (more
+	// made smaller batches and cost more CPU per transaction than they
+	// saved in waiting: docs/performance.md).
 	MaxBatch, MaxInFlight int
 	// RememberFinished bounds how many finished transactions are kept in
 	// memory for idempotent resubmission and status queries (besides those

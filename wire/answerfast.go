@@ -46,6 +46,13 @@ func vote(p *jsonfast.Scanner) (concord.Vote, bool) {
 	return 0, false
 }
 
+// plain reads a string in its plain form (see jsonfast.Scanner.Plain) as
+// a T.
+func plain[T ~string](p *jsonfast.Scanner) (T, bool) {
+	s, ok := p.Plain()
+	return T(s), ok
+}
+
 // outcome reads an outcome by its name.
 func outcome(p *jsonfast.Scanner) (concord.Outcome, bool) {
 	s, ok := p.Plain()
@@ -73,17 +80,13 @@ func decodePrepareResponseFast(b []byte, r *PrepareResponse) bool {
 				var ok bool
 				switch string(p.Key()) {
 				case "id":
-					var s []byte
-					s, ok = p.Plain()
-					v.ID = concord.TxID(s)
+					v.ID, ok = plain[concord.TxID](&p)
 					return 1, ok
 				case "vote":
 					v.Vote, ok = vote(&p)
 					return 2, ok
 				case "reason":
-					var s []byte
-					s, ok = p.Plain()
-					v.Reason = string(s)
+					v.Reason, ok = plain[string](&p)
 					return 4, ok
 				case "outcome":
 					v.Outcome, ok = outcome(&p)
@@ -117,14 +120,10 @@ func decodeDecisionResponseFast(b []byte, r *DecisionResponse) bool {
 					var ok bool
 					switch string(p.Key()) {
 					case "id":
-						var s []byte
-						s, ok = p.Plain()
-						f.ID = concord.TxID(s)
+						f.ID, ok = plain[concord.TxID](&p)
 						return 1, ok
 					case "reason":
-						var s []byte
-						s, ok = p.Plain()
-						f.Reason = string(s)
+						f.Reason, ok = plain[string](&p)
 						return 2, ok
 					case "outcome":
 						f.Outcome, ok = outcome(&p)

@@ -126,9 +126,7 @@ func decodePrepareFast(b []byte, req *PrepareRequest) bool {
 					var ok bool
 					switch string(p.Key()) {
 					case "id":
-						var s []byte
-						s, ok = p.Plain()
-						tx.ID = concord.TxID(s)
+						tx.ID, ok = plain[concord.TxID](&p)
 						return 1, ok
 					case "payload":
 						var v []byte

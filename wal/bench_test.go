@@ -30,46 +30,31 @@ func reportCPU(b *testing.B, start time.Duration) {
 // BenchmarkAppend measures durable appends of 128-byte records on the real
 // file system with 1 to 256 concurrent appenders.
 func BenchmarkAppend(b *testing.B) {
-	for _, p := range []int{1, 16, 64, 256} {
-		b.Run(fmt.Sprintf("appenders=%d", p), func(b *testing.B) {
-			l, err := wal.Open(wal.Options{Dir: filepath.Join(b.TempDir(), "log")})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer l.Close()
-			rec := make([]byte, 128)
-			var next atomic.Int64
-			var wg sync.WaitGroup
-			before := l.Stats()
-			b.ResetTimer()
-			cpu := cpuTime(b)
-			for range p {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for next.Add(1) <= int64(b.N) {
-						if _, err := l.Append(1, rec); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				}()
-			}
-			wg.Wait()
-			b.StopTimer()
-			reportCPU(b, cpu)
-			st := l.Stats()
-			appends := float64(st.Appends - before.Appends)
-			b.ReportMetric(appends/b.Elapsed().Seconds(), "appends/s")
-			b.ReportMetric(float64(st.Syncs-before.Syncs)/appends, "fsyncs/append")
-		})
-	}
+	benchAppenders(b, func(l *wal.Log, _ *sync.Mutex, rec []byte) error {
+		_, err := l.Append(1, rec)
+		return err
+	})
 }
 
 // BenchmarkAppendAsyncSync measures appenders that each append without
 // waiting, under a mutex shared with the others, and then sync, as a
 // participant's store does for a prepare.
 func BenchmarkAppendAsyncSync(b *testing.B) {
+	benchAppenders(b, func(l *wal.Log, mu *sync.Mutex, rec []byte) error {
+		mu.Lock()
+		_, err := l.AppendAsync(1, rec)
+		mu.Unlock()
+		if err != nil {
+			return err
+		}
+		return l.Sync()
+	})
+}
+
+// benchAppenders runs b.N calls of appendOne, one 128-byte record each,
+// from 1 to 256 concurrent appenders sharing one mutex, and reports CPU,
+// appends per second and fsyncs per append.
+func benchAppenders(b *testing.B, appendOne func(l *wal.Log, mu *sync.Mutex, rec []byte) error) {
 	for _, p := range []int{1, 16, 64, 256} {
 		b.Run(fmt.Sprintf("appenders=%d", p), func(b *testing.B) {
 			l, err := wal.Open(wal.Options{Dir: filepath.Join(b.TempDir(), "log")})
@@ -89,13 +74,7 @@ func BenchmarkAppendAsyncSync(b *testing.B) {
 				go func() {
 					defer wg.Done()
 					for next.Add(1) <= int64(b.N) {
-						mu.Lock()
-						_, err := l.AppendAsync(1, rec)
-						mu.Unlock()
-						if err == nil {
-							err = l.Sync()
-						}
-						if err != nil {
+						if err := appendOne(l, &mu, rec); err != nil {
 							b.Error(err)
 							return
 						}

@@ -46,7 +46,10 @@ type Options struct {
 	SegmentSize int64
 	// SnapshotEvery is how many log records are appended between
 	// snapshots. A snapshot lets the log drop older segments, so that
-	// reopening replays at most about this many records.
+	// reopening replays at most about this many records. A snapshot writes
+	// every remembered decision (up to Retain), so the default takes one
+	// every Retain records: each record then pays for about one entry of a
+	// snapshot, where a shorter period pays for several.
 	SnapshotEvery int
 	// Retain is how many decided transactions the store remembers, oldest
 	// forgotten first, across restarts. While remembered, a duplicate
@@ -70,7 +73,7 @@ type Options struct {
 // DefaultOptions holds the defaults for Options' zero fields.
 var DefaultOptions = Options{
 	SegmentSize:   16 << 20,
-	SnapshotEvery: 20_000,
+	SnapshotEvery: 100_000,
 	Retain:        100_000,
 	MaxPayload:    1 << 20,
 

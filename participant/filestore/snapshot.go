@@ -111,19 +111,44 @@ func appendString(b []byte, v string) []byte {
 	return append(b, v...)
 }
 
+// snapTables is what a snapshot holds of the store's tables, taken under
+// s.mu and encoded after it is released, so that prepares and decisions
+// wait for a copy of the tables and not for their encoding.
+type snapTables struct {
+	prepared []txEntry // copies: a prepared entry becomes decided in place
+	decided  []*txEntry
+}
+
+// snapshotTables copies the tables; s.mu is held. The decided entries are
+// shared, not copied: an entry is never changed once it is in decided.
+func (s *Store) snapshotTables() snapTables {
+	t := snapTables{
+		prepared: make([]txEntry, 0, len(s.prepared)),
+		decided:  append([]*txEntry(nil), s.decided[s.head:]...),
+	}
+	for _, e := range s.prepared {
+		t.prepared = append(t.prepared, *e)
+	}
+	return t
+}
+
 // encodeSnapshot lays out the tables and machine state; s.mu is held.
 func (s *Store) encodeSnapshot(seq uint64, machine []byte) []byte {
-	dec := s.decided[s.head:]
-	b := make([]byte, 0, 64+len(machine)+len(s.prepared)*32+len(dec)*32)
+	return s.snapshotTables().encode(seq, machine)
+}
+
+// encode lays out the tables and the machine's state after record seq.
+func (t snapTables) encode(seq uint64, machine []byte) []byte {
+	b := make([]byte, 0, 64+len(machine)+len(t.prepared)*32+len(t.decided)*32)
 	b = append(b, snapMagic...)
 	b = binary.AppendUvarint(b, seq)
-	b = binary.AppendUvarint(b, uint64(len(s.prepared)))
-	for id, e := range s.prepared {
-		b = appendString(b, string(id))
+	b = binary.AppendUvarint(b, uint64(len(t.prepared)))
+	for _, e := range t.prepared {
+		b = appendString(b, string(e.id))
 		b = binary.AppendUvarint(b, e.seq)
 	}
-	b = binary.AppendUvarint(b, uint64(len(dec)))
-	for _, e := range dec {
+	b = binary.AppendUvarint(b, uint64(len(t.decided)))
+	for _, e := range t.decided {
 		b = appendString(b, string(e.id))
 		b = append(b, byte(e.state))
 		b = binary.AppendUvarint(b, e.seq)
@@ -260,8 +285,9 @@ func (s *Store) Snapshot() error {
 		return fmt.Errorf("snapshot machine: %w", err)
 	}
 	seq := s.log.LastSeq()
-	data := s.encodeSnapshot(seq, machine)
+	tables := s.snapshotTables()
 	s.mu.Unlock()
+	data := tables.encode(seq, machine)
 
 	// Every record the snapshot reflects must be durable before it is, or
 	// a crash could leave a snapshot ahead of a shorter log.

@@ -207,6 +207,8 @@ func (c *Coordinator) Close() error {
 		c.cancel()
 		c.senders.Range(func(_, v any) bool {
 			s := v.(*sender)
+			s.commitHold.close()
+			s.abortHold.close()
 			s.prepare.Close()
 			s.commit.Close()
 			s.abort.Close()

@@ -53,6 +53,7 @@ func newEnv(t *testing.T, names ...string) *env {
 		RequestTimeout:  5 * time.Second,
 		ShutdownTimeout: 2 * time.Second,
 		CompactInterval: time.Hour, // compaction runs when a test says
+		DecisionDelay:   -1,        // decisions leave at once; TestDecisionDelay covers the wait
 	}
 	t.Cleanup(func() {
 		if e.c != nil {

@@ -26,6 +26,7 @@ const (
 	DefaultRequestTimeout   = 10 * time.Second
 	DefaultMaxBatch         = 256
 	DefaultMaxInFlight      = 2
+	DefaultDecisionDelay    = 2 * time.Millisecond
 	DefaultRememberFinished = 100_000
 	DefaultCompactInterval  = time.Second
 	DefaultRefreshAfter     = time.Minute
@@ -92,6 +93,12 @@ type Options struct {
 	// made smaller batches and cost more CPU per transaction than they
 	// saved in waiting: docs/performance.md).
 	MaxBatch, MaxInFlight int
+	// DecisionDelay is how long a COMMIT or ABORT waits for others bound to
+	// the same participant before it is sent, so that at low load the
+	// decisions of several transactions share a request. It is off the
+	// client's path: the client is answered once the decision is durable.
+	// Negative sends each at once.
+	DecisionDelay time.Duration
 	// RememberFinished bounds how many finished transactions are kept in
 	// memory for idempotent resubmission and status queries (besides those
 	// whose records are still in the log at a restart).
@@ -203,6 +210,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MaxInFlight == 0 {
 		o.MaxInFlight = DefaultMaxInFlight
+	}
+	if o.DecisionDelay == 0 {
+		o.DecisionDelay = DefaultDecisionDelay
 	}
 	if o.RememberFinished == 0 {
 		o.RememberFinished = DefaultRememberFinished

@@ -18,6 +18,8 @@ type sender struct {
 	prepare *wire.Batcher[prepItem]
 	commit  *wire.Batcher[*txState]
 	abort   *wire.Batcher[*txState]
+	// The decisions wait in these before their batchers (Options.DecisionDelay).
+	commitHold, abortHold *linger
 }
 
 // prepItem is one PREPARE waiting to be sent.
@@ -27,12 +29,15 @@ type prepItem struct {
 }
 
 func (c *Coordinator) newSender(name string) *sender {
-	return &sender{
+	s := &sender{
 		name:    name,
 		prepare: wire.NewBatcher(c.opts.MaxBatch, c.opts.MaxInFlight, func(b []prepItem) { c.sendPrepares(name, b) }),
 		commit:  wire.NewBatcher(c.opts.MaxBatch, c.opts.MaxInFlight, func(b []*txState) { c.sendDecisions(name, true, b) }),
 		abort:   wire.NewBatcher(c.opts.MaxBatch, c.opts.MaxInFlight, func(b []*txState) { c.sendDecisions(name, false, b) }),
 	}
+	s.commitHold = newLinger(c.clock, c.opts.DecisionDelay, c.opts.MaxBatch, s.commit)
+	s.abortHold = newLinger(c.clock, c.opts.DecisionDelay, c.opts.MaxBatch, s.abort)
+	return s
 }
 
 // senderFor returns the participant's sender, making one for a name first
@@ -54,10 +59,10 @@ func (c *Coordinator) send(t *txState, m tpc.Message) {
 		s.prepare.Add(prepItem{tx: t, msg: m})
 	case tpc.MsgCommit:
 		c.stats.commits.Add(1)
-		s.commit.Add(t)
+		s.commitHold.add(t)
 	case tpc.MsgAbort:
 		c.stats.aborts.Add(1)
-		s.abort.Add(t)
+		s.abortHold.add(t)
 	}
 }
 

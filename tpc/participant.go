@@ -63,13 +63,16 @@ type waiter struct {
 }
 
 type ptx struct {
+	// id, owner and waiters come first, together: forgetting a decided
+	// transaction, long after it was last used, reads only them.
 	id concord.TxID
 	// owner is the machine whose table holds the transaction, nil once it
 	// is dropped from it: a result naming this ptx (ParticipantAction.Result)
 	// is then looked up by id.
-	owner *Participant
-	// The one-byte fields and prepIdx come first, together, to keep the
-	// struct (retained for every decided transaction) small.
+	owner   *Participant
+	waiters []waiter
+	// The one-byte fields and prepIdx are together, to keep the struct
+	// (retained for every decided transaction) small.
 	state      ParticipantState
 	onePhase   bool
 	known      bool // the resource has (or had) this transaction prepared
@@ -88,7 +91,6 @@ type ptx struct {
 	nextQuery   time.Time
 	queries     int
 	lastErr     string
-	waiters     []waiter
 	waitBuf     [1]waiter // waiters' first backing array: there is seldom more than one
 }
 

@@ -107,7 +107,8 @@ func benchService(b *testing.B, httpMode bool, batch int) {
 // An op is one batch; ns/tx is wall time per transaction and cpu-ns/tx the
 // process's processor time per transaction (garbage collection and the
 // store's background snapshots included), which the other work of a
-// shared machine disturbs less.
+// shared machine disturbs less; writes/tx and fsyncs/tx count the log's
+// write and sync calls.
 func BenchmarkServiceCPU(b *testing.B) {
 	for _, mode := range []string{"direct", "handler"} {
 		b.Run(mode+"/batch=16", func(b *testing.B) { benchServiceCPU(b, mode == "handler", 16) })
@@ -189,13 +190,17 @@ func benchServiceCPU(b *testing.B, viaHandler bool, batch int) {
 	}
 	b.ReportAllocs()
 	n := 0
+	log0 := fst.Stats().Log
 	cpu0, cpuOK := processCPU()
 	for b.Loop() {
 		round()
 		n += batch
 	}
 	cpu1, _ := processCPU()
+	log1 := fst.Stats().Log
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/tx")
+	b.ReportMetric(float64(log1.Writes-log0.Writes)/float64(n), "writes/tx")
+	b.ReportMetric(float64(log1.Syncs-log0.Syncs)/float64(n), "fsyncs/tx")
 	if cpuOK {
 		b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/float64(n), "cpu-ns/tx")
 	}

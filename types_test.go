@@ -1,8 +1,10 @@
 package concord
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -18,6 +20,20 @@ func TestValidateTxID(t *testing.T) {
 	for _, id := range bad {
 		if err := ValidateTxID(id); !errors.Is(err, ErrBadTxID) {
 			t.Errorf("ValidateTxID(%q) = %v, want ErrBadTxID", id, err)
+		}
+	}
+}
+
+// TestValidateTxIDEveryByte tries every byte value, alone and inside an
+// id: exactly letters, digits and . _ : - are allowed.
+func TestValidateTxIDEveryByte(t *testing.T) {
+	const allowed = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-"
+	for c := range 256 {
+		want := strings.IndexByte(allowed, byte(c)) >= 0
+		for _, id := range []TxID{TxID([]byte{byte(c)}), TxID("tx-" + string([]byte{byte(c)}) + "-1")} {
+			if err := ValidateTxID(id); (err == nil) != want {
+				t.Errorf("ValidateTxID(%q) = %v, want allowed %v", id, err, want)
+			}
 		}
 	}
 }
@@ -48,5 +64,24 @@ func TestVoteAndOutcomeJSON(t *testing.T) {
 	}
 	if _, err := json.Marshal(doc{V: 99}); err == nil {
 		t.Fatal("marshalling an unknown vote succeeded")
+	}
+}
+
+// BenchmarkValidateTxID checks ids of the form the coordinator makes
+// ("tx-" and 24 random hex digits), many different ones as in a service.
+func BenchmarkValidateTxID(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	ids := make([]TxID, 4096)
+	for i := range ids {
+		var raw [12]byte
+		for j := range raw {
+			raw[j] = byte(rng.Uint32())
+		}
+		ids[i] = TxID("tx-" + hex.EncodeToString(raw[:]))
+	}
+	for i := 0; b.Loop(); i++ {
+		if err := ValidateTxID(ids[i%len(ids)]); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

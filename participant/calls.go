@@ -17,7 +17,7 @@ import (
 func (s *Server) perform(a tpc.ParticipantAction) tpc.ParticipantResult {
 	ctx, cancel := context.WithTimeout(s.ctx, s.opts.CallTimeout)
 	defer cancel()
-	res := tpc.ParticipantResult{Kind: a.Kind, ID: a.ID}
+	res := a.Result()
 	var err error
 	start := time.Now()
 	defer func() { s.metrics.call(a.Kind, start, res.Err == tpc.PErrFailed) }()
@@ -57,7 +57,7 @@ func (s *Server) perform(a tpc.ParticipantAction) tpc.ParticipantResult {
 
 // result classifies the error of the call a asked for.
 func (s *Server) result(a tpc.ParticipantAction, err error) tpc.ParticipantResult {
-	res := tpc.ParticipantResult{Kind: a.Kind, ID: a.ID}
+	res := a.Result()
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrUnknownTx):

@@ -75,12 +75,17 @@ func (m *metrics) request(kind int, start time.Time, n int) {
 	m.batch[kind].Observe(float64(n))
 }
 
-// call records one resource call or query.
+// call records one resource call or query, started at start.
 func (m *metrics) call(k tpc.ParticipantActionKind, start time.Time, failed bool) {
+	m.callTook(k, time.Since(start), failed)
+}
+
+// callTook records one resource call or query that took d.
+func (m *metrics) callTook(k tpc.ParticipantActionKind, d time.Duration, failed bool) {
 	if int(k) >= len(m.callSeconds) || m.callSeconds[k] == nil {
 		return
 	}
-	m.callSeconds[k].Observe(time.Since(start).Seconds())
+	m.callSeconds[k].Observe(d.Seconds())
 	if failed {
 		m.callFailures[k].Inc()
 	}

@@ -69,7 +69,7 @@ type shard struct {
 	waiting map[uint64]waitSlot
 }
 
-// waitSlot is where the reply to one request number goes: w.replies[i].
+// waitSlot is where the reply to one request number goes: w.slots[i].
 type waitSlot struct {
 	w *waiter
 	i int
@@ -78,19 +78,31 @@ type waitSlot struct {
 // waiter collects the replies to one protocol request, one per
 // transaction, delivered by whichever goroutine steps the machine.
 type waiter struct {
-	replies []tpc.ParticipantReply
-	reqs    []pendingReq  // where each transaction waits, to give up
-	left    atomic.Int64  // replies still missing
-	done    chan struct{} // closed once left is 0
+	slots []pendingReq
+	left  atomic.Int64  // replies still missing
+	done  chan struct{} // closed once left is 0
 }
 
+// pendingReq is one transaction of a waiter: where it waits (to give up)
+// and its reply, less the request number and the transaction id, which
+// the request has.
 type pendingReq struct {
-	sh  *shard
-	req uint64
+	sh      *shard
+	req     uint64
+	kind    tpc.ReplyKind
+	vote    concord.Vote
+	outcome concord.Outcome
+	reason  string
+}
+
+// deliver puts reply r in slot i.
+func (w *waiter) deliver(i int, r *tpc.ParticipantReply) {
+	p := &w.slots[i]
+	p.kind, p.vote, p.outcome, p.reason = r.Kind, r.Vote, r.Outcome, r.Reason
 }
 
 func newWaiter(n int) *waiter {
-	w := &waiter{replies: make([]tpc.ParticipantReply, n), reqs: make([]pendingReq, n), done: make(chan struct{})}
+	w := &waiter{slots: make([]pendingReq, n), done: make(chan struct{})}
 	w.left.Store(int64(n))
 	return w
 }
@@ -99,6 +111,29 @@ func newWaiter(n int) *waiter {
 type shardAction struct {
 	sh *shard
 	a  tpc.ParticipantAction
+}
+
+// actsPool recycles the lists in which a request collects the actions its
+// steps ask for (getActs, putActs). A request hands its list to run, which
+// makes the batch calls before it returns and copies every action it
+// launches, so nothing refers to the list once run has returned.
+var actsPool = sync.Pool{New: func() any { return new([]shardAction) }}
+
+// maxPooledActs bounds the lists kept for reuse: a rare huge batch's is
+// left to the collector.
+const maxPooledActs = 1024
+
+func getActs() *[]shardAction { return actsPool.Get().(*[]shardAction) }
+
+// putActs clears acts, so that it holds on to no transaction, and keeps it
+// for reuse.
+func putActs(acts *[]shardAction) {
+	if cap(*acts) > maxPooledActs {
+		return
+	}
+	clear(*acts)
+	*acts = (*acts)[:0]
+	actsPool.Put(acts)
 }
 
 type serverStats struct {
@@ -234,10 +269,11 @@ func (s *Server) step(sh *shard, fn func(m *tpc.Participant) tpc.ParticipantRead
 func (s *Server) stepTo(sh *shard, fn func(m *tpc.Participant) tpc.ParticipantReady, acts *[]shardAction) {
 	sh.mu.Lock()
 	rd := fn(sh.m)
-	for _, r := range rd.Replies {
+	for i := range rd.Replies {
+		r := &rd.Replies[i]
 		if slot, ok := sh.waiting[r.Req]; ok {
 			delete(sh.waiting, r.Req)
-			slot.w.replies[slot.i] = r
+			slot.w.deliver(slot.i, r)
 			if slot.w.left.Add(-1) == 0 {
 				close(slot.w.done)
 			}
@@ -313,45 +349,53 @@ func (s *Server) performBatch(kind tpc.ParticipantActionKind, acts []shardAction
 	case <-s.ctx.Done():
 		return
 	}
-	mine := make([]shardAction, 0, n)
-	for _, a := range acts {
-		if a.a.Kind == kind {
-			mine = append(mine, a)
-		}
-	}
-	results := make([]tpc.ParticipantResult, n)
+	// The calls are the actions of kind in the order of acts, which the
+	// loop reporting the results walks again.
+	var prepares []PrepareCall
+	var commits []CommitCall
 	ctx, cancel := context.WithTimeout(s.ctx, s.opts.CallTimeout)
 	start := time.Now()
 	if kind == tpc.ActPrepare {
-		calls := make([]PrepareCall, n)
-		for i, a := range mine {
-			calls[i] = PrepareCall{ID: a.a.ID, Payload: a.a.Payload}
-		}
-		s.batch.PrepareBatch(ctx, calls)
-		for i, c := range calls {
-			results[i] = s.result(mine[i].a, c.Err)
-			results[i].Vote, results[i].Reason = c.Result.Vote, c.Result.Reason
-		}
-	} else {
-		calls := make([]CommitCall, n)
-		for i, a := range mine {
-			calls[i] = CommitCall{ID: a.a.ID}
-		}
-		s.batch.CommitBatch(ctx, calls)
-		for i, c := range calls {
-			if c.Err == nil {
-				s.resolved(c.ID, concord.OutcomeCommitted)
+		prepares = make([]PrepareCall, 0, n)
+		for _, a := range acts {
+			if a.a.Kind == kind {
+				prepares = append(prepares, PrepareCall{ID: a.a.ID, Payload: a.a.Payload})
 			}
-			results[i] = s.result(mine[i].a, c.Err)
 		}
+		s.batch.PrepareBatch(ctx, prepares)
+	} else {
+		commits = make([]CommitCall, 0, n)
+		for _, a := range acts {
+			if a.a.Kind == kind {
+				commits = append(commits, CommitCall{ID: a.a.ID})
+			}
+		}
+		s.batch.CommitBatch(ctx, commits)
 	}
 	cancel()
 	<-s.sem
+	took := time.Since(start)
 	closing := s.ctx.Err() != nil
 	now := s.opts.Clock.Now()
-	for i, a := range mine {
-		res := results[i]
-		s.metrics.call(kind, start, res.Err == tpc.PErrFailed)
+	i := 0
+	for _, a := range acts {
+		if a.a.Kind != kind {
+			continue
+		}
+		var res tpc.ParticipantResult
+		if kind == tpc.ActPrepare {
+			c := &prepares[i]
+			res = s.result(a.a, c.Err)
+			res.Vote, res.Reason = c.Result.Vote, c.Result.Reason
+		} else {
+			c := &commits[i]
+			if c.Err == nil {
+				s.resolved(c.ID, concord.OutcomeCommitted)
+			}
+			res = s.result(a.a, c.Err)
+		}
+		i++
+		s.metrics.callTook(kind, took, res.Err == tpc.PErrFailed)
 		if closing && res.Err == tpc.PErrFailed {
 			continue // cut short by Close: nothing was learnt
 		}
@@ -359,10 +403,15 @@ func (s *Server) performBatch(kind tpc.ParticipantActionKind, acts []shardAction
 	}
 }
 
+// reserveReqs reserves n request numbers and returns the first.
+func (s *Server) reserveReqs(n int) uint64 {
+	return s.nextReq.Add(uint64(n)) - uint64(n) + 1
+}
+
 // request registers slot i of w for request number req on sh and steps fn,
 // appending the actions it asks for to acts.
 func (s *Server) request(sh *shard, req uint64, w *waiter, i int, acts *[]shardAction, fn func(m *tpc.Participant) tpc.ParticipantReady) {
-	w.reqs[i] = pendingReq{sh, req}
+	w.slots[i].sh, w.slots[i].req = sh, req
 	s.stepTo(sh, func(m *tpc.Participant) tpc.ParticipantReady {
 		sh.waiting[req] = waitSlot{w, i}
 		return fn(m)
@@ -390,7 +439,7 @@ func (s *Server) wait(ctx context.Context, w *waiter) error {
 
 // forget withdraws w's slots: replies still to come are dropped.
 func (s *Server) forget(w *waiter) {
-	for _, p := range w.reqs {
+	for _, p := range w.slots {
 		p.sh.mu.Lock()
 		delete(p.sh.waiting, p.req)
 		p.sh.mu.Unlock()
@@ -425,21 +474,24 @@ func (s *Server) Prepare(ctx context.Context, req wire.PrepareRequest) (wire.Pre
 	}
 	now := s.opts.Clock.Now()
 	w := newWaiter(len(req.Transactions))
-	acts := make([]shardAction, 0, len(req.Transactions))
+	acts := getActs()
 	s.stats.prepares.Add(uint64(len(req.Transactions)))
+	first := s.reserveReqs(len(req.Transactions))
 	for i, tx := range req.Transactions {
-		sh, n := s.shardOf(tx.ID), s.nextReq.Add(1)
-		s.request(sh, n, w, i, &acts, func(m *tpc.Participant) tpc.ParticipantReady {
+		sh, n := s.shardOf(tx.ID), first+uint64(i)
+		s.request(sh, n, w, i, acts, func(m *tpc.Participant) tpc.ParticipantReady {
 			return m.Prepare(n, tx.ID, tx.Payload, tx.OnePhase, coord, now)
 		})
 	}
-	s.run(acts)
+	s.run(*acts)
+	putActs(acts)
 	if err := s.wait(ctx, w); err != nil {
 		return wire.PrepareResponse{}, err
 	}
-	resp := wire.PrepareResponse{Votes: make([]wire.VoteReply, len(w.replies))}
-	for i, r := range w.replies {
-		resp.Votes[i] = wire.VoteReply{ID: r.ID, Vote: r.Vote, Reason: r.Reason, Outcome: r.Outcome}
+	resp := wire.PrepareResponse{Votes: make([]wire.VoteReply, len(w.slots))}
+	for i := range w.slots {
+		r := &w.slots[i]
+		resp.Votes[i] = wire.VoteReply{ID: req.Transactions[i].ID, Vote: r.vote, Reason: r.reason, Outcome: r.outcome}
 	}
 	return resp, nil
 }
@@ -468,31 +520,34 @@ func (s *Server) decide(ctx context.Context, ids []concord.TxID, commit bool) (w
 	}
 	now := s.opts.Clock.Now()
 	w := newWaiter(len(ids))
-	acts := make([]shardAction, 0, len(ids))
+	acts := getActs()
 	if commit {
 		s.stats.commits.Add(uint64(len(ids)))
 	} else {
 		s.stats.aborts.Add(uint64(len(ids)))
 	}
+	first := s.reserveReqs(len(ids))
 	for i, id := range ids {
-		sh, n := s.shardOf(id), s.nextReq.Add(1)
+		sh, n := s.shardOf(id), first+uint64(i)
 		if commit {
-			s.request(sh, n, w, i, &acts, func(m *tpc.Participant) tpc.ParticipantReady { return m.Commit(n, id, now) })
+			s.request(sh, n, w, i, acts, func(m *tpc.Participant) tpc.ParticipantReady { return m.Commit(n, id, now) })
 		} else {
-			s.request(sh, n, w, i, &acts, func(m *tpc.Participant) tpc.ParticipantReady { return m.Abort(n, id, now) })
+			s.request(sh, n, w, i, acts, func(m *tpc.Participant) tpc.ParticipantReady { return m.Abort(n, id, now) })
 		}
 	}
-	s.run(acts)
+	s.run(*acts)
+	putActs(acts)
 	if err := s.wait(ctx, w); err != nil {
 		return wire.DecisionResponse{}, err
 	}
 	resp := wire.DecisionResponse{Acknowledged: make([]concord.TxID, 0, len(ids))}
-	for _, r := range w.replies {
-		if r.Kind == tpc.ReplyAck {
-			resp.Acknowledged = append(resp.Acknowledged, r.ID)
+	for i := range w.slots {
+		r := &w.slots[i]
+		if r.kind == tpc.ReplyAck {
+			resp.Acknowledged = append(resp.Acknowledged, ids[i])
 			continue
 		}
-		resp.Failed = append(resp.Failed, wire.TxFailure{ID: r.ID, Reason: r.Reason, Outcome: r.Outcome})
+		resp.Failed = append(resp.Failed, wire.TxFailure{ID: ids[i], Reason: r.reason, Outcome: r.outcome})
 	}
 	return resp, nil
 }

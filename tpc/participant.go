@@ -63,9 +63,16 @@ type waiter struct {
 }
 
 type ptx struct {
+	// id, owner and waiters come first, together: forgetting a decided
+	// transaction, long after it was last used, reads only them.
 	id concord.TxID
-	// The one-byte fields and prepIdx come first, together, to keep the
-	// struct (retained for every decided transaction) small.
+	// owner is the machine whose table holds the transaction, nil once it
+	// is dropped from it: a result naming this ptx (ParticipantAction.Result)
+	// is then looked up by id.
+	owner   *Participant
+	waiters []waiter
+	// The one-byte fields and prepIdx are together, to keep the struct
+	// (retained for every decided transaction) small.
 	state      ParticipantState
 	onePhase   bool
 	known      bool // the resource has (or had) this transaction prepared
@@ -84,14 +91,21 @@ type ptx struct {
 	nextQuery   time.Time
 	queries     int
 	lastErr     string
-	waiters     []waiter
 	waitBuf     [1]waiter // waiters' first backing array: there is seldom more than one
 }
 
-func newPtx(id concord.TxID) *ptx {
-	t := &ptx{id: id}
+// add enters a new transaction for id, which has none, in the table.
+func (p *Participant) add(id concord.TxID) *ptx {
+	t := &ptx{id: id, owner: p}
 	t.waiters = t.waitBuf[:0]
+	p.txs[id] = t
 	return t
+}
+
+// drop removes t from the table.
+func (p *Participant) drop(t *ptx) {
+	delete(p.txs, t.id)
+	t.owner = nil
 }
 
 // NewParticipant returns an empty participant machine. Zero fields of cfg
@@ -152,9 +166,8 @@ func (p *Participant) Prepare(req uint64, id concord.TxID, payload json.RawMessa
 	t := p.txs[id]
 	if t == nil {
 		// Only a resource that commits in one step may decide alone.
-		t = newPtx(id)
+		t = p.add(id)
 		t.onePhase, t.coordinator, t.payload = onePhase && p.cfg.OnePhase, coordinator, payload
-		p.txs[id] = t
 		t.waiters = append(t.waiters, waiter{req, waitPrepare})
 		p.startPrepare(t, &rd)
 		return rd
@@ -190,8 +203,7 @@ func (p *Participant) decide(req uint64, id concord.TxID, o concord.Outcome) Par
 	if t == nil {
 		// Unknown here: the resource may still know it (after a restart, or
 		// once forgotten from memory). It answers.
-		t = newPtx(id)
-		p.txs[id] = t
+		t = p.add(id)
 		t.waiters = append(t.waiters, waiter{req, op})
 		p.startDecision(t, o, &rd)
 		return rd
@@ -215,25 +227,30 @@ func (p *Participant) startPrepare(t *ptx, rd *ParticipantReady) {
 	if t.onePhase && p.cfg.OnePhase {
 		kind = ActCommitOnePhase
 	}
-	p.addAction(rd, ParticipantAction{Kind: kind, ID: t.id, Payload: t.payload})
+	p.addAction(rd, ParticipantAction{Kind: kind, ID: t.id, Payload: t.payload, tx: t})
 }
 
 func (p *Participant) startDecision(t *ptx, o concord.Outcome, rd *ParticipantReady) {
 	t.querying = false
 	if o == concord.OutcomeCommitted {
 		p.setState(t, PartCommitting)
-		p.addAction(rd, ParticipantAction{Kind: ActCommit, ID: t.id})
+		p.addAction(rd, ParticipantAction{Kind: ActCommit, ID: t.id, tx: t})
 		return
 	}
 	p.setState(t, PartAborting)
-	p.addAction(rd, ParticipantAction{Kind: ActAbort, ID: t.id})
+	p.addAction(rd, ParticipantAction{Kind: ActAbort, ID: t.id, tx: t})
 }
 
 // Done reports the result of an action. A result for a transaction with no
 // such call in flight is ignored.
 func (p *Participant) Done(res ParticipantResult, now time.Time) ParticipantReady {
 	var rd ParticipantReady
-	t := p.txs[res.ID]
+	t := res.tx
+	if t == nil || t.owner != p || t.id != res.ID {
+		// Not made by ParticipantAction.Result, or its transaction has
+		// left the table since: find the one the table holds now.
+		t = p.txs[res.ID]
+	}
 	if t == nil {
 		return rd
 	}
@@ -449,7 +466,7 @@ func (p *Participant) unsettled(t *ptx, rd *ParticipantReady) {
 		}
 	}
 	p.setState(t, PartUnknown)
-	delete(p.txs, t.id)
+	p.drop(t)
 }
 
 func (p *Participant) queryDone(t *ptx, res ParticipantResult, now time.Time, rd *ParticipantReady) {
@@ -493,7 +510,7 @@ func (p *Participant) Tick(now time.Time) ParticipantReady {
 			continue
 		}
 		t.querying = true
-		p.addAction(&rd, ParticipantAction{Kind: ActQuery, ID: t.id, Coordinator: t.coordinator})
+		p.addAction(&rd, ParticipantAction{Kind: ActQuery, ID: t.id, Coordinator: t.coordinator, tx: t})
 	}
 	return rd
 }
@@ -506,9 +523,8 @@ func (p *Participant) Recovered(ids []concord.TxID, now time.Time) ParticipantRe
 		if p.txs[id] != nil {
 			continue
 		}
-		t := newPtx(id)
+		t := p.add(id)
 		t.known, t.vote, t.preparedAt, t.nextQuery = true, concord.VoteYes, now, now
-		p.txs[id] = t
 		p.setState(t, PartPrepared)
 	}
 	return p.Tick(now)
@@ -573,6 +589,6 @@ func (p *Participant) remember(t *ptx) {
 		p.head = 0
 	}
 	if len(old.waiters) == 0 {
-		delete(p.txs, old.id)
+		p.drop(old)
 	}
 }

@@ -70,6 +70,16 @@ type ParticipantAction struct {
 	// Coordinator is the base URL to ask (ActQuery). Empty means the
 	// driver's configured default coordinator, as after a restart.
 	Coordinator string
+
+	tx *ptx // the transaction, carried to its result by Result
+}
+
+// Result returns the result of a to fill in and report with Done: its Kind
+// and ID set, and the transaction the machine asked for it about, which
+// Done then need not look up by id. A result written out field by field
+// works too.
+func (a ParticipantAction) Result() ParticipantResult {
+	return ParticipantResult{Kind: a.Kind, ID: a.ID, tx: a.tx}
 }
 
 // ParticipantErr classifies how a resource call failed.
@@ -96,6 +106,8 @@ type ParticipantResult struct {
 	Outcome concord.Outcome
 	Err     ParticipantErr
 	ErrText string
+
+	tx *ptx // see ParticipantAction.Result
 }
 
 // ReplyKind says what a ParticipantReply answers.

@@ -77,3 +77,57 @@ func TestParticipantInDoubtSet(t *testing.T) {
 		}
 	}
 }
+
+// TestParticipantResultNamesItsTransaction checks that a result made by
+// ParticipantAction.Result is applied as one naming the transaction by id
+// would be: to the transaction the machine holds for that id now, also
+// after the one the action was about has left the table, and on another
+// machine.
+func TestParticipantResultNamesItsTransaction(t *testing.T) {
+	now := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+	p := NewParticipant(ParticipantConfig{})
+	rd := p.Commit(1, "x", now) // unknown here: the resource is asked
+	if len(rd.Actions) != 1 || rd.Actions[0].Kind != ActCommit {
+		t.Fatalf("commit of an unknown transaction: %+v", rd)
+	}
+	stale := rd.Actions[0].Result()
+	res := rd.Actions[0].Result()
+	res.Err = PErrUnknownTx
+	rd = p.Done(res, now) // the resource does not know it either: forgotten
+	if len(rd.Replies) != 1 || rd.Replies[0].Kind != ReplyFailure {
+		t.Fatalf("commit of a transaction the resource does not know: %+v", rd)
+	}
+	if _, ok := p.Lookup("x"); ok {
+		t.Fatal("a transaction nobody knows is still remembered")
+	}
+	rd = p.Commit(2, "x", now) // asked again: a new entry, a new call
+	if len(rd.Actions) != 1 || rd.Actions[0].Kind != ActCommit {
+		t.Fatalf("second commit: %+v", rd)
+	}
+	// The first call's result, reported late, names the transaction that
+	// left the table: it applies to the one held for x now, as a result
+	// naming x by id would.
+	rd = p.Done(stale, now)
+	if len(rd.Replies) != 1 || rd.Replies[0].Req != 2 || rd.Replies[0].Kind != ReplyAck {
+		t.Fatalf("late result of the first call: %+v, want request 2 acknowledged", rd)
+	}
+
+	// A result reported to a machine other than the one that asked for the
+	// call applies to that machine's transaction of the same id.
+	a, b := NewParticipant(ParticipantConfig{}), NewParticipant(ParticipantConfig{})
+	rdA := a.Prepare(1, "y", nil, false, "", now)
+	rdB := b.Prepare(1, "y", nil, false, "", now)
+	res = rdA.Actions[0].Result()
+	res.Vote = concord.VoteYes
+	if rd := b.Done(res, now); len(rd.Replies) != 1 || rd.Replies[0].Vote != concord.VoteYes {
+		t.Fatalf("result reported to the other machine: %+v", rd)
+	}
+	if st, _ := a.Lookup("y"); st.State != PartPreparing {
+		t.Fatalf("the machine that asked went on to %s on a result reported elsewhere", st.State)
+	}
+	res = rdB.Actions[0].Result()
+	res.Vote = concord.VoteYes
+	if rd := a.Done(res, now); len(rd.Replies) != 1 || rd.Replies[0].Vote != concord.VoteYes {
+		t.Fatalf("result reported to the first machine: %+v", rd)
+	}
+}

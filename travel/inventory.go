@@ -290,7 +290,15 @@ func (v *Inventory) Snapshot() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := make([]byte, 0, len(head)+len(v.decided)*64)
+	// Room for every reservation as appendReservation writes it: its
+	// strings and 48 bytes of keys, quotes, commas and a quantity of up to
+	// four digits, enough unless a reservation has both a SKU and a reason
+	// (append then grows the buffer).
+	size := len(head) + 2
+	for _, r := range v.decided {
+		size += 48 + len(r.ID) + len(r.State) + len(r.SKU) + len(r.Reason)
+	}
+	b := make([]byte, 0, size)
 	if !bytes.HasSuffix(head, []byte(`"decided":null}`)) {
 		return nil, fmt.Errorf("encode inventory: unexpected form %.40q", head)
 	}

@@ -359,15 +359,16 @@ func TestInventorySnapshotEncoding(t *testing.T) {
 }
 
 // BenchmarkInventorySnapshot encodes an inventory remembering
-// DecidedRetention decided reservations, as the file store's snapshots do.
+// DecidedRetention decided reservations, as the file store's snapshots do,
+// with ids of the coordinator's form.
 func BenchmarkInventorySnapshot(b *testing.B) {
-	v, err := NewInventory([]Stock{{SKU: "A", Capacity: MaxCapacity}})
+	v, err := NewInventory([]Stock{{SKU: "C-ECON", Capacity: MaxCapacity}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	p := Request{SKU: "A", Quantity: 1}.Payload()
+	p := Request{SKU: "C-ECON", Quantity: 1}.Payload()
 	for i := range DecidedRetention + 100 {
-		id := concord.TxID(fmt.Sprintf("tx-%d", i))
+		id := concord.TxID(fmt.Sprintf("tx-%024x", uint64(i)*0x9e3779b97f4a7c15))
 		if _, err := v.Reserve(id, p); err != nil {
 			b.Fatal(err)
 		}

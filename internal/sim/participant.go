@@ -215,7 +215,7 @@ func (p *partNode) perform(inc int, rd tpc.ParticipantReady) {
 // call performs one resource call and reports its result to the machine.
 func (p *partNode) call(inc int, a tpc.ParticipantAction) {
 	ctx := context.Background()
-	res := tpc.ParticipantResult{Kind: a.Kind, ID: a.ID}
+	res := a.Result()
 	var err error
 	switch a.Kind {
 	case tpc.ActPrepare:

@@ -201,28 +201,44 @@ func (s *Store) apply(r wal.Record) error {
 	return nil
 }
 
-func (s *Store) setPrepared(id concord.TxID, seq uint64) {
+// setPrepared enters id, which has no entry, as prepared by record seq.
+func (s *Store) setPrepared(id concord.TxID, seq uint64) *txEntry {
 	s.tmu.Lock()
 	defer s.tmu.Unlock()
 	e := &txEntry{id: id, state: StatePrepared, seq: seq}
 	s.txs[id] = e
 	s.prepared[id] = e
+	return e
 }
 
 // setDecided records a decision of a transaction that is prepared or has
 // no entry, and forgets the oldest decided transactions past Retain.
 // Called in log order, so replay forgets the same ones.
 func (s *Store) setDecided(id concord.TxID, st TxState, seq uint64, reason string) {
+	if e := s.prepared[id]; e != nil {
+		s.decidePrepared(e, st, seq, reason)
+		return
+	}
 	s.tmu.Lock()
 	defer s.tmu.Unlock()
-	e := s.prepared[id]
-	if e != nil {
-		delete(s.prepared, id)
-		e.state, e.seq, e.reason = st, seq, reason
-	} else {
-		e = &txEntry{id: id, state: st, seq: seq, reason: reason}
-		s.txs[id] = e
-	}
+	e := &txEntry{id: id, state: st, seq: seq, reason: reason}
+	s.txs[id] = e
+	s.remember(e)
+}
+
+// decidePrepared is setDecided for e, the entry of a prepared transaction,
+// which the caller has at hand: its id is not looked up again.
+func (s *Store) decidePrepared(e *txEntry, st TxState, seq uint64, reason string) {
+	s.tmu.Lock()
+	defer s.tmu.Unlock()
+	delete(s.prepared, e.id)
+	e.state, e.seq, e.reason = st, seq, reason
+	s.remember(e)
+}
+
+// remember queues e, just decided, for forgetting once Retain newer
+// decisions are made, and forgets those past it. s.tmu is held.
+func (s *Store) remember(e *txEntry) {
 	s.decided = append(s.decided, e)
 	for len(s.decided)-s.head > s.opts.Retain {
 		old := s.decided[s.head]
@@ -310,11 +326,7 @@ func (s *Store) durableSoon(seq uint64) error {
 // PREPARED record is durable.
 func (s *Store) Prepare(ctx context.Context, id concord.TxID, payload json.RawMessage) (participant.PrepareResult, error) {
 	s.mu.Lock()
-	r, err := s.prepareLocked(id, payload)
-	var seq uint64
-	if err == nil && r.Vote == concord.VoteYes {
-		seq = s.txs[id].seq
-	}
+	r, seq, err := s.prepareLocked(id, payload)
 	s.mu.Unlock()
 	if seq != 0 {
 		if err := s.durable(seq); err != nil {
@@ -331,12 +343,9 @@ func (s *Store) PrepareBatch(ctx context.Context, calls []participant.PrepareCal
 	s.mu.Lock()
 	for i := range calls {
 		c := &calls[i]
-		c.Result, c.Err = s.prepareLocked(c.ID, c.Payload)
-		if c.Err == nil && c.Result.Vote == concord.VoteYes {
-			if e := s.txs[c.ID]; e != nil {
-				last = max(last, e.seq)
-			}
-		}
+		var seq uint64
+		c.Result, seq, c.Err = s.prepareLocked(c.ID, c.Payload)
+		last = max(last, seq)
 	}
 	s.mu.Unlock()
 	if last == 0 {
@@ -351,52 +360,54 @@ func (s *Store) PrepareBatch(ctx context.Context, calls []participant.PrepareCal
 	}
 }
 
-// prepareLocked is Prepare without the wait for durability: a yes vote's
-// record (a duplicate's earlier one included) is s.txs[id].seq. s.mu is
-// held.
-func (s *Store) prepareLocked(id concord.TxID, payload json.RawMessage) (participant.PrepareResult, error) {
+// prepareLocked is Prepare without the wait for durability. For a yes
+// vote it also returns the record that must be durable before the vote
+// leaves (a duplicate's earlier one included); else 0. s.mu is held.
+func (s *Store) prepareLocked(id concord.TxID, payload json.RawMessage) (participant.PrepareResult, uint64, error) {
 	if err := concord.ValidateTxID(id); err != nil {
-		return participant.PrepareResult{}, err
+		return participant.PrepareResult{}, 0, err
 	}
 	if s.err != nil {
-		return participant.PrepareResult{}, s.err
+		return participant.PrepareResult{}, 0, s.err
 	}
 	if e := s.txs[id]; e != nil { // a duplicate: the earlier vote
 		if e.state == StatePrepared || e.state == StateCommitted {
-			return participant.PrepareResult{Vote: concord.VoteYes}, nil
+			return participant.PrepareResult{Vote: concord.VoteYes}, e.seq, nil
 		}
-		return participant.PrepareResult{Vote: concord.VoteNo, Reason: e.reason}, nil
+		return participant.PrepareResult{Vote: concord.VoteNo, Reason: e.reason}, 0, nil
 	}
 	if len(payload) > s.opts.MaxPayload {
-		return s.refuse(id, fmt.Sprintf("payload of %d bytes is over the limit of %d", len(payload), s.opts.MaxPayload))
+		r, _, err := s.refuse(id, fmt.Sprintf("payload of %d bytes is over the limit of %d", len(payload), s.opts.MaxPayload))
+		return r, 0, err
 	}
 	r := s.m.Prepare(id, payload)
 	switch r.Vote {
 	case concord.VoteYes:
 		seq, err := s.appendRec(recPrepared, id, payload)
 		if err != nil {
-			return participant.PrepareResult{}, err
+			return participant.PrepareResult{}, 0, err
 		}
 		s.setPrepared(id, seq)
-		return r, nil
+		return r, seq, nil
 	case concord.VoteNo:
-		return s.refuse(id, r.Reason)
+		r, _, err := s.refuse(id, r.Reason)
+		return r, 0, err
 	case concord.VoteReadOnly:
-		return r, nil
+		return r, 0, nil
 	default:
-		return participant.PrepareResult{}, fmt.Errorf("filestore: machine voted %s on %s; want yes, no or read-only", r.Vote, id)
+		return participant.PrepareResult{}, 0, fmt.Errorf("filestore: machine voted %s on %s; want yes, no or read-only", r.Vote, id)
 	}
 }
 
 // refuse records a no vote (not forced) so that a duplicate prepare gets
-// the same answer; s.mu is held.
-func (s *Store) refuse(id concord.TxID, reason string) (participant.PrepareResult, error) {
+// the same answer, and returns its record; s.mu is held.
+func (s *Store) refuse(id concord.TxID, reason string) (participant.PrepareResult, uint64, error) {
 	seq, err := s.appendRec(recAbort, id, []byte(reason))
 	if err != nil {
-		return participant.PrepareResult{}, err
+		return participant.PrepareResult{}, 0, err
 	}
 	s.setDecided(id, StateAborted, seq, reason)
-	return participant.PrepareResult{Vote: concord.VoteNo, Reason: reason}, nil
+	return participant.PrepareResult{Vote: concord.VoteNo, Reason: reason}, seq, nil
 }
 
 // Commit implements participant.Resource: it returns once the COMMIT record
@@ -456,7 +467,7 @@ func (s *Store) commitLocked(id concord.TxID) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	s.setDecided(id, StateCommitted, seq, "")
+	s.decidePrepared(e, StateCommitted, seq, "")
 	return seq, nil
 }
 
@@ -570,12 +581,11 @@ func (s *Store) CommitOnePhase(ctx context.Context, id concord.TxID, payload jso
 // final, so a duplicate of the request after a crash must be refused too
 // (by then stock may have freed up). s.mu is held and released.
 func (s *Store) refuseOnePhase(id concord.TxID, reason string) (concord.Outcome, string, error) {
-	r, err := s.refuse(id, reason)
+	r, seq, err := s.refuse(id, reason)
 	if err != nil {
 		s.mu.Unlock()
 		return concord.OutcomePending, "", err
 	}
-	seq := s.txs[id].seq
 	s.mu.Unlock()
 	if err := s.durable(seq); err != nil {
 		return concord.OutcomePending, "", err

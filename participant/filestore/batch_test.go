@@ -1,0 +1,129 @@
+package filestore_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"testing/synctest"
+
+	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/participant"
+	"github.com/concordtx/concord/participant/filestore"
+	"github.com/concordtx/concord/wal/memfs"
+)
+
+// holdNextSync makes the next fsync of fs block until the returned
+// function is called (once or more), as a slow disk would.
+func holdNextSync(fs *memfs.FS) (release func()) {
+	ch := make(chan struct{})
+	armed := true
+	fs.SetFault(func(op memfs.Op, _ string) error {
+		if op == memfs.OpSync && armed {
+			armed = false
+			<-ch
+		}
+		return nil
+	})
+	return sync.OnceFunc(func() { close(ch) })
+}
+
+// prepareBatchAsync runs PrepareBatch in a goroutine; the calls arrive on
+// the channel when it returns.
+func prepareBatchAsync(s *filestore.Store, ids ...concord.TxID) <-chan []participant.PrepareCall {
+	calls := make([]participant.PrepareCall, len(ids))
+	for i, id := range ids {
+		calls[i] = participant.PrepareCall{ID: id, Payload: takePayload(1)}
+	}
+	ch := make(chan []participant.PrepareCall, 1)
+	go func() {
+		s.PrepareBatch(context.Background(), calls)
+		ch <- calls
+	}()
+	return ch
+}
+
+// A batch's yes votes come back only once their PREPARED records are
+// durable, and so does the yes vote on a duplicate whose first prepare is
+// still waiting for its sync: the duplicate waits for that record.
+func TestPrepareBatchVotesAfterTheSync(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fs := memfs.New()
+		s := openDelay(t, fs, newCounter(10), -1)
+		defer s.Close()
+		release := holdNextSync(fs)
+		defer release() // on failure too: the bubble must not end with the sync held
+		first := prepareBatchAsync(s, "a", "b")
+		synctest.Wait() // a and b are written, their sync held
+		dup := prepareBatchAsync(s, "b")
+		synctest.Wait()
+		select {
+		case <-first:
+			t.Fatal("PrepareBatch voted before its records were synced")
+		case <-dup:
+			t.Fatal("PrepareBatch voted yes on a duplicate before its first prepare's record was synced")
+		default:
+		}
+		release()
+		for _, calls := range [][]participant.PrepareCall{<-first, <-dup} {
+			for _, c := range calls {
+				if c.Err != nil || c.Result.Vote != concord.VoteYes {
+					t.Fatalf("%s: %+v, %v; want a yes vote", c.ID, c.Result, c.Err)
+				}
+			}
+		}
+		fs.SetFault(nil)
+		fs.Crash()
+		s.Close()
+		s2 := openDelay(t, fs, newCounter(10), -1)
+		defer s2.Close()
+		for _, id := range []concord.TxID{"a", "b"} {
+			if st, _ := s2.State(id); st != filestore.StatePrepared {
+				t.Fatalf("%s is %s after a crash, but its yes vote was returned", id, st)
+			}
+		}
+	})
+}
+
+// CommitBatch returns once every COMMIT record is durable; a commit of a
+// transaction never prepared fails alone.
+func TestCommitBatchReturnsAfterTheSync(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fs := memfs.New()
+		s := openDelay(t, fs, newCounter(10), -1)
+		defer s.Close()
+		prepare(t, s, "a", 1)
+		prepare(t, s, "b", 1)
+		release := holdNextSync(fs)
+		defer release()
+		calls := []participant.CommitCall{{ID: "a"}, {ID: "b"}, {ID: "never"}}
+		done := make(chan struct{})
+		go func() {
+			s.CommitBatch(context.Background(), calls)
+			close(done)
+		}()
+		synctest.Wait()
+		select {
+		case <-done:
+			t.Fatal("CommitBatch returned before its records were synced")
+		default:
+		}
+		release()
+		<-done
+		if calls[0].Err != nil || calls[1].Err != nil {
+			t.Fatalf("commits failed: %v, %v", calls[0].Err, calls[1].Err)
+		}
+		if calls[2].Err == nil {
+			t.Fatal("commit of a transaction never prepared succeeded")
+		}
+		fs.SetFault(nil)
+		fs.Crash()
+		s.Close()
+		s2 := openDelay(t, fs, newCounter(10), -1)
+		defer s2.Close()
+		for _, id := range []concord.TxID{"a", "b"} {
+			if st, _ := s2.State(id); st != filestore.StateCommitted {
+				t.Fatalf("%s is %s after a crash, but CommitBatch had returned", id, st)
+			}
+		}
+	})
+}

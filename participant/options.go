@@ -72,6 +72,10 @@ type Options struct {
 	MaxBatch int
 	// Retain is how many decided transactions are remembered in memory to
 	// answer duplicates and refuse late prepares without a resource call.
+	// It is a cache: the Resource answers what it forgot, as it must after
+	// a restart anyway. It is kept small by default because inserting into
+	// and evicting from a large table misses the processor's caches on
+	// every transaction.
 	Retain int
 	// Shards is the number of independently locked partitions of the
 	// transaction table.
@@ -89,7 +93,7 @@ var DefaultOptions = Options{
 	TickInterval:   100 * time.Millisecond,
 	MaxBodyBytes:   4 << 20,
 	MaxBatch:       4096,
-	Retain:         100_000,
+	Retain:         10_000,
 	Shards:         16,
 }
 

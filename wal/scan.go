@@ -141,17 +141,20 @@ func laterValidFrame(b []byte, next uint64, maxRec int) int {
 	return -1
 }
 
-var zeroChunk [4096]byte
-
 func isZero(b []byte) bool {
 	for len(b) > 0 {
-		n := min(len(b), len(zeroChunk))
-		if !bytes.Equal(b[:n], zeroChunk[:n]) {
+		n := min(len(b), len(zeroFill))
+		if !bytes.Equal(b[:n], zeroFill[:n]) {
 			return false
 		}
 		b = b[n:]
 	}
 	return true
+}
+
+// trimZeros returns b without the zero bytes at its end.
+func trimZeros(b []byte) []byte {
+	return bytes.TrimRight(b, "\x00")
 }
 
 // readSegHeader reads up to segHeaderSize bytes at the start of a segment

@@ -65,11 +65,22 @@ func (f *File) WriteAt(p []byte, off int64) (int, error) {
 
 // writeAt puts p into the content at off. f.m.mu is held.
 func (ino *inode) writeAt(p []byte, off int) {
+	start := min(off, len(ino.data)) // a gap up to off fills with zeros
 	if end := off + len(p); end > len(ino.data) {
 		ino.data = append(ino.data, make([]byte, end-len(ino.data))...)
 	}
 	copy(ino.data[off:], p)
-	ino.dirty = min(ino.dirty, off)
+	ino.written(start, off+len(p))
+}
+
+// written records that bytes [start, end) changed since the last Sync.
+func (ino *inode) written(start, end int) {
+	if ino.dirty >= ino.dirtyEnd { // the first change since the Sync
+		ino.dirty, ino.dirtyEnd = start, end
+		return
+	}
+	ino.dirty = min(ino.dirty, start)
+	ino.dirtyEnd = max(ino.dirtyEnd, end)
 }
 
 // ReadAt reads at offset off; it returns io.EOF if fewer than len(p) bytes
@@ -110,7 +121,7 @@ func (f *File) Sync() error {
 		// Only bytes from dirty on changed: copy just those.
 		ino.synced = append(ino.synced[:ino.dirty], ino.data[ino.dirty:]...)
 	}
-	ino.dirty = len(ino.synced)
+	ino.dirty, ino.dirtyEnd = len(ino.synced), len(ino.synced)
 	ino.diverged = false
 	return nil
 }
@@ -135,9 +146,10 @@ func (f *File) Truncate(size int64) error {
 		if size < int64(len(ino.synced)) {
 			ino.diverged = true
 		}
+		ino.dirtyEnd = min(ino.dirtyEnd, len(ino.data))
 		return nil
 	}
-	ino.dirty = min(ino.dirty, len(ino.data))
+	ino.written(len(ino.data), int(size))
 	ino.data = append(ino.data, make([]byte, size-int64(len(ino.data)))...)
 	return nil
 }

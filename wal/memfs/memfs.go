@@ -59,9 +59,10 @@ type FS struct {
 type inode struct {
 	data   []byte // current content
 	synced []byte // content as it survives a crash
-	// dirty is the lowest offset written since the last Sync (len(synced)
-	// if none was): data[:dirty] equals synced[:dirty].
-	dirty int
+	// [dirty, dirtyEnd) bounds what changed since the last Sync (empty,
+	// both len(synced), if nothing did). Unless diverged, dirty <=
+	// len(synced), and data equals synced outside those bounds.
+	dirty, dirtyEnd int
 	// diverged: the file was cut below its synced size since the last
 	// Sync, so data is no longer synced plus later writes.
 	diverged bool
@@ -153,13 +154,13 @@ func (m *FS) begin(op Op, name string) error {
 func (m *FS) Crash() { m.crash(nil) }
 
 // CrashPartial is Crash, except that of each file's bytes written since its
-// last Sync a random prefix (chosen with r) survives, in offset order: the
-// file holds its current content up to a random offset at or after the
-// lowest one written since the Sync, and its synced content after it, as a
-// disk may have written some of the pending bytes (a torn write). Bytes
-// written over synced ones past that offset go back to their synced value;
-// appended ones are cut. A file cut below its synced size since its last
-// Sync goes back to its synced content whole.
+// last Sync a random prefix (chosen with r) survives, in offset order, as a
+// disk may have written some of the pending bytes (a torn write): the file
+// holds its current content up to a random offset between the lowest and
+// the highest one written since the Sync, and its synced content after it.
+// Bytes written over synced ones past that offset go back to their synced
+// value; appended ones are cut. A file cut below its synced size since its
+// last Sync goes back to its synced content whole.
 func (m *FS) CrashPartial(r *rand.Rand) { m.crash(r) }
 
 func (m *FS) crash(r *rand.Rand) {
@@ -178,11 +179,11 @@ func (m *FS) crash(r *rand.Rand) {
 		ino := m.durable[name]
 		m.files[name] = ino
 		keep := 0
-		if r != nil && !ino.diverged && len(ino.data) > ino.dirty {
-			keep = r.IntN(len(ino.data) - ino.dirty + 1)
+		if r != nil && !ino.diverged && ino.dirtyEnd > ino.dirty {
+			keep = r.IntN(ino.dirtyEnd - ino.dirty + 1)
 		}
 		if keep > 0 {
-			cut := ino.dirty + keep
+			cut := min(ino.dirty+keep, len(ino.data))
 			kept := append(ino.data[:0:0], ino.data[:cut]...)
 			if cut < len(ino.synced) {
 				kept = append(kept, ino.synced[cut:]...)
@@ -192,7 +193,7 @@ func (m *FS) crash(r *rand.Rand) {
 		} else {
 			ino.data = append([]byte(nil), ino.synced...)
 		}
-		ino.dirty = len(ino.synced)
+		ino.dirty, ino.dirtyEnd = len(ino.synced), len(ino.synced)
 		ino.diverged = false
 	}
 }
@@ -227,7 +228,7 @@ func (m *FS) WriteFile(name string, data []byte) error {
 	m.durable[name] = ino
 	ino.data = append([]byte(nil), data...)
 	ino.synced = append([]byte(nil), data...)
-	ino.dirty = len(data)
+	ino.dirty, ino.dirtyEnd = len(data), len(data)
 	ino.diverged = false
 	return nil
 }

@@ -258,9 +258,10 @@ func (l *Log) createSegment(first uint64) (File, error) {
 }
 
 // roll makes a new segment starting at record first the active one. The old
-// one is cut to its last record and synced first, so that a later sync of
-// the new one covers every record before it, and a sealed segment keeps no
-// preallocated zeros (unless a crash comes before that sync).
+// one is synced first, so that a later sync of the new one covers every
+// record before it. It ends with its last record: zeros are never written
+// past SegmentSize, and a roll comes only once the records reach it. Should
+// any zeros be left all the same, they are cut off before that sync.
 func (l *Log) roll(first uint64) error {
 	if l.zeroedEnd > l.activeSize {
 		if err := l.cutZeros(); err != nil {

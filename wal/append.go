@@ -309,8 +309,8 @@ var zeroFill [DefaultPreallocate]byte
 // (but not past SegmentSize), which has reached the end of the file. The
 // sync that makes the records durable then also commits the file's new
 // size; the syncs after it, for records written into those zeros, have only
-// data to flush. Zeros are the end of the log to a reader, so a crash at
-// any point leaves a log that opens. The caller holds the flush.
+// data to flush. Zeros after the last record read as the end of the log.
+// The caller holds the flush.
 func (l *Log) zeroAhead() error {
 	end := min(l.activeSize+l.opts.Preallocate, l.opts.SegmentSize)
 	for l.zeroedEnd < end {

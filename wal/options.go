@@ -10,8 +10,8 @@ const (
 	// maxMaxRecordSize bounds MaxRecordSize so that a record's length always
 	// fits the 32-bit length field with room to spare.
 	maxMaxRecordSize = 1 << 30
-	// maxPreallocate bounds Preallocate: zeros are written from one buffer
-	// in a flush, and read whole by Open when they end a segment.
+	// maxPreallocate bounds Preallocate: Open reads the zeros that end the
+	// last segment whole.
 	maxPreallocate = 1 << 30
 )
 

@@ -118,8 +118,10 @@ func (f *File) Sync() error {
 	if ino.diverged || len(ino.data) < len(ino.synced) {
 		ino.synced = append([]byte(nil), ino.data...)
 	} else {
-		// Only bytes from dirty on changed: copy just those.
-		ino.synced = append(ino.synced[:ino.dirty], ino.data[ino.dirty:]...)
+		// Copy just what changed: bytes past the synced size, and those
+		// in [dirty, dirtyEnd) before it.
+		ino.synced = append(ino.synced, ino.data[len(ino.synced):]...)
+		copy(ino.synced[ino.dirty:ino.dirtyEnd], ino.data[ino.dirty:ino.dirtyEnd])
 	}
 	ino.dirty, ino.dirtyEnd = len(ino.synced), len(ino.synced)
 	ino.diverged = false

@@ -22,9 +22,10 @@
 // once the records reach SegmentSize), and Close cuts the zeros off the last
 // one.
 //
-// On Open, a torn tail of the last segment is copied aside and cut off, and
-// zeros after its last record are cut off; a sealed segment may end in zeros
-// only if the next segment starts with the record after its last one.
+// On Open, a torn tail of the last segment is copied aside and cut off;
+// zeros after its last record stay, for the records to come. A sealed
+// segment may end in zeros only if the next segment starts with the record
+// after its last one.
 // Corruption anywhere else refuses to open with an error naming the file and
 // offset. Compact deletes whole segments whose records are no longer needed.
 // All file system access goes through the FS interface, so tests can use the

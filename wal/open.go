@@ -8,11 +8,12 @@ import (
 
 // Open opens the log in opts.Dir, creating the directory and a first segment
 // if needed, and locks the directory. It checks every segment: a torn tail of
-// the last one is copied to "<segment>.torn-<offset>" and cut off, and so are
-// zeros after its last record, so that appends continue after the last good
-// record. An earlier segment may end in zeros (the cut of its preallocated
-// space at a roll was lost in a crash) if the next segment starts with the
-// record that follows its last one. Any other damage fails with ErrCorrupt
+// the last one is copied to "<segment>.torn-<offset>" and cut off, so that
+// appends continue after the last good record; zeros after it are space
+// written ahead of the records, which appends then fill. An earlier segment
+// may end in zeros (as a crash could leave one if zeros were ever left at a
+// roll) if the next segment starts with the record that follows its last
+// one. Any other damage fails with ErrCorrupt
 // naming the file and offset, and a gap between segments with
 // ErrMissingSegment. The last segment is then synced, so that every record
 // Replay returns is durable even if the process that wrote it died before
@@ -108,19 +109,23 @@ func (l *Log) recover() error {
 			}
 			continue
 		}
-		// checkSegment cut whatever followed the last record.
-		l.active, l.activeSize, l.zeroedEnd, l.written = f, end, end, end
+		zeroed, err := f.Size() // zeros from end to here, if any
+		if err != nil {
+			f.Close()
+			return fmt.Errorf("size of %s: %w", s.path, err)
+		}
+		l.active, l.activeSize, l.zeroedEnd, l.written = f, end, zeroed, end
 	}
 	l.segs = segs
 	l.nextSeq = next
 	return nil
 }
 
-// checkSegment reads one segment, repairing the header or a torn or zeroed
-// tail if it is the last (nextFirst 0), and returns the offset just past its
-// last record (the last segment's size afterwards) and the sequence number
-// that follows that record. An earlier segment must be followed by one that
-// starts at nextFirst.
+// checkSegment reads one segment, repairing the header or a torn tail if it
+// is the last (nextFirst 0), and returns the offset just past its last
+// record and the sequence number that follows that record. Zeros after the
+// last record of the last segment stay (unless preallocation is off). An
+// earlier segment must be followed by one that starts at nextFirst.
 func (l *Log) checkSegment(f File, s segment, nextFirst uint64) (int64, uint64, error) {
 	last := nextFirst == 0
 	size, err := f.Size()
@@ -176,6 +181,10 @@ func (l *Log) checkSegment(f File, s segment, nextFirst uint64) (int64, uint64, 
 			ErrCorrupt, s.path, res.end, res.next-1, nextFirst)
 	case !last || res.kind == damageCorrupt:
 		return 0, 0, fmt.Errorf("%w: %s at offset %d: %s", ErrCorrupt, s.path, res.end, res.reason)
+	case res.kind == damageZeros && l.opts.Preallocate > 0:
+		// Zeros written ahead by an earlier run: records go into them,
+		// sparing a cut now and new zeros at the first write.
+		return res.end, res.next, nil
 	}
 	if err := l.cutTail(f, s.path, res.end, size); err != nil {
 		return 0, 0, err

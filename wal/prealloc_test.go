@@ -41,7 +41,8 @@ func fileSize(t *testing.T, name string) int64 {
 // first flush writes Preallocate bytes of zeros after its record, that the
 // records after it go into those zeros without growing the file, and that
 // they replay: after Close (which cuts the zeros), and from a copy of the
-// directory as a process killed before Close leaves it (zeros and all).
+// directory as a process killed before Close leaves it (zeros and all),
+// whose zeros Open keeps for the next records.
 func TestPreallocatedRecordsReplayOSFS(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "log")
 	l, err := wal.Open(wal.Options{Dir: dir})
@@ -83,12 +84,19 @@ func TestPreallocatedRecordsReplayOSFS(t *testing.T) {
 		t.Fatalf("open after a kill: %v", err)
 	}
 	checkRecords(t, replayAll(t, k), n)
-	if got := fileSize(t, firstSegPath(killed)); got != int64(end) {
-		t.Fatalf("after open the segment is %d bytes, want %d: the zeros after the last record cut", got, end)
+	if got := fileSize(t, firstSegPath(killed)); got != int64(len(b)) {
+		t.Fatalf("after open the segment is %d bytes, want %d: the zeros after the last record kept", got, len(b))
 	}
 	appendN(t, k, n+1, n+1)
+	if got, st := fileSize(t, firstSegPath(killed)), k.Stats(); got != int64(len(b)) || st.Preallocated != 0 {
+		t.Fatalf("after an append the segment is %d bytes (%d of zeros written), want %d (none): the record goes into the zeros kept",
+			got, st.Preallocated, len(b))
+	}
 	if err := k.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if got := fileSize(t, firstSegPath(killed)); got != int64(recordsEnd(1, n+1)) {
+		t.Fatalf("after Close the segment is %d bytes, want %d", got, recordsEnd(1, n+1))
 	}
 	if torn, _ := filepath.Glob(firstSegPath(killed) + ".torn-*"); len(torn) != 0 {
 		t.Fatalf("zeros kept as a torn tail: %v", torn)
@@ -116,10 +124,29 @@ func TestPreallocatedRecordsReplayOSFS(t *testing.T) {
 
 // TestPreallocateDisabled checks that with a negative Preallocate every
 // write appends to the file, as before preallocation, and nothing else is
-// written.
+// written; zeros an earlier run wrote ahead are cut at Open.
 func TestPreallocateDisabled(t *testing.T) {
 	m := memfs.New()
+	l := openMem(t, m, 0)
+	appendN(t, l, 1, 5)
+	m.Crash() // leaves the zeros ahead
+	l.Close()
+	if b, _ := m.ReadFile(segments(t, m)[0]); len(b) == recordsEnd(1, 5) {
+		t.Fatal("no zeros ahead of the records")
+	}
 	l, err := wal.Open(wal.Options{Dir: testDir, FS: m, Preallocate: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := m.ReadFile(segments(t, m)[0]); len(b) != recordsEnd(1, 5) {
+		t.Fatalf("after open without preallocation the segment is %d bytes, want %d: the zeros cut", len(b), recordsEnd(1, 5))
+	}
+	if torn := tornCopies(t, m); len(torn) != 0 {
+		t.Fatalf("zeros kept as torn tails: %v", torn)
+	}
+	l.Close()
+	m = memfs.New()
+	l, err = wal.Open(wal.Options{Dir: testDir, FS: m, Preallocate: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,10 +195,14 @@ func TestCrashInPreallocatedSpace(t *testing.T) {
 	l.Close()
 	l = openMem(t, m, 0)
 	checkRecords(t, replayAll(t, l), 10)
-	if b, _ := m.ReadFile(seg); len(b) != recordsEnd(1, 10) {
-		t.Fatalf("after open the segment is %d bytes, want %d", len(b), recordsEnd(1, 10))
+	// The zeros stay; the unsynced records in them are gone.
+	if b, _ := m.ReadFile(seg); len(b) != len(before) || !bytes.Equal(b, before) {
+		t.Fatalf("after open the segment is %d bytes, want the %d synced before the unsynced appends", len(b), len(before))
 	}
 	appendN(t, l, 11, 11)
+	if b, _ := m.ReadFile(seg); len(b) != len(before) || !bytes.Contains(b, payload(11)) {
+		t.Fatalf("after an append the segment is %d bytes, want %d: the record goes into the zeros", len(b), len(before))
+	}
 	l.Close()
 	m.Crash()
 	l = openMem(t, m, 0)

@@ -236,7 +236,7 @@ var (
 	descRefreshed   = prometheus.NewDesc("concord_coordinator_log_refreshed_total", "Long-lived transactions rewritten to the log so that older segments can go.", nil, nil)
 	descCompactions = prometheus.NewDesc("concord_coordinator_compactions_total", "Compaction passes that deleted log segments.", nil, nil)
 	descSyncs       = prometheus.NewDesc("concord_wal_fsync_seconds", "Fsyncs of the log's segment files: count and total time.", nil, nil)
-	descWalBytes    = prometheus.NewDesc("concord_wal_written_bytes_total", "Bytes written to the log.", nil, nil)
+	descWalBytes    = prometheus.NewDesc("concord_wal_written_bytes_total", "Bytes of records written to the log (not the zeros written ahead of them).", nil, nil)
 	descWalWrites   = prometheus.NewDesc("concord_wal_writes_total", "Write calls (group-commit batches) to the log.", nil, nil)
 	descSegments    = prometheus.NewDesc("concord_wal_segments", "Segment files the log holds now.", nil, nil)
 	descRemoved     = prometheus.NewDesc("concord_wal_segments_removed_total", "Segment files deleted by compaction.", nil, nil)

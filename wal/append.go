@@ -276,8 +276,9 @@ func (l *Log) flush(b *batch) (synced bool, err error) {
 				return false, err
 			}
 		}
-		n, err := l.active.Write(b.buf)
+		n, err := l.active.WriteAt(b.buf, l.activeSize)
 		l.activeSize += int64(n)
+		l.zeroedEnd = max(l.zeroedEnd, l.activeSize)
 		l.stats.writes.Add(1)
 		l.stats.bytes.Add(int64(n))
 		l.unsynced = true
@@ -287,6 +288,11 @@ func (l *Log) flush(b *batch) (synced bool, err error) {
 		if err != nil {
 			return false, fmt.Errorf("write segment: %w", err)
 		}
+		if l.activeSize == l.zeroedEnd {
+			if err := l.zeroAhead(); err != nil {
+				return false, err
+			}
+		}
 	}
 	if b.needSync && l.unsynced {
 		if err := l.syncActive(); err != nil {
@@ -294,6 +300,40 @@ func (l *Log) flush(b *batch) (synced bool, err error) {
 		}
 	}
 	return !l.unsynced, nil
+}
+
+// zeroFill is the zeros zeroAhead writes, shared and never written to.
+var zeroFill [DefaultPreallocate]byte
+
+// zeroAhead writes Options.Preallocate bytes of zeros after the last record
+// (but not past SegmentSize), which has reached the end of the file. The
+// sync that makes the records durable then also commits the file's new
+// size; the syncs after it, for records written into those zeros, have only
+// data to flush. Zeros after the last record read as the end of the log.
+// The caller holds the flush.
+func (l *Log) zeroAhead() error {
+	end := min(l.activeSize+l.opts.Preallocate, l.opts.SegmentSize)
+	for l.zeroedEnd < end {
+		n, err := l.active.WriteAt(zeroFill[:min(end-l.zeroedEnd, int64(len(zeroFill)))], l.zeroedEnd)
+		l.zeroedEnd += int64(n)
+		l.stats.preallocated.Add(int64(n))
+		if err != nil {
+			return fmt.Errorf("write zeros ahead of the records: %w", err)
+		}
+	}
+	return nil
+}
+
+// cutZeros truncates the active segment to its last record, dropping the
+// zeros ahead of it; the next sync makes that durable. The caller holds the
+// flush.
+func (l *Log) cutZeros() error {
+	if err := l.active.Truncate(l.activeSize); err != nil {
+		return fmt.Errorf("truncate segment to its last record: %w", err)
+	}
+	l.zeroedEnd = l.activeSize
+	l.unsynced = true
+	return nil
 }
 
 // rollDue reports whether the active segment is full, so that the next

@@ -39,34 +39,39 @@ func TestCrashSimulation(t *testing.T) {
 	if testing.Short() {
 		seeds = 100
 	}
-	var acked, torn int
-	for seed := range seeds {
-		a, tc, ok := crashSeed(t, uint64(seed))
-		if !ok {
-			t.Fatalf("seed %d failed; rerun it alone with the same number", seed)
-		}
-		acked += a
-		torn += tc
-	}
-	t.Logf("%d seeds: %d acknowledged records checked, %d torn tails repaired", seeds, acked, torn)
-	// The test must have exercised both durability and tail repair.
-	if acked < seeds || torn < seeds/100 {
-		t.Fatalf("too little exercised: %d acknowledged, %d torn tails", acked, torn)
+	for _, prealloc := range []int64{0, -1} { // default, and disabled
+		t.Run(fmt.Sprintf("preallocate=%d", prealloc), func(t *testing.T) {
+			var acked, torn int
+			for seed := range seeds {
+				a, tc, ok := crashSeed(t, uint64(seed), prealloc)
+				if !ok {
+					t.Fatalf("seed %d failed; rerun it alone with the same number", seed)
+				}
+				acked += a
+				torn += tc
+			}
+			t.Logf("%d seeds: %d acknowledged records checked, %d torn tails repaired", seeds, acked, torn)
+			// The test must have exercised both durability and tail repair.
+			if acked < seeds || torn < seeds/100 {
+				t.Fatalf("too little exercised: %d acknowledged, %d torn tails", acked, torn)
+			}
+		})
 	}
 }
 
 // crashSeed runs a few rounds of concurrent appends, each ended by a crash
 // at a random moment, and checks the log after each. It returns how many
 // acknowledged records it checked, how many torn tails were cut, and success.
-func crashSeed(t *testing.T, seed uint64) (int, int, bool) {
+func crashSeed(t *testing.T, seed uint64, prealloc int64) (int, int, bool) {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	m := memfs.New()
 	segSize := int64(128 + rng.IntN(1024))
+	opts := wal.Options{Dir: testDir, FS: m, SegmentSize: segSize, Preallocate: prealloc}
 	cm := &crashModel{acked: map[uint64][]byte{}}
 	rounds := 1 + rng.IntN(3)
 	for round := range rounds {
-		l, err := wal.Open(wal.Options{Dir: testDir, FS: m, SegmentSize: segSize})
+		l, err := wal.Open(opts)
 		if err != nil {
 			t.Errorf("seed %d round %d: open: %v", seed, round, err)
 			return 0, 0, false
@@ -144,7 +149,7 @@ func crashSeed(t *testing.T, seed uint64) (int, int, bool) {
 		crash() // if no appender reached crashAt
 		l.Close()
 	}
-	l, err := wal.Open(wal.Options{Dir: testDir, FS: m, SegmentSize: segSize})
+	l, err := wal.Open(opts)
 	if err != nil {
 		t.Errorf("seed %d: final open: %v", seed, err)
 		return 0, 0, false

@@ -10,8 +10,23 @@
 // appender waits for its fsync and not for another goroutine. A failed write
 // or fsync poisons the log: nothing is acknowledged after it.
 //
+// Records are written in place, into zeros written ahead of them: when a
+// write reaches the end of the active segment, the same flush writes
+// Options.Preallocate bytes of zeros after it (1 MiB by default, never past
+// SegmentSize) before its fdatasync. That sync commits the file's new size
+// once; the syncs of the many writes that follow find the space allocated
+// and have only data to flush, which costs a file system such as ext4
+// markedly less time and CPU than appending. A frame header of zeros is the
+// end of the log, so zeros a crash leaves after the last record written
+// read as its end. Sealed segments end with their last record (a roll comes
+// once the records reach SegmentSize), and Close cuts the zeros off the last
+// one.
+//
 // On Open, a torn tail of the last segment is copied aside and cut off;
-// corruption anywhere else refuses to open with an error naming the file and
+// zeros after its last record stay, for the records to come. A sealed
+// segment may end in zeros only if the next segment starts with the record
+// after its last one.
+// Corruption anywhere else refuses to open with an error naming the file and
 // offset. Compact deletes whole segments whose records are no longer needed.
 // All file system access goes through the FS interface, so tests can use the
 // crash-simulating file system in package wal/memfs.

@@ -26,8 +26,12 @@ import (
 //	[9:12]  zero
 //	[12:20] sequence number (never 0)
 //
-// A frame header of zeros is the end of the log (preallocated or zeroed
-// space).
+// A frame header of zeros is the end of the log: the active segment holds
+// zeros after its last record, written ahead of the records to come
+// (Options.Preallocate), up to SegmentSize at most. A sealed segment ends
+// with its last record; one that ends in zeros instead (left by a crash,
+// say) is read to its last record if the next segment starts with the
+// record that follows, and is corruption otherwise.
 const (
 	segHeaderSize   = 24
 	frameHeaderSize = 20

@@ -13,11 +13,11 @@ import (
 // FS is the file system a Log uses. Names are paths as accepted by package
 // path/filepath. Implementations must be safe for concurrent use.
 type FS interface {
-	// Create creates a new, empty file open for reading and appending. It
+	// Create creates a new, empty file open for reading and writing. It
 	// fails (wrapping fs.ErrExist) if the name exists.
 	Create(name string) (File, error)
 	// OpenFile opens an existing file for reading and, if writable, for
-	// appending.
+	// writing.
 	OpenFile(name string, writable bool) (File, error)
 	// ReadDir returns the names (not paths) of the regular files in dir,
 	// sorted.
@@ -40,6 +40,9 @@ type FS interface {
 type File interface {
 	// Write appends p at the end of the file.
 	Write(p []byte) (int, error)
+	// WriteAt writes p at offset off (see io.WriterAt), growing the file
+	// if it ends before off+len(p).
+	WriteAt(p []byte, off int64) (int, error)
 	// ReadAt reads len(p) bytes at offset off (see io.ReaderAt).
 	ReadAt(p []byte, off int64) (int, error)
 	// Sync makes the file's content durable (fdatasync on Linux).
@@ -62,9 +65,13 @@ var (
 
 type osFile struct{ f *os.File }
 
+// Files are opened without O_APPEND: on Linux, pwrite(2) on a file opened
+// with it writes at the end whatever the offset, and the log writes records
+// in place, into space it has filled with zeros ahead of them.
+
 // Create implements FS.
 func (OSFS) Create(name string) (File, error) {
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +82,7 @@ func (OSFS) Create(name string) (File, error) {
 func (OSFS) OpenFile(name string, writable bool) (File, error) {
 	flag := os.O_RDONLY
 	if writable {
-		flag = os.O_RDWR | os.O_APPEND
+		flag = os.O_RDWR
 	}
 	f, err := os.OpenFile(name, flag, 0)
 	if err != nil {
@@ -143,11 +150,22 @@ func (OSFS) Lock(dir string) (io.Closer, error) {
 // LockFile is the name of the lock file OSFS.Lock creates in a log directory.
 const LockFile = "LOCK"
 
-func (f *osFile) Write(p []byte) (int, error)             { return f.f.Write(p) }
-func (f *osFile) ReadAt(p []byte, off int64) (int, error) { return f.f.ReadAt(p, off) }
-func (f *osFile) Sync() error                             { return datasync(f.f) }
-func (f *osFile) Truncate(size int64) error               { return f.f.Truncate(size) }
-func (f *osFile) Close() error                            { return f.f.Close() }
+func (f *osFile) WriteAt(p []byte, off int64) (int, error) { return f.f.WriteAt(p, off) }
+func (f *osFile) ReadAt(p []byte, off int64) (int, error)  { return f.f.ReadAt(p, off) }
+func (f *osFile) Sync() error                              { return datasync(f.f) }
+func (f *osFile) Truncate(size int64) error                { return f.f.Truncate(size) }
+func (f *osFile) Close() error                             { return f.f.Close() }
+
+// Write appends p at the end of the file. Without O_APPEND that is a seek
+// to the end and a write; the log writes a file only from one goroutine at
+// a time, so nothing can come between them.
+func (f *osFile) Write(p []byte) (int, error) {
+	if _, err := f.f.Seek(0, io.SeekEnd); err != nil {
+		return 0, err
+	}
+	return f.f.Write(p)
+}
+
 func (f *osFile) Size() (int64, error) {
 	st, err := f.f.Stat()
 	if err != nil {

@@ -12,25 +12,37 @@ import (
 // A log of n records whose segment is damaged by XORs at fuzzed offsets and
 // cut at a fuzzed length: Inspect and Open never panic, and whatever Open
 // lets Replay return is exactly a prefix of the records written, never an
-// altered record.
+// altered record. With n's high bit set, the segment is taken as a process
+// killed before Close leaves it: with zeros written ahead of the records.
 func FuzzDamagedSegment(f *testing.F) {
 	f.Add(uint8(5), []byte{}, uint16(0))
 	f.Add(uint8(5), []byte{0, 30, 0xff}, uint16(0))
 	f.Add(uint8(9), []byte{0, 60, 1, 0, 61, 1}, uint16(100))
 	f.Add(uint8(3), []byte{0, 2, 0x80}, uint16(0))
 	f.Add(uint8(20), []byte{}, uint16(400))
+	f.Add(uint8(0x80|9), []byte{0, 60, 1, 2, 100, 7}, uint16(0))
+	f.Add(uint8(0x80|5), []byte{}, uint16(300))
 	f.Fuzz(func(t *testing.T, n uint8, xors []byte, cut uint16) {
+		killed := n&0x80 != 0
 		n = n%20 + 1
 		m := memfs.New()
-		l := openMem(t, m, 1<<20)
-		appendN(t, l, 1, int(n))
-		if err := l.Close(); err != nil {
+		l, err := wal.Open(wal.Options{Dir: testDir, FS: m, SegmentSize: 1 << 20, Preallocate: 512})
+		if err != nil {
 			t.Fatal(err)
 		}
+		appendN(t, l, 1, int(n))
 		seg := segments(t, m)[0]
 		b, err := m.ReadFile(seg)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if !killed {
+			if b, err = m.ReadFile(seg); err != nil {
+				t.Fatal(err)
+			}
 		}
 		for i := 0; i+2 < len(xors); i += 3 {
 			off := int(binary.BigEndian.Uint16(xors[i:])) % len(b)

@@ -32,8 +32,10 @@ func (d Damage) String() string {
 
 // Inspect reads the log in opts.Dir without locking it and without
 // repairing anything, calling fn for every record with Seq >= from until
-// the end of the log or the first damage, which it returns. A zeroed tail
-// of the last segment is the end of the log, not damage. The error is
+// the end of the log or the first damage, which it returns. Zeros after the
+// last record of the last segment are the end of the log, not damage; so
+// are zeros ending an earlier segment if the next one starts with the
+// record that follows (see Open). The error is
 // for bad options, I/O errors and fn's errors. On a log being written, a
 // record still being written may show as a torn tail.
 func Inspect(opts Options, from uint64, fn func(Record) error) (Damage, error) {
@@ -47,7 +49,10 @@ func Inspect(opts Options, from uint64, fn func(Record) error) (Damage, error) {
 	}
 	var next uint64
 	for i, s := range segs {
-		last := i == len(segs)-1
+		var nextFirst uint64 // first record of the next segment, 0 if none
+		if i < len(segs)-1 {
+			nextFirst = segs[i+1].first
+		}
 		if i > 0 && s.first != next {
 			reason := fmt.Sprintf("starts at record %d, want %d", s.first, next)
 			if s.first > next {
@@ -55,7 +60,7 @@ func Inspect(opts Options, from uint64, fn func(Record) error) (Damage, error) {
 			}
 			return Damage{File: s.path, Reason: reason}, nil
 		}
-		d, n, err := inspectSegment(opts, s, last, from, fn)
+		d, n, err := inspectSegment(opts, s, nextFirst, from, fn)
 		if err != nil || d.Damaged() {
 			return d, err
 		}
@@ -64,7 +69,8 @@ func Inspect(opts Options, from uint64, fn func(Record) error) (Damage, error) {
 	return Damage{}, nil
 }
 
-func inspectSegment(opts Options, s segment, last bool, from uint64, fn func(Record) error) (Damage, uint64, error) {
+func inspectSegment(opts Options, s segment, nextFirst uint64, from uint64, fn func(Record) error) (Damage, uint64, error) {
+	last := nextFirst == 0
 	f, err := opts.FS.OpenFile(s.path, false)
 	if err != nil {
 		return Damage{}, 0, fmt.Errorf("wal: inspect: %w", err)
@@ -107,6 +113,10 @@ func inspectSegment(opts Options, s segment, last bool, from uint64, fn func(Rec
 	switch {
 	case res.kind == damageNone, last && res.kind == damageZeros:
 		return Damage{}, res.next, nil
+	case res.kind == damageZeros && res.next == nextFirst:
+		return Damage{}, res.next, nil // zeros a roll's cut left
+	case res.kind == damageZeros:
+		res.reason = fmt.Sprintf("zeroed tail after record %d, but the next segment starts at record %d", res.next-1, nextFirst)
 	}
 	return Damage{
 		File:     s.path,

@@ -36,8 +36,9 @@ type Log struct {
 
 	// Owned by the goroutine holding the flush (and by Open before any).
 	active     File
-	activeSize int64
-	unsynced   bool // bytes written to active since its last sync
+	activeSize int64 // end of the last record written to active
+	zeroedEnd  int64 // active is this long: zeros from activeSize to here
+	unsynced   bool  // bytes written to active since its last sync
 	poison     error
 
 	// segMu guards segs and written; compactMu keeps Compact from deleting
@@ -49,7 +50,7 @@ type Log struct {
 
 	stats struct {
 		appends, syncs, syncNanos, bytes, writes, compactions, removed atomic.Int64
-		segments                                                       atomic.Int64
+		preallocated, segments                                         atomic.Int64
 	}
 }
 
@@ -70,14 +71,15 @@ type batch struct {
 
 // Stats are counters of a Log since Open.
 type Stats struct {
-	Appends         int64         `json:"appends"`          // records appended
-	Writes          int64         `json:"writes"`           // write calls (batches) to segment files
-	Syncs           int64         `json:"syncs"`            // fsyncs of segment files
-	SyncTime        time.Duration `json:"sync_time_ns"`     // total time spent in those fsyncs
-	Bytes           int64         `json:"bytes"`            // bytes written to segment files
-	Segments        int           `json:"segments"`         // segment files now
-	Compactions     int64         `json:"compactions"`      // Compact calls that removed at least one segment
-	SegmentsRemoved int64         `json:"segments_removed"` // segments removed by Compact
+	Appends         int64         `json:"appends"`            // records appended
+	Writes          int64         `json:"writes"`             // write calls (batches) to segment files
+	Syncs           int64         `json:"syncs"`              // fsyncs of segment files
+	SyncTime        time.Duration `json:"sync_time_ns"`       // total time spent in those fsyncs
+	Bytes           int64         `json:"bytes"`              // bytes of records written to segment files
+	Preallocated    int64         `json:"preallocated_bytes"` // bytes of zeros written ahead of the records (Options.Preallocate)
+	Segments        int           `json:"segments"`           // segment files now
+	Compactions     int64         `json:"compactions"`        // Compact calls that removed at least one segment
+	SegmentsRemoved int64         `json:"segments_removed"`   // segments removed by Compact
 }
 
 // Stats returns the log's counters. It is cheap and safe to call at any time.
@@ -88,6 +90,7 @@ func (l *Log) Stats() Stats {
 		Syncs:           l.stats.syncs.Load(),
 		SyncTime:        time.Duration(l.stats.syncNanos.Load()),
 		Bytes:           l.stats.bytes.Load(),
+		Preallocated:    l.stats.preallocated.Load(),
 		Segments:        int(l.stats.segments.Load()),
 		Compactions:     l.stats.compactions.Load(),
 		SegmentsRemoved: l.stats.removed.Load(),
@@ -118,8 +121,10 @@ func (l *Log) DurableSeq() uint64 {
 	return l.syncedSeq
 }
 
-// Close writes and syncs every record appended, stops the log and releases
-// its directory. Appends after Close fail with ErrClosed.
+// Close writes and syncs every record appended, cuts the zeros ahead of the
+// records off the last segment (so that a log closed cleanly ends with its
+// last record), stops the log and releases its directory. Appends after
+// Close fail with ErrClosed.
 func (l *Log) Close() error {
 	l.mu.Lock()
 	if l.closed {
@@ -134,6 +139,12 @@ func (l *Log) Close() error {
 	err := l.commit(l.cur)
 	l.kick()
 	<-l.writerDone
+	// No flush is under way nor can start: the active segment is ours.
+	if err == nil && l.zeroedEnd > l.activeSize {
+		if err = l.cutZeros(); err == nil {
+			err = l.syncActive()
+		}
+	}
 	if cerr := l.active.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("close segment: %w", cerr)
 	}

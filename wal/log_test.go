@@ -176,6 +176,7 @@ func TestBadOptions(t *testing.T) {
 		{wal.Options{Dir: "/x", SegmentSize: -1}, "SegmentSize"},
 		{wal.Options{Dir: "/x", MaxRecordSize: -5}, "MaxRecordSize"},
 		{wal.Options{Dir: "/x", MaxRecordSize: 2 << 30}, "MaxRecordSize"},
+		{wal.Options{Dir: "/x", Preallocate: 1<<30 + 1}, "Preallocate"},
 	} {
 		tc.opts.FS = memfs.New()
 		_, err := wal.Open(tc.opts)

@@ -9,8 +9,12 @@ import (
 // Open opens the log in opts.Dir, creating the directory and a first segment
 // if needed, and locks the directory. It checks every segment: a torn tail of
 // the last one is copied to "<segment>.torn-<offset>" and cut off, so that
-// appends continue after the last good record; any other damage fails with
-// ErrCorrupt naming the file and offset, and a gap between segments with
+// appends continue after the last good record; zeros after it are space
+// written ahead of the records, which appends then fill. An earlier segment
+// may end in zeros (as a crash could leave one if zeros were ever left at a
+// roll) if the next segment starts with the record that follows its last
+// one. Any other damage fails with ErrCorrupt
+// naming the file and offset, and a gap between segments with
 // ErrMissingSegment. The last segment is then synced, so that every record
 // Replay returns is durable even if the process that wrote it died before
 // its sync.
@@ -71,7 +75,7 @@ func (l *Log) recover() error {
 			return err
 		}
 		l.segs = []segment{{first: 1, path: filepath.Join(l.opts.Dir, segmentName(1))}}
-		l.active, l.activeSize, l.written, l.nextSeq = f, segHeaderSize, segHeaderSize, 1
+		l.active, l.activeSize, l.zeroedEnd, l.written, l.nextSeq = f, segHeaderSize, segHeaderSize, segHeaderSize, 1
 		return nil
 	}
 	next := segs[0].first
@@ -89,7 +93,11 @@ func (l *Log) recover() error {
 		if err != nil {
 			return fmt.Errorf("open segment: %w", err)
 		}
-		end, n, err := l.checkSegment(f, s, last)
+		var nextFirst uint64 // first record of the next segment, 0 if none
+		if !last {
+			nextFirst = segs[i+1].first
+		}
+		end, n, err := l.checkSegment(f, s, nextFirst)
 		if err != nil {
 			f.Close()
 			return err
@@ -101,7 +109,12 @@ func (l *Log) recover() error {
 			}
 			continue
 		}
-		l.active, l.activeSize, l.written = f, end, end
+		zeroed, err := f.Size() // zeros from end to here, if any
+		if err != nil {
+			f.Close()
+			return fmt.Errorf("size of %s: %w", s.path, err)
+		}
+		l.active, l.activeSize, l.zeroedEnd, l.written = f, end, zeroed, end
 	}
 	l.segs = segs
 	l.nextSeq = next
@@ -109,9 +122,12 @@ func (l *Log) recover() error {
 }
 
 // checkSegment reads one segment, repairing the header or a torn tail if it
-// is the last, and returns the size it has afterwards and the sequence
-// number that follows its last record.
-func (l *Log) checkSegment(f File, s segment, last bool) (int64, uint64, error) {
+// is the last (nextFirst 0), and returns the offset just past its last
+// record and the sequence number that follows that record. Zeros after the
+// last record of the last segment stay (unless preallocation is off). An
+// earlier segment must be followed by one that starts at nextFirst.
+func (l *Log) checkSegment(f File, s segment, nextFirst uint64) (int64, uint64, error) {
+	last := nextFirst == 0
 	size, err := f.Size()
 	if err != nil {
 		return 0, 0, fmt.Errorf("size of %s: %w", s.path, err)
@@ -157,8 +173,18 @@ func (l *Log) checkSegment(f File, s segment, last bool) (int64, uint64, error) 
 	switch {
 	case res.kind == damageNone:
 		return res.end, res.next, nil
+	case !last && res.kind == damageZeros:
+		if res.next == nextFirst {
+			return res.end, res.next, nil // zeros a roll's cut left: the end of the segment
+		}
+		return 0, 0, fmt.Errorf("%w: %s at offset %d: zeroed tail after record %d, but the next segment starts at record %d",
+			ErrCorrupt, s.path, res.end, res.next-1, nextFirst)
 	case !last || res.kind == damageCorrupt:
 		return 0, 0, fmt.Errorf("%w: %s at offset %d: %s", ErrCorrupt, s.path, res.end, res.reason)
+	case res.kind == damageZeros && l.opts.Preallocate > 0:
+		// Zeros written ahead by an earlier run: records go into them,
+		// sparing a cut now and new zeros at the first write.
+		return res.end, res.next, nil
 	}
 	if err := l.cutTail(f, s.path, res.end, size); err != nil {
 		return 0, 0, err
@@ -167,14 +193,16 @@ func (l *Log) checkSegment(f File, s segment, last bool) (int64, uint64, error) 
 }
 
 // cutTail keeps a copy of bytes [off, size) of the file at path beside it
-// (unless they are all zero) and truncates the file to off.
+// (unless they are all zero; without the zeros after the last non-zero
+// byte, which are preallocated space) and truncates the file to off.
 func (l *Log) cutTail(f File, path string, off, size int64) error {
 	fsys := l.opts.FS
 	tail := make([]byte, size-off)
 	if _, err := f.ReadAt(tail, off); err != nil && len(tail) > 0 {
 		return fmt.Errorf("read tail of %s: %w", path, err)
 	}
-	if !isZero(tail) {
+	tail = trimZeros(tail)
+	if len(tail) > 0 {
 		if err := keepCopy(fsys, fmt.Sprintf("%s.torn-%d", path, off), tail); err != nil {
 			return fmt.Errorf("keep torn tail of %s: %w", path, err)
 		}
@@ -240,8 +268,15 @@ func (l *Log) createSegment(first uint64) (File, error) {
 
 // roll makes a new segment starting at record first the active one. The old
 // one is synced first, so that a later sync of the new one covers every
-// record before it.
+// record before it. It ends with its last record: zeros are never written
+// past SegmentSize, and a roll comes only once the records reach it. Should
+// any zeros be left all the same, they are cut off before that sync.
 func (l *Log) roll(first uint64) error {
+	if l.zeroedEnd > l.activeSize {
+		if err := l.cutZeros(); err != nil {
+			return err
+		}
+	}
 	if l.unsynced {
 		if err := l.syncActive(); err != nil {
 			return err
@@ -252,7 +287,7 @@ func (l *Log) roll(first uint64) error {
 		return err
 	}
 	old := l.active
-	l.active, l.activeSize = f, segHeaderSize
+	l.active, l.activeSize, l.zeroedEnd = f, segHeaderSize, segHeaderSize
 	l.segMu.Lock()
 	l.segs = append(l.segs, segment{first: first, path: filepath.Join(l.opts.Dir, segmentName(first))})
 	l.written = segHeaderSize

@@ -6,9 +6,13 @@ import "fmt"
 const (
 	DefaultSegmentSize   = 64 << 20
 	DefaultMaxRecordSize = 16 << 20
+	DefaultPreallocate   = 1 << 20
 	// maxMaxRecordSize bounds MaxRecordSize so that a record's length always
 	// fits the 32-bit length field with room to spare.
 	maxMaxRecordSize = 1 << 30
+	// maxPreallocate bounds Preallocate: Open reads the zeros that end the
+	// last segment whole.
+	maxPreallocate = 1 << 30
 )
 
 // Options configures Open and Inspect. The zero value of every field except
@@ -25,6 +29,15 @@ type Options struct {
 	// allocation on read and on append. Default DefaultMaxRecordSize, at
 	// most 1 GiB.
 	MaxRecordSize int
+	// Preallocate: when a write reaches the end of the zeros ahead of the
+	// records in the active segment, the log writes this many more bytes
+	// of zeros after it (but not past SegmentSize), before the sync that
+	// makes the write durable. The syncs after it then write into space the
+	// file already has, with no change of the file's size to commit, which
+	// costs a file system such as ext4 markedly less time and CPU than
+	// appending. Default DefaultPreallocate; negative disables it (every
+	// write then grows the file); at most 1 GiB.
+	Preallocate int64
 }
 
 // withDefaults returns o with defaults filled in, or an error naming the
@@ -39,6 +52,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.MaxRecordSize == 0 {
 		o.MaxRecordSize = DefaultMaxRecordSize
 	}
+	if o.Preallocate == 0 {
+		o.Preallocate = DefaultPreallocate
+	}
 	return o, o.validate()
 }
 
@@ -51,6 +67,9 @@ func (o Options) validate() error {
 	}
 	if o.MaxRecordSize < 0 || o.MaxRecordSize > maxMaxRecordSize {
 		return fmt.Errorf("%w: MaxRecordSize %d is outside 1..%d", ErrInvalidOptions, o.MaxRecordSize, maxMaxRecordSize)
+	}
+	if o.Preallocate > maxPreallocate {
+		return fmt.Errorf("%w: Preallocate %d is above %d", ErrInvalidOptions, o.Preallocate, maxPreallocate)
 	}
 	return nil
 }

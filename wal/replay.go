@@ -21,18 +21,25 @@ func (l *Log) Replay(from uint64, fn func(Record) error) error {
 	written := l.written
 	l.segMu.Unlock()
 	for i, s := range segs {
-		last := i == len(segs)-1
-		if !last && segs[i+1].first <= from {
+		var nextFirst uint64 // first record of the next segment, 0 if none
+		if i < len(segs)-1 {
+			nextFirst = segs[i+1].first
+		}
+		if nextFirst != 0 && nextFirst <= from {
 			continue // every record of s is before from
 		}
-		if err := l.replaySegment(s, last, written, from, fn); err != nil {
+		if err := l.replaySegment(s, nextFirst, written, from, fn); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (l *Log) replaySegment(s segment, last bool, written int64, from uint64, fn func(Record) error) error {
+// replaySegment reads s up to written if it is the active segment
+// (nextFirst 0), else whole: a sealed segment may end in zeros (see Open)
+// if the next one starts at nextFirst.
+func (l *Log) replaySegment(s segment, nextFirst uint64, written int64, from uint64, fn func(Record) error) error {
+	last := nextFirst == 0
 	f, err := l.opts.FS.OpenFile(s.path, false)
 	if err != nil {
 		return fmt.Errorf("wal: replay: %w", err)
@@ -57,6 +64,9 @@ func (l *Log) replaySegment(s segment, last bool, written int64, from uint64, fn
 	}
 	if err != nil {
 		return fmt.Errorf("wal: replay: %s: %w", s.path, err)
+	}
+	if res.kind == damageZeros && !last && res.next == nextFirst {
+		return nil
 	}
 	if res.kind != damageNone {
 		return fmt.Errorf("wal: replay: %w: %s at offset %d: %s", ErrCorrupt, s.path, res.end, res.reason)

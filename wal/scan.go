@@ -111,17 +111,39 @@ func scanSegment(f File, size int64, first, from uint64, maxRec int, fn func(Rec
 // of the log; a later valid frame with a sequence number of at least next
 // means corruption inside the log; anything else is a torn tail.
 func classifyDamage(f File, bad, size int64, next uint64, maxRec int) (damageKind, error) {
+	// Zeros, the common case (preallocated space), are checked a chunk at
+	// a time rather than read whole.
+	zero, err := zeroFrom(f, bad, size)
+	if err != nil {
+		return 0, err
+	}
+	if zero {
+		return damageZeros, nil
+	}
 	tail := make([]byte, size-bad)
 	if _, err := f.ReadAt(tail, bad); err != nil && err != io.EOF {
 		return 0, fmt.Errorf("read tail at %d: %w", bad, err)
-	}
-	if isZero(tail) {
-		return damageZeros, nil
 	}
 	if laterValidFrame(tail[1:], next, maxRec) >= 0 {
 		return damageCorrupt, nil
 	}
 	return damageTorn, nil
+}
+
+// zeroFrom reports whether bytes [from, size) of f are all zero.
+func zeroFrom(f File, from, size int64) (bool, error) {
+	buf := make([]byte, min(size-from, 64<<10))
+	for off := from; off < size; {
+		chunk := buf[:min(int64(len(buf)), size-off)]
+		if _, err := f.ReadAt(chunk, off); err != nil && err != io.EOF {
+			return false, fmt.Errorf("read tail at %d: %w", off, err)
+		}
+		if !isZero(chunk) {
+			return false, nil
+		}
+		off += int64(len(chunk))
+	}
+	return true, nil
 }
 
 // laterValidFrame returns the offset in b of the first whole frame with a
@@ -141,17 +163,20 @@ func laterValidFrame(b []byte, next uint64, maxRec int) int {
 	return -1
 }
 
-var zeroChunk [4096]byte
-
 func isZero(b []byte) bool {
 	for len(b) > 0 {
-		n := min(len(b), len(zeroChunk))
-		if !bytes.Equal(b[:n], zeroChunk[:n]) {
+		n := min(len(b), len(zeroFill))
+		if !bytes.Equal(b[:n], zeroFill[:n]) {
 			return false
 		}
 		b = b[n:]
 	}
 	return true
+}
+
+// trimZeros returns b without the zero bytes at its end.
+func trimZeros(b []byte) []byte {
+	return bytes.TrimRight(b, "\x00")
 }
 
 // readSegHeader reads up to segHeaderSize bytes at the start of a segment

@@ -20,14 +20,16 @@ var errCrashed = errors.New("file system crashed")
 // rest away (truncating files to their synced size, removing files whose
 // creation was never made durable), closes every open file and releases
 // every lock, as a killed machine would. Removals and renames are taken as
-// durable at once; appends, the way the wal writes, are what it models
-// exactly.
+// durable at once; appends and writes in place, the way the wal writes, are
+// what it models exactly: a write over the synced part of a file keeps the
+// bytes it replaced until the next sync, and a crash puts them back.
 type crashFS struct {
 	base wal.FS
 
 	mu     sync.Mutex
-	synced map[string]int64 // durable size of each file written through this FS
-	fresh  map[string]bool  // created, directory not synced since
+	synced map[string]int64      // durable size of each file written through this FS
+	undo   map[string][]preimage // per file, what unsynced writes overwrote, oldest first
+	fresh  map[string]bool       // created, directory not synced since
 	open   []*crashFile
 	locks  []io.Closer
 	dead   bool // crashed and not revived: every operation fails
@@ -38,6 +40,12 @@ type crashFS struct {
 }
 
 var _ wal.FS = (*crashFS)(nil)
+
+// preimage is the content a write replaced at off.
+type preimage struct {
+	off int64
+	old []byte
+}
 
 // alive fails once the file system has crashed, until revive: the crashed
 // process can do nothing more, and only its successor revives the disk.
@@ -59,7 +67,7 @@ func (c *crashFS) revive() {
 }
 
 func newCrashFS() *crashFS {
-	return &crashFS{base: wal.OSFS{}, synced: map[string]int64{}, fresh: map[string]bool{}}
+	return &crashFS{base: wal.OSFS{}, synced: map[string]int64{}, undo: map[string][]preimage{}, fresh: map[string]bool{}}
 }
 
 type crashFile struct {
@@ -135,6 +143,7 @@ func (c *crashFS) Remove(name string) error {
 	}
 	c.mu.Lock()
 	delete(c.synced, name)
+	delete(c.undo, name)
 	delete(c.fresh, name)
 	c.mu.Unlock()
 	return nil
@@ -155,6 +164,12 @@ func (c *crashFS) Rename(oldname, newname string) error {
 		delete(c.synced, oldname)
 	} else {
 		delete(c.synced, newname)
+	}
+	if u, ok := c.undo[oldname]; ok {
+		c.undo[newname] = u
+		delete(c.undo, oldname)
+	} else {
+		delete(c.undo, newname)
 	}
 	if c.fresh[oldname] {
 		c.fresh[newname] = true
@@ -244,15 +259,25 @@ func (c *crashFS) crash() error {
 		}
 		c.droppedFiles++
 		delete(c.synced, name)
+		delete(c.undo, name)
 	}
 	c.fresh = map[string]bool{}
+	for name, pre := range c.undo {
+		if err := restore(name, pre); err != nil {
+			errs = append(errs, err)
+		}
+		for _, p := range pre {
+			c.droppedBytes += int64(len(p.old))
+		}
+	}
+	c.undo = map[string][]preimage{}
 	for name, size := range c.synced {
 		st, err := os.Stat(name)
 		if err != nil {
 			continue
 		}
 		if st.Size() > size {
-			c.droppedBytes += st.Size() - size
+			c.droppedBytes += unsyncedTail(name, size, st.Size())
 			if err := os.Truncate(name, size); err != nil {
 				errs = append(errs, err)
 			}
@@ -262,6 +287,44 @@ func (c *crashFS) crash() error {
 		return fmt.Errorf("drop unsynced writes: %w", err)
 	}
 	return nil
+}
+
+// restore writes back, newest first, what unsynced writes overwrote in name.
+func restore(name string, pre []preimage) error {
+	f, err := os.OpenFile(name, os.O_WRONLY, 0)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	for i := len(pre) - 1; i >= 0; i-- {
+		if _, err := f.WriteAt(pre[i].old, pre[i].off); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	return f.Close()
+}
+
+// unsyncedTail returns how many of the bytes of name from synced to size
+// are data: up to the last non-zero one (zeros written ahead of the data,
+// as the wal does, are not counted as lost).
+func unsyncedTail(name string, synced, size int64) int64 {
+	f, err := os.Open(name)
+	if err != nil {
+		return size - synced
+	}
+	defer f.Close()
+	tail := make([]byte, size-synced)
+	if _, err := f.ReadAt(tail, synced); err != nil {
+		return size - synced
+	}
+	n := len(tail)
+	for n > 0 && tail[n-1] == 0 {
+		n--
+	}
+	return int64(n)
 }
 
 // dropped reports how many bytes and files crashes have thrown away.
@@ -278,6 +341,29 @@ func (f *crashFile) Write(p []byte) (int, error) {
 		return 0, errCrashed
 	}
 	return f.f.Write(p)
+}
+
+// WriteAt writes p at off, first keeping what it overwrites of the file's
+// synced part, for a crash to put back.
+func (f *crashFile) WriteAt(p []byte, off int64) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.crashed {
+		return 0, errCrashed
+	}
+	f.fs.mu.Lock()
+	synced := f.fs.synced[f.name]
+	f.fs.mu.Unlock()
+	if end := min(off+int64(len(p)), synced); off >= 0 && off < end {
+		old := make([]byte, end-off)
+		if _, err := f.f.ReadAt(old, off); err != nil && !errors.Is(err, io.EOF) {
+			return 0, err
+		}
+		f.fs.mu.Lock()
+		f.fs.undo[f.name] = append(f.fs.undo[f.name], preimage{off: off, old: old})
+		f.fs.mu.Unlock()
+	}
+	return f.f.WriteAt(p, off)
 }
 
 func (f *crashFile) ReadAt(p []byte, off int64) (int, error) {
@@ -304,6 +390,7 @@ func (f *crashFile) Sync() error {
 	}
 	f.fs.mu.Lock()
 	f.fs.synced[f.name] = size
+	delete(f.fs.undo, f.name)
 	f.fs.mu.Unlock()
 	return nil
 }
@@ -319,7 +406,17 @@ func (f *crashFile) Truncate(size int64) error {
 	}
 	f.fs.mu.Lock()
 	if f.fs.synced[f.name] > size {
+		// Taken as durable at once: what was overwritten past the new
+		// end is gone with it.
 		f.fs.synced[f.name] = size
+		var kept []preimage
+		for _, p := range f.fs.undo[f.name] {
+			if p.off < size {
+				p.old = p.old[:min(int64(len(p.old)), size-p.off)]
+				kept = append(kept, p)
+			}
+		}
+		f.fs.undo[f.name] = kept
 	}
 	f.fs.mu.Unlock()
 	return nil

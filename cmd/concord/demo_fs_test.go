@@ -148,3 +148,51 @@ func TestCrashFSRenameCarriesDurability(t *testing.T) {
 		t.Fatalf("renamed, synced file after crash: %q", got)
 	}
 }
+
+func TestCrashFSUndoesUnsyncedWritesInPlace(t *testing.T) {
+	dir := t.TempDir()
+	c := newCrashFS()
+	name := filepath.Join(dir, "seg")
+	f, err := c.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Data, then zeros written ahead of it, synced.
+	if _, err := f.WriteAt([]byte("abc\x00\x00\x00\x00\x00"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SyncDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	// Synced in place: stays.
+	if _, err := f.WriteAt([]byte("de"), 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	// Not synced: over the zeros, then past the end.
+	if _, err := f.WriteAt([]byte("fg"), 5); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("hijk"), 6); err != nil {
+		t.Fatal(err)
+	}
+	if got := crashFSRead(t, name); got != "abcdefhijk" {
+		t.Fatalf("before crash: %q", got)
+	}
+	if err := c.crash(); err != nil {
+		t.Fatal(err)
+	}
+	c.revive()
+	if got := crashFSRead(t, name); got != "abcde\x00\x00\x00" {
+		t.Fatalf("after crash: %q, want the synced content", got)
+	}
+	// Overwritten: 2 + 2 bytes; appended: 2 more.
+	if b, _ := c.dropped(); b != 6 {
+		t.Fatalf("dropped %d bytes, want 6", b)
+	}
+}

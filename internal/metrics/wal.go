@@ -24,7 +24,7 @@ var (
 	descSyncs    = prometheus.NewDesc("concord_wal_fsync_seconds", "Fsyncs of the log's segment files: count and total time.", nil, nil)
 	descAppends  = prometheus.NewDesc("concord_wal_appends_total", "Records appended to the log.", nil, nil)
 	descWrites   = prometheus.NewDesc("concord_wal_writes_total", "Write calls (group-commit batches) to the log.", nil, nil)
-	descBytes    = prometheus.NewDesc("concord_wal_written_bytes_total", "Bytes written to the log.", nil, nil)
+	descBytes    = prometheus.NewDesc("concord_wal_written_bytes_total", "Bytes of records written to the log (not the zeros written ahead of them).", nil, nil)
 	descSegments = prometheus.NewDesc("concord_wal_segments", "Segment files the log holds now.", nil, nil)
 	descCompact  = prometheus.NewDesc("concord_wal_compactions_total", "Compactions that removed at least one segment.", nil, nil)
 	descRemoved  = prometheus.NewDesc("concord_wal_segments_removed_total", "Segment files deleted by compaction.", nil, nil)

@@ -44,6 +44,9 @@ type Options struct {
 	Machine Machine
 	// SegmentSize is the log's segment size.
 	SegmentSize int64
+	// Preallocate is the log's wal.Options.Preallocate: how many bytes of
+	// zeros it writes ahead of its records. Negative disables it.
+	Preallocate int64
 	// SnapshotEvery is how many log records are appended between
 	// snapshots. A snapshot lets the log drop older segments, so that
 	// reopening replays at most about this many records. A snapshot writes
@@ -73,6 +76,7 @@ type Options struct {
 // DefaultOptions holds the defaults for Options' zero fields.
 var DefaultOptions = Options{
 	SegmentSize:   16 << 20,
+	Preallocate:   wal.DefaultPreallocate,
 	SnapshotEvery: 100_000,
 	Retain:        100_000,
 	MaxPayload:    1 << 20,
@@ -105,6 +109,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.SegmentSize == 0 {
 		o.SegmentSize = d.SegmentSize
+	}
+	if o.Preallocate == 0 {
+		o.Preallocate = d.Preallocate
 	}
 	if o.SnapshotEvery == 0 {
 		o.SnapshotEvery = d.SnapshotEvery

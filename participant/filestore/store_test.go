@@ -486,3 +486,23 @@ func TestSnapshotWriteFailureKeepsStoreWorking(t *testing.T) {
 		t.Fatalf("a is %s after reopen, want committed", st)
 	}
 }
+
+// TestPreallocateReachesTheLog: Options.Preallocate is the zeros the log
+// writes ahead of its records (Stats().Log.Preallocated), and negative
+// turns them off.
+func TestPreallocateReachesTheLog(t *testing.T) {
+	for _, tc := range []struct {
+		prealloc, want int64
+	}{{0, wal.DefaultPreallocate}, {8 << 10, 8 << 10}, {-1, 0}} {
+		fs := memfs.New()
+		s, err := filestore.Open(filestore.Options{Dir: "/data", FS: fs, Machine: newCounter(10), Preallocate: tc.prealloc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		prepare(t, s, "a", 1)
+		if got := s.Stats().Log.Preallocated; got != tc.want {
+			t.Errorf("Preallocate %d: the log wrote %d bytes of zeros ahead, want %d", tc.prealloc, got, tc.want)
+		}
+		s.Close()
+	}
+}

@@ -39,8 +39,48 @@ func (f *File) Write(p []byte) (int, error) {
 	if !f.writable {
 		return 0, &fs.PathError{Op: "write", Path: f.name, Err: errors.New("file not open for writing")}
 	}
-	f.ino.data = append(f.ino.data, p...)
+	f.ino.writeAt(p, len(f.ino.data))
 	return len(p), nil
+}
+
+// WriteAt writes p at offset off, growing the file (with zeros between its
+// end and off, if off is past it) as needed. It counts as OpWrite. Like
+// Write, it is durable only after Sync: a crash before then puts the bytes
+// it overwrote back.
+func (f *File) WriteAt(p []byte, off int64) (int, error) {
+	f.m.mu.Lock()
+	defer f.m.mu.Unlock()
+	if err := f.check(OpWrite); err != nil {
+		return 0, err
+	}
+	if !f.writable {
+		return 0, &fs.PathError{Op: "write", Path: f.name, Err: errors.New("file not open for writing")}
+	}
+	if off < 0 {
+		return 0, &fs.PathError{Op: "write", Path: f.name, Err: errors.New("negative offset")}
+	}
+	f.ino.writeAt(p, int(off))
+	return len(p), nil
+}
+
+// writeAt puts p into the content at off. f.m.mu is held.
+func (ino *inode) writeAt(p []byte, off int) {
+	start := min(off, len(ino.data)) // a gap up to off fills with zeros
+	if end := off + len(p); end > len(ino.data) {
+		ino.data = append(ino.data, make([]byte, end-len(ino.data))...)
+	}
+	copy(ino.data[off:], p)
+	ino.written(start, off+len(p))
+}
+
+// written records that bytes [start, end) changed since the last Sync.
+func (ino *inode) written(start, end int) {
+	if ino.dirty >= ino.dirtyEnd { // the first change since the Sync
+		ino.dirty, ino.dirtyEnd = start, end
+		return
+	}
+	ino.dirty = min(ino.dirty, start)
+	ino.dirtyEnd = max(ino.dirtyEnd, end)
 }
 
 // ReadAt reads at offset off; it returns io.EOF if fewer than len(p) bytes
@@ -78,9 +118,12 @@ func (f *File) Sync() error {
 	if ino.diverged || len(ino.data) < len(ino.synced) {
 		ino.synced = append([]byte(nil), ino.data...)
 	} else {
-		// Appends only since the last sync: copy just the new bytes.
+		// Copy just what changed: bytes past the synced size, and those
+		// in [dirty, dirtyEnd) before it.
 		ino.synced = append(ino.synced, ino.data[len(ino.synced):]...)
+		copy(ino.synced[ino.dirty:ino.dirtyEnd], ino.data[ino.dirty:ino.dirtyEnd])
 	}
+	ino.dirty, ino.dirtyEnd = len(ino.synced), len(ino.synced)
 	ino.diverged = false
 	return nil
 }
@@ -105,8 +148,10 @@ func (f *File) Truncate(size int64) error {
 		if size < int64(len(ino.synced)) {
 			ino.diverged = true
 		}
+		ino.dirtyEnd = min(ino.dirtyEnd, len(ino.data))
 		return nil
 	}
+	ino.written(len(ino.data), int(size))
 	ino.data = append(ino.data, make([]byte, size-int64(len(ino.data)))...)
 	return nil
 }

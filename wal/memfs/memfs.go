@@ -39,10 +39,11 @@ const (
 // FS is an in-memory file system. Its zero value is not usable; call New.
 // It is safe for concurrent use.
 //
-// Durability model: a file's content survives Crash only up to its last
-// Sync; a file's creation, removal or rename survives only once SyncDir of
-// its directory has run since. Directories themselves (MkdirAll) are always
-// durable.
+// Durability model: a file's content survives Crash only as it was at its
+// last Sync: bytes written since (appended or overwritten) are lost, and
+// overwritten bytes go back to what they were then. A file's creation,
+// removal or rename survives only once SyncDir of its directory has run
+// since. Directories themselves (MkdirAll) are always durable.
 type FS struct {
 	mu      sync.Mutex
 	files   map[string]*inode // the namespace as programs see it
@@ -56,9 +57,15 @@ type FS struct {
 }
 
 type inode struct {
-	data     []byte // current content
-	synced   []byte // content as it survives a crash
-	diverged bool   // data is not synced followed by appended bytes
+	data   []byte // current content
+	synced []byte // content as it survives a crash
+	// [dirty, dirtyEnd) bounds what changed since the last Sync (empty,
+	// both len(synced), if nothing did). Unless diverged, dirty <=
+	// len(synced), and data equals synced outside those bounds.
+	dirty, dirtyEnd int
+	// diverged: the file was cut below its synced size since the last
+	// Sync, so data is no longer synced plus later writes.
+	diverged bool
 }
 
 type fault struct {
@@ -146,9 +153,14 @@ func (m *FS) begin(op Op, name string) error {
 // with ErrCrashed from now on.
 func (m *FS) Crash() { m.crash(nil) }
 
-// CrashPartial is Crash, except that of each file's bytes appended since its
-// last Sync a random prefix (chosen with r) survives, as a disk may have
-// written some of them: a torn write.
+// CrashPartial is Crash, except that of each file's bytes written since its
+// last Sync a random prefix (chosen with r) survives, in offset order, as a
+// disk may have written some of the pending bytes (a torn write): the file
+// holds its current content up to a random offset between the lowest and
+// the highest one written since the Sync, and its synced content after it.
+// Bytes written over synced ones past that offset go back to their synced
+// value; appended ones are cut. A file cut below its synced size since its
+// last Sync goes back to its synced content whole.
 func (m *FS) CrashPartial(r *rand.Rand) { m.crash(r) }
 
 func (m *FS) crash(r *rand.Rand) {
@@ -167,15 +179,21 @@ func (m *FS) crash(r *rand.Rand) {
 		ino := m.durable[name]
 		m.files[name] = ino
 		keep := 0
-		if r != nil && !ino.diverged && len(ino.data) > len(ino.synced) {
-			keep = r.IntN(len(ino.data) - len(ino.synced) + 1)
+		if r != nil && !ino.diverged && ino.dirtyEnd > ino.dirty {
+			keep = r.IntN(ino.dirtyEnd - ino.dirty + 1)
 		}
 		if keep > 0 {
-			ino.data = append(ino.data[:0:0], ino.data[:len(ino.synced)+keep]...)
-			ino.synced = append(ino.synced[:0:0], ino.data...)
+			cut := min(ino.dirty+keep, len(ino.data))
+			kept := append(ino.data[:0:0], ino.data[:cut]...)
+			if cut < len(ino.synced) {
+				kept = append(kept, ino.synced[cut:]...)
+			}
+			ino.data = kept
+			ino.synced = append(ino.synced[:0:0], kept...)
 		} else {
 			ino.data = append([]byte(nil), ino.synced...)
 		}
+		ino.dirty, ino.dirtyEnd = len(ino.synced), len(ino.synced)
 		ino.diverged = false
 	}
 }
@@ -210,6 +228,7 @@ func (m *FS) WriteFile(name string, data []byte) error {
 	m.durable[name] = ino
 	ino.data = append([]byte(nil), data...)
 	ino.synced = append([]byte(nil), data...)
+	ino.dirty, ino.dirtyEnd = len(data), len(data)
 	ino.diverged = false
 	return nil
 }

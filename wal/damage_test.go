@@ -334,3 +334,57 @@ func openAndCheckRaw(t *testing.T, m *memfs.FS, n int) {
 		t.Fatalf("got %d records, want %d ending in abc", len(recs), n)
 	}
 }
+
+// A power loss during an in-place write can leave a later sector of it on
+// disk and an earlier one still zero. In the last segment that is a torn
+// tail: the records before the hole are the log, the rest is kept aside.
+// The same hole in an older segment, or bytes changed rather than a
+// sector zeroed, is corruption.
+func TestUnwrittenSectorBeforeValidRecords(t *testing.T) {
+	img := makeImage(t, 60, 1<<20) // one segment
+	b := img.lastBytes()
+	// The first whole sector that starts after record 3 and ends before
+	// the last record.
+	zs := (img.ends[3] + 511) / 512 * 512
+	if img.ends[len(img.ends)-2] < zs+512 {
+		t.Fatal("log too short for the test")
+	}
+	clear(b[zs : zs+512])
+	m := img.fs(t, b)
+	openAndCheck(t, m, img.wholeBefore(zs), "an unwritten sector before valid records")
+	if torn := tornCopies(t, m); len(torn) != 1 {
+		t.Fatalf("torn copies %v, want the cut-off records kept aside", torn)
+	}
+
+	// Bytes changed instead: corruption, as before.
+	b = img.lastBytes()
+	for i := zs; i < zs+512; i++ {
+		b[i] ^= 0x5a
+	}
+	if _, err := wal.Open(wal.Options{Dir: testDir, FS: img.fs(t, b)}); !errors.Is(err, wal.ErrCorrupt) {
+		t.Fatalf("open with changed bytes before valid records = %v, want ErrCorrupt", err)
+	}
+}
+
+func TestUnwrittenSectorInOlderSegmentRefusesOpen(t *testing.T) {
+	img := makeImage(t, 200, 4096)
+	var seg string
+	for name := range img.files {
+		if name != img.last && (seg == "" || name < seg) {
+			seg = name
+		}
+	}
+	b := append([]byte(nil), img.files[seg]...)
+	if len(b) < 2048 {
+		t.Fatalf("older segment of %d bytes, too short for the test", len(b))
+	}
+	clear(b[512:1024]) // records follow it in the same segment
+	m := img.fs(t, img.lastBytes())
+	if err := m.WriteFile(seg, b); err != nil {
+		t.Fatal(err)
+	}
+	_, err := wal.Open(wal.Options{Dir: testDir, FS: m})
+	if !errors.Is(err, wal.ErrCorrupt) || !strings.Contains(err.Error(), seg) {
+		t.Fatalf("open = %v, want ErrCorrupt naming %s", err, seg)
+	}
+}

@@ -23,11 +23,14 @@
 // one.
 //
 // On Open, a torn tail of the last segment is copied aside and cut off;
-// zeros after its last record stay, for the records to come. A sealed
-// segment may end in zeros only if the next segment starts with the record
-// after its last one.
-// Corruption anywhere else refuses to open with an error naming the file and
-// offset. Compact deletes whole segments whose records are no longer needed.
+// zeros after its last record stay, for the records to come. A power loss
+// during an in-place write can leave a later sector of it on disk and an
+// earlier one still zero: a whole sector of zeros before valid records is
+// such a torn tail too (those records came after the last sync that
+// returned, so none was acknowledged). A sealed segment may end in zeros
+// only if the next segment starts with the record after its last one.
+// Corruption anywhere else, or bytes changed rather than a sector left
+// unwritten, refuses to open with an error naming the file and offset. Compact deletes whole segments whose records are no longer needed.
 // All file system access goes through the FS interface, so tests can use the
 // crash-simulating file system in package wal/memfs.
 package wal

@@ -109,7 +109,8 @@ func scanSegment(f File, size int64, first, from uint64, maxRec int, fn func(Rec
 // classifyDamage looks at the bytes of f from bad to size, where a bad frame
 // starts whose sequence number should have been next: zeros only are the end
 // of the log; a later valid frame with a sequence number of at least next
-// means corruption inside the log; anything else is a torn tail.
+// means corruption inside the log, unless a whole sector of zeros lies
+// before it (see zeroSector); anything else is a torn tail.
 func classifyDamage(f File, bad, size int64, next uint64, maxRec int) (damageKind, error) {
 	// Zeros, the common case (preallocated space), are checked a chunk at
 	// a time rather than read whole.
@@ -124,10 +125,31 @@ func classifyDamage(f File, bad, size int64, next uint64, maxRec int) (damageKin
 	if _, err := f.ReadAt(tail, bad); err != nil && err != io.EOF {
 		return 0, fmt.Errorf("read tail at %d: %w", bad, err)
 	}
-	if laterValidFrame(tail[1:], next, maxRec) >= 0 {
+	if v := laterValidFrame(tail[1:], next, maxRec); v >= 0 && !zeroSector(tail[:1+v], bad) {
 		return damageCorrupt, nil
 	}
 	return damageTorn, nil
+}
+
+// sectorSize is the smallest unit a disk writes whole; a power loss can
+// leave any sector of an unsynced write unwritten, in any order.
+const sectorSize = 512
+
+// zeroSector reports whether b, which starts at offset base of its file,
+// holds a whole sector of zeros. Records are written in place into zeros
+// written ahead of them, so a power loss during a write can leave a later
+// sector of it on disk and an earlier one still zero: valid records after
+// such a hole were written after the last sync that returned, are none of
+// them acknowledged, and the hole is a torn tail like any other. Damage that
+// no unwritten sector explains (bytes changed, not zeroed whole sectors)
+// stays corruption.
+func zeroSector(b []byte, base int64) bool {
+	for off := (sectorSize - base%sectorSize) % sectorSize; off+sectorSize <= int64(len(b)); off += sectorSize {
+		if isZero(b[off : off+sectorSize]) {
+			return true
+		}
+	}
+	return false
 }
 
 // zeroFrom reports whether bytes [from, size) of f are all zero.

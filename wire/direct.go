@@ -72,21 +72,21 @@ func NewDirectClient(baseURL string) (*DirectClient, error) {
 // Prepare POSTs req to the participant's PathPrepare.
 func (d *DirectClient) Prepare(ctx context.Context, req PrepareRequest) (PrepareResponse, error) {
 	var resp PrepareResponse
-	err := d.post(ctx, PathPrepare, req, &resp)
+	err := d.post(ctx, PathPrepare, req, &resp, asked{txs: req.Transactions})
 	return resp, err
 }
 
 // Commit POSTs ids to the participant's PathCommit.
 func (d *DirectClient) Commit(ctx context.Context, ids []concord.TxID) (DecisionResponse, error) {
 	var resp DecisionResponse
-	err := d.post(ctx, PathCommit, DecisionRequest{IDs: ids}, &resp)
+	err := d.post(ctx, PathCommit, DecisionRequest{IDs: ids}, &resp, asked{ids: ids})
 	return resp, err
 }
 
 // Abort POSTs ids to the participant's PathAbort.
 func (d *DirectClient) Abort(ctx context.Context, ids []concord.TxID) (DecisionResponse, error) {
 	var resp DecisionResponse
-	err := d.post(ctx, PathAbort, DecisionRequest{IDs: ids}, &resp)
+	err := d.post(ctx, PathAbort, DecisionRequest{IDs: ids}, &resp, asked{ids: ids})
 	return resp, err
 }
 
@@ -147,11 +147,12 @@ func (d *DirectClient) dial(ctx context.Context) (*directConn, error) {
 	return &directConn{nc: nc, br: bufio.NewReaderSize(nc, 4096)}, nil
 }
 
-// post sends in as JSON to path and decodes a 2xx answer into out, with
-// the errors of Do: a non-2xx answer is a *StatusError, an answer that does
-// not decode wraps ErrBadJSON, and a failure to deliver the request or read
-// the answer is a *url.Error, as http.Client returns.
-func (d *DirectClient) post(ctx context.Context, path string, in, out any) error {
+// post sends in as JSON to path and decodes a 2xx answer into out (q is
+// what in asks about), with the errors of Do: a non-2xx answer is a
+// *StatusError, an answer that does not decode wraps ErrBadJSON, and a
+// failure to deliver the request or read the answer is a *url.Error, as
+// http.Client returns.
+func (d *DirectClient) post(ctx context.Context, path string, in, out any, q asked) error {
 	body, ok := appendRequest(nil, in)
 	if !ok {
 		var err error
@@ -159,7 +160,7 @@ func (d *DirectClient) post(ctx context.Context, path string, in, out any) error
 			return fmt.Errorf("encode request: %w", err) // as Do: not the answer's fault
 		}
 	}
-	err := d.post1(ctx, path, body, out)
+	err := d.post1(ctx, path, body, out, q)
 	var se *StatusError
 	if err == nil || errors.As(err, &se) || errors.Is(err, ErrBadJSON) {
 		return err
@@ -167,12 +168,12 @@ func (d *DirectClient) post(ctx context.Context, path string, in, out any) error
 	return &url.Error{Op: "Post", URL: "http://" + d.host + d.prefix + path, Err: err}
 }
 
-func (d *DirectClient) post1(ctx context.Context, path string, body []byte, out any) error {
+func (d *DirectClient) post1(ctx context.Context, path string, body []byte, out any, q asked) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if c := d.get(time.Now()); c != nil {
-		err := d.roundTrip(ctx, c, path, body, out)
+		err := d.roundTrip(ctx, c, path, body, out, q)
 		if !errors.Is(err, errNothingWritten) {
 			return err
 		}
@@ -186,7 +187,7 @@ func (d *DirectClient) post1(ctx context.Context, path string, body []byte, out 
 		}
 		return err
 	}
-	return d.roundTrip(ctx, c, path, body, out)
+	return d.roundTrip(ctx, c, path, body, out, q)
 }
 
 // errNothingWritten marks a request of which no byte was written.
@@ -195,7 +196,7 @@ var errNothingWritten = errors.New("nothing written")
 // roundTrip writes one request on c and reads its answer, decoding a 2xx
 // answer into out. c goes back to the pool when it can carry another
 // request, and is closed otherwise.
-func (d *DirectClient) roundTrip(ctx context.Context, c *directConn, path string, body []byte, out any) (err error) {
+func (d *DirectClient) roundTrip(ctx context.Context, c *directConn, path string, body []byte, out any, q asked) (err error) {
 	keep := false
 	if dl, ok := ctx.Deadline(); ok {
 		c.nc.SetDeadline(dl)
@@ -271,7 +272,7 @@ func (d *DirectClient) roundTrip(ctx context.Context, c *directConn, path string
 		return &StatusError{Code: resp.StatusCode, Message: msg}
 	}
 	if out != nil {
-		if err := decodeAnswer(b, out); err != nil {
+		if err := decodeAnswer(b, out, q); err != nil {
 			return fmt.Errorf("%w: decode POST %s answer: %v", ErrBadJSON, path, err)
 		}
 	}

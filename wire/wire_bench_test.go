@@ -126,7 +126,7 @@ func BenchmarkPrepareBatchCoordinatorSide(b *testing.B) {
 			b.Fatal("declined")
 		}
 		var votes PrepareResponse
-		if err := decodeAnswer(answer, &votes); err != nil {
+		if err := decodeAnswer(answer, &votes, asked{txs: req.Transactions}); err != nil {
 			b.Fatal(err)
 		}
 	}

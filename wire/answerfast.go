@@ -13,24 +13,32 @@ import (
 // and outcome names) directly and leaves anything else to json.Unmarshal,
 // decoding exactly as it would (FuzzAnswerDecodeFast checks it).
 
-// decodeAnswer decodes b into out as json.Unmarshal does. q is what the
-// request asked about; it changes nothing in the result, only what it costs.
-func decodeAnswer(b []byte, out any, q asked) error {
-	switch v := out.(type) {
-	case *PrepareResponse:
-		var r PrepareResponse
-		if decodePrepareResponseFast(b, &r, q) {
-			*v = r
-			return nil
-		}
-	case *DecisionResponse:
-		var r DecisionResponse
-		if decodeDecisionResponseFast(b, &r, q) {
-			*v = r
-			return nil
-		}
+// decodePrepareAnswer decodes b into out, which must be zero, as
+// json.Unmarshal does. q is what the request asked about; it changes
+// nothing in the result, only what it costs.
+func decodePrepareAnswer(b []byte, out *PrepareResponse, q asked) error {
+	if decodePrepareResponseFast(b, out, q) {
+		return nil
 	}
-	return json.Unmarshal(b, out)
+	return unmarshalApart(b, out)
+}
+
+// decodeDecisionAnswer is decodePrepareAnswer for a decision batch's answer.
+func decodeDecisionAnswer(b []byte, out *DecisionResponse, q asked) error {
+	if decodeDecisionResponseFast(b, out, q) {
+		return nil
+	}
+	return unmarshalApart(b, out)
+}
+
+// unmarshalApart sets *out to what json.Unmarshal decodes into a zero T
+// (out may hold what a fast decoder left). It decodes into a T of its own,
+// so that out does not escape, and the caller's answer can stay on its stack.
+func unmarshalApart[T any](b []byte, out *T) error {
+	var v T
+	err := json.Unmarshal(b, &v)
+	*out = v
+	return err
 }
 
 // asked is what a request asked about, in its order: the transactions of a

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"testing"
 
@@ -16,6 +17,18 @@ var answerBodies = []string{
 	`{"votes":null}`, `{"Votes":[]}`, `{"votes":[{"id":"a","vote":"maybe"}]}`, `{"votes":[{"id":"a","vote":"yes","extra":1}]}`,
 	`{"votes":[{"id":"a\u0062","vote":"yes"}]}`, `{"votes":[{"id":"a","id":"b"}]}`, `{"votes":[1]}`, `{"votes":[]}x`,
 	`{"acknowledged":[null]}`, `{"acknowledged":"a"}`, `{"failed":[{"outcome":"later"}]}`, `[]`, ``, `{"votes":[{"vote":"yes"},]}`,
+}
+
+// decodeAnswer decodes b into out, a *PrepareResponse or
+// *DecisionResponse, as DirectClient does.
+func decodeAnswer(b []byte, out any, q asked) error {
+	switch v := out.(type) {
+	case *PrepareResponse:
+		return decodePrepareAnswer(b, v, q)
+	case *DecisionResponse:
+		return decodeDecisionAnswer(b, v, q)
+	}
+	panic(fmt.Sprintf("decodeAnswer into %T", out))
 }
 
 // checkAnswerDecode checks that decodeAnswer gives what json.Unmarshal

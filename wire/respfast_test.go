@@ -60,6 +60,18 @@ func FuzzSubmitResponseEncode(f *testing.F) {
 	})
 }
 
+// appendRequest appends in, a PrepareRequest or DecisionRequest, as
+// DirectClient encodes it.
+func appendRequest(b []byte, in any) ([]byte, bool) {
+	switch r := in.(type) {
+	case PrepareRequest:
+		return appendPrepareRequest(b, &r)
+	case DecisionRequest:
+		return appendDecisionRequest(b, r.IDs)
+	}
+	return b, false
+}
+
 // checkRequestEncode checks that appendRequest, when it encodes in, writes
 // what json.Marshal writes.
 func checkRequestEncode(t *testing.T, in any) bool {

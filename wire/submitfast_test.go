@@ -45,6 +45,25 @@ func checkSubmitDecode(t *testing.T, body []byte) (fast bool) {
 	if err == nil && !reflect.DeepEqual(viaRead, want) {
 		t.Fatalf("%q: decodeRead %#v, decodeStrict %#v", body, viaRead, want)
 	}
+	// Into a request that holds values already: what the fast path takes
+	// replaces them all; what it declines, encoding/json merges into them.
+	filled := func() SubmitRequest {
+		return SubmitRequest{ID: "old", TimeoutMS: 7, Branches: []Branch{{Participant: "old"}}}
+	}
+	wantFilled, gotFilled := filled(), filled()
+	wantErr = nil
+	if fast {
+		wantFilled = want
+	} else {
+		wantErr = decodeStrict(bytes.NewReader(body), &wantFilled)
+	}
+	err = decodeRead(bytes.NewReader(body), int64(len(body)), &gotFilled, decodeSubmitFast)
+	if (err == nil) != (wantErr == nil) || (err != nil && err.Error() != wantErr.Error()) {
+		t.Fatalf("%q into a filled request: decodeRead error %v, want %v", body, err, wantErr)
+	}
+	if err == nil && !reflect.DeepEqual(gotFilled, wantFilled) {
+		t.Fatalf("%q into a filled request: decodeRead %#v, want %#v", body, gotFilled, wantFilled)
+	}
 	return fast
 }
 

@@ -35,7 +35,11 @@ func requestDigest(req *wire.SubmitRequest) digest {
 	for _, b := range req.Branches {
 		n += 32 + len(b.Participant) + len(b.Payload)
 	}
-	buf := make([]byte, 0, n)
+	var room [512]byte // a usual request's, on the stack
+	buf := room[:0]
+	if n > len(room) {
+		buf = make([]byte, 0, n)
+	}
 	buf = append(buf, "timeout_ms="...)
 	buf = strconv.AppendInt(buf, req.TimeoutMS, 10)
 	for _, b := range req.Branches {

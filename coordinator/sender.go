@@ -26,6 +26,9 @@ type prepItem struct {
 	msg tpc.Message
 }
 
+// newSender makes the batchers of one participant. sendPrepares and
+// sendDecisions keep nothing of a batch once they return (every step they
+// start is over by then), as a Batcher, which reuses the slice, requires.
 func (c *Coordinator) newSender(name string) *sender {
 	return &sender{
 		name:    name,

@@ -120,7 +120,7 @@ func (c *Coordinator) sendPrepares(name string, items []prepItem) {
 	// overlap for group commit to share them: such a step gets a goroutine
 	// of its own. The others (a yes while other votes are still to come)
 	// wait for nothing and are stepped here, sparing a goroutine each.
-	var wg sync.WaitGroup
+	var wg *sync.WaitGroup // made for the first step with a goroutine
 	for i, t := range txs {
 		var vs []wire.VoteReply
 		if votes == nil {
@@ -128,27 +128,35 @@ func (c *Coordinator) sendPrepares(name string, items []prepItem) {
 		} else {
 			vs = votes[i]
 		}
-		step := func() {
-			if len(vs) == 0 {
-				pm.errs[errKindMissing].Inc()
-				c.vote(t, tpc.VoteEvent{Participant: name, Vote: concord.VoteUnreachable,
-					Reason: "the participant's answer holds no vote for this transaction"})
-			}
-			for _, v := range vs {
-				c.vote(t, tpc.VoteEvent{Participant: name, Vote: v.Vote, Reason: v.Reason, Outcome: v.Outcome})
-			}
-		}
 		if len(txs) == 1 || !mayDecide(t, vs) {
-			step()
+			c.stepVotes(t, name, pm, vs)
 			continue
 		}
+		if wg == nil {
+			wg = new(sync.WaitGroup)
+		}
 		wg.Add(1)
-		go func() {
+		go func(wg *sync.WaitGroup) {
 			defer wg.Done()
-			step()
-		}()
+			c.stepVotes(t, name, pm, vs)
+		}(wg)
 	}
-	wg.Wait() // the sender's slot stays busy until every vote is stepped
+	if wg != nil {
+		wg.Wait() // the sender's slot stays busy until every vote is stepped
+	}
+}
+
+// stepVotes steps t with the votes vs that participant name's answer holds
+// on it; none counts as unreachable.
+func (c *Coordinator) stepVotes(t *txState, name string, pm *participantMetrics, vs []wire.VoteReply) {
+	if len(vs) == 0 {
+		pm.errs[errKindMissing].Inc()
+		c.vote(t, tpc.VoteEvent{Participant: name, Vote: concord.VoteUnreachable,
+			Reason: "the participant's answer holds no vote for this transaction"})
+	}
+	for _, v := range vs {
+		c.vote(t, tpc.VoteEvent{Participant: name, Vote: v.Vote, Reason: v.Reason, Outcome: v.Outcome})
+	}
 }
 
 // mayDecide reports whether stepping t with one participant's votes vs may

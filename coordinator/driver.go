@@ -71,18 +71,18 @@ func (c *Coordinator) performLocked(t *txState, rd tpc.Ready, req *wal.Entry) {
 		return
 	}
 	t.preparing.Store(false)
-	st := t.core.Status()
 	if rd.Outcome != concord.OutcomePending {
-		c.reportLocked(t, st, rd.Outcome, rd.Reason)
+		c.reportLocked(t, rd.Outcome, rd.Reason)
 	}
 	if rd.Done {
+		st := t.core.Status() // kept with the finished transaction
 		t.finished = true
 		if t.timer != nil {
 			t.timer.Stop()
 			t.timer = nil
 		}
 		if t.result.Load() == nil {
-			c.reportLocked(t, st, st.Outcome, st.Reason)
+			c.reportLocked(t, st.Outcome, st.Reason)
 		}
 		c.finishedLocked(t, st)
 		c.table.finish(t, st)
@@ -106,12 +106,14 @@ func (c *Coordinator) appendEntries(entries []wal.Entry, sync bool) (uint64, err
 }
 
 // reportLocked makes the outcome visible to clients, once.
-func (c *Coordinator) reportLocked(t *txState, st tpc.Status, o concord.Outcome, reason string) {
+func (c *Coordinator) reportLocked(t *txState, o concord.Outcome, reason string) {
 	if t.result.Load() != nil {
 		return
 	}
-	res := &wire.SubmitResponse{ID: t.id, Outcome: o, Reason: reason, Branches: make([]wire.BranchResult, len(st.Branches))}
-	for i, b := range st.Branches {
+	res := newResponse(t.core.NumBranches())
+	res.ID, res.Outcome, res.Reason = t.id, o, reason
+	for i := range res.Branches {
+		b := t.core.BranchStatus(i)
 		res.Branches[i] = wire.BranchResult{Participant: b.Participant, Vote: b.Vote, Reason: b.Reason}
 	}
 	t.result.Store(res)
@@ -126,6 +128,23 @@ func (c *Coordinator) reportLocked(t *txState, st tpc.Status, o concord.Outcome,
 	close(t.done)
 	c.observeOutcome(t, o)
 	c.logDecision(t, o, reason)
+}
+
+// smallResponse holds a submit's answer with room for the branches of a
+// small transaction, so that it is one allocation.
+type smallResponse struct {
+	resp     wire.SubmitResponse
+	branches [3]wire.BranchResult
+}
+
+// newResponse returns a response with n zero branches.
+func newResponse(n int) *wire.SubmitResponse {
+	if n <= len(smallResponse{}.branches) {
+		s := &smallResponse{}
+		s.resp.Branches = s.branches[:n:n]
+		return &s.resp
+	}
+	return &wire.SubmitResponse{Branches: make([]wire.BranchResult, n)}
 }
 
 // scheduleLocked arms t's timer for the state machine's next wake-up.

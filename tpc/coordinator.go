@@ -419,18 +419,29 @@ func (t *CoordinatorTx) Status() Status {
 		Done:     t.phase == phaseDone,
 		Branches: make([]BranchStatus, len(t.branches)),
 	}
-	for i, b := range t.branches {
-		s.Branches[i] = BranchStatus{
-			Participant:  b.Participant,
-			Vote:         b.vote,
-			Reason:       b.reason,
-			Acknowledged: b.acked,
-			Attempts:     b.attempts,
-			LastError:    b.lastErr,
-			NextRetry:    b.nextRetry,
-		}
+	for i := range t.branches {
+		s.Branches[i] = t.BranchStatus(i)
 	}
 	return s
+}
+
+// NumBranches returns the number of branches, the length of
+// Status().Branches.
+func (t *CoordinatorTx) NumBranches() int { return len(t.branches) }
+
+// BranchStatus returns Status().Branches[i], without the rest of the
+// snapshot. It panics unless 0 <= i < NumBranches().
+func (t *CoordinatorTx) BranchStatus(i int) BranchStatus {
+	b := &t.branches[i]
+	return BranchStatus{
+		Participant:  b.Participant,
+		Vote:         b.vote,
+		Reason:       b.reason,
+		Acknowledged: b.acked,
+		Attempts:     b.attempts,
+		LastError:    b.lastErr,
+		NextRetry:    b.nextRetry,
+	}
 }
 
 // NextWake returns the earliest time Tick has something to do: the deadline

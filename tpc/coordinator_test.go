@@ -156,3 +156,30 @@ func TestReasonsAreCleanedForTheLog(t *testing.T) {
 		t.Fatalf("branch reason not cleaned")
 	}
 }
+
+// BranchStatus(i) is Status().Branches[i], at every step.
+func TestBranchStatusIsTheStatusBranch(t *testing.T) {
+	now := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+	tx, _ := Begin(DefaultConfig, "tx-1", []Branch{{Participant: "a"}, {Participant: "b"}, {Participant: "c"}, {Participant: "d"}}, now, now.Add(time.Second))
+	check := func(step string) {
+		t.Helper()
+		st := tx.Status()
+		if tx.NumBranches() != len(st.Branches) {
+			t.Fatalf("%s: NumBranches %d, Status has %d", step, tx.NumBranches(), len(st.Branches))
+		}
+		for i, want := range st.Branches {
+			if got := tx.BranchStatus(i); got != want {
+				t.Fatalf("%s: BranchStatus(%d) %+v, Status %+v", step, i, got, want)
+			}
+		}
+	}
+	check("begun")
+	tx.Vote(VoteEvent{Participant: "a", Vote: concord.VoteYes, Reason: "ok"}, now)
+	tx.Vote(VoteEvent{Participant: "b", Vote: concord.VoteReadOnly}, now)
+	tx.Vote(VoteEvent{Participant: "c", Vote: concord.VoteYes}, now)
+	check("voting")
+	tx.Vote(VoteEvent{Participant: "d", Vote: concord.VoteYes}, now)
+	tx.DeliveryFailed("c", "refused", now)
+	tx.Ack("a", now)
+	check("committing")
+}

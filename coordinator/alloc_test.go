@@ -2,9 +2,12 @@ package coordinator
 
 import (
 	"encoding/json"
+	"reflect"
 	"testing"
 
+	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/tpc"
+	"github.com/concordtx/concord/wal"
 	"github.com/concordtx/concord/wire"
 )
 
@@ -34,5 +37,39 @@ func TestSubmitChecksAllocateNothing(t *testing.T) {
 		requestDigest(req)
 	}); n != 0 {
 		t.Errorf("%v allocations, want 0", n)
+	}
+}
+
+// The log entries of a step share one buffer: a submit's request and begin
+// records are one allocation, and its entries are on the stack. What they
+// hold reads back as written.
+func TestStepEntriesAreOneAllocation(t *testing.T) {
+	tx := &txState{id: "trip-1", digest: digest{1, 2, 3}, owner: "alice"}
+	recs := []tpc.Record{
+		{Type: tpc.RecBegin, TxID: "trip-1", Participants: []string{"flights", "hotels", "cars"}},
+		{Type: tpc.RecAbort, TxID: "trip-1", Participants: []string{"flights", "hotels", "cars"},
+			Votes: []concord.Vote{concord.VoteNo, concord.VoteTimeout, concord.VoteTimeout}, Outcome: concord.OutcomeAborted, Reason: "flights voted no"},
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		var room [3]wal.Entry
+		if entries, err := encodeRecords(room[:0], tx, true, recs); err != nil || len(entries) != 3 {
+			t.Fatal(err)
+		}
+	}); n != 1 {
+		t.Errorf("%v allocations, want 1", n)
+	}
+	entries, err := encodeRecords(nil, tx, true, recs)
+	if err != nil || len(entries) != 3 || entries[0].Type != entryRequest {
+		t.Fatalf("entries %v, %v", entries, err)
+	}
+	id, d, owner, err := decodeRequest(entries[0].Payload)
+	if err != nil || id != tx.id || d != tx.digest || owner != tx.owner {
+		t.Errorf("request entry reads %q %x %q %v", id, d, owner, err)
+	}
+	for i, r := range recs {
+		var got tpc.Record
+		if err := got.UnmarshalBinary(entries[i+1].Payload); err != nil || entries[i+1].Type != uint8(r.Type) || !reflect.DeepEqual(got, r) {
+			t.Errorf("entry %d reads %+v (%v), want %+v", i+1, got, err, r)
+		}
 	}
 }

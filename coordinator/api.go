@@ -13,7 +13,6 @@ import (
 
 	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/tpc"
-	"github.com/concordtx/concord/wal"
 	"github.com/concordtx/concord/wire"
 )
 
@@ -112,11 +111,7 @@ func (c *Coordinator) submit(ctx context.Context, req wire.SubmitRequest) (*wire
 		t.core, rd = tpc.Begin(c.cfg, req.ID, branches, now, t.deadline)
 	}
 	t.noteLocked(now, evSubmitted, "", noValue, "")
-	var reqEntry *wal.Entry
-	if len(rd.Records) > 0 {
-		reqEntry = &wal.Entry{Type: entryRequest, Payload: encodeRequest(req.ID, d, owner)}
-	}
-	c.performLocked(t, rd, reqEntry)
+	c.performLocked(t, rd, len(rd.Records) > 0) // t holds the request's id, digest and owner
 	t.mu.Unlock()
 	return c.wait(ctx, t)
 }

@@ -17,9 +17,9 @@ import (
 // and in the order they were produced; different transactions share no lock
 // here (the log's group commit is where their syncs meet).
 
-// performLocked carries out rd for t. req, when set, is logged before rd's
-// records in the same append. t.mu must be held.
-func (c *Coordinator) performLocked(t *txState, rd tpc.Ready, req *wal.Entry) {
+// performLocked carries out rd for t. With withRequest, t's request record
+// is logged before rd's records in the same append. t.mu must be held.
+func (c *Coordinator) performLocked(t *txState, rd tpc.Ready, withRequest bool) {
 	if c.stopped() {
 		return
 	}
@@ -29,7 +29,8 @@ func (c *Coordinator) performLocked(t *txState, rd tpc.Ready, req *wal.Entry) {
 				return
 			}
 		}
-		entries, err := encodeRecords(req, rd.Records)
+		var room [3]wal.Entry // a usual step's, on the stack
+		entries, err := encodeRecords(room[:0], t, withRequest, rd.Records)
 		if err != nil {
 			c.halt(err)
 			return
@@ -44,7 +45,7 @@ func (c *Coordinator) performLocked(t *txState, rd tpc.Ready, req *wal.Entry) {
 			c.halt(fmt.Errorf("append to the log: %w", err))
 			return
 		}
-		if req != nil {
+		if withRequest {
 			t.firstSeq.Store(first)
 		}
 		for _, r := range rd.Records {
@@ -180,7 +181,7 @@ func (c *Coordinator) tick(t *txState, gen uint64) {
 			c.participantMetrics(m.To).retries.Inc() // a decision resent after its backoff
 		}
 	}
-	c.performLocked(t, rd, nil)
+	c.performLocked(t, rd, false)
 }
 
 // step runs one event on t and performs the result.
@@ -190,7 +191,7 @@ func (c *Coordinator) step(t *txState, ev func(core *tpc.CoordinatorTx, now time
 	if t.finished || c.stopped() {
 		return
 	}
-	c.performLocked(t, ev(t.core, c.clock.Now()), nil)
+	c.performLocked(t, ev(t.core, c.clock.Now()), false)
 }
 
 func (c *Coordinator) vote(t *txState, ev tpc.VoteEvent) {

@@ -61,9 +61,11 @@ func DecodeRequest(w http.ResponseWriter, r *http.Request, maxBytes int64, v any
 	default:
 		err = decodeStrict(body, v)
 	}
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		return fmt.Errorf("%w: more than %d bytes", ErrBodyTooLarge, tooLarge.Limit)
+	if err != nil {
+		var tooLarge *http.MaxBytesError // here, not above: it goes to the heap
+		if errors.As(err, &tooLarge) {
+			return fmt.Errorf("%w: more than %d bytes", ErrBodyTooLarge, tooLarge.Limit)
+		}
 	}
 	return err
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
@@ -103,4 +105,32 @@ func FuzzSubmitDecodeFast(f *testing.F) {
 		f.Add([]byte(b))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) { checkSubmitDecode(t, body) })
+}
+
+// DecodeRequest costs one allocation more than decoding the body it reads
+// does: the reader that bounds the body. (Looking for a too-large body's
+// error took a second until it was only done on an error.)
+func TestDecodeRequestAddsOneAllocation(t *testing.T) {
+	body, _ := json.Marshal(benchSubmit())
+	br := bytes.NewReader(body)
+	r := httptest.NewRequest(http.MethodPost, PathTransactions, nil)
+	r.Body, r.ContentLength = io.NopCloser(br), int64(len(body))
+	w := headerOnly{}
+	decode := testing.AllocsPerRun(100, func() {
+		br.Reset(body)
+		var req SubmitRequest
+		if err := decodeRead(br, int64(len(body)), &req, decodeSubmitFast); err != nil || len(req.Branches) != 3 {
+			t.Fatal(err)
+		}
+	})
+	viaRequest := testing.AllocsPerRun(100, func() {
+		br.Reset(body)
+		var req SubmitRequest
+		if err := DecodeRequest(w, r, 0, &req); err != nil || len(req.Branches) != 3 {
+			t.Fatal(err)
+		}
+	})
+	if viaRequest != decode+1 {
+		t.Errorf("DecodeRequest: %v allocations, decoding the body: %v", viaRequest, decode)
+	}
 }

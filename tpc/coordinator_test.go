@@ -183,3 +183,31 @@ func TestBranchStatusIsTheStatusBranch(t *testing.T) {
 	tx.Ack("a", now)
 	check("committing")
 }
+
+// A transaction of three branches is one allocation with its branches, and
+// the Ready that begins it and the one that decides it one each, records,
+// messages and votes together.
+func TestSmallTransactionAllocations(t *testing.T) {
+	now := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+	branches := []Branch{{Participant: "flights"}, {Participant: "hotels"}, {Participant: "cars"}}
+	var tx *CoordinatorTx
+	if n := testing.AllocsPerRun(100, func() {
+		var rd Ready
+		tx, rd = Begin(DefaultConfig, "tx-1", branches, now, now.Add(time.Second))
+		if len(rd.Records) != 1 || len(rd.Messages) != 3 {
+			t.Fatalf("begin: %+v", rd)
+		}
+	}); n != 2 {
+		t.Errorf("begin: %v allocations, want 2", n)
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		tx, _ = Begin(DefaultConfig, "tx-1", branches, now, now.Add(time.Second))
+		tx.Vote(VoteEvent{Participant: "flights", Vote: concord.VoteYes}, now)
+		tx.Vote(VoteEvent{Participant: "hotels", Vote: concord.VoteYes}, now)
+		if rd := tx.Vote(VoteEvent{Participant: "cars", Vote: concord.VoteYes}, now); !rd.MustSync || len(rd.Records[0].Votes) != 3 || len(rd.Messages) != 3 {
+			t.Fatalf("commit: %+v", rd)
+		}
+	}); n != 3 {
+		t.Errorf("begin and commit: %v allocations, want 3", n)
+	}
+}

@@ -300,6 +300,9 @@ func BenchmarkDirectClient(b *testing.B) {
 // encoded into a reused buffer, the answer's list is made once for the
 // transactions asked, and its ids are the request's strings.
 func TestDirectClientAllocationsDoNotGrowWithTheBatch(t *testing.T) {
+	if wire.RaceEnabled {
+		t.Skip("allocations are not counted under the race detector")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 	defer cancel()
 	allocs := func(n int) (prepare, commit float64) {

@@ -23,6 +23,9 @@ func usualRequest() *wire.SubmitRequest {
 // Checking a usual submit and hashing it allocate nothing: the branches
 // for tpc and the bytes hashed are on the stack.
 func TestSubmitChecksAllocateNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocations are not counted under the race detector")
+	}
 	opts, err := Options{Dir: "/data", Participants: map[string]string{"flights": "http://f", "hotels": "http://h", "cars": "http://c"}}.withDefaults()
 	if err != nil {
 		t.Fatal(err)
@@ -44,6 +47,9 @@ func TestSubmitChecksAllocateNothing(t *testing.T) {
 // records are one allocation, and its entries are on the stack. What they
 // hold reads back as written.
 func TestStepEntriesAreOneAllocation(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocations are not counted under the race detector")
+	}
 	tx := &txState{id: "trip-1", digest: digest{1, 2, 3}, owner: "alice"}
 	recs := []tpc.Record{
 		{Type: tpc.RecBegin, TxID: "trip-1", Participants: []string{"flights", "hotels", "cars"}},
@@ -72,4 +78,30 @@ func TestStepEntriesAreOneAllocation(t *testing.T) {
 			t.Errorf("entry %d reads %+v (%v), want %+v", i+1, got, err, r)
 		}
 	}
+}
+
+// The set of a batch's transactions is on a reused slice, given back
+// cleared.
+func TestTxSetReusesItsSlice(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocations are not counted under the race detector")
+	}
+	txs := []*txState{{id: "a"}, {id: "b"}, {id: "c"}}
+	if n := testing.AllocsPerRun(100, func() {
+		s := newTxSet(len(txs))
+		for _, tx := range txs {
+			s.add(tx)
+		}
+		if len(s.txs) != 3 {
+			t.Fatalf("set %v", s.txs)
+		}
+		s.release()
+	}); n != 0 {
+		t.Errorf("%v allocations, want 0", n)
+	}
+	s := newTxSet(1)
+	if len(s.txs) != 0 || cap(s.txs) == 0 || s.txs[:1][0] != nil {
+		t.Errorf("a set from the pool holds %v (capacity %d), first slot %v: want it empty and cleared", s.txs, cap(s.txs), s.txs[:1][0])
+	}
+	s.release()
 }

@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -72,7 +73,8 @@ func (c *Coordinator) sendPrepares(name string, items []prepItem) {
 	}
 	now := c.clock.Now()
 	req := wire.PrepareRequest{Coordinator: c.advertiseURL(), Transactions: make([]wire.PrepareTx, 0, len(items))}
-	set := txSet{txs: make([]*txState, 0, len(items))} // req.Transactions[i] is set.txs[i]'s
+	set := newTxSet(len(items)) // req.Transactions[i] is set.txs[i]'s
+	defer set.release()
 	wait := time.Second
 	for _, it := range items {
 		if !it.tx.preparing.Load() {
@@ -202,7 +204,8 @@ func (c *Coordinator) sendDecisions(name string, commit bool, items []*txState) 
 	if c.stopped() {
 		return
 	}
-	set := txSet{txs: make([]*txState, 0, len(items))} // ids[i] is set.txs[i]'s
+	set := newTxSet(len(items)) // ids[i] is set.txs[i]'s
+	defer set.release()
 	ids := make([]concord.TxID, 0, len(items))
 	for _, t := range items {
 		if set.add(t) {
@@ -282,12 +285,34 @@ func (c *Coordinator) sendDecisions(name string, commit bool, items []*txState) 
 // transaction queued twice (a decision resent while the first was still
 // queued) is sent once.
 type txSet struct {
-	txs  []*txState
-	seen map[*txState]struct{} // made once txs outgrows a scan
+	txs    []*txState
+	seen   map[*txState]struct{} // made once txs outgrows a scan
+	pooled *[]*txState           // where txs goes back to txsPool
 }
 
 // txSetScan is the size up to which add scans txs instead of hashing.
 const txSetScan = 64
+
+// txsPool holds the slices of txSets. sendPrepares and sendDecisions take
+// one for a batch and give it back, cleared, when they return: nothing
+// they leave behind refers to it (the steps they start are over by then,
+// and the requests and contexts they make hold the transactions' ids and
+// trace context, not the slice).
+var txsPool = sync.Pool{New: func() any { return new([]*txState) }}
+
+// newTxSet returns an empty set with room for n transactions, on a slice
+// from txsPool; release gives it back.
+func newTxSet(n int) txSet {
+	p := txsPool.Get().(*[]*txState)
+	return txSet{txs: slices.Grow((*p)[:0], n), pooled: p}
+}
+
+// release gives s's slice back to txsPool; s must not be used after.
+func (s *txSet) release() {
+	clear(s.txs)
+	*s.pooled = s.txs[:0]
+	txsPool.Put(s.pooled)
+}
 
 // add appends t unless it is in the set already, and reports whether it did.
 func (s *txSet) add(t *txState) bool {

@@ -80,28 +80,33 @@ func TestStepEntriesAreOneAllocation(t *testing.T) {
 	}
 }
 
-// The set of a batch's transactions is on a reused slice, given back
-// cleared.
-func TestTxSetReusesItsSlice(t *testing.T) {
+// The set of a batch's transactions is reused, given back emptied: its
+// slice, and its map once a batch is too large to scan.
+func TestTxSetIsReused(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocations are not counted under the race detector")
 	}
-	txs := []*txState{{id: "a"}, {id: "b"}, {id: "c"}}
-	if n := testing.AllocsPerRun(100, func() {
-		s := newTxSet(len(txs))
-		for _, tx := range txs {
-			s.add(tx)
+	txs := make([]*txState, 2*txSetScan)
+	for i := range txs {
+		txs[i] = &txState{}
+	}
+	for _, n := range []int{3, len(txs)} {
+		if allocs := testing.AllocsPerRun(100, func() {
+			s := newTxSet(n)
+			for _, tx := range txs[:n] {
+				s.add(tx)
+			}
+			if len(s.txs) != n || s.add(txs[0]) {
+				t.Fatalf("set %v", s.txs)
+			}
+			s.release()
+		}); allocs != 0 {
+			t.Errorf("a set of %d: %v allocations, want 0", n, allocs)
 		}
-		if len(s.txs) != 3 {
-			t.Fatalf("set %v", s.txs)
-		}
-		s.release()
-	}); n != 0 {
-		t.Errorf("%v allocations, want 0", n)
 	}
 	s := newTxSet(1)
-	if len(s.txs) != 0 || cap(s.txs) == 0 || s.txs[:1][0] != nil {
-		t.Errorf("a set from the pool holds %v (capacity %d), first slot %v: want it empty and cleared", s.txs, cap(s.txs), s.txs[:1][0])
+	if len(s.txs) != 0 || s.txs[:1][0] != nil || s.seen != nil || len(s.room) != 0 {
+		t.Errorf("a set from the pool holds %v, first slot %v, seen %v, room %v: want it empty and cleared", s.txs, s.txs[:1][0], s.seen, s.room)
 	}
 	s.release()
 }

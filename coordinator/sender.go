@@ -285,33 +285,39 @@ func (c *Coordinator) sendDecisions(name string, commit bool, items []*txState) 
 // transaction queued twice (a decision resent while the first was still
 // queued) is sent once.
 type txSet struct {
-	txs    []*txState
-	seen   map[*txState]struct{} // made once txs outgrows a scan
-	pooled *[]*txState           // where txs goes back to txsPool
+	txs  []*txState
+	seen map[*txState]struct{} // in use once txs outgrows a scan
+	room map[*txState]struct{} // an emptied map of an earlier use, for seen
 }
 
 // txSetScan is the size up to which add scans txs instead of hashing.
 const txSetScan = 64
 
-// txsPool holds the slices of txSets. sendPrepares and sendDecisions take
-// one for a batch and give it back, cleared, when they return: nothing
-// they leave behind refers to it (the steps they start are over by then,
-// and the requests and contexts they make hold the transactions' ids and
-// trace context, not the slice).
-var txsPool = sync.Pool{New: func() any { return new([]*txState) }}
+// txSetPool holds txSets. sendPrepares and sendDecisions take one for a
+// batch and give it back, emptied, when they return: nothing they leave
+// behind refers to it (the steps they start are over by then, and the
+// requests and contexts they make hold the transactions' ids and trace
+// context, not the set).
+var txSetPool = sync.Pool{New: func() any { return new(txSet) }}
 
-// newTxSet returns an empty set with room for n transactions, on a slice
-// from txsPool; release gives it back.
-func newTxSet(n int) txSet {
-	p := txsPool.Get().(*[]*txState)
-	return txSet{txs: slices.Grow((*p)[:0], n), pooled: p}
+// newTxSet returns an empty set from txSetPool with room for n
+// transactions; release gives it back.
+func newTxSet(n int) *txSet {
+	s := txSetPool.Get().(*txSet)
+	s.txs = slices.Grow(s.txs, n)
+	return s
 }
 
-// release gives s's slice back to txsPool; s must not be used after.
+// release empties s and gives it back to txSetPool; s must not be used
+// after.
 func (s *txSet) release() {
 	clear(s.txs)
-	*s.pooled = s.txs[:0]
-	txsPool.Put(s.pooled)
+	s.txs = s.txs[:0]
+	if s.seen != nil {
+		clear(s.seen)
+		s.room, s.seen = s.seen, nil
+	}
+	txSetPool.Put(s)
 }
 
 // add appends t unless it is in the set already, and reports whether it did.
@@ -326,7 +332,9 @@ func (s *txSet) add(t *txState) bool {
 			s.txs = append(s.txs, t)
 			return true
 		}
-		s.seen = make(map[*txState]struct{}, 2*txSetScan)
+		if s.seen, s.room = s.room, nil; s.seen == nil {
+			s.seen = make(map[*txState]struct{}, 2*txSetScan)
+		}
 		for _, u := range s.txs {
 			s.seen[u] = struct{}{}
 		}

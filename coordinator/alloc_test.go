@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"testing"
+	"unsafe"
 
 	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/tpc"
@@ -109,4 +110,12 @@ func TestTxSetIsReused(t *testing.T) {
 		t.Errorf("a set from the pool holds %v, first slot %v, seen %v, room %v: want it empty and cleared", s.txs, s.txs[:1][0], s.seen, s.room)
 	}
 	s.release()
+}
+
+// A transaction's state fits the 256-byte size class, not the next one up
+// (288): its fields are laid out without a padding word.
+func TestTxStateIsAtMost256Bytes(t *testing.T) {
+	if n := unsafe.Sizeof(txState{}); n > 256 {
+		t.Errorf("txState has %d bytes", n)
+	}
 }

@@ -29,8 +29,8 @@ const (
 type coordBranch struct {
 	Branch
 	vote      concord.Vote
+	acked     bool // beside vote: they share a word
 	reason    string
-	acked     bool
 	attempts  int           // phase-2 deliveries tried
 	lastErr   string        // latest phase-2 failure
 	nextRetry time.Time     // when Tick resends; zero while a delivery is in flight or none is due
@@ -72,16 +72,17 @@ type coordBranch struct {
 type CoordinatorTx struct {
 	cfg      Config
 	id       concord.TxID
-	onePhase bool
 	deadline time.Time
 	branches []coordBranch
+	// The four one-byte fields share a word (see smallTx).
 	phase    phase
 	outcome  concord.Outcome
-	reason   string
-	cause    string // why a one-phase transaction is being resolved
+	onePhase bool
 	// forced: every outcome this coordinator decides is synced before it
 	// is reported (BeginResubmittable).
 	forced bool
+	reason string
+	cause  string // why a one-phase transaction is being resolved
 	// parts lists the participants for records, made once and shared by
 	// every record (which only read it).
 	parts []string
@@ -89,7 +90,9 @@ type CoordinatorTx struct {
 
 // smallTx holds a CoordinatorTx with room for its branches and their
 // names, so that the common transaction of a few participants is one
-// allocation.
+// allocation. Its fields are laid out without padding words, so that it
+// fits the 576-byte size class with the 8-byte header the runtime puts
+// before an object of more than 512 bytes with pointers.
 type smallTx struct {
 	tx       CoordinatorTx
 	branches [3]coordBranch

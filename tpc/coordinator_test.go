@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/concordtx/concord"
 )
@@ -212,5 +213,14 @@ func TestSmallTransactionAllocations(t *testing.T) {
 		}
 	}); n != 3 {
 		t.Errorf("begin and commit: %v allocations, want 3", n)
+	}
+}
+
+// A transaction of up to three branches, allocated with them, fits the
+// 576-byte size class, not the next one up (640), with the 8-byte header
+// the runtime adds to an object of more than 512 bytes with pointers.
+func TestSmallTxFitsIn576Bytes(t *testing.T) {
+	if n := unsafe.Sizeof(smallTx{}); n+8 > 576 {
+		t.Errorf("smallTx has %d bytes", n)
 	}
 }

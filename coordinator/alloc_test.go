@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/concordtx/concord"
@@ -117,5 +118,29 @@ func TestTxSetIsReused(t *testing.T) {
 func TestTxStateIsAtMost256Bytes(t *testing.T) {
 	if n := unsafe.Sizeof(txState{}); n > 256 {
 		t.Errorf("txState has %d bytes", n)
+	}
+}
+
+// The events allocated up front for a history hold a 3-participant
+// commit's, and fit the 768-byte size class with the runtime's 8-byte
+// header for an object of more than 512 bytes with pointers.
+func TestHistoryRoomFits768Bytes(t *testing.T) {
+	if n := historyCap*unsafe.Sizeof(event{}) + 8; n > 768 {
+		t.Errorf("the events of a history take %d bytes", n)
+	}
+	tx := &txState{}
+	now := time.Now()
+	tx.noteLocked(now, evSubmitted, "", noValue, "")
+	for _, kind := range []eventKind{evPrepareSent, evVote, evCommitSent, evAck} {
+		for _, p := range []string{"flights", "hotels", "cars"} {
+			tx.noteLocked(now, kind, p, noValue, "")
+		}
+		if kind == evVote {
+			tx.noteLocked(now, evDecision, "", outcomeValue(concord.OutcomeCommitted), "")
+		}
+	}
+	tx.noteLocked(now, evEnd, "", noValue, "")
+	if len(tx.hist.events) != 15 || cap(tx.hist.events) != historyCap {
+		t.Errorf("a 3-participant commit: %d events in room for %d, want 15 in %d", len(tx.hist.events), cap(tx.hist.events), historyCap)
 	}
 }

@@ -13,7 +13,6 @@ import (
 
 	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/tpc"
-	"github.com/concordtx/concord/wal"
 	"github.com/concordtx/concord/wire"
 )
 
@@ -51,12 +50,23 @@ func (c *Coordinator) unavailable() error {
 // one-phase participant that does not answer) returns OutcomePending. If
 // ctx ends first, Submit returns its error and the transaction goes on.
 func (c *Coordinator) Submit(ctx context.Context, req wire.SubmitRequest) (wire.SubmitResponse, error) {
-	if err := c.unavailable(); err != nil {
-		return wire.SubmitResponse{}, err
-	}
-	branches, err := c.checkRequest(&req)
+	r, err := c.submit(ctx, req)
 	if err != nil {
 		return wire.SubmitResponse{}, err
+	}
+	return *r, nil
+}
+
+// submit is Submit answering with a response that must not be changed:
+// it may be the one the transaction holds for every client that asks.
+func (c *Coordinator) submit(ctx context.Context, req wire.SubmitRequest) (*wire.SubmitResponse, error) {
+	if err := c.unavailable(); err != nil {
+		return nil, err
+	}
+	var room [4]tpc.Branch // a usual transaction's branches, on the stack: Begin copies them
+	branches, err := c.checkRequest(&req, room[:0])
+	if err != nil {
+		return nil, err
 	}
 	d := requestDigest(&req)
 	// An id the client chose may come again after a restart, so its
@@ -72,7 +82,7 @@ func (c *Coordinator) Submit(ctx context.Context, req wire.SubmitRequest) (wire.
 	}
 	owner := ownerOf(ctx)
 	if len(owner) > MaxOwnerLen {
-		return wire.SubmitResponse{}, fmt.Errorf("%w: the identity of the submitter has %d bytes, at most %d are kept", ErrBadRequest, len(owner), MaxOwnerLen)
+		return nil, fmt.Errorf("%w: the identity of the submitter has %d bytes, at most %d are kept", ErrBadRequest, len(owner), MaxOwnerLen)
 	}
 	t := &txState{id: req.ID, digest: d, done: make(chan struct{}), deadline: now.Add(timeout),
 		traceparent: wire.TraceparentFrom(ctx), admitted: now.UnixNano(), owner: owner}
@@ -83,38 +93,34 @@ func (c *Coordinator) Submit(ctx context.Context, req wire.SubmitRequest) (wire.
 	if !ok {
 		t.mu.Unlock()
 		c.stats.overloaded.Add(1)
-		return wire.SubmitResponse{}, fmt.Errorf("%w: %d transactions in flight, the most allowed (MaxLive); retry later", ErrOverloaded, c.opts.MaxLive)
+		return nil, fmt.Errorf("%w: %d transactions in flight, the most allowed (MaxLive); retry later", ErrOverloaded, c.opts.MaxLive)
 	}
 	if old != nil || fin != nil {
 		t.mu.Unlock()
 		if err := c.checkOwner(ctx, req.ID, old, fin); err != nil {
-			return wire.SubmitResponse{}, err
+			return nil, err
 		}
 		return c.resubmitted(ctx, &req, d, old, fin)
 	}
 	c.stats.submitted.Add(1)
-	begin := tpc.Begin
-	if resubmittable {
-		begin = tpc.BeginResubmittable
-	}
 	t.answersLeft.Store(int32(len(branches)))
-	core, rd := begin(c.cfg, req.ID, branches, now, t.deadline)
-	t.core = core
-	t.noteLocked(now, evSubmitted, "", noValue, "")
-	var reqEntry *wal.Entry
-	if len(rd.Records) > 0 {
-		reqEntry = &wal.Entry{Type: entryRequest, Payload: encodeRequest(req.ID, d, owner)}
+	var rd tpc.Ready
+	if resubmittable { // called directly, not through a variable, so that branches can stay on the stack
+		t.core, rd = tpc.BeginResubmittable(c.cfg, req.ID, branches, now, t.deadline)
+	} else {
+		t.core, rd = tpc.Begin(c.cfg, req.ID, branches, now, t.deadline)
 	}
-	c.performLocked(t, rd, reqEntry)
+	t.noteLocked(now, evSubmitted, "", noValue, "")
+	c.performLocked(t, rd, len(rd.Records) > 0) // t holds the request's id, digest and owner
 	t.mu.Unlock()
 	return c.wait(ctx, t)
 }
 
 // resubmitted answers a request whose id is already known.
-func (c *Coordinator) resubmitted(ctx context.Context, req *wire.SubmitRequest, d digest, live *txState, fin *finishedTx) (wire.SubmitResponse, error) {
+func (c *Coordinator) resubmitted(ctx context.Context, req *wire.SubmitRequest, d digest, live *txState, fin *finishedTx) (*wire.SubmitResponse, error) {
 	if live != nil {
 		if live.digest != d && live.digest != (digest{}) {
-			return wire.SubmitResponse{}, fmt.Errorf("%w: %s", ErrConflict, req.ID)
+			return nil, fmt.Errorf("%w: %s", ErrConflict, req.ID)
 		}
 		return c.wait(ctx, live)
 	}
@@ -127,38 +133,40 @@ func (c *Coordinator) resubmitted(ctx context.Context, req *wire.SubmitRequest, 
 		}
 	}
 	if !same {
-		return wire.SubmitResponse{}, fmt.Errorf("%w: %s", ErrConflict, req.ID)
+		return nil, fmt.Errorf("%w: %s", ErrConflict, req.ID)
 	}
-	return responseOf(fin.status), nil
+	r := responseOf(fin.status)
+	return &r, nil
 }
 
-// wait returns t's outcome once reported.
-func (c *Coordinator) wait(ctx context.Context, t *txState) (wire.SubmitResponse, error) {
+// wait returns t's outcome once reported: the response t holds, which
+// must not be changed.
+func (c *Coordinator) wait(ctx context.Context, t *txState) (*wire.SubmitResponse, error) {
 	if r := t.result.Load(); r != nil {
-		return *r, nil
+		return r, nil
 	}
 	late := make(chan struct{})
 	timer := c.clock.AfterFunc(max(0, t.deadline.Add(c.opts.AnswerGrace).Sub(c.clock.Now())), func() { close(late) })
 	defer timer.Stop()
 	select {
 	case <-t.done:
-		return *t.result.Load(), nil
+		return t.result.Load(), nil
 	case <-c.haltCh:
-		return wire.SubmitResponse{}, c.unavailable()
+		return nil, c.unavailable()
 	case <-ctx.Done():
-		return wire.SubmitResponse{}, ctx.Err()
+		return nil, ctx.Err()
 	case <-late:
 		if r := t.result.Load(); r != nil {
-			return *r, nil
+			return r, nil
 		}
-		return wire.SubmitResponse{ID: t.id, Outcome: concord.OutcomePending,
+		return &wire.SubmitResponse{ID: t.id, Outcome: concord.OutcomePending,
 			Reason: "no outcome yet; ask " + wire.TransactionPath(t.id)}, nil
 	}
 }
 
 // checkRequest reports what is wrong with req, wrapping ErrBadRequest, or
-// returns its branches for tpc.
-func (c *Coordinator) checkRequest(req *wire.SubmitRequest) ([]tpc.Branch, error) {
+// returns its branches for tpc, appended to room.
+func (c *Coordinator) checkRequest(req *wire.SubmitRequest, room []tpc.Branch) ([]tpc.Branch, error) {
 	bad := func(format string, args ...any) ([]tpc.Branch, error) {
 		return nil, fmt.Errorf("%w: %s", ErrBadRequest, fmt.Sprintf(format, args...))
 	}
@@ -195,9 +203,9 @@ func (c *Coordinator) checkRequest(req *wire.SubmitRequest) ([]tpc.Branch, error
 			}
 		}
 	}
-	branches := make([]tpc.Branch, len(req.Branches))
-	for i, b := range req.Branches {
-		branches[i] = tpc.Branch{Participant: b.Participant, Payload: b.Payload}
+	branches := room[:0]
+	for _, b := range req.Branches {
+		branches = append(branches, tpc.Branch{Participant: b.Participant, Payload: b.Payload})
 	}
 	id := req.ID
 	if id == "" {

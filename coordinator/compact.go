@@ -6,7 +6,6 @@ import (
 
 	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/tpc"
-	"github.com/concordtx/concord/wal"
 )
 
 // Compaction keeps the log bounded. Every live transaction carries (a lower
@@ -103,11 +102,7 @@ func (c *Coordinator) refresh(t *txState, now time.Time) error {
 	default:
 		return nil // preparing: its deadline ends it soon
 	}
-	var req *wal.Entry
-	if t.digest != (digest{}) {
-		req = &wal.Entry{Type: entryRequest, Payload: encodeRequest(t.id, t.digest, t.owner)}
-	}
-	entries, err := encodeRecords(req, []tpc.Record{rec})
+	entries, err := encodeRecords(nil, t, t.digest != (digest{}), []tpc.Record{rec})
 	if err != nil {
 		return err
 	}

@@ -130,7 +130,7 @@ func New(opts Options) (*Coordinator, error) {
 	}
 	for _, r := range resume {
 		r.tx.mu.Lock()
-		c.performLocked(r.tx, r.ready, nil)
+		c.performLocked(r.tx, r.ready, false)
 		r.tx.mu.Unlock()
 	}
 	c.armCompaction()

@@ -17,9 +17,9 @@ import (
 // and in the order they were produced; different transactions share no lock
 // here (the log's group commit is where their syncs meet).
 
-// performLocked carries out rd for t. req, when set, is logged before rd's
-// records in the same append. t.mu must be held.
-func (c *Coordinator) performLocked(t *txState, rd tpc.Ready, req *wal.Entry) {
+// performLocked carries out rd for t. With withRequest, t's request record
+// is logged before rd's records in the same append. t.mu must be held.
+func (c *Coordinator) performLocked(t *txState, rd tpc.Ready, withRequest bool) {
 	if c.stopped() {
 		return
 	}
@@ -29,7 +29,8 @@ func (c *Coordinator) performLocked(t *txState, rd tpc.Ready, req *wal.Entry) {
 				return
 			}
 		}
-		entries, err := encodeRecords(req, rd.Records)
+		var room [3]wal.Entry // a usual step's, on the stack
+		entries, err := encodeRecords(room[:0], t, withRequest, rd.Records)
 		if err != nil {
 			c.halt(err)
 			return
@@ -44,7 +45,7 @@ func (c *Coordinator) performLocked(t *txState, rd tpc.Ready, req *wal.Entry) {
 			c.halt(fmt.Errorf("append to the log: %w", err))
 			return
 		}
-		if req != nil {
+		if withRequest {
 			t.firstSeq.Store(first)
 		}
 		for _, r := range rd.Records {
@@ -71,18 +72,18 @@ func (c *Coordinator) performLocked(t *txState, rd tpc.Ready, req *wal.Entry) {
 		return
 	}
 	t.preparing.Store(false)
-	st := t.core.Status()
 	if rd.Outcome != concord.OutcomePending {
-		c.reportLocked(t, st, rd.Outcome, rd.Reason)
+		c.reportLocked(t, rd.Outcome, rd.Reason)
 	}
 	if rd.Done {
+		st := t.core.Status() // kept with the finished transaction
 		t.finished = true
 		if t.timer != nil {
 			t.timer.Stop()
 			t.timer = nil
 		}
 		if t.result.Load() == nil {
-			c.reportLocked(t, st, st.Outcome, st.Reason)
+			c.reportLocked(t, st.Outcome, st.Reason)
 		}
 		c.finishedLocked(t, st)
 		c.table.finish(t, st)
@@ -106,12 +107,14 @@ func (c *Coordinator) appendEntries(entries []wal.Entry, sync bool) (uint64, err
 }
 
 // reportLocked makes the outcome visible to clients, once.
-func (c *Coordinator) reportLocked(t *txState, st tpc.Status, o concord.Outcome, reason string) {
+func (c *Coordinator) reportLocked(t *txState, o concord.Outcome, reason string) {
 	if t.result.Load() != nil {
 		return
 	}
-	res := &wire.SubmitResponse{ID: t.id, Outcome: o, Reason: reason, Branches: make([]wire.BranchResult, len(st.Branches))}
-	for i, b := range st.Branches {
+	res := newResponse(t.core.NumBranches())
+	res.ID, res.Outcome, res.Reason = t.id, o, reason
+	for i := range res.Branches {
+		b := t.core.BranchStatus(i)
 		res.Branches[i] = wire.BranchResult{Participant: b.Participant, Vote: b.Vote, Reason: b.Reason}
 	}
 	t.result.Store(res)
@@ -126,6 +129,23 @@ func (c *Coordinator) reportLocked(t *txState, st tpc.Status, o concord.Outcome,
 	close(t.done)
 	c.observeOutcome(t, o)
 	c.logDecision(t, o, reason)
+}
+
+// smallResponse holds a submit's answer with room for the branches of a
+// small transaction, so that it is one allocation.
+type smallResponse struct {
+	resp     wire.SubmitResponse
+	branches [3]wire.BranchResult
+}
+
+// newResponse returns a response with n zero branches.
+func newResponse(n int) *wire.SubmitResponse {
+	if n <= len(smallResponse{}.branches) {
+		s := &smallResponse{}
+		s.resp.Branches = s.branches[:n:n]
+		return &s.resp
+	}
+	return &wire.SubmitResponse{Branches: make([]wire.BranchResult, n)}
 }
 
 // scheduleLocked arms t's timer for the state machine's next wake-up.
@@ -161,7 +181,7 @@ func (c *Coordinator) tick(t *txState, gen uint64) {
 			c.participantMetrics(m.To).retries.Inc() // a decision resent after its backoff
 		}
 	}
-	c.performLocked(t, rd, nil)
+	c.performLocked(t, rd, false)
 }
 
 // step runs one event on t and performs the result.
@@ -171,7 +191,7 @@ func (c *Coordinator) step(t *txState, ev func(core *tpc.CoordinatorTx, now time
 	if t.finished || c.stopped() {
 		return
 	}
-	c.performLocked(t, ev(t.core, c.clock.Now()), nil)
+	c.performLocked(t, ev(t.core, c.clock.Now()), false)
 }
 
 func (c *Coordinator) vote(t *txState, ev tpc.VoteEvent) {

@@ -92,7 +92,12 @@ func (v eventValue) String() string {
 // first keepFirst are dropped oldest first, so that a commit retried for
 // hours keeps how it started and how it is going.
 const (
-	historyCap = 16 // allocated up front: a 3-participant commit needs 15
+	// historyCap events are allocated up front: a 3-participant commit
+	// needs 15 (4 per participant and 3). 15 events and the 8-byte header
+	// the runtime puts before an object of more than 512 bytes with
+	// pointers take 728 bytes, in the 768-byte size class; 16 would take
+	// the 896-byte one.
+	historyCap = 15
 	maxEvents  = 64
 	keepFirst  = 16
 )

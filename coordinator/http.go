@@ -65,7 +65,7 @@ func (c *Coordinator) serveSubmit(w http.ResponseWriter, r *http.Request) {
 	if tp := r.Header.Get(wire.HeaderTraceparent); tp != "" {
 		ctx = wire.WithTraceparent(ctx, tp) // passed on to the participants' requests
 	}
-	resp, err := c.Submit(ctx, req)
+	resp, err := c.submit(ctx, req)
 	if err != nil {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return // the client left; the transaction goes on
@@ -77,7 +77,7 @@ func (c *Coordinator) serveSubmit(w http.ResponseWriter, r *http.Request) {
 	if resp.Outcome == concord.OutcomePending {
 		status = http.StatusAccepted
 	}
-	wire.WriteJSON(w, status, resp)
+	wire.WriteJSON(w, status, resp) // by pointer: no copy of the response
 }
 
 func (c *Coordinator) serveList(w http.ResponseWriter, r *http.Request) {

@@ -35,7 +35,11 @@ func requestDigest(req *wire.SubmitRequest) digest {
 	for _, b := range req.Branches {
 		n += 32 + len(b.Participant) + len(b.Payload)
 	}
-	buf := make([]byte, 0, n)
+	var room [512]byte // a usual request's, on the stack
+	buf := room[:0]
+	if n > len(room) {
+		buf = make([]byte, 0, n)
+	}
 	buf = append(buf, "timeout_ms="...)
 	buf = strconv.AppendInt(buf, req.TimeoutMS, 10)
 	for _, b := range req.Branches {
@@ -86,11 +90,20 @@ const (
 const MaxOwnerLen = 255
 
 func encodeRequest(id concord.TxID, d digest, owner string) []byte {
+	return appendRequest(make([]byte, 0, requestSizeBound(id, owner)), id, d, owner)
+}
+
+// requestSizeBound returns a size a request record does not exceed.
+func requestSizeBound(id concord.TxID, owner string) int {
+	return 1 + 2*binary.MaxVarintLen64 + len(id) + len(digest{}) + len(owner)
+}
+
+// appendRequest appends the request record encodeRequest returns to b.
+func appendRequest(b []byte, id concord.TxID, d digest, owner string) []byte {
 	v := byte(requestVersion)
 	if owner != "" {
 		v = requestVersionOwner
 	}
-	b := make([]byte, 0, 2+2*binary.MaxVarintLen64+len(id)+len(d)+len(owner))
 	b = append(b, v)
 	b = binary.AppendUvarint(b, uint64(len(id)))
 	b = append(b, id...)
@@ -136,19 +149,30 @@ func decodeRequest(b []byte) (concord.TxID, digest, string, error) {
 	return id, d, owner, nil
 }
 
-// encodeRecords turns records into log entries, after an optional request
-// entry.
-func encodeRecords(req *wal.Entry, recs []tpc.Record) ([]wal.Entry, error) {
-	entries := make([]wal.Entry, 0, len(recs)+1)
-	if req != nil {
-		entries = append(entries, *req)
+// encodeRecords appends to entries the log entries of recs, after the
+// request record of t when withRequest is set. Their payloads share one
+// new buffer, never reused: the log is not told to give it back.
+func encodeRecords(entries []wal.Entry, t *txState, withRequest bool, recs []tpc.Record) ([]wal.Entry, error) {
+	n := 0
+	if withRequest {
+		n += requestSizeBound(t.id, t.owner)
 	}
 	for _, r := range recs {
-		b, err := r.MarshalBinary()
-		if err != nil {
+		n += r.SizeBound()
+	}
+	buf := make([]byte, 0, n)
+	if withRequest {
+		start := len(buf)
+		buf = appendRequest(buf, t.id, t.digest, t.owner)
+		entries = append(entries, wal.Entry{Type: entryRequest, Payload: buf[start:len(buf):len(buf)]})
+	}
+	for _, r := range recs {
+		start := len(buf)
+		var err error
+		if buf, err = r.AppendBinary(buf); err != nil {
 			return nil, fmt.Errorf("encode %v record of %s: %w", r.Type, r.TxID, err)
 		}
-		entries = append(entries, wal.Entry{Type: uint8(r.Type), Payload: b})
+		entries = append(entries, wal.Entry{Type: uint8(r.Type), Payload: buf[start:len(buf):len(buf)]})
 	}
 	return entries, nil
 }

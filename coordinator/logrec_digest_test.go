@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/concordtx/concord/wire"
@@ -60,6 +61,7 @@ func TestRequestDigestIsUnchanged(t *testing.T) {
 		checkDigest(t, 1500, "flights", []byte(p))
 	}
 	checkDigest(t, 0, "", nil)
+	checkDigest(t, 1500, "flights", []byte(`{"note": "`+strings.Repeat("long ", 200)+`"}`)) // more than is hashed on the stack
 	if d := requestDigest(&wire.SubmitRequest{}); d != requestDigestV1(&wire.SubmitRequest{}) {
 		t.Fatal("the digest of an empty request changed")
 	}

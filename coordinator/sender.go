@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -28,6 +29,9 @@ type prepItem struct {
 	msg tpc.Message
 }
 
+// newSender makes the batchers of one participant. sendPrepares and
+// sendDecisions keep nothing of a batch once they return (every step they
+// start is over by then), as a Batcher, which reuses the slice, requires.
 func (c *Coordinator) newSender(name string) *sender {
 	s := &sender{
 		name:    name,
@@ -74,7 +78,8 @@ func (c *Coordinator) sendPrepares(name string, items []prepItem) {
 	}
 	now := c.clock.Now()
 	req := wire.PrepareRequest{Coordinator: c.advertiseURL(), Transactions: make([]wire.PrepareTx, 0, len(items))}
-	set := txSet{txs: make([]*txState, 0, len(items))} // req.Transactions[i] is set.txs[i]'s
+	set := newTxSet(len(items)) // req.Transactions[i] is set.txs[i]'s
+	defer set.release()
 	wait := time.Second
 	for _, it := range items {
 		if !it.tx.preparing.Load() {
@@ -122,7 +127,7 @@ func (c *Coordinator) sendPrepares(name string, items []prepItem) {
 	// overlap for group commit to share them: such a step gets a goroutine
 	// of its own. The others (a yes while other votes are still to come)
 	// wait for nothing and are stepped here, sparing a goroutine each.
-	var wg sync.WaitGroup
+	var wg *sync.WaitGroup // made for the first step with a goroutine
 	for i, t := range txs {
 		var vs []wire.VoteReply
 		if votes == nil {
@@ -130,27 +135,35 @@ func (c *Coordinator) sendPrepares(name string, items []prepItem) {
 		} else {
 			vs = votes[i]
 		}
-		step := func() {
-			if len(vs) == 0 {
-				pm.errs[errKindMissing].Inc()
-				c.vote(t, tpc.VoteEvent{Participant: name, Vote: concord.VoteUnreachable,
-					Reason: "the participant's answer holds no vote for this transaction"})
-			}
-			for _, v := range vs {
-				c.vote(t, tpc.VoteEvent{Participant: name, Vote: v.Vote, Reason: v.Reason, Outcome: v.Outcome})
-			}
-		}
 		if len(txs) == 1 || !mayDecide(t, vs) {
-			step()
+			c.stepVotes(t, name, pm, vs)
 			continue
 		}
+		if wg == nil {
+			wg = new(sync.WaitGroup)
+		}
 		wg.Add(1)
-		go func() {
+		go func(wg *sync.WaitGroup) {
 			defer wg.Done()
-			step()
-		}()
+			c.stepVotes(t, name, pm, vs)
+		}(wg)
 	}
-	wg.Wait() // the sender's slot stays busy until every vote is stepped
+	if wg != nil {
+		wg.Wait() // the sender's slot stays busy until every vote is stepped
+	}
+}
+
+// stepVotes steps t with the votes vs that participant name's answer holds
+// on it; none counts as unreachable.
+func (c *Coordinator) stepVotes(t *txState, name string, pm *participantMetrics, vs []wire.VoteReply) {
+	if len(vs) == 0 {
+		pm.errs[errKindMissing].Inc()
+		c.vote(t, tpc.VoteEvent{Participant: name, Vote: concord.VoteUnreachable,
+			Reason: "the participant's answer holds no vote for this transaction"})
+	}
+	for _, v := range vs {
+		c.vote(t, tpc.VoteEvent{Participant: name, Vote: v.Vote, Reason: v.Reason, Outcome: v.Outcome})
+	}
 }
 
 // mayDecide reports whether stepping t with one participant's votes vs may
@@ -196,7 +209,8 @@ func (c *Coordinator) sendDecisions(name string, commit bool, items []*txState) 
 	if c.stopped() {
 		return
 	}
-	set := txSet{txs: make([]*txState, 0, len(items))} // ids[i] is set.txs[i]'s
+	set := newTxSet(len(items)) // ids[i] is set.txs[i]'s
+	defer set.release()
 	ids := make([]concord.TxID, 0, len(items))
 	for _, t := range items {
 		if set.add(t) {
@@ -277,11 +291,39 @@ func (c *Coordinator) sendDecisions(name string, commit bool, items []*txState) 
 // queued) is sent once.
 type txSet struct {
 	txs  []*txState
-	seen map[*txState]struct{} // made once txs outgrows a scan
+	seen map[*txState]struct{} // in use once txs outgrows a scan
+	room map[*txState]struct{} // an emptied map of an earlier use, for seen
 }
 
 // txSetScan is the size up to which add scans txs instead of hashing.
 const txSetScan = 64
+
+// txSetPool holds txSets. sendPrepares and sendDecisions take one for a
+// batch and give it back, emptied, when they return: nothing they leave
+// behind refers to it (the steps they start are over by then, and the
+// requests and contexts they make hold the transactions' ids and trace
+// context, not the set).
+var txSetPool = sync.Pool{New: func() any { return new(txSet) }}
+
+// newTxSet returns an empty set from txSetPool with room for n
+// transactions; release gives it back.
+func newTxSet(n int) *txSet {
+	s := txSetPool.Get().(*txSet)
+	s.txs = slices.Grow(s.txs, n)
+	return s
+}
+
+// release empties s and gives it back to txSetPool; s must not be used
+// after.
+func (s *txSet) release() {
+	clear(s.txs)
+	s.txs = s.txs[:0]
+	if s.seen != nil {
+		clear(s.seen)
+		s.room, s.seen = s.seen, nil
+	}
+	txSetPool.Put(s)
+}
 
 // add appends t unless it is in the set already, and reports whether it did.
 func (s *txSet) add(t *txState) bool {
@@ -295,7 +337,9 @@ func (s *txSet) add(t *txState) bool {
 			s.txs = append(s.txs, t)
 			return true
 		}
-		s.seen = make(map[*txState]struct{}, 2*txSetScan)
+		if s.seen, s.room = s.room, nil; s.seen == nil {
+			s.seen = make(map[*txState]struct{}, 2*txSetScan)
+		}
 		for _, u := range s.txs {
 			s.seen[u] = struct{}{}
 		}

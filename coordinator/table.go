@@ -24,13 +24,14 @@ type txState struct {
 	// preparing is true until the transaction has a decision; queued
 	// PREPAREs of a decided transaction are not sent.
 	preparing atomic.Bool
+	// answersLeft counts the participants whose answer to PREPARE has not
+	// been stepped; a guide to which votes may decide (see mayDecide), zero
+	// when not counted. (Beside preparing: together they fill 8 bytes,
+	// which keeps a txState within 256.)
+	answersLeft atomic.Int32
 	// written is when the transaction's state was last written whole to
 	// the log (admission, recovery or a refresh), in Unix nanoseconds.
 	written atomic.Int64
-	// answersLeft counts the participants whose answer to PREPARE has not
-	// been stepped; a guide to which votes may decide (see mayDecide), zero
-	// when not counted.
-	answersLeft atomic.Int32
 
 	done   chan struct{}                       // closed once the outcome is reportable
 	result atomic.Pointer[wire.SubmitResponse] // set before done is closed; read without mu

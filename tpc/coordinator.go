@@ -29,8 +29,8 @@ const (
 type coordBranch struct {
 	Branch
 	vote      concord.Vote
+	acked     bool // beside vote: they share a word
 	reason    string
-	acked     bool
 	attempts  int           // phase-2 deliveries tried
 	lastErr   string        // latest phase-2 failure
 	nextRetry time.Time     // when Tick resends; zero while a delivery is in flight or none is due
@@ -72,16 +72,17 @@ type coordBranch struct {
 type CoordinatorTx struct {
 	cfg      Config
 	id       concord.TxID
-	onePhase bool
 	deadline time.Time
 	branches []coordBranch
+	// The four one-byte fields share a word (see smallTx).
 	phase    phase
 	outcome  concord.Outcome
-	reason   string
-	cause    string // why a one-phase transaction is being resolved
+	onePhase bool
 	// forced: every outcome this coordinator decides is synced before it
 	// is reported (BeginResubmittable).
 	forced bool
+	reason string
+	cause  string // why a one-phase transaction is being resolved
 	// parts lists the participants for records, made once and shared by
 	// every record (which only read it).
 	parts []string
@@ -89,11 +90,41 @@ type CoordinatorTx struct {
 
 // smallTx holds a CoordinatorTx with room for its branches and their
 // names, so that the common transaction of a few participants is one
-// allocation.
+// allocation. Its fields are laid out without padding words, so that it
+// fits the 576-byte size class with the 8-byte header the runtime puts
+// before an object of more than 512 bytes with pointers.
 type smallTx struct {
 	tx       CoordinatorTx
 	branches [3]coordBranch
 	parts    [3]string
+}
+
+// stepRoom holds the slices of the Ready that begins or decides a
+// transaction of up to three branches (its record, its messages and the
+// decision's votes), so that they are one allocation rather than two or
+// three.
+type stepRoom struct {
+	rec   [1]Record
+	msgs  [3]Message
+	votes [3]concord.Vote
+}
+
+// readyRoom returns a slice holding one zero record, an empty one with
+// room for n messages, and, when withVotes is set, n zero votes.
+func readyRoom(n int, withVotes bool) (recs []Record, msgs []Message, votes []concord.Vote) {
+	if n <= len(stepRoom{}.msgs) {
+		r := &stepRoom{}
+		recs, msgs = r.rec[:], r.msgs[:0:n]
+		if withVotes {
+			votes = r.votes[:n:n]
+		}
+		return recs, msgs, votes
+	}
+	recs, msgs = make([]Record, 1), make([]Message, 0, n)
+	if withVotes {
+		votes = make([]concord.Vote, n)
+	}
+	return recs, msgs, votes
 }
 
 // newTx returns a CoordinatorTx with n zero branches.
@@ -165,19 +196,19 @@ func Begin(cfg Config, id concord.TxID, branches []Branch, now, deadline time.Ti
 		t.phase, t.outcome, t.reason = phaseDone, concord.OutcomeAborted, clip(err.Error())
 		return t, Ready{Outcome: concord.OutcomeAborted, Reason: t.reason, Done: true}
 	}
-	rd := Ready{Records: []Record{{
+	recs, msgs, _ := readyRoom(len(t.branches), false)
+	recs[0] = Record{
 		Type:         RecBegin,
 		TxID:         id,
 		Participants: t.names(),
 		OnePhase:     t.onePhase,
-	}}}
-	rd.Messages = make([]Message, 0, len(t.branches))
+	}
 	for _, b := range t.branches {
-		rd.Messages = append(rd.Messages, Message{
+		msgs = append(msgs, Message{
 			Kind: MsgPrepare, To: b.Participant, TxID: id, Payload: b.Payload, OnePhase: t.onePhase,
 		})
 	}
-	return t, rd
+	return t, Ready{Records: recs, Messages: msgs}
 }
 
 // BeginResubmittable is Begin for a transaction whose id may be submitted
@@ -336,13 +367,14 @@ func (t *CoordinatorTx) maybeCommit() Ready {
 		}
 	}
 	t.phase = phaseCommitted
-	rd := Ready{
-		Records:  []Record{t.decisionRecord(RecCommit)},
+	recs, msgs, votes := readyRoom(len(t.branches), true)
+	recs[0] = t.decisionRecord(RecCommit, votes)
+	return Ready{
+		Records:  recs,
 		MustSync: true,
+		Messages: t.appendCommits(msgs, func(*coordBranch) bool { return true }),
 		Outcome:  concord.OutcomeCommitted,
 	}
-	rd.Messages = t.sendCommits(func(*coordBranch) bool { return true })
-	return rd
 }
 
 // sendCommits returns a MsgCommit for every unacknowledged yes voter that
@@ -357,7 +389,12 @@ func (t *CoordinatorTx) sendCommits(pick func(*coordBranch) bool) []Message {
 	if n == 0 {
 		return nil
 	}
-	msgs := make([]Message, 0, n)
+	return t.appendCommits(make([]Message, 0, n), pick)
+}
+
+// appendCommits is sendCommits appending to msgs; nil when it appends
+// nothing.
+func (t *CoordinatorTx) appendCommits(msgs []Message, pick func(*coordBranch) bool) []Message {
 	for i := range t.branches {
 		b := &t.branches[i]
 		if b.vote != concord.VoteYes || b.acked || !pick(b) {
@@ -378,25 +415,31 @@ func (t *CoordinatorTx) sendCommits(pick func(*coordBranch) bool) []Message {
 // unless the id may be submitted again (BeginResubmittable).
 func (t *CoordinatorTx) decideAbort(reason string) Ready {
 	t.phase, t.outcome, t.reason = phaseDone, concord.OutcomeAborted, clip(reason)
-	rd := Ready{
-		Records:  []Record{t.decisionRecord(RecAbort)},
-		MustSync: t.forced,
-		Outcome:  concord.OutcomeAborted,
-		Reason:   t.reason,
-		Done:     true,
-	}
+	recs, msgs, votes := readyRoom(len(t.branches), true)
+	recs[0] = t.decisionRecord(RecAbort, votes)
 	for _, b := range t.branches {
 		if b.vote == concord.VoteNo || b.vote == concord.VoteReadOnly {
 			continue
 		}
-		rd.Messages = append(rd.Messages, Message{Kind: MsgAbort, To: b.Participant, TxID: t.id})
+		msgs = append(msgs, Message{Kind: MsgAbort, To: b.Participant, TxID: t.id})
 	}
-	return rd
+	if len(msgs) == 0 {
+		msgs = nil
+	}
+	return Ready{
+		Records:  recs,
+		MustSync: t.forced,
+		Messages: msgs,
+		Outcome:  concord.OutcomeAborted,
+		Reason:   t.reason,
+		Done:     true,
+	}
 }
 
-// decisionRecord is a RecCommit or RecAbort with every vote known.
-func (t *CoordinatorTx) decisionRecord(typ RecordType) Record {
-	r := Record{Type: typ, TxID: t.id, Participants: t.names(), Votes: make([]concord.Vote, len(t.branches))}
+// decisionRecord is a RecCommit or RecAbort with every vote known, which
+// it writes into votes, of one per branch.
+func (t *CoordinatorTx) decisionRecord(typ RecordType, votes []concord.Vote) Record {
+	r := Record{Type: typ, TxID: t.id, Participants: t.names(), Votes: votes}
 	for i, b := range t.branches {
 		r.Votes[i] = b.vote
 	}
@@ -419,18 +462,29 @@ func (t *CoordinatorTx) Status() Status {
 		Done:     t.phase == phaseDone,
 		Branches: make([]BranchStatus, len(t.branches)),
 	}
-	for i, b := range t.branches {
-		s.Branches[i] = BranchStatus{
-			Participant:  b.Participant,
-			Vote:         b.vote,
-			Reason:       b.reason,
-			Acknowledged: b.acked,
-			Attempts:     b.attempts,
-			LastError:    b.lastErr,
-			NextRetry:    b.nextRetry,
-		}
+	for i := range t.branches {
+		s.Branches[i] = t.BranchStatus(i)
 	}
 	return s
+}
+
+// NumBranches returns the number of branches, the length of
+// Status().Branches.
+func (t *CoordinatorTx) NumBranches() int { return len(t.branches) }
+
+// BranchStatus returns Status().Branches[i], without the rest of the
+// snapshot. It panics unless 0 <= i < NumBranches().
+func (t *CoordinatorTx) BranchStatus(i int) BranchStatus {
+	b := &t.branches[i]
+	return BranchStatus{
+		Participant:  b.Participant,
+		Vote:         b.vote,
+		Reason:       b.reason,
+		Acknowledged: b.acked,
+		Attempts:     b.attempts,
+		LastError:    b.lastErr,
+		NextRetry:    b.nextRetry,
+	}
 }
 
 // NextWake returns the earliest time Tick has something to do: the deadline

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/concordtx/concord"
 )
@@ -154,5 +155,72 @@ func TestReasonsAreCleanedForTheLog(t *testing.T) {
 	}
 	if st := tx.Status(); len(st.Branches[0].Reason) > MaxReasonLen || !utf8.ValidString(st.Branches[0].Reason) {
 		t.Fatalf("branch reason not cleaned")
+	}
+}
+
+// BranchStatus(i) is Status().Branches[i], at every step.
+func TestBranchStatusIsTheStatusBranch(t *testing.T) {
+	now := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+	tx, _ := Begin(DefaultConfig, "tx-1", []Branch{{Participant: "a"}, {Participant: "b"}, {Participant: "c"}, {Participant: "d"}}, now, now.Add(time.Second))
+	check := func(step string) {
+		t.Helper()
+		st := tx.Status()
+		if tx.NumBranches() != len(st.Branches) {
+			t.Fatalf("%s: NumBranches %d, Status has %d", step, tx.NumBranches(), len(st.Branches))
+		}
+		for i, want := range st.Branches {
+			if got := tx.BranchStatus(i); got != want {
+				t.Fatalf("%s: BranchStatus(%d) %+v, Status %+v", step, i, got, want)
+			}
+		}
+	}
+	check("begun")
+	tx.Vote(VoteEvent{Participant: "a", Vote: concord.VoteYes, Reason: "ok"}, now)
+	tx.Vote(VoteEvent{Participant: "b", Vote: concord.VoteReadOnly}, now)
+	tx.Vote(VoteEvent{Participant: "c", Vote: concord.VoteYes}, now)
+	check("voting")
+	tx.Vote(VoteEvent{Participant: "d", Vote: concord.VoteYes}, now)
+	tx.DeliveryFailed("c", "refused", now)
+	tx.Ack("a", now)
+	check("committing")
+}
+
+// A transaction of three branches is one allocation with its branches, and
+// the Ready that begins it and the one that decides it one each, records,
+// messages and votes together.
+func TestSmallTransactionAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocations are not counted under the race detector")
+	}
+	now := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+	branches := []Branch{{Participant: "flights"}, {Participant: "hotels"}, {Participant: "cars"}}
+	var tx *CoordinatorTx
+	if n := testing.AllocsPerRun(100, func() {
+		var rd Ready
+		tx, rd = Begin(DefaultConfig, "tx-1", branches, now, now.Add(time.Second))
+		if len(rd.Records) != 1 || len(rd.Messages) != 3 {
+			t.Fatalf("begin: %+v", rd)
+		}
+	}); n != 2 {
+		t.Errorf("begin: %v allocations, want 2", n)
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		tx, _ = Begin(DefaultConfig, "tx-1", branches, now, now.Add(time.Second))
+		tx.Vote(VoteEvent{Participant: "flights", Vote: concord.VoteYes}, now)
+		tx.Vote(VoteEvent{Participant: "hotels", Vote: concord.VoteYes}, now)
+		if rd := tx.Vote(VoteEvent{Participant: "cars", Vote: concord.VoteYes}, now); !rd.MustSync || len(rd.Records[0].Votes) != 3 || len(rd.Messages) != 3 {
+			t.Fatalf("commit: %+v", rd)
+		}
+	}); n != 3 {
+		t.Errorf("begin and commit: %v allocations, want 3", n)
+	}
+}
+
+// A transaction of up to three branches, allocated with them, fits the
+// 576-byte size class, not the next one up (640), with the 8-byte header
+// the runtime adds to an object of more than 512 bytes with pointers.
+func TestSmallTxFitsIn576Bytes(t *testing.T) {
+	if n := unsafe.Sizeof(smallTx{}); n+8 > 576 {
+		t.Errorf("smallTx has %d bytes", n)
 	}
 }

@@ -43,8 +43,18 @@ func (k MsgKind) String() string {
 // length-prefixed with a uvarint. It refuses a record UnmarshalBinary would
 // refuse.
 func (r Record) MarshalBinary() ([]byte, error) {
+	b, err := r.AppendBinary(make([]byte, 0, r.SizeBound()))
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// AppendBinary appends the encoding MarshalBinary returns to b, which it
+// returns unchanged with an error for a record MarshalBinary refuses.
+func (r Record) AppendBinary(b []byte) ([]byte, error) {
 	if err := r.check(); err != nil {
-		return nil, fmt.Errorf("marshal record: %w", err)
+		return b, fmt.Errorf("marshal record: %w", err)
 	}
 	var flags byte
 	if r.OnePhase {
@@ -53,7 +63,7 @@ func (r Record) MarshalBinary() ([]byte, error) {
 	if len(r.Votes) > 0 {
 		flags |= flagVotes
 	}
-	b := make([]byte, 0, 16+len(r.TxID)+len(r.Reason)+len(r.Participants)*12)
+	start := len(b)
 	b = append(b, recordVersion, byte(r.Type))
 	b = appendString(b, string(r.TxID))
 	b = append(b, flags, byte(r.Outcome))
@@ -65,10 +75,22 @@ func (r Record) MarshalBinary() ([]byte, error) {
 			b = append(b, byte(r.Votes[i]))
 		}
 	}
-	if len(b) > MaxRecordSize {
-		return nil, fmt.Errorf("marshal record: %w: %d bytes, at most %d", ErrInvalid, len(b), MaxRecordSize)
+	if n := len(b) - start; n > MaxRecordSize {
+		return b[:start], fmt.Errorf("marshal record: %w: %d bytes, at most %d", ErrInvalid, n, MaxRecordSize)
 	}
 	return b, nil
+}
+
+// SizeBound returns a size the encoding of r does not exceed when r is
+// valid, for making room for it.
+func (r Record) SizeBound() int {
+	// Each length and the count take at most 2 bytes of uvarint: they are
+	// bounded by MaxTxIDLen, MaxReasonLen, MaxBranches and MaxParticipantLen.
+	n := 12 + len(r.TxID) + len(r.Reason)
+	for _, p := range r.Participants {
+		n += 3 + len(p)
+	}
+	return n
 }
 
 // check reports a record that may not be written or read.
@@ -219,5 +241,6 @@ func (d *decoder) string(what string) string {
 
 var (
 	_ encoding.BinaryMarshaler   = Record{}
+	_ encoding.BinaryAppender    = Record{}
 	_ encoding.BinaryUnmarshaler = (*Record)(nil)
 )

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -32,10 +33,24 @@ func TestRecordRoundTrip(t *testing.T) {
 	for range 500 {
 		recs = append(recs, randomRecord(rng))
 	}
+	// The largest record there can be, for SizeBound.
+	largest := Record{Type: RecAbort, TxID: concord.TxID(strings.Repeat("x", concord.MaxTxIDLen)),
+		Reason: strings.Repeat("é", MaxReasonLen/2), Outcome: concord.OutcomeAborted}
+	for i := range MaxBranches {
+		largest.Participants = append(largest.Participants, strings.Repeat("p", MaxParticipantLen-3)+strconv.Itoa(100+i))
+		largest.Votes = append(largest.Votes, concord.VoteUnreachable)
+	}
+	recs = append(recs, largest)
 	for _, r := range recs {
 		b, err := r.MarshalBinary()
 		if err != nil {
 			t.Fatalf("marshal %+v: %v", r, err)
+		}
+		if len(b) > r.SizeBound() {
+			t.Fatalf("%+v: %d bytes, SizeBound %d", r, len(b), r.SizeBound())
+		}
+		if a, err := r.AppendBinary([]byte("prefix")); err != nil || string(a) != "prefix"+string(b) {
+			t.Fatalf("%+v: AppendBinary %x, %v; MarshalBinary %x", r, a, err, b)
 		}
 		var got Record
 		if err := got.UnmarshalBinary(b); err != nil {
@@ -161,6 +176,9 @@ func TestRecordMarshalRejectsInvalid(t *testing.T) {
 		if _, err := r.MarshalBinary(); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: err %v, want ErrInvalid", name, err)
 		}
+		if b, err := r.AppendBinary([]byte("prefix")); !errors.Is(err, ErrInvalid) || string(b) != "prefix" {
+			t.Errorf("%s: AppendBinary %q, %v; want the prefix alone and ErrInvalid", name, b, err)
+		}
 	}
 }
 
@@ -189,6 +207,9 @@ func FuzzRecordUnmarshal(f *testing.F) {
 		}
 		if !bytes.Equal(again, b) {
 			t.Fatalf("accepted %x, encodes back as %x", b, again)
+		}
+		if len(b) > r.SizeBound() {
+			t.Fatalf("accepted %x: %d bytes, SizeBound %d", b, len(b), r.SizeBound())
 		}
 	})
 }

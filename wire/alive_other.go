@@ -4,6 +4,11 @@ package wire
 
 import "net"
 
-// alive reports whether an idle connection is still open; without a cheap
+// liveness checks whether an idle connection is still open; without a cheap
 // check here, it is assumed to be.
-func alive(net.Conn) bool { return true }
+type liveness struct{}
+
+func (*liveness) init(net.Conn) {}
+
+// alive reports whether the connection is still open.
+func (*liveness) alive() bool { return true }

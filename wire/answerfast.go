@@ -13,23 +13,71 @@ import (
 // and outcome names) directly and leaves anything else to json.Unmarshal,
 // decoding exactly as it would (FuzzAnswerDecodeFast checks it).
 
-// decodeAnswer decodes b into out as json.Unmarshal does.
-func decodeAnswer(b []byte, out any) error {
-	switch v := out.(type) {
-	case *PrepareResponse:
-		var r PrepareResponse
-		if decodePrepareResponseFast(b, &r) {
-			*v = r
-			return nil
-		}
-	case *DecisionResponse:
-		var r DecisionResponse
-		if decodeDecisionResponseFast(b, &r) {
-			*v = r
-			return nil
-		}
+// decodePrepareAnswer decodes b into out, which must be zero, as
+// json.Unmarshal does. q is what the request asked about; it changes
+// nothing in the result, only what it costs.
+func decodePrepareAnswer(b []byte, out *PrepareResponse, q asked) error {
+	if decodePrepareResponseFast(b, out, q) {
+		return nil
 	}
-	return json.Unmarshal(b, out)
+	return unmarshalApart(b, out)
+}
+
+// decodeDecisionAnswer is decodePrepareAnswer for a decision batch's answer.
+func decodeDecisionAnswer(b []byte, out *DecisionResponse, q asked) error {
+	if decodeDecisionResponseFast(b, out, q) {
+		return nil
+	}
+	return unmarshalApart(b, out)
+}
+
+// unmarshalApart sets *out to what json.Unmarshal decodes into a zero T
+// (out may hold what a fast decoder left). It decodes into a T of its own,
+// so that out does not escape, and the caller's answer can stay on its stack.
+func unmarshalApart[T any](b []byte, out *T) error {
+	var v T
+	err := json.Unmarshal(b, &v)
+	*out = v
+	return err
+}
+
+// asked is what a request asked about, in its order: the transactions of a
+// PREPARE batch or the ids of a decision batch. A participant answers every
+// transaction once, in the order asked, so the answer's list is made for
+// that many entries, and an id the answer repeats at its position is the
+// request's string rather than a new copy of its bytes. The zero asked
+// knows nothing: lists start at a small size and every id is copied.
+type asked struct {
+	txs []PrepareTx
+	ids []concord.TxID
+}
+
+// capFor returns the capacity for the list of an answer whose remaining
+// text has left bytes, each entry taking at least minLen of them.
+func (q asked) capFor(left, minLen int) int {
+	if n := len(q.txs) + len(q.ids); n > 0 {
+		return n
+	}
+	return min(16, left/minLen+1)
+}
+
+// id reads the id of the answer's entry i.
+func (q asked) id(p *jsonfast.Scanner, i int) (concord.TxID, bool) {
+	s, ok := p.Plain()
+	if !ok {
+		return "", false
+	}
+	var want concord.TxID
+	switch {
+	case i < len(q.txs):
+		want = q.txs[i].ID
+	case i < len(q.ids):
+		want = q.ids[i]
+	}
+	if string(s) == string(want) {
+		return want, true
+	}
+	return concord.TxID(s), true
 }
 
 // vote reads a vote by its name.
@@ -67,20 +115,21 @@ func outcome(p *jsonfast.Scanner) (concord.Outcome, bool) {
 	return 0, false
 }
 
-func decodePrepareResponseFast(b []byte, r *PrepareResponse) bool {
+func decodePrepareResponseFast(b []byte, r *PrepareResponse, q asked) bool {
 	p := jsonfast.NewScanner(b)
 	ok := p.Object(func() (uint, bool) {
 		if string(p.Key()) != "votes" {
 			return 0, false
 		}
-		r.Votes = make([]VoteReply, 0, 16)
+		// A vote takes at least {"vote":"no"},
+		r.Votes = make([]VoteReply, 0, q.capFor(p.Remaining(), 14))
 		return 1, p.Array(func() bool {
 			var v VoteReply
 			ok := p.Object(func() (uint, bool) {
 				var ok bool
 				switch string(p.Key()) {
 				case "id":
-					v.ID, ok = plain[concord.TxID](&p)
+					v.ID, ok = q.id(&p, len(r.Votes))
 					return 1, ok
 				case "vote":
 					v.Vote, ok = vote(&p)
@@ -101,15 +150,16 @@ func decodePrepareResponseFast(b []byte, r *PrepareResponse) bool {
 	return ok && p.End()
 }
 
-func decodeDecisionResponseFast(b []byte, r *DecisionResponse) bool {
+func decodeDecisionResponseFast(b []byte, r *DecisionResponse, q asked) bool {
 	p := jsonfast.NewScanner(b)
 	ok := p.Object(func() (uint, bool) {
 		switch string(p.Key()) {
 		case "acknowledged":
-			r.Acknowledged = make([]concord.TxID, 0, 16)
+			// An id takes at least "",
+			r.Acknowledged = make([]concord.TxID, 0, q.capFor(p.Remaining(), 3))
 			return 1, p.Array(func() bool {
-				s, ok := p.Plain()
-				r.Acknowledged = append(r.Acknowledged, concord.TxID(s))
+				id, ok := q.id(&p, len(r.Acknowledged))
+				r.Acknowledged = append(r.Acknowledged, id)
 				return ok
 			})
 		case "failed":

@@ -2,8 +2,11 @@ package wire
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"testing"
+
+	"github.com/concordtx/concord"
 )
 
 var answerBodies = []string{
@@ -16,29 +19,102 @@ var answerBodies = []string{
 	`{"acknowledged":[null]}`, `{"acknowledged":"a"}`, `{"failed":[{"outcome":"later"}]}`, `[]`, ``, `{"votes":[{"vote":"yes"},]}`,
 }
 
+// decodeAnswer decodes b into out, a *PrepareResponse or
+// *DecisionResponse, as DirectClient does.
+func decodeAnswer(b []byte, out any, q asked) error {
+	switch v := out.(type) {
+	case *PrepareResponse:
+		return decodePrepareAnswer(b, v, q)
+	case *DecisionResponse:
+		return decodeDecisionAnswer(b, v, q)
+	}
+	panic(fmt.Sprintf("decodeAnswer into %T", out))
+}
+
 // checkAnswerDecode checks that decodeAnswer gives what json.Unmarshal
-// gives for body, as each answer type, and reports whether the fast path
-// took it as either.
+// gives for body, as each answer type, whatever the request asked, and
+// reports whether the fast path took it as either.
 func checkAnswerDecode(t *testing.T, body []byte) (fast bool) {
 	t.Helper()
-	for _, typ := range []reflect.Type{reflect.TypeFor[PrepareResponse](), reflect.TypeFor[DecisionResponse]()} {
-		want, got := reflect.New(typ), reflect.New(typ)
-		wantErr := json.Unmarshal(body, want.Interface())
-		err := decodeAnswer(body, got.Interface())
-		if (err == nil) != (wantErr == nil) || (err != nil && err.Error() != wantErr.Error()) {
-			t.Fatalf("%q as %v: error %v, json.Unmarshal %v", body, typ, err, wantErr)
+	// What the request may have asked: nothing known, the ids the answer
+	// names in its order (as a participant answers), fewer, and others.
+	var named []concord.TxID
+	var pr PrepareResponse
+	if json.Unmarshal(body, &pr) == nil {
+		for _, v := range pr.Votes {
+			named = append(named, v.ID)
 		}
-		if err == nil && !reflect.DeepEqual(got.Interface(), want.Interface()) {
-			t.Fatalf("%q as %v: %+v, json.Unmarshal %+v", body, typ, got.Elem(), want.Elem())
+	}
+	var dr DecisionResponse
+	if json.Unmarshal(body, &dr) == nil {
+		named = append(named, dr.Acknowledged...)
+	}
+	txs := make([]PrepareTx, len(named))
+	for i, id := range named {
+		txs[i].ID = id
+	}
+	qs := []asked{{}, {txs: txs}, {ids: named}, {ids: named[:len(named)/2]}, {ids: []concord.TxID{"x", ""}}, {txs: []PrepareTx{{ID: "tx-2"}}}}
+	for _, typ := range []reflect.Type{reflect.TypeFor[PrepareResponse](), reflect.TypeFor[DecisionResponse]()} {
+		want := reflect.New(typ)
+		wantErr := json.Unmarshal(body, want.Interface())
+		for _, q := range qs {
+			got := reflect.New(typ)
+			err := decodeAnswer(body, got.Interface(), q)
+			if (err == nil) != (wantErr == nil) || (err != nil && err.Error() != wantErr.Error()) {
+				t.Fatalf("%q as %v, asked %v: error %v, json.Unmarshal %v", body, typ, q, err, wantErr)
+			}
+			if err == nil && !reflect.DeepEqual(got.Interface(), want.Interface()) {
+				t.Fatalf("%q as %v, asked %v: %+v, json.Unmarshal %+v", body, typ, q, got.Elem(), want.Elem())
+			}
 		}
 		switch typ {
 		case reflect.TypeFor[PrepareResponse]():
-			fast = fast || decodePrepareResponseFast(body, new(PrepareResponse))
+			fast = fast || decodePrepareResponseFast(body, new(PrepareResponse), asked{})
 		default:
-			fast = fast || decodeDecisionResponseFast(body, new(DecisionResponse))
+			fast = fast || decodeDecisionResponseFast(body, new(DecisionResponse), asked{})
 		}
 	}
 	return fast
+}
+
+// An answer that names the transactions in the order asked costs one
+// allocation, its list: the ids are the request's strings.
+func TestAnswerDecodeReusesTheIDsAsked(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocations are not counted under the race detector")
+	}
+	txs := []PrepareTx{{ID: "tx-1"}, {ID: "tx-2"}, {ID: "tx-3"}}
+	ids := []concord.TxID{"tx-1", "tx-2", "tx-3"}
+	votes := []byte(`{"votes":[{"id":"tx-1","vote":"yes"},{"id":"tx-2","vote":"yes"},{"id":"tx-3","vote":"read-only"}]}`)
+	acks := []byte(`{"acknowledged":["tx-1","tx-2","tx-3"]}`)
+	pr, dr := new(PrepareResponse), new(DecisionResponse)
+	for _, c := range []struct {
+		name string
+		body []byte
+		out  any
+		q    asked
+		want float64
+	}{
+		{"votes", votes, pr, asked{txs: txs}, 1},
+		{"acknowledgements", acks, dr, asked{ids: ids}, 1},
+		{"votes, nothing known of the request", votes, pr, asked{}, 4},
+		{"acknowledgements, nothing known of the request", acks, dr, asked{}, 4},
+	} {
+		n := testing.AllocsPerRun(100, func() {
+			if err := decodeAnswer(c.body, c.out, c.q); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if n != c.want {
+			t.Errorf("%s: %v allocations, want %v", c.name, n, c.want)
+		}
+	}
+	if err := decodeAnswer(votes, pr, asked{txs: txs}); err != nil {
+		t.Fatal(err)
+	}
+	if len(pr.Votes) != 3 || cap(pr.Votes) != 3 || pr.Votes[2].ID != "tx-3" || pr.Votes[2].Vote != concord.VoteReadOnly {
+		t.Errorf("votes %+v (capacity %d)", pr.Votes, cap(pr.Votes))
+	}
 }
 
 func TestAnswerDecodeFastAgreesWithEncodingJSON(t *testing.T) {

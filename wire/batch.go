@@ -15,7 +15,8 @@ type Batcher[T any] struct {
 
 	mu       sync.Mutex
 	queue    []T
-	hint     int // length of the last batch taken: the next queue starts at that capacity
+	hint     int   // length of the last batch taken: the next queue starts at that capacity
+	spares   [][]T // slices of sent batches, emptied, for the next queues
 	inflight int
 	closed   bool
 	idle     *sync.Cond // signalled when inflight drops to zero
@@ -23,11 +24,37 @@ type Batcher[T any] struct {
 
 // NewBatcher returns a Batcher that calls send (from its own goroutines, at
 // most maxInFlight at once) with batches of at most maxBatch items. Values
-// below 1 are taken as 1.
+// below 1 are taken as 1. send must not keep the batch it is given once it
+// returns: the slice is reused for a later batch.
 func NewBatcher[T any](maxBatch, maxInFlight int, send func([]T)) *Batcher[T] {
 	b := &Batcher[T]{send: send, maxBatch: max(1, maxBatch), maxInFlight: max(1, maxInFlight)}
 	b.idle = sync.NewCond(&b.mu)
 	return b
+}
+
+// sliceLocked returns an empty slice with room for n items: a sent batch's
+// when one is big enough.
+func (b *Batcher[T]) sliceLocked(n int) []T {
+	for i := len(b.spares) - 1; i >= 0; i-- {
+		if s := b.spares[i]; cap(s) >= n {
+			last := len(b.spares) - 1
+			b.spares[i] = b.spares[last]
+			b.spares[last] = nil
+			b.spares = b.spares[:last]
+			return s
+		}
+	}
+	return make([]T, 0, n)
+}
+
+// recycleLocked keeps the slice of a sent batch for a later one, unless
+// maxInFlight are kept already or it is far larger than a batch.
+func (b *Batcher[T]) recycleLocked(batch []T) {
+	if len(b.spares) >= b.maxInFlight || cap(batch) > 2*b.maxBatch {
+		return
+	}
+	clear(batch) // the items are not kept alive by a spare
+	b.spares = append(b.spares, batch[:0])
 }
 
 // Add queues items and starts a send if a slot is free. It reports false, and
@@ -39,9 +66,9 @@ func (b *Batcher[T]) Add(items ...T) bool {
 		return false
 	}
 	if b.queue == nil {
-		// One allocation of about the size the batch will reach, rather
-		// than a doubling chain of them.
-		b.queue = make([]T, 0, max(len(items), b.hint))
+		// Room for about the size the batch will reach, rather than a
+		// doubling chain of allocations.
+		b.queue = b.sliceLocked(max(len(items), b.hint))
 	}
 	b.queue = append(b.queue, items...)
 	if b.inflight >= b.maxInFlight {
@@ -63,8 +90,7 @@ func (b *Batcher[T]) takeLocked() []T {
 		b.queue = nil
 		return batch
 	}
-	batch := make([]T, b.maxBatch)
-	copy(batch, b.queue)
+	batch := append(b.sliceLocked(b.maxBatch), b.queue[:b.maxBatch]...)
 	rest := copy(b.queue, b.queue[b.maxBatch:])
 	clear(b.queue[rest:])
 	b.queue = b.queue[:rest]
@@ -75,6 +101,7 @@ func (b *Batcher[T]) run(batch []T) {
 	for {
 		b.send(batch)
 		b.mu.Lock()
+		b.recycleLocked(batch)
 		if len(b.queue) == 0 || b.closed {
 			b.inflight--
 			if b.inflight == 0 {

@@ -8,7 +8,7 @@ import (
 // A lone item is sent at once, alone: batching adds no wait at low load.
 func TestBatcherSendsAtOnceWhenIdle(t *testing.T) {
 	got := make(chan []int, 1)
-	b := NewBatcher(8, 1, func(batch []int) { got <- batch })
+	b := NewBatcher(8, 1, func(batch []int) { got <- append([]int(nil), batch...) })
 	defer b.Close()
 	b.Add(1)
 	if batch := <-got; len(batch) != 1 || batch[0] != 1 {
@@ -108,5 +108,39 @@ func TestBatcherRefusesAfterClose(t *testing.T) {
 	b.Close()
 	if b.Add(1) {
 		t.Fatal("Add after Close reported success")
+	}
+}
+
+// The slice of a sent batch is the next batch's: a steady stream of
+// batches needs no new slice for each, and a spare keeps no item alive.
+func TestBatcherReusesASentBatchSlice(t *testing.T) {
+	release := make(chan struct{})
+	sent := make(chan **int, 3) // where each batch starts
+	var spare []*int
+	b := NewBatcher(4, 1, func(batch []*int) {
+		sent <- &batch[:1][0]
+		<-release
+	})
+	defer b.Close()
+	one, two, three := new(int), new(int), new(int)
+	b.Add(one) // sent at once
+	first := <-sent
+	b.Add(two) // queued while the first is out
+	release <- struct{}{}
+	second := <-sent // taken once the first send returned
+	b.mu.Lock()
+	if len(b.spares) == 1 {
+		spare = b.spares[0][:1]
+	}
+	b.mu.Unlock()
+	if spare == nil || spare[0] != nil {
+		t.Fatalf("after the first send: spare %v, want the first batch's slice, cleared", spare)
+	}
+	b.Add(three) // a new queue on the first batch's slice
+	release <- struct{}{}
+	third := <-sent
+	close(release)
+	if third != first || second == first {
+		t.Errorf("batches at %p, %p, %p: want the third on the first's slice", first, second, third)
 	}
 }

@@ -47,8 +47,10 @@ const (
 type directConn struct {
 	nc       net.Conn
 	br       *bufio.Reader
-	wbuf     []byte       // request scratch
-	body     bytes.Buffer // answer scratch
+	wbuf     []byte           // request scratch
+	body     bytes.Buffer     // answer scratch
+	limit    io.LimitedReader // bounds the answer read into body
+	live     liveness
 	lastUsed time.Time
 }
 
@@ -72,22 +74,53 @@ func NewDirectClient(baseURL string) (*DirectClient, error) {
 // Prepare POSTs req to the participant's PathPrepare.
 func (d *DirectClient) Prepare(ctx context.Context, req PrepareRequest) (PrepareResponse, error) {
 	var resp PrepareResponse
-	err := d.post(ctx, PathPrepare, req, &resp)
+	q := asked{txs: req.Transactions}
+	err := d.post(ctx, PathPrepare, &req, nil, func(b []byte) error {
+		return decodePrepareAnswer(b, &resp, q)
+	})
 	return resp, err
 }
 
 // Commit POSTs ids to the participant's PathCommit.
 func (d *DirectClient) Commit(ctx context.Context, ids []concord.TxID) (DecisionResponse, error) {
-	var resp DecisionResponse
-	err := d.post(ctx, PathCommit, DecisionRequest{IDs: ids}, &resp)
-	return resp, err
+	return d.decide(ctx, PathCommit, ids)
 }
 
 // Abort POSTs ids to the participant's PathAbort.
 func (d *DirectClient) Abort(ctx context.Context, ids []concord.TxID) (DecisionResponse, error) {
+	return d.decide(ctx, PathAbort, ids)
+}
+
+func (d *DirectClient) decide(ctx context.Context, path string, ids []concord.TxID) (DecisionResponse, error) {
 	var resp DecisionResponse
-	err := d.post(ctx, PathAbort, DecisionRequest{IDs: ids}, &resp)
+	q := asked{ids: ids}
+	err := d.post(ctx, path, nil, ids, func(b []byte) error {
+		return decodeDecisionAnswer(b, &resp, q)
+	})
 	return resp, err
+}
+
+// encodeBody appends the body of a request to b as json.Marshal writes it:
+// prepare when set, else DecisionRequest{IDs: ids}. It returns b grown, and
+// the body, which is in b unless the fast encoder declined. (The request
+// comes by pointer, or as its ids, rather than as an interface, which
+// would cost an allocation per request.)
+func encodeBody(b []byte, prepare *PrepareRequest, ids []concord.TxID) (grown, body []byte, err error) {
+	var ok bool
+	if prepare != nil {
+		b, ok = appendPrepareRequest(b, prepare)
+	} else {
+		b, ok = appendDecisionRequest(b, ids)
+	}
+	if ok {
+		return b, b, nil
+	}
+	if prepare != nil {
+		body, err = json.Marshal(*prepare)
+	} else {
+		body, err = json.Marshal(DecisionRequest{IDs: ids})
+	}
+	return b, body, err
 }
 
 // CloseIdleConnections closes the idle connections and keeps none from
@@ -118,7 +151,7 @@ func (d *DirectClient) get(now time.Time) *directConn {
 		// The last request's deadline may have passed while it was idle:
 		// clear it, or the check below would fail on it.
 		if now.Sub(c.lastUsed) < directIdleTimeout && c.br.Buffered() == 0 &&
-			c.nc.SetDeadline(time.Time{}) == nil && alive(c.nc) {
+			c.nc.SetDeadline(time.Time{}) == nil && c.live.alive() {
 			return c
 		}
 		c.nc.Close()
@@ -144,35 +177,48 @@ func (d *DirectClient) dial(ctx context.Context) (*directConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &directConn{nc: nc, br: bufio.NewReaderSize(nc, 4096)}, nil
+	c := &directConn{nc: nc, br: bufio.NewReaderSize(nc, 4096)}
+	c.live.init(nc)
+	return c, nil
 }
 
-// post sends in as JSON to path and decodes a 2xx answer into out, with
-// the errors of Do: a non-2xx answer is a *StatusError, an answer that does
-// not decode wraps ErrBadJSON, and a failure to deliver the request or read
-// the answer is a *url.Error, as http.Client returns.
-func (d *DirectClient) post(ctx context.Context, path string, in, out any) error {
-	body, ok := appendRequest(nil, in)
-	if !ok {
-		var err error
-		if body, err = json.Marshal(in); err != nil {
-			return fmt.Errorf("encode request: %w", err) // as Do: not the answer's fault
-		}
+// post sends a request to path, its body as encodeBody writes it, and
+// hands a 2xx answer to decode, with the errors of Do: a non-2xx answer is a
+// *StatusError, an answer that does not decode wraps ErrBadJSON, and a
+// failure to deliver the request or read the answer is a *url.Error, as
+// http.Client returns.
+func (d *DirectClient) post(ctx context.Context, path string, prepare *PrepareRequest, ids []concord.TxID, decode func([]byte) error) error {
+	bp := bodyPool.Get().(*[]byte)
+	buf, body, err := encodeBody((*bp)[:0], prepare, ids)
+	if cap(buf) <= maxPooledBody {
+		*bp = buf[:0]
+	} else {
+		*bp = nil
 	}
-	err := d.post1(ctx, path, body, out)
-	var se *StatusError
-	if err == nil || errors.As(err, &se) || errors.Is(err, ErrBadJSON) {
+	defer bodyPool.Put(bp)
+	if err != nil {
+		return fmt.Errorf("encode request: %w", err) // as Do: not the answer's fault
+	}
+	err = d.post1(ctx, path, body, decode)
+	if err == nil || isAnswerError(err) {
 		return err
 	}
 	return &url.Error{Op: "Post", URL: "http://" + d.host + d.prefix + path, Err: err}
 }
 
-func (d *DirectClient) post1(ctx context.Context, path string, body []byte, out any) error {
+// isAnswerError reports whether err is about the answer that came: a
+// non-2xx status or a body that does not decode.
+func isAnswerError(err error) bool {
+	var se *StatusError
+	return errors.As(err, &se) || errors.Is(err, ErrBadJSON)
+}
+
+func (d *DirectClient) post1(ctx context.Context, path string, body []byte, decode func([]byte) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if c := d.get(time.Now()); c != nil {
-		err := d.roundTrip(ctx, c, path, body, out)
+		err := d.roundTrip(ctx, c, path, body, decode)
 		if !errors.Is(err, errNothingWritten) {
 			return err
 		}
@@ -186,16 +232,24 @@ func (d *DirectClient) post1(ctx context.Context, path string, body []byte, out 
 		}
 		return err
 	}
-	return d.roundTrip(ctx, c, path, body, out)
+	return d.roundTrip(ctx, c, path, body, decode)
 }
+
+// bodyPool holds the buffers requests are encoded into. post takes one and
+// puts it back when the request is over: roundTrip copies the body into the
+// connection's own buffer before writing it, so nothing holds the buffer
+// then. One larger than maxPooledBody is dropped instead.
+var bodyPool = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxPooledBody = 64 << 10
 
 // errNothingWritten marks a request of which no byte was written.
 var errNothingWritten = errors.New("nothing written")
 
-// roundTrip writes one request on c and reads its answer, decoding a 2xx
-// answer into out. c goes back to the pool when it can carry another
+// roundTrip writes one request on c and reads its answer, handing a 2xx
+// answer to decode (which must not keep it: it is c's scratch). c goes back to the pool when it can carry another
 // request, and is closed otherwise.
-func (d *DirectClient) roundTrip(ctx context.Context, c *directConn, path string, body []byte, out any) (err error) {
+func (d *DirectClient) roundTrip(ctx context.Context, c *directConn, path string, body []byte, decode func([]byte) error) (err error) {
 	keep := false
 	if dl, ok := ctx.Deadline(); ok {
 		c.nc.SetDeadline(dl)
@@ -248,7 +302,9 @@ func (d *DirectClient) roundTrip(ctx context.Context, c *directConn, path string
 		return err
 	}
 	c.body.Reset()
-	n, err := c.body.ReadFrom(io.LimitReader(resp.Body, directMaxAnswer+1))
+	c.limit = io.LimitedReader{R: resp.Body, N: directMaxAnswer + 1}
+	n, err := c.body.ReadFrom(&c.limit)
+	c.limit.R = nil
 	resp.Body.Close()
 	if err != nil {
 		return fmt.Errorf("read %s answer: %w", path, err)
@@ -270,8 +326,8 @@ func (d *DirectClient) roundTrip(ctx context.Context, c *directConn, path string
 		}
 		return &StatusError{Code: resp.StatusCode, Message: msg}
 	}
-	if out != nil {
-		if err := decodeAnswer(b, out); err != nil {
+	if decode != nil {
+		if err := decode(b); err != nil {
 			return fmt.Errorf("%w: decode POST %s answer: %v", ErrBadJSON, path, err)
 		}
 	}

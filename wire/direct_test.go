@@ -1,12 +1,16 @@
 package wire_test
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -194,5 +198,150 @@ func TestDirectClientStopsWithItsContext(t *testing.T) {
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("%v, want context.Canceled", err)
+	}
+}
+
+// cannedServer answers every request on its connections with answer,
+// allocating nothing per request, so that what a test or benchmark counts
+// is the client's. It returns the server's URL.
+func cannedServer(tb testing.TB, answer string) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { ln.Close() })
+	resp := []byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(answer)) + "\r\n\r\n" + answer)
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go serveCanned(nc, resp)
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+// serveCanned reads requests from nc (headers, then Content-Length bytes
+// of body) and writes resp after each.
+func serveCanned(nc net.Conn, resp []byte) {
+	defer nc.Close()
+	br := bufio.NewReader(nc)
+	for {
+		n := 0
+		for {
+			line, err := br.ReadSlice('\n')
+			if err != nil {
+				return
+			}
+			if len(line) <= 2 {
+				break // the blank line after the headers
+			}
+			const cl = "content-length:"
+			if len(line) > len(cl) && strings.EqualFold(string(line[:len(cl)]), cl) {
+				for _, c := range bytes.TrimSpace(line[len(cl):]) {
+					n = 10*n + int(c-'0')
+				}
+			}
+		}
+		if _, err := br.Discard(n); err != nil {
+			return
+		}
+		if _, err := nc.Write(resp); err != nil {
+			return
+		}
+	}
+}
+
+var (
+	cannedTxs   = []wire.PrepareTx{{ID: "b-1", Payload: []byte(`{"sku":"F-1","quantity":1}`)}, {ID: "b-2", Payload: []byte(`{"sku":"F-2","quantity":1}`)}, {ID: "b-3", Payload: []byte(`{"sku":"F-3","quantity":1}`)}}
+	cannedIDs   = []concord.TxID{"b-1", "b-2", "b-3"}
+	cannedVotes = `{"votes":[{"id":"b-1","vote":"yes"},{"id":"b-2","vote":"yes"},{"id":"b-3","vote":"yes"}]}` + "\n"
+	cannedAcks  = `{"acknowledged":["b-1","b-2","b-3"]}` + "\n"
+)
+
+// BenchmarkDirectClient sends a batch of three PREPAREs, and of three
+// COMMITs, to a participant that answers at once: the coordinator's cost
+// of one request.
+func BenchmarkDirectClient(b *testing.B) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour) // as the coordinator's requests have
+	defer cancel()
+	b.Run("prepare", func(b *testing.B) {
+		dc, err := wire.NewDirectClient(cannedServer(b, cannedVotes))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			resp, err := dc.Prepare(ctx, wire.PrepareRequest{Coordinator: "http://127.0.0.1:7070", Transactions: cannedTxs})
+			if err != nil || len(resp.Votes) != 3 {
+				b.Fatal(resp, err)
+			}
+		}
+	})
+	b.Run("commit", func(b *testing.B) {
+		dc, err := wire.NewDirectClient(cannedServer(b, cannedAcks))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			resp, err := dc.Commit(ctx, cannedIDs)
+			if err != nil || len(resp.Acknowledged) != 3 {
+				b.Fatal(resp, err)
+			}
+		}
+	})
+}
+
+// What a request allocates does not grow with its batch: the body is
+// encoded into a reused buffer, the answer's list is made once for the
+// transactions asked, and its ids are the request's strings.
+func TestDirectClientAllocationsDoNotGrowWithTheBatch(t *testing.T) {
+	if wire.RaceEnabled {
+		t.Skip("allocations are not counted under the race detector")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	allocs := func(n int) (prepare, commit float64) {
+		txs := make([]wire.PrepareTx, n)
+		ids := make([]concord.TxID, n)
+		var votes, acks strings.Builder
+		for i := range txs {
+			ids[i] = concord.TxID("tx-" + strconv.Itoa(i))
+			txs[i] = wire.PrepareTx{ID: ids[i], Payload: []byte(`{"sku":"F-1","quantity":1}`)}
+			if i > 0 {
+				votes.WriteString(",")
+				acks.WriteString(",")
+			}
+			votes.WriteString(`{"id":"` + string(ids[i]) + `","vote":"yes"}`)
+			acks.WriteString(`"` + string(ids[i]) + `"`)
+		}
+		pc, err := wire.NewDirectClient(cannedServer(t, `{"votes":[`+votes.String()+`]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cc, err := wire.NewDirectClient(cannedServer(t, `{"acknowledged":[`+acks.String()+`]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		prepare = testing.AllocsPerRun(50, func() {
+			if resp, err := pc.Prepare(ctx, wire.PrepareRequest{Coordinator: "http://c", Transactions: txs}); err != nil || len(resp.Votes) != n {
+				t.Fatal(resp, err)
+			}
+		})
+		commit = testing.AllocsPerRun(50, func() {
+			if resp, err := cc.Commit(ctx, ids); err != nil || len(resp.Acknowledged) != n {
+				t.Fatal(resp, err)
+			}
+		})
+		return prepare, commit
+	}
+	p1, c1 := allocs(1)
+	p64, c64 := allocs(64)
+	if p64 != p1 || c64 != c1 {
+		t.Errorf("allocations per request: prepare %v for one transaction, %v for 64; commit %v and %v", p1, p64, c1, c64)
 	}
 }

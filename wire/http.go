@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -60,9 +61,11 @@ func DecodeRequest(w http.ResponseWriter, r *http.Request, maxBytes int64, v any
 	default:
 		err = decodeStrict(body, v)
 	}
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		return fmt.Errorf("%w: more than %d bytes", ErrBodyTooLarge, tooLarge.Limit)
+	if err != nil {
+		var tooLarge *http.MaxBytesError // here, not above: it goes to the heap
+		if errors.As(err, &tooLarge) {
+			return fmt.Errorf("%w: more than %d bytes", ErrBodyTooLarge, tooLarge.Limit)
+		}
 	}
 	return err
 }
@@ -94,27 +97,46 @@ func decodeStrict(r io.Reader, v any) error {
 // header value set whole is never modified in place.
 var jsonContentType = []string{"application/json"}
 
-// WriteJSON answers with status and v encoded as JSON.
+// WriteJSON answers with status and v encoded as JSON. A *SubmitResponse
+// is written as the SubmitResponse it points to; passing the pointer spares
+// the copy an interface holding the value needs.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
-	var b []byte
+	bp := outPool.Get().(*[]byte)
+	defer outPool.Put(bp)
+	b := (*bp)[:0]
 	ok := false
 	switch r := v.(type) {
 	case SubmitResponse:
-		b, ok = appendSubmitResponse(make([]byte, 0, 256), &r)
+		b, ok = appendSubmitResponse(b, &r)
+	case *SubmitResponse:
+		if r != nil {
+			b, ok = appendSubmitResponse(b, r)
+		}
 	case PrepareResponse, DecisionResponse:
-		b, ok = appendAnswer(nil, r)
+		b, ok = appendAnswer(b, r)
 	}
-	if !ok {
+	if ok {
+		b = append(b, '\n')
+		if cap(b) <= maxPooledBody {
+			*bp = b[:0]
+		}
+	} else {
 		var err error
 		if b, err = json.Marshal(v); err != nil {
 			status = http.StatusInternalServerError
 			b, _ = json.Marshal(ErrorResponse{Error: "encode response: " + err.Error()})
 		}
+		b = append(b, '\n')
 	}
 	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
+	w.Write(b)
 }
+
+// outPool holds the buffers WriteJSON encodes into. It takes one and puts
+// it back once the answer is written: the ResponseWriter, an io.Writer,
+// keeps nothing of what it is given.
+var outPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 // WriteError answers with status and an ErrorResponse holding msg.
 func WriteError(w http.ResponseWriter, status int, msg string) {

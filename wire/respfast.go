@@ -52,71 +52,70 @@ func appendSubmitResponse(b []byte, r *SubmitResponse) ([]byte, bool) {
 	return append(b, "]}"...), true
 }
 
-// appendRequest appends the JSON of a PrepareRequest or DecisionRequest
-// as json.Marshal writes it, and reports whether it could: strings must be
-// plain and payloads compact JSON of printable ASCII without the
-// characters json.Marshal escapes for HTML.
-func appendRequest(b []byte, in any) ([]byte, bool) {
-	switch r := in.(type) {
-	case PrepareRequest:
-		if !jsonfast.IsPlain(r.Coordinator) {
+// appendPrepareRequest appends r as json.Marshal encodes it, and reports
+// whether it could: strings must be plain and payloads compact JSON of
+// printable ASCII without the characters json.Marshal escapes for HTML.
+func appendPrepareRequest(b []byte, r *PrepareRequest) ([]byte, bool) {
+	if !jsonfast.IsPlain(r.Coordinator) {
+		return b, false
+	}
+	n := 40 + len(r.Coordinator)
+	for _, tx := range r.Transactions {
+		n += 40 + len(tx.ID) + len(tx.Payload)
+	}
+	b = slices.Grow(b, n) // one allocation for a batch of any size
+	b = append(b, `{"coordinator":"`...)
+	b = append(b, r.Coordinator...)
+	if r.Transactions == nil {
+		return append(b, `","transactions":null}`...), true
+	}
+	b = append(b, `","transactions":[`...)
+	for i, tx := range r.Transactions {
+		if !jsonfast.IsPlain(string(tx.ID)) || !jsonfast.IsCompactPlain(tx.Payload) {
 			return b, false
 		}
-		n := 40 + len(r.Coordinator)
-		for _, tx := range r.Transactions {
-			n += 40 + len(tx.ID) + len(tx.Payload)
+		if i > 0 {
+			b = append(b, ',')
 		}
-		b = slices.Grow(b, n) // one allocation for a batch of any size
-		b = append(b, `{"coordinator":"`...)
-		b = append(b, r.Coordinator...)
-		if r.Transactions == nil {
-			return append(b, `","transactions":null}`...), true
+		b = append(b, `{"id":"`...)
+		b = append(b, tx.ID...)
+		b = append(b, '"')
+		if len(tx.Payload) > 0 {
+			b = append(b, `,"payload":`...)
+			b = append(b, tx.Payload...)
 		}
-		b = append(b, `","transactions":[`...)
-		for i, tx := range r.Transactions {
-			if !jsonfast.IsPlain(string(tx.ID)) || !jsonfast.IsCompactPlain(tx.Payload) {
-				return b, false
-			}
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, `{"id":"`...)
-			b = append(b, tx.ID...)
-			b = append(b, '"')
-			if len(tx.Payload) > 0 {
-				b = append(b, `,"payload":`...)
-				b = append(b, tx.Payload...)
-			}
-			if tx.OnePhase {
-				b = append(b, `,"one_phase":true`...)
-			}
-			b = append(b, '}')
+		if tx.OnePhase {
+			b = append(b, `,"one_phase":true`...)
 		}
-		return append(b, "]}"...), true
-	case DecisionRequest:
-		if r.IDs == nil {
-			return append(b, `{"ids":null}`...), true
-		}
-		n := 12
-		for _, id := range r.IDs {
-			n += 3 + len(id)
-		}
-		b = slices.Grow(b, n)
-		b = append(b, `{"ids":[`...)
-		for i, id := range r.IDs {
-			if !jsonfast.IsPlain(string(id)) {
-				return b, false
-			}
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, '"')
-			b = append(b, id...)
-			b = append(b, '"')
-		}
-		return append(b, "]}"...), true
+		b = append(b, '}')
 	}
-	return b, false
+	return append(b, "]}"...), true
+}
+
+// appendDecisionRequest appends DecisionRequest{IDs: ids} as json.Marshal
+// encodes it, and reports whether it could: every id must be plain.
+func appendDecisionRequest(b []byte, ids []concord.TxID) ([]byte, bool) {
+	if ids == nil {
+		return append(b, `{"ids":null}`...), true
+	}
+	n := 12
+	for _, id := range ids {
+		n += 3 + len(id)
+	}
+	b = slices.Grow(b, n)
+	b = append(b, `{"ids":[`...)
+	for i, id := range ids {
+		if !jsonfast.IsPlain(string(id)) {
+			return b, false
+		}
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = append(b, id...)
+		b = append(b, '"')
+	}
+	return append(b, "]}"...), true
 }
 
 // appendAnswer appends a participant's answer, a PrepareResponse or a

@@ -50,7 +50,8 @@ type errReader struct{ err error }
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 // decodeRead decodes a whole body from r into v as decodeStrict does,
-// through fast when fast takes it.
+// through fast when fast takes it: then v holds what fast decoded into a
+// zero T.
 func decodeRead[T any](r io.Reader, sizeHint int64, v *T, fast func([]byte, *T) bool) error {
 	b, err := readAll(r, sizeHint)
 	if err != nil {
@@ -58,11 +59,15 @@ func decodeRead[T any](r io.Reader, sizeHint int64, v *T, fast func([]byte, *T) 
 		// the one decodeStrict gives reading r itself.
 		return decodeStrict(io.MultiReader(bytes.NewReader(b), errReader{err}), v)
 	}
-	var x T
-	if fast(b, &x) {
-		*v = x
+	// fast decodes into v itself (a T of its own would go to the heap);
+	// when it declines, v is as it was for decodeStrict.
+	was := *v
+	var zero T
+	*v = zero
+	if fast(b, v) {
 		return nil
 	}
+	*v = was
 	return decodeStrict(bytes.NewReader(b), v)
 }
 

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
@@ -45,6 +47,25 @@ func checkSubmitDecode(t *testing.T, body []byte) (fast bool) {
 	if err == nil && !reflect.DeepEqual(viaRead, want) {
 		t.Fatalf("%q: decodeRead %#v, decodeStrict %#v", body, viaRead, want)
 	}
+	// Into a request that holds values already: what the fast path takes
+	// replaces them all; what it declines, encoding/json merges into them.
+	filled := func() SubmitRequest {
+		return SubmitRequest{ID: "old", TimeoutMS: 7, Branches: []Branch{{Participant: "old"}}}
+	}
+	wantFilled, gotFilled := filled(), filled()
+	wantErr = nil
+	if fast {
+		wantFilled = want
+	} else {
+		wantErr = decodeStrict(bytes.NewReader(body), &wantFilled)
+	}
+	err = decodeRead(bytes.NewReader(body), int64(len(body)), &gotFilled, decodeSubmitFast)
+	if (err == nil) != (wantErr == nil) || (err != nil && err.Error() != wantErr.Error()) {
+		t.Fatalf("%q into a filled request: decodeRead error %v, want %v", body, err, wantErr)
+	}
+	if err == nil && !reflect.DeepEqual(gotFilled, wantFilled) {
+		t.Fatalf("%q into a filled request: decodeRead %#v, want %#v", body, gotFilled, wantFilled)
+	}
 	return fast
 }
 
@@ -84,4 +105,35 @@ func FuzzSubmitDecodeFast(f *testing.F) {
 		f.Add([]byte(b))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) { checkSubmitDecode(t, body) })
+}
+
+// DecodeRequest costs one allocation more than decoding the body it reads
+// does: the reader that bounds the body. (Looking for a too-large body's
+// error took a second until it was only done on an error.)
+func TestDecodeRequestAddsOneAllocation(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocations are not counted under the race detector")
+	}
+	body, _ := json.Marshal(benchSubmit())
+	br := bytes.NewReader(body)
+	r := httptest.NewRequest(http.MethodPost, PathTransactions, nil)
+	r.Body, r.ContentLength = io.NopCloser(br), int64(len(body))
+	w := headerOnly{}
+	decode := testing.AllocsPerRun(100, func() {
+		br.Reset(body)
+		var req SubmitRequest
+		if err := decodeRead(br, int64(len(body)), &req, decodeSubmitFast); err != nil || len(req.Branches) != 3 {
+			t.Fatal(err)
+		}
+	})
+	viaRequest := testing.AllocsPerRun(100, func() {
+		br.Reset(body)
+		var req SubmitRequest
+		if err := DecodeRequest(w, r, 0, &req); err != nil || len(req.Branches) != 3 {
+			t.Fatal(err)
+		}
+	})
+	if viaRequest != decode+1 {
+		t.Errorf("DecodeRequest: %v allocations, decoding the body: %v", viaRequest, decode)
+	}
 }

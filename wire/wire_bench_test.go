@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"testing"
 
 	"github.com/concordtx/concord"
@@ -58,7 +59,8 @@ func BenchmarkSubmitResponseEncode(b *testing.B) {
 	}
 }
 
-// BenchmarkSubmitResponseAppend encodes the same answer as WriteJSON does.
+// BenchmarkSubmitResponseAppend encodes the same answer with the encoder
+// WriteJSON uses, into a new buffer.
 func BenchmarkSubmitResponseAppend(b *testing.B) {
 	resp := SubmitResponse{ID: "tx-0123456789abcdef01234567", Outcome: concord.OutcomeCommitted}
 	for _, p := range []string{"flights", "hotels", "cars"} {
@@ -69,6 +71,20 @@ func BenchmarkSubmitResponseAppend(b *testing.B) {
 		if _, ok := appendSubmitResponse(make([]byte, 0, 256), &resp); !ok {
 			b.Fatal("declined")
 		}
+	}
+}
+
+// BenchmarkWriteJSONSubmitResponse answers with the same response as the
+// coordinator's submit handler does.
+func BenchmarkWriteJSONSubmitResponse(b *testing.B) {
+	resp := &SubmitResponse{ID: "tx-0123456789abcdef01234567", Outcome: concord.OutcomeCommitted}
+	for _, p := range []string{"flights", "hotels", "cars"} {
+		resp.Branches = append(resp.Branches, BranchResult{Participant: p, Vote: concord.VoteYes})
+	}
+	w := headerOnly{}
+	b.ReportAllocs()
+	for b.Loop() {
+		WriteJSON(w, http.StatusOK, resp)
 	}
 }
 
@@ -126,7 +142,7 @@ func BenchmarkPrepareBatchCoordinatorSide(b *testing.B) {
 			b.Fatal("declined")
 		}
 		var votes PrepareResponse
-		if err := decodeAnswer(answer, &votes); err != nil {
+		if err := decodeAnswer(answer, &votes, asked{txs: req.Transactions}); err != nil {
 			b.Fatal(err)
 		}
 	}

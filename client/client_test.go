@@ -24,7 +24,7 @@ func startCoordinator(t *testing.T) (*client.Client, map[string]*testutil.Partic
 		urls[n] = parts[n].URL
 	}
 	c, err := coordinator.New(coordinator.Options{Dir: "/c", FS: memfs.New(), Participants: urls,
-		Clock: testutil.NewFakeClock(time.Unix(0, 0)), ShutdownTimeout: time.Second})
+		Clock: testutil.NewFakeClock(time.Unix(0, 0)), DecisionDelay: -1, ShutdownTimeout: time.Second}) // the fake clock never moves: decisions leave at once
 	if err != nil {
 		t.Fatal(err)
 	}

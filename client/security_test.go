@@ -54,7 +54,7 @@ func TestSecureEndToEnd(t *testing.T) {
 	}
 	coord := ca.Load("coordinator", true)
 	c, err := coordinator.New(coordinator.Options{Dir: "/c", FS: memfs.New(), Participants: urls,
-		Clock: testutil.NewFakeClock(time.Unix(0, 0)), ShutdownTimeout: time.Second,
+		Clock: testutil.NewFakeClock(time.Unix(0, 0)), DecisionDelay: -1, ShutdownTimeout: time.Second,
 		TLS: coord.ServerConfig(false), ClientTLS: coord.ClientConfig(), Auth: &security.Authenticator{Tokens: toks}})
 	if err != nil {
 		t.Fatal(err)
@@ -195,7 +195,7 @@ func TestCoordinatorChecksParticipantIdentity(t *testing.T) {
 	t.Cleanup(func() { hs.Close(); srv.Close() })
 	coord := ca.Load("coordinator", true)
 	c, err := coordinator.New(coordinator.Options{Dir: "/c", FS: memfs.New(), Participants: map[string]string{"flights": hs.URL, "hotels": hs.URL},
-		Clock: testutil.NewFakeClock(time.Unix(0, 0)), ShutdownTimeout: time.Second,
+		Clock: testutil.NewFakeClock(time.Unix(0, 0)), DecisionDelay: -1, ShutdownTimeout: time.Second,
 		TLS: coord.ServerConfig(false), ClientTLS: coord.ClientConfig(), Auth: &security.Authenticator{}})
 	if err != nil {
 		t.Fatal(err)

@@ -31,7 +31,7 @@ func benchSubmit(b *testing.B, secure bool) {
 		urls[n] = testutil.NewParticipant(b, n).URL
 	}
 	opts := coordinator.Options{Dir: "/c", FS: memfs.New(), Participants: urls, Clock: testutil.NewFakeClock(epoch),
-		ShutdownTimeout: time.Second, CompactInterval: time.Hour}
+		ShutdownTimeout: time.Second, CompactInterval: time.Hour, DecisionDelay: -1} // the fake clock never moves: decisions leave at once
 	hc := &http.Client{Timeout: 10 * time.Second}
 	if secure {
 		ca := pki.New(b, "bench CA")

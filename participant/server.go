@@ -437,12 +437,16 @@ func (s *Server) wait(ctx context.Context, w *waiter) error {
 	}
 }
 
-// forget withdraws w's slots: replies still to come are dropped.
+// forget withdraws w's slots: replies still to come are dropped. It reads
+// only each slot's shard and request number, which the request's own
+// goroutine set: the reply fields beside them may be written meanwhile, by
+// a goroutine stepping the machine under the shard's lock.
 func (s *Server) forget(w *waiter) {
-	for _, p := range w.slots {
-		p.sh.mu.Lock()
-		delete(p.sh.waiting, p.req)
-		p.sh.mu.Unlock()
+	for i := range w.slots {
+		sh, req := w.slots[i].sh, w.slots[i].req
+		sh.mu.Lock()
+		delete(sh.waiting, req)
+		sh.mu.Unlock()
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"unsafe"
 
 	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/internal/testutil/race"
 	"github.com/concordtx/concord/tpc"
 	"github.com/concordtx/concord/wal"
 	"github.com/concordtx/concord/wire"
@@ -25,7 +26,7 @@ func usualRequest() *wire.SubmitRequest {
 // Checking a usual submit and hashing it allocate nothing: the branches
 // for tpc and the bytes hashed are on the stack.
 func TestSubmitChecksAllocateNothing(t *testing.T) {
-	if raceEnabled {
+	if race.Enabled {
 		t.Skip("allocations are not counted under the race detector")
 	}
 	opts, err := Options{Dir: "/data", Participants: map[string]string{"flights": "http://f", "hotels": "http://h", "cars": "http://c"}}.withDefaults()
@@ -49,7 +50,7 @@ func TestSubmitChecksAllocateNothing(t *testing.T) {
 // records are one allocation, and its entries are on the stack. What they
 // hold reads back as written.
 func TestStepEntriesAreOneAllocation(t *testing.T) {
-	if raceEnabled {
+	if race.Enabled {
 		t.Skip("allocations are not counted under the race detector")
 	}
 	tx := &txState{id: "trip-1", digest: digest{1, 2, 3}, owner: "alice"}
@@ -85,7 +86,7 @@ func TestStepEntriesAreOneAllocation(t *testing.T) {
 // The set of a batch's transactions is reused, given back emptied: its
 // slice, and its map once a batch is too large to scan.
 func TestTxSetIsReused(t *testing.T) {
-	if raceEnabled {
+	if race.Enabled {
 		t.Skip("allocations are not counted under the race detector")
 	}
 	txs := make([]*txState, 2*txSetScan)

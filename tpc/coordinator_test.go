@@ -9,6 +9,7 @@ import (
 	"unsafe"
 
 	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/internal/testutil/race"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -189,7 +190,7 @@ func TestBranchStatusIsTheStatusBranch(t *testing.T) {
 // the Ready that begins it and the one that decides it one each, records,
 // messages and votes together.
 func TestSmallTransactionAllocations(t *testing.T) {
-	if raceEnabled {
+	if race.Enabled {
 		t.Skip("allocations are not counted under the race detector")
 	}
 	now := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)

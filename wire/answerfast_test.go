@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/internal/testutil/race"
 )
 
 var answerBodies = []string{
@@ -80,7 +81,7 @@ func checkAnswerDecode(t *testing.T, body []byte) (fast bool) {
 // An answer that names the transactions in the order asked costs one
 // allocation, its list: the ids are the request's strings.
 func TestAnswerDecodeReusesTheIDsAsked(t *testing.T) {
-	if raceEnabled {
+	if race.Enabled {
 		t.Skip("allocations are not counted under the race detector")
 	}
 	txs := []PrepareTx{{ID: "tx-1"}, {ID: "tx-2"}, {ID: "tx-3"}}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/internal/testutil/race"
 	"github.com/concordtx/concord/wire"
 )
 
@@ -300,7 +301,7 @@ func BenchmarkDirectClient(b *testing.B) {
 // encoded into a reused buffer, the answer's list is made once for the
 // transactions asked, and its ids are the request's strings.
 func TestDirectClientAllocationsDoNotGrowWithTheBatch(t *testing.T) {
-	if wire.RaceEnabled {
+	if race.Enabled {
 		t.Skip("allocations are not counted under the race detector")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/internal/testutil/race"
 )
 
 // checkSubmitResponse checks that appendSubmitResponse, when it encodes r,
@@ -216,7 +217,7 @@ func (headerOnly) WriteHeader(int)             {}
 // Answering a submit allocates nothing of its own: the JSON is written
 // into a reused buffer, from the response the coordinator holds.
 func TestWriteJSONSubmitResponseAllocatesNothing(t *testing.T) {
-	if raceEnabled {
+	if race.Enabled {
 		t.Skip("allocations are not counted under the race detector")
 	}
 	r := &SubmitResponse{ID: "tx-1", Outcome: concord.OutcomeCommitted, Branches: []BranchResult{

@@ -10,6 +10,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/concordtx/concord/internal/testutil/race"
 )
 
 var submitBodies = []string{
@@ -111,7 +113,7 @@ func FuzzSubmitDecodeFast(f *testing.F) {
 // does: the reader that bounds the body. (Looking for a too-large body's
 // error took a second until it was only done on an error.)
 func TestDecodeRequestAddsOneAllocation(t *testing.T) {
-	if raceEnabled {
+	if race.Enabled {
 		t.Skip("allocations are not counted under the race detector")
 	}
 	body, _ := json.Marshal(benchSubmit())

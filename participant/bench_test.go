@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/internal/testutil/cputime"
 	"github.com/concordtx/concord/participant"
 	"github.com/concordtx/concord/participant/filestore"
 	"github.com/concordtx/concord/participant/participanttest"
@@ -79,7 +80,7 @@ func benchPrepareCommit(b *testing.B, clients int, httpMode bool, batch int) {
 		b.SetParallelism(1)
 	}
 	b.ResetTimer()
-	cpu0, cpuOK := processCPU()
+	cpu0, cpuOK := cputime.Process()
 	b.RunParallel(func(pb *testing.PB) {
 		ctx := context.Background()
 		txs := make([]wire.PrepareTx, batch)
@@ -102,7 +103,7 @@ func benchPrepareCommit(b *testing.B, clients int, httpMode bool, batch int) {
 		}
 	})
 	b.StopTimer()
-	cpu1, _ := processCPU()
+	cpu1, _ := cputime.Process()
 	done := float64(n.Load())
 	if cpuOK {
 		b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/1e3/done, "cpu-us/tx")

@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/internal/testutil/cputime"
 	"github.com/concordtx/concord/participant"
 	"github.com/concordtx/concord/participant/filestore"
 	"github.com/concordtx/concord/wire"
@@ -191,12 +192,12 @@ func benchServiceCPU(b *testing.B, viaHandler bool, batch int) {
 	b.ReportAllocs()
 	n := 0
 	log0 := fst.Stats().Log
-	cpu0, cpuOK := processCPU()
+	cpu0, cpuOK := cputime.Process()
 	for b.Loop() {
 		round()
 		n += batch
 	}
-	cpu1, _ := processCPU()
+	cpu1, _ := cputime.Process()
 	log1 := fst.Stats().Log
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/tx")
 	b.ReportMetric(float64(log1.Writes-log0.Writes)/float64(n), "writes/tx")

@@ -1,15 +1,15 @@
 //go:build unix
 
-package travel
+package cputime
 
 import (
 	"syscall"
 	"time"
 )
 
-// processCPU returns the processor time (user and system) the process has
-// used so far, and whether it could tell.
-func processCPU() (time.Duration, bool) {
+// Process returns the processor time (user and system) the process has used
+// so far, and whether it could tell.
+func Process() (time.Duration, bool) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0, false

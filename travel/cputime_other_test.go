@@ -1,8 +1,0 @@
-//go:build !unix
-
-package travel
-
-import "time"
-
-// processCPU reports that the processor time is not known here.
-func processCPU() (time.Duration, bool) { return 0, false }

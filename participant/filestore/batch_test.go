@@ -27,6 +27,22 @@ func holdNextSync(fs *memfs.FS) (release func()) {
 	return sync.OnceFunc(func() { close(ch) })
 }
 
+// crashAndExpect crashes fs (faults off), closes s, reopens the store and
+// fails unless each of ids is in state want; why says what promised it.
+func crashAndExpect(t *testing.T, fs *memfs.FS, s *filestore.Store, want filestore.TxState, why string, ids ...concord.TxID) {
+	t.Helper()
+	fs.SetFault(nil)
+	fs.Crash()
+	s.Close()
+	s2 := openDelay(t, fs, newCounter(10), -1)
+	defer s2.Close()
+	for _, id := range ids {
+		if st, _ := s2.State(id); st != want {
+			t.Fatalf("%s is %s after a crash, but %s", id, st, why)
+		}
+	}
+}
+
 // prepareBatchAsync runs PrepareBatch in a goroutine; the calls arrive on
 // the channel when it returns.
 func prepareBatchAsync(s *filestore.Store, ids ...concord.TxID) <-chan []participant.PrepareCall {
@@ -71,16 +87,7 @@ func TestPrepareBatchVotesAfterTheSync(t *testing.T) {
 				}
 			}
 		}
-		fs.SetFault(nil)
-		fs.Crash()
-		s.Close()
-		s2 := openDelay(t, fs, newCounter(10), -1)
-		defer s2.Close()
-		for _, id := range []concord.TxID{"a", "b"} {
-			if st, _ := s2.State(id); st != filestore.StatePrepared {
-				t.Fatalf("%s is %s after a crash, but its yes vote was returned", id, st)
-			}
-		}
+		crashAndExpect(t, fs, s, filestore.StatePrepared, "its yes vote was returned", "a", "b")
 	})
 }
 
@@ -115,15 +122,6 @@ func TestCommitBatchReturnsAfterTheSync(t *testing.T) {
 		if calls[2].Err == nil {
 			t.Fatal("commit of a transaction never prepared succeeded")
 		}
-		fs.SetFault(nil)
-		fs.Crash()
-		s.Close()
-		s2 := openDelay(t, fs, newCounter(10), -1)
-		defer s2.Close()
-		for _, id := range []concord.TxID{"a", "b"} {
-			if st, _ := s2.State(id); st != filestore.StateCommitted {
-				t.Fatalf("%s is %s after a crash, but CommitBatch had returned", id, st)
-			}
-		}
+		crashAndExpect(t, fs, s, filestore.StateCommitted, "CommitBatch had returned", "a", "b")
 	})
 }

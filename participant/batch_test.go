@@ -14,26 +14,32 @@ import (
 	"github.com/concordtx/concord/wire"
 )
 
-// batching makes a Resource a BatchResource that loops over the single
-// calls, and records the size of every batch call and the single calls the
-// server made itself.
+// batching makes a OnePhaseResource a BatchResource and
+// OnePhaseBatchResource that loops over the single calls, and records the
+// size of every batch call and the single calls the server made itself.
 type batching struct {
-	participant.Resource
+	participant.OnePhaseResource
 	mu       sync.Mutex
 	prepares []int // sizes of the PrepareBatch calls
 	commits  []int // sizes of the CommitBatch calls
-	single   int   // Prepare and Commit calls not made through a batch
+	onePhase []int // sizes of the CommitOnePhaseBatch calls
+	single   int   // Prepare, Commit and CommitOnePhase calls not made through a batch
 	inBatch  bool
 }
 
 func (b *batching) Prepare(ctx context.Context, id concord.TxID, payload json.RawMessage) (participant.PrepareResult, error) {
 	b.count()
-	return b.Resource.Prepare(ctx, id, payload)
+	return b.OnePhaseResource.Prepare(ctx, id, payload)
 }
 
 func (b *batching) Commit(ctx context.Context, id concord.TxID) error {
 	b.count()
-	return b.Resource.Commit(ctx, id)
+	return b.OnePhaseResource.Commit(ctx, id)
+}
+
+func (b *batching) CommitOnePhase(ctx context.Context, id concord.TxID, payload json.RawMessage) (concord.Outcome, string, error) {
+	b.count()
+	return b.OnePhaseResource.CommitOnePhase(ctx, id, payload)
 }
 
 func (b *batching) count() {
@@ -50,7 +56,7 @@ func (b *batching) PrepareBatch(ctx context.Context, calls []participant.Prepare
 	b.inBatch = true
 	b.mu.Unlock()
 	for i := range calls {
-		calls[i].Result, calls[i].Err = b.Resource.Prepare(ctx, calls[i].ID, calls[i].Payload)
+		calls[i].Result, calls[i].Err = b.OnePhaseResource.Prepare(ctx, calls[i].ID, calls[i].Payload)
 	}
 	b.mu.Lock()
 	b.inBatch = false
@@ -63,7 +69,21 @@ func (b *batching) CommitBatch(ctx context.Context, calls []participant.CommitCa
 	b.inBatch = true
 	b.mu.Unlock()
 	for i := range calls {
-		calls[i].Err = b.Resource.Commit(ctx, calls[i].ID)
+		calls[i].Err = b.OnePhaseResource.Commit(ctx, calls[i].ID)
+	}
+	b.mu.Lock()
+	b.inBatch = false
+	b.mu.Unlock()
+}
+
+func (b *batching) CommitOnePhaseBatch(ctx context.Context, calls []participant.OnePhaseCall) {
+	b.mu.Lock()
+	b.onePhase = append(b.onePhase, len(calls))
+	b.inBatch = true
+	b.mu.Unlock()
+	for i := range calls {
+		c := &calls[i]
+		c.Outcome, c.Reason, c.Err = b.OnePhaseResource.CommitOnePhase(ctx, c.ID, c.Payload)
 	}
 	b.mu.Lock()
 	b.inBatch = false
@@ -76,7 +96,7 @@ func (b *batching) CommitBatch(ctx context.Context, calls []participant.CommitCa
 // abort still goes through Abort.
 func TestServerBatchesCalls(t *testing.T) {
 	mem := participanttest.NewMemResource()
-	res := &batching{Resource: mem}
+	res := &batching{OnePhaseResource: mem}
 	srv, err := participant.NewServer(participant.Options{Resource: res, Clock: participanttest.NewFakeClock(time.Unix(0, 0))})
 	if err != nil {
 		t.Fatal(err)
@@ -118,5 +138,46 @@ func TestServerBatchesCalls(t *testing.T) {
 	defer res.mu.Unlock()
 	if fmt.Sprint(res.prepares) != "[6]" || fmt.Sprint(res.commits) != "[4]" || res.single != 0 {
 		t.Fatalf("batch calls: prepares %v, commits %v, single calls %d; want [6], [4], 0", res.prepares, res.commits, res.single)
+	}
+}
+
+// TestServerBatchesOnePhaseCalls checks that over a OnePhaseBatchResource
+// the one-phase commits of one request are one CommitOnePhaseBatch call,
+// each answered with its outcome, and that a two-phase prepare in the same
+// request still goes through PrepareBatch.
+func TestServerBatchesOnePhaseCalls(t *testing.T) {
+	res := &batching{OnePhaseResource: participanttest.NewMemResource()}
+	srv, err := participant.NewServer(participant.Options{Resource: res, Clock: participanttest.NewFakeClock(time.Unix(0, 0))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ctx := context.Background()
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	txs := []wire.PrepareTx{
+		{ID: "one-a", Payload: participanttest.YesPayload(1), OnePhase: true},
+		{ID: "two", Payload: participanttest.YesPayload(2)},
+		{ID: "one-no", Payload: participanttest.NoPayload(3), OnePhase: true},
+		{ID: "one-b", Payload: participanttest.YesPayload(4), OnePhase: true},
+	}
+	prep, err := srv.Prepare(ctx, wire.PrepareRequest{Transactions: txs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		vote    concord.Vote
+		outcome concord.Outcome
+	}{{concord.VoteYes, concord.OutcomeCommitted}, {concord.VoteYes, concord.OutcomePending}, {concord.VoteNo, concord.OutcomeAborted}, {concord.VoteYes, concord.OutcomeCommitted}}
+	for i, v := range prep.Votes {
+		if v.ID != txs[i].ID || v.Vote != want[i].vote || v.Outcome != want[i].outcome {
+			t.Fatalf("vote %d = %+v, want %s %s for %s", i, v, want[i].vote, want[i].outcome, txs[i].ID)
+		}
+	}
+	res.mu.Lock()
+	defer res.mu.Unlock()
+	if fmt.Sprint(res.onePhase) != "[3]" || fmt.Sprint(res.prepares) != "[1]" || res.single != 0 {
+		t.Fatalf("batch calls: one-phase %v, prepares %v, single calls %d; want [3], [1], 0", res.onePhase, res.prepares, res.single)
 	}
 }

@@ -23,7 +23,8 @@
 // Server then makes the prepares, and the commits, of one request as one
 // call in the request's goroutine instead of one goroutine per transaction
 // (package filestore does; the database resources do not, their calls being
-// round trips to a server).
+// round trips to a server). A OnePhaseResource that can do the same for
+// one-phase commits implements OnePhaseBatchResource.
 //
 // The protocol logic itself is the pure state machine tpc.Participant; the
 // Server drives it with the resource calls, the outcome queries and the

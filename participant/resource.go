@@ -98,3 +98,29 @@ type BatchResource interface {
 	// distinct. It returns once every commit is durable.
 	CommitBatch(ctx context.Context, calls []CommitCall)
 }
+
+// OnePhaseCall is one transaction of a
+// OnePhaseBatchResource.CommitOnePhaseBatch call: the Server fills ID and
+// Payload, the resource Outcome, Reason and Err.
+type OnePhaseCall struct {
+	ID      concord.TxID
+	Payload json.RawMessage
+	Outcome concord.Outcome
+	Reason  string
+	Err     error
+}
+
+// OnePhaseBatchResource is implemented by a OnePhaseResource that can commit
+// several one-phase transactions in one call, sharing one durable write
+// among them. The Server then makes the one-phase commits of one request as
+// a single call in the request's own goroutine, as it does for a
+// BatchResource's prepares and commits, and with the same caveat: use it only
+// for a resource whose calls end promptly.
+type OnePhaseBatchResource interface {
+	OnePhaseResource
+	// CommitOnePhaseBatch does for every call what CommitOnePhase would, as
+	// if the calls were made concurrently, and sets each one's Outcome,
+	// Reason and Err. The ids are distinct. It returns once every outcome
+	// it reports is durable.
+	CommitOnePhaseBatch(ctx context.Context, calls []OnePhaseCall)
+}

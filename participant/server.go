@@ -40,14 +40,17 @@ var ErrClosed = errors.New("participant: server closed")
 // first), serve Handler, and Close when done. Its methods are safe for
 // concurrent use.
 type Server struct {
-	opts     Options
-	res      Resource
-	onePhase OnePhaseResource
-	batch    BatchResource // nil unless the resource is one
-	shards   []*shard
-	seed     maphash.Seed
-	sem      chan struct{}
-	log      *slog.Logger
+	opts Options
+	res  Resource
+	// onePhase, batch and onePhaseBatch are res as the optional
+	// interfaces, each nil unless res is one.
+	onePhase      OnePhaseResource
+	batch         BatchResource
+	onePhaseBatch OnePhaseBatchResource
+	shards        []*shard
+	seed          maphash.Seed
+	sem           chan struct{}
+	log           *slog.Logger
 
 	nextReq atomic.Uint64
 	started atomic.Bool
@@ -161,6 +164,7 @@ func NewServer(opts Options) (*Server, error) {
 		sem: make(chan struct{}, opts.MaxConcurrency)}
 	s.onePhase, _ = opts.Resource.(OnePhaseResource)
 	s.batch, _ = opts.Resource.(BatchResource)
+	s.onePhaseBatch, _ = opts.Resource.(OnePhaseBatchResource)
 	cfg := tpc.ParticipantConfig{
 		OnePhase:     s.onePhase != nil,
 		InDoubtAfter: opts.InDoubtAfter,
@@ -309,21 +313,18 @@ func (s *Server) launch(sh *shard, a tpc.ParticipantAction) {
 
 // run starts the actions a request's steps asked for. With a BatchResource
 // the prepares, and the commits, are each made as one batch call in this
-// goroutine; every other action is launched.
+// goroutine, and with a OnePhaseBatchResource the one-phase commits; every
+// other action is launched.
 func (s *Server) run(acts []shardAction) {
-	if s.batch == nil {
-		for _, a := range acts {
-			s.launch(a.sh, a.a)
-		}
-		return
-	}
-	var prepares, commits int
+	var prepares, commits, onePhase int
 	for _, a := range acts {
-		switch a.a.Kind {
-		case tpc.ActPrepare:
+		switch k := a.a.Kind; {
+		case k == tpc.ActPrepare && s.batch != nil:
 			prepares++
-		case tpc.ActCommit:
+		case k == tpc.ActCommit && s.batch != nil:
 			commits++
+		case k == tpc.ActCommitOnePhase && s.onePhaseBatch != nil:
+			onePhase++
 		default:
 			s.launch(a.sh, a.a)
 		}
@@ -334,11 +335,14 @@ func (s *Server) run(acts []shardAction) {
 	if commits > 0 {
 		s.performBatch(tpc.ActCommit, acts, commits)
 	}
+	if onePhase > 0 {
+		s.performBatch(tpc.ActCommitOnePhase, acts, onePhase)
+	}
 }
 
-// performBatch makes the n actions of kind (ActPrepare or ActCommit) among
-// acts as one batch call, bounded by MaxConcurrency like one call, and
-// reports each result to its machine.
+// performBatch makes the n actions of kind (ActPrepare, ActCommit or
+// ActCommitOnePhase) among acts as one batch call, bounded by
+// MaxConcurrency like one call, and reports each result to its machine.
 func (s *Server) performBatch(kind tpc.ParticipantActionKind, acts []shardAction, n int) {
 	if !s.track() {
 		return
@@ -353,9 +357,11 @@ func (s *Server) performBatch(kind tpc.ParticipantActionKind, acts []shardAction
 	// loop reporting the results walks again.
 	var prepares []PrepareCall
 	var commits []CommitCall
+	var onePhase []OnePhaseCall
 	ctx, cancel := context.WithTimeout(s.ctx, s.opts.CallTimeout)
 	start := time.Now()
-	if kind == tpc.ActPrepare {
+	switch kind {
+	case tpc.ActPrepare:
 		prepares = make([]PrepareCall, 0, n)
 		for _, a := range acts {
 			if a.a.Kind == kind {
@@ -363,7 +369,7 @@ func (s *Server) performBatch(kind tpc.ParticipantActionKind, acts []shardAction
 			}
 		}
 		s.batch.PrepareBatch(ctx, prepares)
-	} else {
+	case tpc.ActCommit:
 		commits = make([]CommitCall, 0, n)
 		for _, a := range acts {
 			if a.a.Kind == kind {
@@ -371,6 +377,14 @@ func (s *Server) performBatch(kind tpc.ParticipantActionKind, acts []shardAction
 			}
 		}
 		s.batch.CommitBatch(ctx, commits)
+	default:
+		onePhase = make([]OnePhaseCall, 0, n)
+		for _, a := range acts {
+			if a.a.Kind == kind {
+				onePhase = append(onePhase, OnePhaseCall{ID: a.a.ID, Payload: a.a.Payload})
+			}
+		}
+		s.onePhaseBatch.CommitOnePhaseBatch(ctx, onePhase)
 	}
 	cancel()
 	<-s.sem
@@ -383,16 +397,21 @@ func (s *Server) performBatch(kind tpc.ParticipantActionKind, acts []shardAction
 			continue
 		}
 		var res tpc.ParticipantResult
-		if kind == tpc.ActPrepare {
+		switch kind {
+		case tpc.ActPrepare:
 			c := &prepares[i]
 			res = s.result(a.a, c.Err)
 			res.Vote, res.Reason = c.Result.Vote, c.Result.Reason
-		} else {
+		case tpc.ActCommit:
 			c := &commits[i]
 			if c.Err == nil {
 				s.resolved(c.ID, concord.OutcomeCommitted)
 			}
 			res = s.result(a.a, c.Err)
+		default:
+			c := &onePhase[i]
+			res = s.result(a.a, c.Err)
+			res.Outcome, res.Reason = c.Outcome, c.Reason
 		}
 		i++
 		s.metrics.callTook(kind, took, res.Err == tpc.PErrFailed)

@@ -33,9 +33,11 @@ type FileStore struct {
 }
 
 var (
-	_ Store                        = (*FileStore)(nil)
-	_ participant.OnePhaseResource = (*FileStore)(nil)
-	_ filestore.Machine            = machine{}
+	_ Store                             = (*FileStore)(nil)
+	_ participant.OnePhaseResource      = (*FileStore)(nil)
+	_ participant.BatchResource         = (*FileStore)(nil)
+	_ participant.OnePhaseBatchResource = (*FileStore)(nil)
+	_ filestore.Machine                 = machine{}
 )
 
 // OpenFileStore opens (or creates) the file store in cfg.Dir.

@@ -25,23 +25,30 @@ type failpointOnePhaseStore struct {
 }
 
 // failpointBatchStore is failpointOnePhaseStore for a store that also
-// prepares and commits in batches (the file store).
+// prepares, commits and commits in one phase in batches (the file store).
 type failpointBatchStore struct {
 	failpointOnePhaseStore
-	batch participant.BatchResource
+	batch batchStore
+}
+
+// batchStore is a store that batches all it can.
+type batchStore interface {
+	participant.BatchResource
+	participant.OnePhaseBatchResource
 }
 
 var (
-	_ travel.Store                 = failpointStore{}
-	_ participant.OnePhaseResource = failpointOnePhaseStore{}
-	_ participant.OnePhaseResource = failpointBatchStore{}
-	_ participant.BatchResource    = failpointBatchStore{}
+	_ travel.Store                      = failpointStore{}
+	_ participant.OnePhaseResource      = failpointOnePhaseStore{}
+	_ participant.OnePhaseResource      = failpointBatchStore{}
+	_ participant.BatchResource         = failpointBatchStore{}
+	_ participant.OnePhaseBatchResource = failpointBatchStore{}
 )
 
 // withFailpoints wraps st so that the participant failpoints can fire.
 func withFailpoints(st travel.Store) travel.Store {
 	if one, ok := st.(participant.OnePhaseResource); ok {
-		if batch, ok := st.(participant.BatchResource); ok {
+		if batch, ok := st.(batchStore); ok {
 			return failpointBatchStore{failpointOnePhaseStore{failpointStore{st}, one}, batch}
 		}
 		return failpointOnePhaseStore{failpointStore{st}, one}
@@ -90,6 +97,15 @@ func (f failpointBatchStore) CommitBatch(ctx context.Context, calls []participan
 	f.batch.CommitBatch(ctx, calls)
 	for _, c := range calls {
 		if c.Err == nil {
+			failpoint.Hit(failpoint.ParticipantAfterCommit)
+		}
+	}
+}
+
+func (f failpointBatchStore) CommitOnePhaseBatch(ctx context.Context, calls []participant.OnePhaseCall) {
+	f.batch.CommitOnePhaseBatch(ctx, calls)
+	for _, c := range calls {
+		if c.Err == nil && c.Outcome == concord.OutcomeCommitted {
 			failpoint.Hit(failpoint.ParticipantAfterCommit)
 		}
 	}

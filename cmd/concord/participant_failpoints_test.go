@@ -58,7 +58,7 @@ func TestFailpointStore(t *testing.T) {
 
 // TestFailpointBatchStore checks that the wrapper keeps the file store's
 // batch calls, and hits the failpoints once per durable yes vote and
-// durable commit of a batch.
+// durable commit (one-phase ones included) of a batch.
 func TestFailpointBatchStore(t *testing.T) {
 	if err := failpoint.Arm([]failpoint.Term{
 		{Name: failpoint.ParticipantAfterPrepareSync, Nth: 1 << 40},
@@ -67,7 +67,7 @@ func TestFailpointBatchStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer failpoint.Disarm()
-	fs, err := travel.OpenFileStore(travel.StoreConfig{Dir: t.TempDir(), Stock: []travel.Stock{{SKU: "A", Capacity: 3}}})
+	fs, err := travel.OpenFileStore(travel.StoreConfig{Dir: t.TempDir(), Stock: []travel.Stock{{SKU: "A", Capacity: 4}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,5 +95,20 @@ func TestFailpointBatchStore(t *testing.T) {
 	}
 	if p, c := failpoint.Hits(failpoint.ParticipantAfterPrepareSync), failpoint.Hits(failpoint.ParticipantAfterCommit); p != 2 || c != 2 {
 		t.Fatalf("hits: after-prepare-sync %d, after-commit %d; want 2 and 2", p, c)
+	}
+	one, ok := batch.(participant.OnePhaseBatchResource)
+	if !ok {
+		t.Fatal("the wrapper hides the file store's one-phase batch calls")
+	}
+	onePhase := []participant.OnePhaseCall{
+		{ID: "o1", Payload: travel.Request{SKU: "A", Quantity: 1}.Payload()},
+		{ID: "o-no", Payload: travel.Request{SKU: "A", Quantity: 5}.Payload()},
+	}
+	one.CommitOnePhaseBatch(ctx, onePhase)
+	if onePhase[0].Outcome != concord.OutcomeCommitted || onePhase[1].Outcome != concord.OutcomeAborted {
+		t.Fatalf("one-phase commits: %+v", onePhase)
+	}
+	if c := failpoint.Hits(failpoint.ParticipantAfterCommit); c != 3 {
+		t.Fatalf("hits: after-commit %d after a one-phase batch with one commit; want 3", c)
 	}
 }

@@ -28,16 +28,17 @@ func holdNextSync(fs *memfs.FS) (release func()) {
 }
 
 // crashAndExpect crashes fs (faults off), closes s, reopens the store and
-// fails unless each of ids is in state want; why says what promised it.
-func crashAndExpect(t *testing.T, fs *memfs.FS, s *filestore.Store, want filestore.TxState, why string, ids ...concord.TxID) {
+// fails unless each transaction is in the state want gives it; why says
+// what promised it.
+func crashAndExpect(t *testing.T, fs *memfs.FS, s *filestore.Store, why string, want map[concord.TxID]filestore.TxState) {
 	t.Helper()
 	fs.SetFault(nil)
 	fs.Crash()
 	s.Close()
 	s2 := openDelay(t, fs, newCounter(10), -1)
 	defer s2.Close()
-	for _, id := range ids {
-		if st, _ := s2.State(id); st != want {
+	for id, w := range want {
+		if st, _ := s2.State(id); st != w {
 			t.Fatalf("%s is %s after a crash, but %s", id, st, why)
 		}
 	}
@@ -87,7 +88,7 @@ func TestPrepareBatchVotesAfterTheSync(t *testing.T) {
 				}
 			}
 		}
-		crashAndExpect(t, fs, s, filestore.StatePrepared, "its yes vote was returned", "a", "b")
+		crashAndExpect(t, fs, s, "its yes vote was returned", map[concord.TxID]filestore.TxState{"a": filestore.StatePrepared, "b": filestore.StatePrepared})
 	})
 }
 
@@ -122,6 +123,45 @@ func TestCommitBatchReturnsAfterTheSync(t *testing.T) {
 		if calls[2].Err == nil {
 			t.Fatal("commit of a transaction never prepared succeeded")
 		}
-		crashAndExpect(t, fs, s, filestore.StateCommitted, "CommitBatch had returned", "a", "b")
+		crashAndExpect(t, fs, s, "CommitBatch had returned", map[concord.TxID]filestore.TxState{"a": filestore.StateCommitted, "b": filestore.StateCommitted})
+	})
+}
+
+// CommitOnePhaseBatch returns once every outcome it reports is durable:
+// fresh commits, a refusal (it is final, so it is forced like a commit) and
+// the commit of a transaction prepared in two phases.
+func TestCommitOnePhaseBatchReturnsAfterTheSync(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fs := memfs.New()
+		s := openDelay(t, fs, newCounter(10), -1)
+		defer s.Close()
+		prepare(t, s, "p", 1)
+		release := holdNextSync(fs)
+		defer release()
+		calls := []participant.OnePhaseCall{
+			{ID: "a", Payload: takePayload(1)}, {ID: "b", Payload: takePayload(2)},
+			{ID: "too-many", Payload: takePayload(100)}, {ID: "p", Payload: takePayload(1)},
+		}
+		done := make(chan struct{})
+		go func() {
+			s.CommitOnePhaseBatch(context.Background(), calls)
+			close(done)
+		}()
+		synctest.Wait()
+		select {
+		case <-done:
+			t.Fatal("CommitOnePhaseBatch returned before its records were synced")
+		default:
+		}
+		release()
+		<-done
+		want := []concord.Outcome{concord.OutcomeCommitted, concord.OutcomeCommitted, concord.OutcomeAborted, concord.OutcomeCommitted}
+		for i, c := range calls {
+			if c.Err != nil || c.Outcome != want[i] {
+				t.Fatalf("%s: %s (%s), %v; want %s", c.ID, c.Outcome, c.Reason, c.Err, want[i])
+			}
+		}
+		crashAndExpect(t, fs, s, "CommitOnePhaseBatch had returned its outcome", map[concord.TxID]filestore.TxState{
+			"a": filestore.StateCommitted, "b": filestore.StateCommitted, "too-many": filestore.StateAborted, "p": filestore.StateCommitted})
 	})
 }

@@ -17,9 +17,10 @@ import (
 
 // Compile-time checks.
 var (
-	_ participant.Resource         = (*Store)(nil)
-	_ participant.OnePhaseResource = (*Store)(nil)
-	_ participant.BatchResource    = (*Store)(nil)
+	_ participant.Resource              = (*Store)(nil)
+	_ participant.OnePhaseResource      = (*Store)(nil)
+	_ participant.OnePhaseBatchResource = (*Store)(nil)
+	_ participant.BatchResource         = (*Store)(nil)
 )
 
 // TxState is where a transaction stands in a Store.
@@ -49,8 +50,8 @@ type txEntry struct {
 	reason string // for aborted
 }
 
-// Store is a durable participant.Resource (and OnePhaseResource) over a
-// Machine. It owns durability: the PREPARED record, with its payload, is
+// Store is a durable participant.Resource over a Machine, and a
+// OnePhaseResource, BatchResource and OnePhaseBatchResource. It owns durability: the PREPARED record, with its payload, is
 // synced before a yes vote; a COMMIT record is synced before Commit
 // returns; a one-phase commit is one synced record, and so is a one-phase
 // refusal (it is the transaction's outcome); the ABORT of a transaction
@@ -517,35 +518,71 @@ func (s *Store) Abort(ctx context.Context, id concord.TxID) error {
 // CommitOnePhase implements participant.OnePhaseResource: the work and the
 // commit are one synced record.
 func (s *Store) CommitOnePhase(ctx context.Context, id concord.TxID, payload json.RawMessage) (concord.Outcome, string, error) {
-	if err := concord.ValidateTxID(id); err != nil {
+	s.mu.Lock()
+	o, reason, seq, err := s.commitOnePhaseLocked(id, payload)
+	s.mu.Unlock()
+	if err != nil {
 		return concord.OutcomePending, "", err
 	}
+	if seq != 0 {
+		if err := s.durable(seq); err != nil {
+			return concord.OutcomePending, "", err
+		}
+	}
+	return o, reason, nil
+}
+
+// CommitOnePhaseBatch implements participant.OnePhaseBatchResource: every
+// call is made as by CommitOnePhase, and one sync makes every outcome
+// durable.
+func (s *Store) CommitOnePhaseBatch(ctx context.Context, calls []participant.OnePhaseCall) {
+	var last uint64 // the newest record an outcome needs durable
 	s.mu.Lock()
+	for i := range calls {
+		c := &calls[i]
+		var seq uint64
+		c.Outcome, c.Reason, seq, c.Err = s.commitOnePhaseLocked(c.ID, c.Payload)
+		last = max(last, seq)
+	}
+	s.mu.Unlock()
+	if last == 0 {
+		return
+	}
+	if err := s.durable(last); err != nil {
+		for i := range calls {
+			if c := &calls[i]; c.Err == nil {
+				c.Outcome, c.Reason, c.Err = concord.OutcomePending, "", err
+			}
+		}
+	}
+}
+
+// commitOnePhaseLocked is CommitOnePhase without the wait for durability:
+// it also returns the record that must be durable before the outcome is
+// reported (a duplicate's earlier one included), or 0. A refusal is forced
+// like a commit: it is the transaction's outcome, reported to the client as
+// final, so a duplicate of the request after a crash must be refused too
+// (by then stock may have freed up). s.mu is held.
+func (s *Store) commitOnePhaseLocked(id concord.TxID, payload json.RawMessage) (concord.Outcome, string, uint64, error) {
+	if err := concord.ValidateTxID(id); err != nil {
+		return concord.OutcomePending, "", 0, err
+	}
 	if s.err != nil {
-		defer s.mu.Unlock()
-		return concord.OutcomePending, "", s.err
+		return concord.OutcomePending, "", 0, s.err
 	}
 	if e := s.txs[id]; e != nil {
 		switch e.state {
 		case StateAborted:
-			s.mu.Unlock()
-			if err := s.durable(e.seq); err != nil {
-				return concord.OutcomePending, "", err
-			}
-			return concord.OutcomeAborted, e.reason, nil
+			return concord.OutcomeAborted, e.reason, e.seq, nil
 		case StateCommitted:
-			s.mu.Unlock()
-			if err := s.durable(e.seq); err != nil {
-				return concord.OutcomePending, "", err
-			}
-			return concord.OutcomeCommitted, "", nil
+			return concord.OutcomeCommitted, "", e.seq, nil
 		}
 		// Prepared in two phases already: this request decides it.
-		s.mu.Unlock()
-		if err := s.Commit(ctx, id); err != nil {
-			return concord.OutcomePending, "", err
+		seq, err := s.commitLocked(id)
+		if err != nil {
+			return concord.OutcomePending, "", 0, err
 		}
-		return concord.OutcomeCommitted, "", nil
+		return concord.OutcomeCommitted, "", seq, nil
 	}
 	if len(payload) > s.opts.MaxPayload {
 		return s.refuseOnePhase(id, fmt.Sprintf("payload of %d bytes is over the limit of %d", len(payload), s.opts.MaxPayload))
@@ -556,41 +593,27 @@ func (s *Store) CommitOnePhase(ctx context.Context, id concord.TxID, payload jso
 		s.m.Commit(id)
 		seq, err := s.appendRec(recOnePhase, id, payload)
 		if err != nil {
-			s.mu.Unlock()
-			return concord.OutcomePending, "", err
+			return concord.OutcomePending, "", 0, err
 		}
 		s.setDecided(id, StateCommitted, seq, "")
-		s.mu.Unlock()
-		if err := s.durable(seq); err != nil {
-			return concord.OutcomePending, "", err
-		}
-		return concord.OutcomeCommitted, r.Reason, nil
+		return concord.OutcomeCommitted, r.Reason, seq, nil
 	case concord.VoteReadOnly:
-		s.mu.Unlock()
-		return concord.OutcomeCommitted, r.Reason, nil
+		return concord.OutcomeCommitted, r.Reason, 0, nil
 	case concord.VoteNo:
 		return s.refuseOnePhase(id, r.Reason)
 	default:
-		s.mu.Unlock()
-		return concord.OutcomePending, "", fmt.Errorf("filestore: machine voted %s on %s; want yes, no or read-only", r.Vote, id)
+		return concord.OutcomePending, "", 0, fmt.Errorf("filestore: machine voted %s on %s; want yes, no or read-only", r.Vote, id)
 	}
 }
 
-// refuseOnePhase records a one-phase refusal and returns once it is
-// durable: it is the transaction's outcome, reported to the client as
-// final, so a duplicate of the request after a crash must be refused too
-// (by then stock may have freed up). s.mu is held and released.
-func (s *Store) refuseOnePhase(id concord.TxID, reason string) (concord.Outcome, string, error) {
+// refuseOnePhase records a one-phase refusal and returns it with its
+// record; s.mu is held.
+func (s *Store) refuseOnePhase(id concord.TxID, reason string) (concord.Outcome, string, uint64, error) {
 	r, seq, err := s.refuse(id, reason)
 	if err != nil {
-		s.mu.Unlock()
-		return concord.OutcomePending, "", err
+		return concord.OutcomePending, "", 0, err
 	}
-	s.mu.Unlock()
-	if err := s.durable(seq); err != nil {
-		return concord.OutcomePending, "", err
-	}
-	return concord.OutcomeAborted, r.Reason, nil
+	return concord.OutcomeAborted, r.Reason, seq, nil
 }
 
 // Recover implements participant.Resource: the prepared, undecided

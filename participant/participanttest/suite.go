@@ -69,6 +69,7 @@ func Run(t *testing.T, h Harness) {
 		{"OnePhaseRefusalSurvivesCrash", s.onePhaseRefusalSurvivesCrash},
 		{"Concurrent", s.concurrent},
 		{"Batch", s.batch},
+		{"OnePhaseBatch", s.onePhaseBatch},
 		{"InDoubtAskedAfterCrash", s.inDoubt},
 		{"WireProtocol", s.wireProtocol},
 	} {
@@ -504,4 +505,57 @@ func (s *suite) batch(t *testing.T) {
 	wantRecovered(t, r, nil, []concord.TxID{a, b, c, d})
 	mustErr(t, "Abort of a committed in a batch", r.Abort(ctx, a), participant.ErrAlreadyDecided)
 	mustErr(t, "Abort of b committed in a batch", r.Abort(ctx, b), participant.ErrAlreadyDecided)
+}
+
+// onePhaseBatch checks a OnePhaseBatchResource's CommitOnePhaseBatch: each
+// call of a batch is answered as CommitOnePhase would answer it (fresh yes,
+// fresh no, a duplicate of a committed and of a refused one, one prepared
+// in two phases, one aborted before prepare), and the outcomes survive a
+// crash. A resource without it skips it.
+func (s *suite) onePhaseBatch(t *testing.T) {
+	r, restart := s.h.New(t)
+	if _, ok := r.(participant.OnePhaseBatchResource); !ok {
+		t.Skip("not a participant.OnePhaseBatchResource")
+	}
+	ctx := ctxFor(t)
+	yes, no, done, refused, prepared, aborted := s.id(t, 1), s.id(t, 2), s.id(t, 3), s.id(t, 4), s.id(t, 5), s.id(t, 6)
+	op := r.(participant.OnePhaseResource)
+	if o, _, err := op.CommitOnePhase(ctx, done, s.h.Yes(3)); err != nil || o != concord.OutcomeCommitted {
+		t.Fatalf("CommitOnePhase(yes) = %s %v, want committed", o, err)
+	}
+	if o, _, err := op.CommitOnePhase(ctx, refused, s.h.No(4)); err != nil || o != concord.OutcomeAborted {
+		t.Fatalf("CommitOnePhase(no) = %s %v, want aborted", o, err)
+	}
+	mustPrepare(t, r, prepared, s.h.Yes(5), concord.VoteYes)
+	mustErr(t, "Abort before prepare", r.Abort(ctx, aborted), nil)
+
+	// Some outcomes start out wrong: the resource must set each one.
+	calls := []participant.OnePhaseCall{
+		{ID: yes, Payload: s.h.Yes(1), Outcome: concord.OutcomeAborted}, {ID: no, Payload: s.h.No(2)},
+		{ID: done, Payload: s.h.Yes(3)}, {ID: refused, Payload: s.h.Yes(4), Outcome: concord.OutcomeCommitted},
+		{ID: prepared, Payload: s.h.Yes(5)}, {ID: aborted, Payload: s.h.Yes(6), Outcome: concord.OutcomeCommitted},
+	}
+	r.(participant.OnePhaseBatchResource).CommitOnePhaseBatch(ctx, calls)
+	want := []concord.Outcome{concord.OutcomeCommitted, concord.OutcomeAborted, concord.OutcomeCommitted,
+		concord.OutcomeAborted, concord.OutcomeCommitted, concord.OutcomeAborted}
+	for i, c := range calls {
+		if c.Err != nil || c.Outcome != want[i] {
+			t.Fatalf("CommitOnePhaseBatch: %s = %s (%s), %v; want %s", c.ID, c.Outcome, c.Reason, c.Err, want[i])
+		}
+	}
+	if calls[1].Reason == "" {
+		t.Fatal("CommitOnePhaseBatch refused a transaction without a reason")
+	}
+	r = restart(t) // the outcomes were durable
+	wantRecovered(t, r, nil, []concord.TxID{yes, no, done, refused, prepared, aborted})
+	mustErr(t, "Abort of a one-phase commit of a batch", r.Abort(ctx, yes), participant.ErrAlreadyDecided)
+	mustErr(t, "Abort of a prepared one committed in a batch", r.Abort(ctx, prepared), participant.ErrAlreadyDecided)
+	again := []participant.OnePhaseCall{{ID: yes, Payload: s.h.Yes(1)}, {ID: no, Payload: s.h.Yes(2)}}
+	r.(participant.OnePhaseBatchResource).CommitOnePhaseBatch(ctx, again)
+	if again[0].Err != nil || again[0].Outcome != concord.OutcomeCommitted {
+		t.Fatalf("the committed one again after the crash = %s %v, want committed", again[0].Outcome, again[0].Err)
+	}
+	if again[1].Err != nil || again[1].Outcome != concord.OutcomeAborted {
+		t.Fatalf("the refused one again after the crash = %s %v, want aborted as before", again[1].Outcome, again[1].Err)
+	}
 }

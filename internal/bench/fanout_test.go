@@ -66,7 +66,7 @@ func TestFanOutChild(t *testing.T) {
 // separate processes can go below on this machine: one byte sent over raw
 // loopback TCP to 1 or 3 other processes at once (one processor each, as
 // concord bench starts the services), each answering after an append with
-// fdatasync ("sync") or at once ("nosync"). With a pause between rounds
+// fdatasync (sync=true) or at once. With a pause between rounds
 // the processes sleep as they do between the messages of a lone client's
 // transaction, and every round pays for waking them. It reports the median
 // round in us/round.
@@ -107,7 +107,7 @@ func fanOut(b *testing.B, procs int, durable bool, pause time.Duration) {
 		}
 		b.Cleanup(func() { conns[i].Close() })
 	}
-	ds := make([]time.Duration, 0, b.N)
+	var ds []time.Duration
 	var wg sync.WaitGroup
 	for b.Loop() {
 		t0 := time.Now()

@@ -51,14 +51,16 @@ type txEntry struct {
 }
 
 // Store is a durable participant.Resource over a Machine, and a
-// OnePhaseResource, BatchResource and OnePhaseBatchResource. It owns durability: the PREPARED record, with its payload, is
-// synced before a yes vote; a COMMIT record is synced before Commit
-// returns; a one-phase commit is one synced record, and so is a one-phase
-// refusal (it is the transaction's outcome); the ABORT of a transaction
-// never prepared here is synced (it must refuse a late prepare, even after
-// a crash); the ABORT of a prepared transaction and a two-phase no vote are
-// not forced (presumed abort: a lost one is re-derived by asking the
-// coordinator). Concurrent calls share fsyncs (group commit).
+// OnePhaseResource, BatchResource and OnePhaseBatchResource. It owns
+// durability: the PREPARED record, with its payload, is synced before a yes
+// vote; a COMMIT record is synced before Commit returns; a one-phase commit
+// is one synced record, and so is a one-phase refusal (it is the
+// transaction's outcome); the ABORT of a transaction never prepared here is
+// synced (it must refuse a late prepare, even after a crash); the ABORT of a
+// prepared transaction and a two-phase no vote are not forced (presumed
+// abort: a lost one is re-derived by asking the coordinator). The calls of
+// one batch share one fsync, and concurrent calls share fsyncs (group
+// commit).
 // On Open it restores the newest snapshot and replays the log after it.
 // Every SnapshotEvery records it writes a snapshot and compacts the log, so
 // that reopening stays bounded.

@@ -50,44 +50,58 @@ func (b *batching) count() {
 	b.mu.Unlock()
 }
 
-func (b *batching) PrepareBatch(ctx context.Context, calls []participant.PrepareCall) {
+// batchCall records a batch call of n calls in sizes and runs fn, whose
+// single calls are then not counted as the server's own.
+func (b *batching) batchCall(sizes *[]int, n int, fn func()) {
 	b.mu.Lock()
-	b.prepares = append(b.prepares, len(calls))
+	*sizes = append(*sizes, n)
 	b.inBatch = true
 	b.mu.Unlock()
-	for i := range calls {
-		calls[i].Result, calls[i].Err = b.OnePhaseResource.Prepare(ctx, calls[i].ID, calls[i].Payload)
-	}
+	fn()
 	b.mu.Lock()
 	b.inBatch = false
 	b.mu.Unlock()
+}
+
+func (b *batching) PrepareBatch(ctx context.Context, calls []participant.PrepareCall) {
+	b.batchCall(&b.prepares, len(calls), func() {
+		for i := range calls {
+			calls[i].Result, calls[i].Err = b.OnePhaseResource.Prepare(ctx, calls[i].ID, calls[i].Payload)
+		}
+	})
 }
 
 func (b *batching) CommitBatch(ctx context.Context, calls []participant.CommitCall) {
-	b.mu.Lock()
-	b.commits = append(b.commits, len(calls))
-	b.inBatch = true
-	b.mu.Unlock()
-	for i := range calls {
-		calls[i].Err = b.OnePhaseResource.Commit(ctx, calls[i].ID)
-	}
-	b.mu.Lock()
-	b.inBatch = false
-	b.mu.Unlock()
+	b.batchCall(&b.commits, len(calls), func() {
+		for i := range calls {
+			calls[i].Err = b.OnePhaseResource.Commit(ctx, calls[i].ID)
+		}
+	})
 }
 
 func (b *batching) CommitOnePhaseBatch(ctx context.Context, calls []participant.OnePhaseCall) {
-	b.mu.Lock()
-	b.onePhase = append(b.onePhase, len(calls))
-	b.inBatch = true
-	b.mu.Unlock()
-	for i := range calls {
-		c := &calls[i]
-		c.Outcome, c.Reason, c.Err = b.OnePhaseResource.CommitOnePhase(ctx, c.ID, c.Payload)
+	b.batchCall(&b.onePhase, len(calls), func() {
+		for i := range calls {
+			c := &calls[i]
+			c.Outcome, c.Reason, c.Err = b.OnePhaseResource.CommitOnePhase(ctx, c.ID, c.Payload)
+		}
+	})
+}
+
+// startBatching starts a server over a batching in-memory resource, closed
+// when the test ends.
+func startBatching(t *testing.T) (*participant.Server, *batching) {
+	t.Helper()
+	res := &batching{OnePhaseResource: participanttest.NewMemResource()}
+	srv, err := participant.NewServer(participant.Options{Resource: res, Clock: participanttest.NewFakeClock(time.Unix(0, 0))})
+	if err != nil {
+		t.Fatal(err)
 	}
-	b.mu.Lock()
-	b.inBatch = false
-	b.mu.Unlock()
+	t.Cleanup(func() { srv.Close() })
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return srv, res
 }
 
 // TestServerBatchesCalls checks that over a BatchResource the prepares of
@@ -95,17 +109,8 @@ func (b *batching) CommitOnePhaseBatch(ctx context.Context, calls []participant.
 // call, with every vote and acknowledgement as from single calls, while an
 // abort still goes through Abort.
 func TestServerBatchesCalls(t *testing.T) {
-	mem := participanttest.NewMemResource()
-	res := &batching{OnePhaseResource: mem}
-	srv, err := participant.NewServer(participant.Options{Resource: res, Clock: participanttest.NewFakeClock(time.Unix(0, 0))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv, res := startBatching(t)
 	ctx := context.Background()
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
 	var txs []wire.PrepareTx
 	var ids []concord.TxID
 	for i := range 5 {
@@ -146,16 +151,8 @@ func TestServerBatchesCalls(t *testing.T) {
 // each answered with its outcome, and that a two-phase prepare in the same
 // request still goes through PrepareBatch.
 func TestServerBatchesOnePhaseCalls(t *testing.T) {
-	res := &batching{OnePhaseResource: participanttest.NewMemResource()}
-	srv, err := participant.NewServer(participant.Options{Resource: res, Clock: participanttest.NewFakeClock(time.Unix(0, 0))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv, res := startBatching(t)
 	ctx := context.Background()
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
 	txs := []wire.PrepareTx{
 		{ID: "one-a", Payload: participanttest.YesPayload(1), OnePhase: true},
 		{ID: "two", Payload: participanttest.YesPayload(2)},

@@ -44,6 +44,29 @@ func crashAndExpect(t *testing.T, fs *memfs.FS, s *filestore.Store, why string, 
 	}
 }
 
+// returnsAfterTheSync runs call, named what, in a goroutine with the next
+// fsync of fs held, fails if it returns before the sync is released, and
+// then releases it and waits for call to return. It runs in a synctest
+// bubble.
+func returnsAfterTheSync(t *testing.T, fs *memfs.FS, what string, call func()) {
+	t.Helper()
+	release := holdNextSync(fs)
+	defer release() // on failure too: the bubble must not end with the sync held
+	done := make(chan struct{})
+	go func() {
+		call()
+		close(done)
+	}()
+	synctest.Wait()
+	select {
+	case <-done:
+		t.Fatalf("%s returned before its records were synced", what)
+	default:
+	}
+	release()
+	<-done
+}
+
 // prepareBatchAsync runs PrepareBatch in a goroutine; the calls arrive on
 // the channel when it returns.
 func prepareBatchAsync(s *filestore.Store, ids ...concord.TxID) <-chan []participant.PrepareCall {
@@ -101,22 +124,8 @@ func TestCommitBatchReturnsAfterTheSync(t *testing.T) {
 		defer s.Close()
 		prepare(t, s, "a", 1)
 		prepare(t, s, "b", 1)
-		release := holdNextSync(fs)
-		defer release()
 		calls := []participant.CommitCall{{ID: "a"}, {ID: "b"}, {ID: "never"}}
-		done := make(chan struct{})
-		go func() {
-			s.CommitBatch(context.Background(), calls)
-			close(done)
-		}()
-		synctest.Wait()
-		select {
-		case <-done:
-			t.Fatal("CommitBatch returned before its records were synced")
-		default:
-		}
-		release()
-		<-done
+		returnsAfterTheSync(t, fs, "CommitBatch", func() { s.CommitBatch(context.Background(), calls) })
 		if calls[0].Err != nil || calls[1].Err != nil {
 			t.Fatalf("commits failed: %v, %v", calls[0].Err, calls[1].Err)
 		}
@@ -136,25 +145,11 @@ func TestCommitOnePhaseBatchReturnsAfterTheSync(t *testing.T) {
 		s := openDelay(t, fs, newCounter(10), -1)
 		defer s.Close()
 		prepare(t, s, "p", 1)
-		release := holdNextSync(fs)
-		defer release()
 		calls := []participant.OnePhaseCall{
 			{ID: "a", Payload: takePayload(1)}, {ID: "b", Payload: takePayload(2)},
 			{ID: "too-many", Payload: takePayload(100)}, {ID: "p", Payload: takePayload(1)},
 		}
-		done := make(chan struct{})
-		go func() {
-			s.CommitOnePhaseBatch(context.Background(), calls)
-			close(done)
-		}()
-		synctest.Wait()
-		select {
-		case <-done:
-			t.Fatal("CommitOnePhaseBatch returned before its records were synced")
-		default:
-		}
-		release()
-		<-done
+		returnsAfterTheSync(t, fs, "CommitOnePhaseBatch", func() { s.CommitOnePhaseBatch(context.Background(), calls) })
 		want := []concord.Outcome{concord.OutcomeCommitted, concord.OutcomeCommitted, concord.OutcomeAborted, concord.OutcomeCommitted}
 		for i, c := range calls {
 			if c.Err != nil || c.Outcome != want[i] {

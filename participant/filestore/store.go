@@ -342,25 +342,34 @@ func (s *Store) Prepare(ctx context.Context, id concord.TxID, payload json.RawMe
 // PrepareBatch implements participant.BatchResource: every call is
 // prepared as by Prepare, and one sync makes every yes vote durable.
 func (s *Store) PrepareBatch(ctx context.Context, calls []participant.PrepareCall) {
-	var last uint64 // the newest record a yes vote needs durable
-	s.mu.Lock()
-	for i := range calls {
+	err := s.batch(len(calls), s.durable, func(i int) (seq uint64) {
 		c := &calls[i]
-		var seq uint64
 		c.Result, seq, c.Err = s.prepareLocked(c.ID, c.Payload)
-		last = max(last, seq)
-	}
-	s.mu.Unlock()
-	if last == 0 {
-		return
-	}
-	if err := s.durable(last); err != nil {
+		return seq
+	})
+	if err != nil {
 		for i := range calls {
 			if c := &calls[i]; c.Err == nil && c.Result.Vote == concord.VoteYes {
 				c.Result, c.Err = participant.PrepareResult{}, err
 			}
 		}
 	}
+}
+
+// batch makes the n calls of a batch, step(i) for each under one hold of
+// s.mu, each returning the record it needs durable (or 0), then waits with
+// wait for the newest of them. It returns wait's error.
+func (s *Store) batch(n int, wait func(seq uint64) error, step func(i int) uint64) error {
+	var last uint64
+	s.mu.Lock()
+	for i := range n {
+		last = max(last, step(i))
+	}
+	s.mu.Unlock()
+	if last == 0 {
+		return nil
+	}
+	return wait(last)
 }
 
 // prepareLocked is Prepare without the wait for durability. For a yes
@@ -429,19 +438,12 @@ func (s *Store) Commit(ctx context.Context, id concord.TxID) error {
 // committed as by Commit, and one sync (another call's, within
 // CommitSyncDelay) makes them all durable.
 func (s *Store) CommitBatch(ctx context.Context, calls []participant.CommitCall) {
-	var last uint64 // the newest record a commit needs durable
-	s.mu.Lock()
-	for i := range calls {
+	err := s.batch(len(calls), s.durableSoon, func(i int) (seq uint64) {
 		c := &calls[i]
-		var seq uint64
 		seq, c.Err = s.commitLocked(c.ID)
-		last = max(last, seq)
-	}
-	s.mu.Unlock()
-	if last == 0 {
-		return
-	}
-	if err := s.durableSoon(last); err != nil {
+		return seq
+	})
+	if err != nil {
 		for i := range calls {
 			if c := &calls[i]; c.Err == nil {
 				c.Err = err
@@ -538,19 +540,12 @@ func (s *Store) CommitOnePhase(ctx context.Context, id concord.TxID, payload jso
 // call is made as by CommitOnePhase, and one sync makes every outcome
 // durable.
 func (s *Store) CommitOnePhaseBatch(ctx context.Context, calls []participant.OnePhaseCall) {
-	var last uint64 // the newest record an outcome needs durable
-	s.mu.Lock()
-	for i := range calls {
+	err := s.batch(len(calls), s.durable, func(i int) (seq uint64) {
 		c := &calls[i]
-		var seq uint64
 		c.Outcome, c.Reason, seq, c.Err = s.commitOnePhaseLocked(c.ID, c.Payload)
-		last = max(last, seq)
-	}
-	s.mu.Unlock()
-	if last == 0 {
-		return
-	}
-	if err := s.durable(last); err != nil {
+		return seq
+	})
+	if err != nil {
 		for i := range calls {
 			if c := &calls[i]; c.Err == nil {
 				c.Outcome, c.Reason, c.Err = concord.OutcomePending, "", err

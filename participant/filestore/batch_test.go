@@ -2,6 +2,7 @@ package filestore_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -159,4 +160,26 @@ func TestCommitOnePhaseBatchReturnsAfterTheSync(t *testing.T) {
 		crashAndExpect(t, fs, s, "CommitOnePhaseBatch had returned its outcome", map[concord.TxID]filestore.TxState{
 			"a": filestore.StateCommitted, "b": filestore.StateCommitted, "too-many": filestore.StateAborted, "p": filestore.StateCommitted})
 	})
+}
+
+// When the sync of a one-phase batch fails, no call reports an outcome
+// (not even the refusal, which is final only once durable), and the store
+// is broken until reopened.
+func TestCommitOnePhaseBatchSyncFailure(t *testing.T) {
+	fs := memfs.New()
+	s := openDelay(t, fs, newCounter(10), -1)
+	defer s.Close()
+	fs.FailNth(memfs.OpSync, 1, errors.New("injected EIO"))
+	calls := []participant.OnePhaseCall{{ID: "a", Payload: takePayload(1)}, {ID: "too-many", Payload: takePayload(100)}}
+	s.CommitOnePhaseBatch(context.Background(), calls)
+	for _, c := range calls {
+		if c.Err == nil || c.Outcome != concord.OutcomePending {
+			t.Fatalf("%s after a failed sync: %s (%s), %v; want an error and no outcome", c.ID, c.Outcome, c.Reason, c.Err)
+		}
+	}
+	again := []participant.OnePhaseCall{{ID: "b", Payload: takePayload(1)}}
+	s.CommitOnePhaseBatch(context.Background(), again)
+	if !errors.Is(again[0].Err, filestore.ErrFailed) {
+		t.Fatalf("a batch after the failure: %v, want ErrFailed", again[0].Err)
+	}
 }

@@ -21,6 +21,16 @@ func openMem(t testing.TB, m *memfs.FS, segSize int64) *wal.Log {
 	return l
 }
 
+// crashReopen crashes m with l still open, as a power loss would, closes
+// l (which fails: its files are gone with the crash) and opens the log
+// again with the default segment size.
+func crashReopen(t testing.TB, m *memfs.FS, l *wal.Log) *wal.Log {
+	t.Helper()
+	m.Crash()
+	l.Close()
+	return openMem(t, m, 0)
+}
+
 // replayAll returns every record of l.
 func replayAll(t testing.TB, l *wal.Log) []wal.Record {
 	t.Helper()

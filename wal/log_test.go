@@ -96,9 +96,7 @@ func TestAppendBatchAndAsync(t *testing.T) {
 	if got := l.DurableSeq(); got != 5 {
 		t.Fatalf("DurableSeq = %d, want 5", got)
 	}
-	m.Crash()
-	l.Close() // fails: its files are gone with the crash
-	l = openMem(t, m, 0)
+	l = crashReopen(t, m, l)
 	checkRecords(t, replayAll(t, l), 5)
 	// Async then Sync: durable.
 	if _, err := l.AppendAsync(6, payload(6)); err != nil {
@@ -107,9 +105,7 @@ func TestAppendBatchAndAsync(t *testing.T) {
 	if err := l.Sync(); err != nil {
 		t.Fatal(err)
 	}
-	m.Crash()
-	l.Close()
-	l = openMem(t, m, 0)
+	l = crashReopen(t, m, l)
 	checkRecords(t, replayAll(t, l), 6)
 	// Async then Close: durable.
 	if _, err := l.AppendAsync(0, payload(7)); err != nil {
@@ -134,9 +130,7 @@ func TestAsyncWithoutSyncIsLostOnCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkRecords(t, replayAll(t, l), 4) // written, not synced
-	m.Crash()
-	l.Close()
-	l = openMem(t, m, 0)
+	l = crashReopen(t, m, l)
 	defer l.Close()
 	checkRecords(t, replayAll(t, l), 3)
 }

@@ -165,9 +165,7 @@ func TestPreallocateDisabled(t *testing.T) {
 	if st := l.Stats(); st.Preallocated != 0 {
 		t.Fatalf("Stats.Preallocated = %d, want 0", st.Preallocated)
 	}
-	m.Crash()
-	l.Close()
-	l = openMem(t, m, 0)
+	l = crashReopen(t, m, l)
 	defer l.Close()
 	checkRecords(t, replayAll(t, l), 20)
 }
@@ -191,9 +189,7 @@ func TestCrashInPreallocatedSpace(t *testing.T) {
 	if len(after) != len(before) || !bytes.Contains(after, payload(13)) {
 		t.Fatalf("segment went from %d to %d bytes: records were not written into the zeros ahead", len(before), len(after))
 	}
-	m.Crash()
-	l.Close()
-	l = openMem(t, m, 0)
+	l = crashReopen(t, m, l)
 	checkRecords(t, replayAll(t, l), 10)
 	// The zeros stay; the unsynced records in them are gone.
 	if b, _ := m.ReadFile(seg); len(b) != len(before) || !bytes.Equal(b, before) {

@@ -30,24 +30,16 @@ func (f *File) check(op Op) error {
 }
 
 // Write appends p at the end of the file.
-func (f *File) Write(p []byte) (int, error) {
-	f.m.mu.Lock()
-	defer f.m.mu.Unlock()
-	if err := f.check(OpWrite); err != nil {
-		return 0, err
-	}
-	if !f.writable {
-		return 0, &fs.PathError{Op: "write", Path: f.name, Err: errors.New("file not open for writing")}
-	}
-	f.ino.writeAt(p, len(f.ino.data))
-	return len(p), nil
-}
+func (f *File) Write(p []byte) (int, error) { return f.write(p, 0, true) }
 
 // WriteAt writes p at offset off, growing the file (with zeros between its
 // end and off, if off is past it) as needed. It counts as OpWrite. Like
 // Write, it is durable only after Sync: a crash before then puts the bytes
 // it overwrote back.
-func (f *File) WriteAt(p []byte, off int64) (int, error) {
+func (f *File) WriteAt(p []byte, off int64) (int, error) { return f.write(p, off, false) }
+
+// write writes p at off, or at the end of the file if atEnd.
+func (f *File) write(p []byte, off int64, atEnd bool) (int, error) {
 	f.m.mu.Lock()
 	defer f.m.mu.Unlock()
 	if err := f.check(OpWrite); err != nil {
@@ -56,7 +48,9 @@ func (f *File) WriteAt(p []byte, off int64) (int, error) {
 	if !f.writable {
 		return 0, &fs.PathError{Op: "write", Path: f.name, Err: errors.New("file not open for writing")}
 	}
-	if off < 0 {
+	if atEnd {
+		off = int64(len(f.ino.data))
+	} else if off < 0 {
 		return 0, &fs.PathError{Op: "write", Path: f.name, Err: errors.New("negative offset")}
 	}
 	f.ino.writeAt(p, int(off))

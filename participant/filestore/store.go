@@ -146,6 +146,13 @@ func (s *Store) load() error {
 	if first := s.log.FirstSeq(); first > snapSeq+1 {
 		return fmt.Errorf("%w: log starts at record %d but the snapshot covers only up to %d", ErrCorrupt, first, snapSeq)
 	}
+	// The log was synced up to snapSeq before the snapshot was written: a
+	// log that ends before it lost synced records, and appending would
+	// reuse sequence numbers the snapshot already covers.
+	if last := s.log.LastSeq(); last < snapSeq {
+		return fmt.Errorf("%w: the log in %s ends at record %d but snapshot %s covers records up to %d, which were synced before it: synced log records are lost (see docs/operations.md)",
+			ErrCorrupt, s.walDir, last, snapName(snapSeq), snapSeq)
+	}
 	err = s.log.Replay(snapSeq+1, func(r wal.Record) error {
 		if err := s.apply(r); err != nil {
 			return fmt.Errorf("replay record %d: %w", r.Seq, err)

@@ -46,7 +46,7 @@ func fileSize(t *testing.T, name string) int64 {
 // whose zeros Open keeps for the next records.
 func TestPreallocatedRecordsReplayOSFS(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "log")
-	l, err := wal.Open(wal.Options{Dir: dir})
+	l, err := wal.Open(wal.Options{Dir: dir, IdleMark: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestPreallocatedRecordsReplayOSFS(t *testing.T) {
 	if err := os.WriteFile(firstSegPath(killed), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	k, err := wal.Open(wal.Options{Dir: killed})
+	k, err := wal.Open(wal.Options{Dir: killed, IdleMark: -1})
 	if err != nil {
 		t.Fatalf("open after a kill: %v", err)
 	}
@@ -112,7 +112,7 @@ func TestPreallocatedRecordsReplayOSFS(t *testing.T) {
 		t.Fatalf("after Close the segment is %d bytes, want %d: a log closed cleanly ends with its last record and a mark", got, end+markLen)
 	}
 	for _, d := range []string{dir, killed} {
-		l, err := wal.Open(wal.Options{Dir: d})
+		l, err := wal.Open(wal.Options{Dir: d, IdleMark: -1})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -350,7 +350,7 @@ func (l *Log) closeSegment() error {
 // the flush and syncs.
 func (l *Log) writeMark() error {
 	m := make([]byte, markSize)
-	putMark(m, l.nonce, l.wrote+1, l.durable)
+	putMark(m, l.seed, l.wrote+1, l.durable)
 	n, err := l.active.WriteAt(m, l.activeSize)
 	l.advance(n)
 	if err != nil {
@@ -406,7 +406,7 @@ func (l *Log) flush(b *batch, last uint64) (synced bool, err error) {
 		}
 		// The mark is filled in now, not when the batch was begun: what
 		// it says was synced is exact as of this write.
-		putMark(b.buf[:markSize], l.nonce, b.first, l.durable)
+		putMark(b.buf[:markSize], l.seed, b.first, l.durable)
 		n, err := l.active.WriteAt(b.buf, l.activeSize)
 		l.advance(n)
 		if err != nil {

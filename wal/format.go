@@ -128,37 +128,43 @@ func frameCRC(h, p []byte) uint32 {
 	return crc32.Update(crc, castagnoli, p)
 }
 
-// putMark fills b (markSize bytes) with a mark for a segment with nonce:
-// the next record is next, and records up to synced are durable.
-func putMark(b []byte, nonce, next, synced uint64) {
+// nonceSeed is the CRC32C of a segment's nonce, which starts the checksum
+// of each of its marks; computed once a segment.
+func nonceSeed(nonce uint64) uint32 {
+	n := make([]byte, 8)
+	binary.LittleEndian.PutUint64(n, nonce)
+	return crc32.Update(0, castagnoli, n)
+}
+
+// putMark fills b (markSize bytes) with a mark for a segment whose nonce's
+// seed (nonceSeed) is seed: the next record is next, and records up to
+// synced are durable.
+func putMark(b []byte, seed uint32, next, synced uint64) {
 	h := b[:frameHeaderSize]
 	clear(h)
 	binary.LittleEndian.PutUint32(h[4:8], markPayload)
 	h[9] = frameMark
 	binary.LittleEndian.PutUint64(h[12:20], next)
 	binary.LittleEndian.PutUint64(b[frameHeaderSize:markSize], synced)
-	binary.LittleEndian.PutUint32(h[0:4], markCRC(nonce, h, b[frameHeaderSize:markSize]))
+	binary.LittleEndian.PutUint32(h[0:4], markCRC(seed, h, b[frameHeaderSize:markSize]))
 }
 
 // markCRC is the checksum of a mark with header h and payload p in a
-// segment with nonce.
-func markCRC(nonce uint64, h, p []byte) uint32 {
-	var n [8]byte
-	binary.LittleEndian.PutUint64(n[:], nonce)
-	crc := crc32.Update(0, castagnoli, n[:])
-	crc = crc32.Update(crc, castagnoli, h[4:frameHeaderSize])
+// segment whose nonce's seed is seed: CRC32C over nonce, h[4:20] and p.
+func markCRC(seed uint32, h, p []byte) uint32 {
+	crc := crc32.Update(seed, castagnoli, h[4:frameHeaderSize])
 	return crc32.Update(crc, castagnoli, p)
 }
 
-// isMark reports whether the frame header h (already decoded as fh) and its
-// payload p are a whole, valid mark of a segment with nonce, and returns
-// the sequence number it says was synced.
-func isMark(nonce uint64, h []byte, p []byte) (uint64, bool) {
+// isMark reports whether the frame header h and its payload p are a whole,
+// valid mark of a segment whose nonce's seed is seed, and returns the
+// sequence number it says was synced.
+func isMark(seed uint32, h []byte, p []byte) (uint64, bool) {
 	if h[9] != frameMark || h[8] != 0 || h[10] != 0 || h[11] != 0 || len(p) != markPayload ||
 		binary.LittleEndian.Uint32(h[4:8]) != markPayload {
 		return 0, false
 	}
-	if markCRC(nonce, h, p) != binary.LittleEndian.Uint32(h[0:4]) {
+	if markCRC(seed, h, p) != binary.LittleEndian.Uint32(h[0:4]) {
 		return 0, false
 	}
 	synced := binary.LittleEndian.Uint64(p)

@@ -40,7 +40,7 @@ type Log struct {
 	zeroedEnd  int64 // active is this long: zeros from activeSize to here
 	unsynced   bool  // bytes written to active since its last sync
 	poison     error
-	nonce      uint64 // the active segment's
+	seed       uint32 // nonceSeed of the active segment's nonce
 	activePath string
 	wrote      uint64 // highest sequence number written
 	durable    uint64 // highest sequence number synced

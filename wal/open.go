@@ -110,7 +110,7 @@ func (l *Log) recover() error {
 		}
 		l.segs = []segment{{first: 1, path: filepath.Join(l.opts.Dir, segmentName(1))}}
 		l.active, l.activeSize, l.zeroedEnd, l.written, l.nextSeq = f, segHeaderSize, segHeaderSize, segHeaderSize, 1
-		l.nonce, l.activePath = nonce, l.segs[0].path
+		l.seed, l.activePath = nonceSeed(nonce), l.segs[0].path
 		return nil
 	}
 	next := segs[0].first
@@ -150,7 +150,7 @@ func (l *Log) recover() error {
 			return fmt.Errorf("size of %s: %w", s.path, err)
 		}
 		l.active, l.activeSize, l.zeroedEnd, l.written = f, c.end, zeroed, c.end
-		l.nonce, l.activePath, l.covered, l.markS = c.nonce, s.path, c.synced, c.synced
+		l.seed, l.activePath, l.covered, l.markS = nonceSeed(c.nonce), s.path, c.synced, c.synced
 	}
 	l.segs = segs
 	l.nextSeq = next
@@ -352,7 +352,7 @@ func (l *Log) roll(first uint64) error {
 	}
 	old := l.active
 	l.active, l.activeSize, l.zeroedEnd = f, segHeaderSize, segHeaderSize
-	l.nonce, l.activePath, l.syncedOff = nonce, filepath.Join(l.opts.Dir, segmentName(first)), segHeaderSize
+	l.seed, l.activePath, l.syncedOff = nonceSeed(nonce), filepath.Join(l.opts.Dir, segmentName(first)), segHeaderSize
 	l.segMu.Lock()
 	l.segs = append(l.segs, segment{first: first, path: filepath.Join(l.opts.Dir, segmentName(first))})
 	l.written = segHeaderSize

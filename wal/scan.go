@@ -62,6 +62,7 @@ func scanSegment(f File, size int64, first, nonce, from uint64, fn func(Record) 
 	if size < segHeaderSize {
 		return res, nil
 	}
+	seed := nonceSeed(nonce)
 	br := bufio.NewReaderSize(io.NewSectionReader(f, segHeaderSize, size-segHeaderSize), 64<<10)
 	var h [frameHeaderSize]byte
 	var scratch []byte
@@ -122,7 +123,7 @@ func scanSegment(f File, size int64, first, nonce, from uint64, fn func(Record) 
 			break
 		}
 		if mark {
-			s, ok := isMark(nonce, h[:], p)
+			s, ok := isMark(seed, h[:], p)
 			if !ok {
 				res.reason = "bad mark (checksum or content)"
 				break
@@ -163,7 +164,7 @@ func scanSegment(f File, size int64, first, nonce, from uint64, fn func(Record) 
 	if _, err := f.ReadAt(tail, res.end); err != nil && err != io.EOF {
 		return res, fmt.Errorf("read tail at %d: %w", res.end, err)
 	}
-	res.after = scanTail(tail, res.end, res.next, nonce, &res)
+	res.after = scanTail(tail, res.end, res.next, seed, &res)
 	return res, nil
 }
 
@@ -171,13 +172,13 @@ func scanSegment(f File, size int64, first, nonce, from uint64, fn func(Record) 
 // frame starts whose record should have been next, for valid frames: the
 // marks raise res.synced (a mark is a true statement wherever it is found),
 // the records are counted to say what a cut would drop.
-func scanTail(b []byte, base int64, next, nonce uint64, res *scanResult) tailFrames {
+func scanTail(b []byte, base int64, next uint64, seed uint32, res *scanResult) tailFrames {
 	var t tailFrames
 	for off := 1; off+frameHeaderSize <= len(b); {
 		h := b[off : off+frameHeaderSize]
 		if h[9] == frameMark {
 			if off+markSize <= len(b) {
-				if s, ok := isMark(nonce, h, b[off+frameHeaderSize:off+markSize]); ok {
+				if s, ok := isMark(seed, h, b[off+frameHeaderSize:off+markSize]); ok {
 					t.marks++
 					if s > res.synced {
 						res.synced, res.markAt = s, base+int64(off)

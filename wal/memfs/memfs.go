@@ -43,7 +43,13 @@ const (
 // last Sync: bytes written since (appended or overwritten) are lost, and
 // overwritten bytes go back to what they were then. A file's creation,
 // removal or rename survives only once SyncDir of its directory has run
-// since. Directories themselves (MkdirAll) are always durable.
+// since. Directories themselves (MkdirAll) are always durable. Three crash
+// modes refine what survives of the writes since the last Sync: Crash
+// (none), CrashPartial (a prefix, in offset order) and CrashSectors (any
+// subset of their 512-byte sectors, some torn, and any subset of the
+// pending directory changes), each replayable from a seed. A Sync failed
+// by a fault loses its pages for good, as Linux does. FlipBit and
+// LoseSector damage durable data at rest.
 type FS struct {
 	mu      sync.Mutex
 	files   map[string]*inode // the namespace as programs see it

@@ -2,7 +2,9 @@ package wal_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -237,4 +239,79 @@ func TestCompactSyncsEachUnlink(t *testing.T) {
 		}
 		l2.Close()
 	}
+}
+
+// TestVersion1Refused: a segment of format version 1 (before release) is
+// refused with ErrVersion naming the version and the file.
+func TestVersion1Refused(t *testing.T) {
+	h := make([]byte, 24)
+	copy(h, "CONCWAL1")
+	h[8], h[16] = 1, 1 // first record 1, version 1
+	binary.LittleEndian.PutUint32(h[20:24], crc32.Checksum(h[:20], crc32.MakeTable(crc32.Castagnoli)))
+	for _, data := range [][]byte{h, append(h, frame(1, 3, []byte("abc"))...)} {
+		m := memfs.New()
+		m.MkdirAll(testDir)
+		seg := testDir + "/00000000000000000001.wal"
+		m.WriteFile(seg, data)
+		_, err := wal.Open(wal.Options{Dir: testDir, FS: m})
+		if !errors.Is(err, wal.ErrVersion) || !strings.Contains(err.Error(), "version 1") || !strings.Contains(err.Error(), seg) {
+			t.Fatalf("open of a version 1 segment = %v, want ErrVersion naming version 1 and the file", err)
+		}
+		if d, err := wal.Inspect(wal.Options{Dir: testDir, FS: m}, 0, func(wal.Record) error { return nil }); err != nil || !d.Damaged() || d.TornTail {
+			t.Fatalf("inspect = %v, %v; want damage Open refuses", d, err)
+		}
+		if b, _ := m.ReadFile(seg); !bytes.Equal(b, data) {
+			t.Fatal("the version 1 segment was changed")
+		}
+	}
+}
+
+// TestSalvage: Salvage copies a refused log up to its damage, never
+// changing it, and a log with a sync-failure note up to the note's point;
+// the copies open with the records kept and their sequence numbers.
+func TestSalvage(t *testing.T) {
+	img := makeImage(t, 40, 512)
+	b := img.lastBytes()
+	at := img.ends[2] // record 3 of the last segment's frames follow a mark
+	b[at+markLen+frameHeader] ^= 0x40
+	m := img.fs(t, b)
+	if _, err := wal.Open(wal.Options{Dir: testDir, FS: m}); !errors.Is(err, wal.ErrCorrupt) {
+		t.Fatalf("open = %v, want ErrCorrupt", err)
+	}
+	rep, err := wal.Salvage(wal.Options{Dir: testDir, FS: m}, "/out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := img.first + 1 // records before the damaged one
+	if rep.Copied != kept || rep.First != 1 || rep.Last != uint64(kept) || rep.LostFrom != uint64(kept+1) ||
+		rep.LostReadable != img.n-kept-1 || rep.LostLast != uint64(img.n) {
+		t.Fatalf("report %+v; want %d copied, lost from %d, %d readable up to %d", rep, kept, kept+1, img.n-kept-1, img.n)
+	}
+	if after, _ := m.ReadFile(img.last); !bytes.Equal(after, b) {
+		t.Fatal("salvage changed the original")
+	}
+	l, err := wal.Open(wal.Options{Dir: "/out", FS: m})
+	if err != nil {
+		t.Fatalf("open of the copy: %v", err)
+	}
+	checkRecords(t, replayAll(t, l), kept)
+	l.Close()
+	if _, err := wal.Salvage(wal.Options{Dir: testDir, FS: m}, "/out"); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Fatalf("salvage into a non-empty directory = %v", err)
+	}
+
+	// A sync-failure note: the copy stops where the last good sync ended.
+	m = memfs.New()
+	l = openMem(t, m, 0)
+	appendN(t, l, 1, 5)
+	m.FailNth(memfs.OpSync, 1, errors.New("EIO"))
+	l.Append(6, payload(6))
+	l.Close()
+	rep, err = wal.Salvage(wal.Options{Dir: testDir, FS: m}, "/out")
+	if err != nil || rep.Copied != 5 || rep.LostFrom != 6 {
+		t.Fatalf("salvage with a note = %+v, %v; want 5 records copied, lost from 6", rep, err)
+	}
+	l = openMem(t, m, 0)
+	checkRecords(t, replayAll(t, l), 5)
+	l.Close()
 }

@@ -117,7 +117,7 @@ func New(opts Options) (*Coordinator, error) {
 		c.advertise.Store(&u)
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	c.log, err = wal.Open(wal.Options{Dir: opts.Dir, FS: opts.FS, SegmentSize: opts.SegmentSize})
+	c.log, err = wal.Open(wal.Options{Dir: opts.Dir, FS: opts.FS, SegmentSize: opts.SegmentSize, Logger: opts.Logger})
 	if err != nil {
 		c.cancel()
 		return nil, fmt.Errorf("coordinator log: %w", err)

@@ -75,7 +75,7 @@ func (l *Log) Sync() error {
 		l.mu.Unlock()
 		return err
 	}
-	if len(l.cur.buf) == 0 {
+	if l.cur.empty() {
 		if l.syncedSeq == l.nextSeq-1 {
 			l.mu.Unlock()
 			return nil
@@ -199,14 +199,14 @@ func (l *Log) commit(b *batch) error {
 // and l.mu; flushCur releases l.mu.
 func (l *Log) flushCur() {
 	b := l.cur
-	l.cur = &batch{buf: l.spare[:0], done: make(chan struct{})}
+	l.cur = newBatch(l.spare)
 	l.spare = nil
 	l.inflight = b
 	last := l.nextSeq - 1
 	l.space.Broadcast()
 	l.mu.Unlock()
 
-	synced, err := l.flush(b)
+	synced, err := l.flush(b, last)
 
 	l.mu.Lock()
 	if err != nil && l.err == nil {
@@ -215,6 +215,9 @@ func (l *Log) flushCur() {
 	}
 	if synced && err == nil {
 		l.syncedSeq = last
+	}
+	if err == nil {
+		l.armIdle()
 	}
 	if cap(b.buf) <= maxBatchBytes {
 		l.spare = b.buf
@@ -227,7 +230,7 @@ func (l *Log) flushCur() {
 		close(next.turn) // l.flushing stays set: the flush is the leader's now
 	} else {
 		l.flushing = false
-		kick = len(next.buf) > 0
+		kick = !next.empty()
 	}
 	l.mu.Unlock()
 	close(b.done)
@@ -244,9 +247,14 @@ func (l *Log) writer() {
 	defer close(l.writerDone)
 	for range l.wake {
 		l.mu.Lock()
-		for !l.flushing && len(l.cur.buf) > 0 {
+		for !l.flushing && !l.cur.empty() {
 			l.flushing = true
 			l.flushCur()
+			l.mu.Lock()
+		}
+		if l.idleDue.Swap(false) && !l.flushing && !l.closed && l.err == nil {
+			l.flushing = true
+			l.idleFlush()
 			l.mu.Lock()
 		}
 		exit := l.closed && !l.flushing
@@ -257,37 +265,154 @@ func (l *Log) writer() {
 	}
 }
 
-// flush writes b to the active segment, rolling to a new segment first if
-// the active one is full, and syncs if b asks for it. It reports whether
-// everything written so far is durable.
-func (l *Log) flush(b *batch) (synced bool, err error) {
+// armIdle starts (or restarts) the idle timer if records are synced that no
+// synced mark covers. The caller holds the flush and l.mu.
+func (l *Log) armIdle() {
+	if l.idle != nil && l.durable > l.covered {
+		l.idle.Reset(l.opts.IdleMark)
+	}
+}
+
+// idleFlush writes and syncs a mark alone, covering the records synced
+// since the last synced mark, when no write has come for Options.IdleMark
+// after a sync. The caller holds the flush and l.mu; idleFlush releases l.mu
+// and hands the flush over as flushCur does.
+func (l *Log) idleFlush() {
+	l.mu.Unlock()
+	err := l.cover()
+	l.mu.Lock()
+	if err != nil && l.err == nil {
+		l.err = err
+		l.space.Broadcast()
+	}
+	if err == nil {
+		l.syncedSeq = max(l.syncedSeq, l.durable)
+		l.armIdle() // the mark's sync may have made async records durable
+	}
+	l.flushEnd = time.Now()
+	next := l.cur
+	kick := false
+	if next.leader {
+		close(next.turn)
+	} else {
+		l.flushing = false
+		kick = !next.empty()
+	}
+	l.mu.Unlock()
+	if kick {
+		l.kick()
+	}
+}
+
+// cover writes a mark saying every record synced so far was synced, and
+// syncs it, unless a synced mark says so already. The caller holds the
+// flush.
+func (l *Log) cover() error {
+	if l.poison != nil {
+		return l.poison
+	}
+	if l.durable <= l.covered && !l.unsynced {
+		return nil
+	}
+	if err := l.writeMark(); err != nil {
+		return l.fail(err)
+	}
+	if err := l.syncActive(); err != nil {
+		return l.fail(err)
+	}
+	return nil
+}
+
+// closeSegment ends the active segment for Close: a mark covering the last
+// records synced, the zeros ahead cut off, one sync for both. The caller
+// holds the flush (or no flush can start).
+func (l *Log) closeSegment() error {
+	if l.durable > l.covered {
+		if err := l.writeMark(); err != nil {
+			return l.fail(err)
+		}
+	}
+	if l.zeroedEnd > l.activeSize {
+		if err := l.cutZeros(); err != nil {
+			return l.fail(err)
+		}
+	}
+	if l.unsynced {
+		if err := l.syncActive(); err != nil {
+			return l.fail(err)
+		}
+	}
+	return nil
+}
+
+// writeMark writes a mark alone after the last record: the next record is
+// l.wrote+1, and every record up to l.durable is synced. The caller holds
+// the flush and syncs.
+func (l *Log) writeMark() error {
+	m := make([]byte, markSize)
+	putMark(m, l.seed, l.wrote+1, l.durable)
+	n, err := l.active.WriteAt(m, l.activeSize)
+	l.advance(n)
+	if err != nil {
+		return fmt.Errorf("write mark: %w", err)
+	}
+	l.markS = l.durable
+	if l.activeSize == l.zeroedEnd {
+		return l.zeroAhead()
+	}
+	return nil
+}
+
+// advance records that n more bytes were written at the end of the records.
+func (l *Log) advance(n int) {
+	l.activeSize += int64(n)
+	l.zeroedEnd = max(l.zeroedEnd, l.activeSize)
+	l.stats.writes.Add(1)
+	l.stats.bytes.Add(int64(n))
+	l.unsynced = true
+	l.segMu.Lock()
+	l.written = l.activeSize
+	l.segMu.Unlock()
+}
+
+// fail poisons the log with err (a write or sync failure) and leaves a
+// durable note of where the last sync ended (see writeSyncFailed). The
+// caller holds the flush.
+func (l *Log) fail(err error) error {
+	if l.poison == nil {
+		l.poison = fmt.Errorf("%w: %w", ErrPoisoned, err)
+		l.writeSyncFailed()
+	}
+	return l.poison
+}
+
+// flush writes b, whose last record is last, to the active segment,
+// rolling to a new segment first if the active one is full, and syncs if b
+// asks for it. It reports whether everything written so far is durable.
+func (l *Log) flush(b *batch, last uint64) (synced bool, err error) {
 	if l.poison != nil {
 		return false, l.poison
 	}
 	defer func() {
 		if err != nil {
-			l.poison = fmt.Errorf("%w: %w", ErrPoisoned, err)
-			err = l.poison
+			err = l.fail(err)
 		}
 	}()
-	if len(b.buf) > 0 {
+	if !b.empty() {
 		if l.rollDue() {
 			if err := l.roll(b.first); err != nil {
 				return false, err
 			}
 		}
+		// The mark is filled in now, not when the batch was begun: what
+		// it says was synced is exact as of this write.
+		putMark(b.buf[:markSize], l.seed, b.first, l.durable)
 		n, err := l.active.WriteAt(b.buf, l.activeSize)
-		l.activeSize += int64(n)
-		l.zeroedEnd = max(l.zeroedEnd, l.activeSize)
-		l.stats.writes.Add(1)
-		l.stats.bytes.Add(int64(n))
-		l.unsynced = true
-		l.segMu.Lock()
-		l.written = l.activeSize
-		l.segMu.Unlock()
+		l.advance(n)
 		if err != nil {
 			return false, fmt.Errorf("write segment: %w", err)
 		}
+		l.wrote, l.markS = last, l.durable
 		if l.activeSize == l.zeroedEnd {
 			if err := l.zeroAhead(); err != nil {
 				return false, err
@@ -351,5 +476,17 @@ func (l *Log) syncActive() error {
 		return fmt.Errorf("sync segment: %w", err)
 	}
 	l.unsynced = false
+	l.durable, l.covered, l.syncedOff = l.wrote, l.markS, l.activeSize
 	return nil
 }
+
+// emptyMark is the room a batch keeps at its front for its mark.
+var emptyMark [markSize]byte
+
+// newBatch returns an empty batch, reusing buf's memory.
+func newBatch(buf []byte) *batch {
+	return &batch{buf: append(buf[:0], emptyMark[:]...), done: make(chan struct{})}
+}
+
+// empty reports whether b holds no record.
+func (b *batch) empty() bool { return len(b.buf) <= markSize }

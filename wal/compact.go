@@ -4,8 +4,10 @@ import "fmt"
 
 // Compact tells the log that records with Seq < before are no longer needed.
 // It deletes, oldest first, every segment that holds only such records,
-// never the active one, then syncs the directory. It waits for running
-// Replay calls.
+// never the active one, syncing the directory after each: removals reach
+// the disk in any order otherwise, and a crash could leave an older segment
+// with a newer one gone, a gap Open refuses. It waits for running Replay
+// calls.
 func (l *Log) Compact(before uint64) error {
 	l.mu.Lock()
 	err := l.stateErr()
@@ -32,6 +34,10 @@ func (l *Log) Compact(before uint64) error {
 			break
 		}
 		removed++
+		if err = l.opts.FS.SyncDir(l.opts.Dir); err != nil {
+			err = fmt.Errorf("wal: compact: sync directory: %w", err)
+			break
+		}
 	}
 	if removed > 0 {
 		l.segMu.Lock()
@@ -41,9 +47,6 @@ func (l *Log) Compact(before uint64) error {
 		l.stats.segments.Store(int64(left))
 		l.stats.removed.Add(int64(removed))
 		l.stats.compactions.Add(1)
-		if serr := l.opts.FS.SyncDir(l.opts.Dir); serr != nil && err == nil {
-			err = fmt.Errorf("wal: compact: sync directory: %w", serr)
-		}
 	}
 	return err
 }

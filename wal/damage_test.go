@@ -14,11 +14,12 @@ import (
 	"github.com/concordtx/concord/wal/memfs"
 )
 
-// The documented on-disk format (see format.go): a 24-byte segment header,
-// then frames of a 20-byte header and the payload.
+// The documented on-disk format (see format.go): a 32-byte segment header,
+// then frames of a 20-byte header and the payload; a mark is a frame of 8.
 const (
-	segHeader   = 24
+	segHeader   = 32
 	frameHeader = 20
+	markLen     = frameHeader + 8
 )
 
 // image is a log's files, captured so that each damage case starts afresh.
@@ -28,6 +29,9 @@ type image struct {
 	ends  []int  // ends[i]: offset in last just past its i-th record
 	first int    // sequence number of the last segment's first record
 	n     int    // records in the log
+	// frames of the last segment: every record follows the mark of its
+	// write, and the log ends with the mark Close wrote.
+	frames []frameAt
 }
 
 // makeImage writes n records with segments of segSize bytes and captures
@@ -51,14 +55,13 @@ func makeImage(t *testing.T, n int, segSize int64) image {
 	}
 	img.last = segs[len(segs)-1]
 	fmt.Sscanf(img.last[len(testDir)+1:], "%d", &img.first)
-	off := segHeader
-	img.ends = []int{off}
+	img.frames = layout(img.files[img.last])
+	img.ends = []int{segHeader}
 	for seq := img.first; seq <= n; seq++ {
-		off += frameHeader + len(payload(seq))
-		img.ends = append(img.ends, off)
+		img.ends = append(img.ends, recEnd(img.frames, uint64(seq)))
 	}
-	if off != len(img.files[img.last]) {
-		t.Fatalf("format changed: computed end %d, file has %d bytes", off, len(img.files[img.last]))
+	if end := frameEnd(img.frames); end != len(img.files[img.last]) || !img.frames[len(img.frames)-1].mark {
+		t.Fatalf("format changed: frames end at %d, file has %d bytes", end, len(img.files[img.last]))
 	}
 	if len(img.ends) < 4 {
 		t.Fatalf("last segment holds %d records; the test needs at least 3", len(img.ends)-1)
@@ -138,6 +141,21 @@ func tornCopies(t *testing.T, m *memfs.FS) []string {
 	return torn
 }
 
+// frameStartAt returns the start of the frame of the last segment that
+// holds offset off, and whether it is the last frame (Close's mark).
+func (img image) frameStartAt(off int) (int, bool) {
+	for i, f := range img.frames {
+		if off >= f.off && off < f.end {
+			return f.off, i == len(img.frames)-1
+		}
+	}
+	return -1, false
+}
+
+// A cut end of file loses every mark after the cut: nothing says the
+// records past it were synced, so it is a torn tail, cut at the last whole
+// frame. (A truncation of synced data that takes the later marks with it
+// cannot be told from a torn write; see the package doc.)
 func TestTruncateAtEveryOffset(t *testing.T) {
 	img := makeImage(t, 12, 256)
 	full := img.lastBytes()
@@ -147,13 +165,19 @@ func TestTruncateAtEveryOffset(t *testing.T) {
 		m := img.fs(t, full[:cut])
 		want := img.wholeBefore(cut)
 		what := fmt.Sprintf("cut at %d", cut)
+		boundary := segHeader
+		for _, f := range img.frames {
+			if f.end <= cut {
+				boundary = f.end
+			}
+		}
+		atBoundary := boundary == cut
 		// Inspect, which repairs nothing, agrees with what Open will do.
 		d, err := wal.Inspect(wal.Options{Dir: testDir, FS: m}, 0, func(wal.Record) error { return nil })
 		if err != nil {
 			t.Fatalf("%s: inspect: %v", what, err)
 		}
-		atBoundary := want == img.n || img.ends[want-img.first+1] == cut
-		if d.Damaged() == atBoundary || (d.Damaged() && (!d.TornTail || d.Offset != int64(img.ends[want-img.first+1]))) {
+		if d.Damaged() == atBoundary || (d.Damaged() && (!d.TornTail || d.Offset != int64(boundary))) {
 			t.Fatalf("%s: inspect reports %v", what, d)
 		}
 		openAndCheck(t, m, want, what)
@@ -163,10 +187,14 @@ func TestTruncateAtEveryOffset(t *testing.T) {
 	}
 }
 
+// In a closed log every record is followed by a mark saying it was synced:
+// a bit flipped in any record or mark refuses to open, naming the file and
+// the offset of the damaged frame, except in the last mark, which covers
+// nothing that is not also read intact (it is cut as a torn tail and every
+// record stays).
 func TestFlipEveryBit(t *testing.T) {
 	img := makeImage(t, 12, 256)
 	full := img.lastBytes()
-	lastStart := img.ends[len(img.ends)-2]
 	start := img.ends[len(img.ends)-4]
 	for off := start; off < len(full); off++ {
 		for bit := 0; bit < 8; bit++ {
@@ -174,23 +202,16 @@ func TestFlipEveryBit(t *testing.T) {
 			b[off] ^= 1 << bit
 			m := img.fs(t, b)
 			what := fmt.Sprintf("bit %d of byte %d", bit, off)
-			if off >= lastStart {
-				// The last record is the tail: it is dropped.
-				openAndCheck(t, m, img.n-1, what)
+			frameStart, lastMark := img.frameStartAt(off)
+			if lastMark {
+				openAndCheck(t, m, img.n, what)
 				if len(tornCopies(t, m)) != 1 {
 					t.Fatalf("%s: no copy of the torn tail kept", what)
 				}
 				continue
 			}
-			// An earlier record: refuse, naming the file and the record.
-			recStart := 0
-			for _, e := range img.ends {
-				if e <= off {
-					recStart = e
-				}
-			}
 			_, err := wal.Open(wal.Options{Dir: testDir, FS: m})
-			wantMsg := fmt.Sprintf("%s at offset %d", img.last, recStart)
+			wantMsg := fmt.Sprintf("%s at offset %d", img.last, frameStart)
 			if !errors.Is(err, wal.ErrCorrupt) || !strings.Contains(err.Error(), wantMsg) {
 				t.Fatalf("%s: open = %v, want ErrCorrupt naming %q", what, err, wantMsg)
 			}
@@ -200,10 +221,10 @@ func TestFlipEveryBit(t *testing.T) {
 				got = append(got, r)
 				return nil
 			})
-			if err != nil || d.TornTail || d.Offset != int64(recStart) || d.File != img.last {
+			if err != nil || d.TornTail || d.Offset != int64(frameStart) || d.File != img.last {
 				t.Fatalf("%s: inspect = %v, %v", what, d, err)
 			}
-			checkRecords(t, got, img.wholeBefore(recStart))
+			checkRecords(t, got, img.wholeBefore(frameStart))
 		}
 	}
 }
@@ -245,13 +266,15 @@ func TestZeroedTail(t *testing.T) {
 		t.Fatalf("zeros were kept as a torn copy: %v", torn)
 	}
 
-	// A zeroed 512-byte chunk at the end: the records before it are the log.
+	// A zeroed 512-byte chunk at the end, marks and all: nothing says the
+	// records in it were synced, and the records before it are the log.
 	b := img.lastBytes()
 	cut := len(b) - 512
 	clear(b[cut:])
 	openAndCheck(t, img.fs(t, b), img.wholeBefore(cut), "zeroed last 512 bytes")
 
-	// A zeroed 512-byte chunk with good records after it is corruption.
+	// A zeroed 512-byte chunk with good records and marks after it is
+	// corruption: those marks say the zeroed records were synced.
 	b = append([]byte(nil), full...)
 	zs := img.ends[3]
 	clear(b[zs : zs+512])
@@ -291,6 +314,21 @@ func frame(seq uint64, length uint32, body []byte) []byte {
 	return append(h, body...)
 }
 
+// markFrame builds a valid mark of the segment whose header is seg: the
+// next record is next, records up to synced were synced.
+func markFrame(seg []byte, next, synced uint64) []byte {
+	h := make([]byte, markLen)
+	binary.LittleEndian.PutUint32(h[4:8], 8)
+	h[9] = 1
+	binary.LittleEndian.PutUint64(h[12:20], next)
+	binary.LittleEndian.PutUint64(h[20:28], synced)
+	tab := crc32.MakeTable(crc32.Castagnoli)
+	crc := crc32.Update(0, tab, seg[20:28]) // the segment's nonce
+	crc = crc32.Update(crc, tab, h[4:])
+	binary.LittleEndian.PutUint32(h[0:4], crc)
+	return h
+}
+
 func TestHugeLengthIsNotAllocated(t *testing.T) {
 	img := makeImage(t, 12, 256)
 	next := uint64(img.n + 1)
@@ -314,12 +352,18 @@ func TestHugeLengthIsNotAllocated(t *testing.T) {
 		t.Fatalf("open allocated %d bytes for a frame claiming %d", grew, max-1)
 	}
 
-	// Above MaxRecordSize, followed by a good record: corruption, named.
+	// Above the format's maximum, followed by a good record: nothing says
+	// the record was synced, a torn tail.
 	bad := append(img.lastBytes(), frame(next, 0xFFFFFFFF, nil)...)
 	bad = append(bad, frame(next+1, 1, []byte("z"))...)
+	m := img.fs(t, bad)
+	openAndCheck(t, m, img.n, "length above the maximum, then a record")
+	// Followed by a mark saying it was synced: corruption, named.
+	bad = append(bad, markFrame(img.files[img.last], next+2, next+1)...)
 	_, err = wal.Open(wal.Options{Dir: testDir, FS: img.fs(t, bad)})
-	if !errors.Is(err, wal.ErrCorrupt) || !strings.Contains(err.Error(), "above maximum record size") {
-		t.Fatalf("open = %v, want ErrCorrupt about the length", err)
+	if !errors.Is(err, wal.ErrCorrupt) || !strings.Contains(err.Error(), "above the format's maximum") ||
+		!strings.Contains(err.Error(), fmt.Sprintf("%s at offset %d", img.last, len(img.files[img.last]))) {
+		t.Fatalf("open = %v, want ErrCorrupt about the length, naming the file and offset", err)
 	}
 }
 
@@ -335,12 +379,10 @@ func openAndCheckRaw(t *testing.T, m *memfs.FS, n int) {
 	}
 }
 
-// A power loss during an in-place write can leave a later sector of it on
-// disk and an earlier one still zero. In the last segment that is a torn
-// tail: the records before the hole are the log, the rest is kept aside.
-// The same hole in an older segment, or bytes changed rather than a
-// sector zeroed, is corruption.
-func TestUnwrittenSectorBeforeValidRecords(t *testing.T) {
+// A sector of synced data lost (read as zeros) before valid records and
+// marks is corruption, in the last segment as in an older one: the marks
+// after it say the records in it were synced.
+func TestLostSectorBeforeValidRecords(t *testing.T) {
 	img := makeImage(t, 60, 1<<20) // one segment
 	b := img.lastBytes()
 	// The first whole sector that starts after record 3 and ends before
@@ -351,18 +393,10 @@ func TestUnwrittenSectorBeforeValidRecords(t *testing.T) {
 	}
 	clear(b[zs : zs+512])
 	m := img.fs(t, b)
-	openAndCheck(t, m, img.wholeBefore(zs), "an unwritten sector before valid records")
-	if torn := tornCopies(t, m); len(torn) != 1 {
-		t.Fatalf("torn copies %v, want the cut-off records kept aside", torn)
-	}
-
-	// Bytes changed instead: corruption, as before.
-	b = img.lastBytes()
-	for i := zs; i < zs+512; i++ {
-		b[i] ^= 0x5a
-	}
-	if _, err := wal.Open(wal.Options{Dir: testDir, FS: img.fs(t, b)}); !errors.Is(err, wal.ErrCorrupt) {
-		t.Fatalf("open with changed bytes before valid records = %v, want ErrCorrupt", err)
+	start, _ := img.frameStartAt(zs)
+	_, err := wal.Open(wal.Options{Dir: testDir, FS: m})
+	if want := fmt.Sprintf("%s at offset %d", img.last, start); !errors.Is(err, wal.ErrCorrupt) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("open with a lost sector = %v, want ErrCorrupt naming %q", err, want)
 	}
 }
 

@@ -71,7 +71,7 @@ type osFile struct{ f *os.File }
 
 // Create implements FS.
 func (OSFS) Create(name string) (File, error) {
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -113,8 +113,43 @@ func (OSFS) Remove(name string) error { return os.Remove(name) }
 // Rename implements FS.
 func (OSFS) Rename(oldname, newname string) error { return os.Rename(oldname, newname) }
 
-// MkdirAll implements FS.
-func (OSFS) MkdirAll(dir string) error { return os.MkdirAll(dir, 0o755) }
+// MkdirAll implements FS: it creates each missing directory with mode 0700
+// and syncs its parent, so that the new entry survives a power loss.
+func (fsys OSFS) MkdirAll(dir string) error {
+	dir = filepath.Clean(dir)
+	st, err := os.Stat(dir)
+	if err == nil {
+		if !st.IsDir() {
+			return &fs.PathError{Op: "mkdir", Path: dir, Err: syscallNotDir}
+		}
+		return nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := fsys.MkdirAll(parent); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil // made meanwhile by someone else, who syncs
+		}
+		return err
+	}
+	if err := osSyncDir(parent); err != nil {
+		return fmt.Errorf("sync %s after creating %s: %w", parent, dir, err)
+	}
+	return nil
+}
+
+// syscallNotDir is the error for a path that exists but is no directory.
+var syscallNotDir = errors.New("not a directory")
+
+// osSyncDir syncs a directory for OSFS.MkdirAll; tests replace it to watch.
+var osSyncDir = OSFS{}.SyncDir
 
 // SyncDir implements FS.
 func (OSFS) SyncDir(dir string) error {
@@ -133,7 +168,7 @@ func (OSFS) SyncDir(dir string) error {
 // platform has it.
 func (OSFS) Lock(dir string) (io.Closer, error) {
 	name := filepath.Join(dir, LockFile)
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}

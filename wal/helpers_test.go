@@ -2,7 +2,11 @@ package wal_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"io"
+	"log/slog"
+	"os"
 	"testing"
 
 	"github.com/concordtx/concord/wal"
@@ -11,10 +15,19 @@ import (
 
 const testDir = "/log"
 
-// openMem opens a log in testDir of m, failing the test on error.
+// TestMain keeps the warnings of Open (torn tails cut, by the hundred in
+// these tests) out of the test output; tests that check them pass their
+// own Logger.
+func TestMain(m *testing.M) {
+	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	os.Exit(m.Run())
+}
+
+// openMem opens a log in testDir of m, failing the test on error. Idle
+// marks are off, so that what is written does not depend on timing.
 func openMem(t testing.TB, m *memfs.FS, segSize int64) *wal.Log {
 	t.Helper()
-	l, err := wal.Open(wal.Options{Dir: testDir, FS: m, SegmentSize: segSize})
+	l, err := wal.Open(wal.Options{Dir: testDir, FS: m, SegmentSize: segSize, IdleMark: -1})
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
@@ -94,4 +107,52 @@ func segments(t testing.TB, m *memfs.FS) []string {
 		}
 	}
 	return segs
+}
+
+// frameAt is one frame of a segment, as the documented format (format.go)
+// lays it out.
+type frameAt struct {
+	off, end int
+	seq      uint64
+	mark     bool
+	synced   uint64 // a mark's payload
+}
+
+// layout parses the frames of segment b from its header to the first zero
+// frame header, bad length or the end, without checking checksums.
+func layout(b []byte) []frameAt {
+	var fr []frameAt
+	for off := segHeader; off+frameHeader <= len(b); {
+		h := b[off : off+frameHeader]
+		n := int(binary.LittleEndian.Uint32(h[4:8]))
+		seq := binary.LittleEndian.Uint64(h[12:20])
+		if seq == 0 || off+frameHeader+n > len(b) {
+			break
+		}
+		f := frameAt{off: off, end: off + frameHeader + n, seq: seq, mark: h[9] == 1}
+		if f.mark {
+			f.synced = binary.LittleEndian.Uint64(b[off+frameHeader : f.end])
+		}
+		fr = append(fr, f)
+		off = f.end
+	}
+	return fr
+}
+
+// recEnd returns the offset just past record seq in frames fr, or -1.
+func recEnd(fr []frameAt, seq uint64) int {
+	for _, f := range fr {
+		if !f.mark && f.seq == seq {
+			return f.end
+		}
+	}
+	return -1
+}
+
+// frameEnd returns the end of the last frame of fr (segHeader if none).
+func frameEnd(fr []frameAt) int {
+	if len(fr) == 0 {
+		return segHeader
+	}
+	return fr[len(fr)-1].end
 }

@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"errors"
 	"fmt"
 )
 
@@ -13,6 +14,18 @@ type Damage struct {
 	// TornTail is true when Open would cut the damage off as a torn tail
 	// (keeping a copy) and go on; false when Open would refuse the log.
 	TornTail bool
+	// Next is the sequence number of the record expected at Offset: the
+	// records before it were read intact.
+	Next uint64
+	// Synced is the highest sequence number a mark of the segment says
+	// was synced (0 if none says anything); a damaged record at or below
+	// it was synced, which is why Open refuses.
+	Synced uint64
+	// RecordsAfter counts the valid records found after the damage, with
+	// sequence numbers of at least Next, from FirstAfter to LastAfter:
+	// what a cut at Offset would lose, as far as it can still be read.
+	RecordsAfter          int
+	FirstAfter, LastAfter uint64
 }
 
 // Damaged reports whether d describes damage.
@@ -32,12 +45,13 @@ func (d Damage) String() string {
 
 // Inspect reads the log in opts.Dir without locking it and without
 // repairing anything, calling fn for every record with Seq >= from until
-// the end of the log or the first damage, which it returns. Zeros after the
-// last record of the last segment are the end of the log, not damage; so
-// are zeros ending an earlier segment if the next one starts with the
-// record that follows (see Open). The error is
-// for bad options, I/O errors and fn's errors. On a log being written, a
-// record still being written may show as a torn tail.
+// the end of the log or the first damage, which it returns, classified as
+// Open would (a torn tail Open cuts, or damage Open refuses). Zeros after
+// the last record of the last segment are the end of the log, not damage;
+// so are zeros ending an earlier segment if the next one starts with the
+// record that follows (see Open). A SyncFailedFile in the directory is not
+// applied. The error is for bad options, I/O errors and fn's errors. On a
+// log being written, a record still being written may show as a torn tail.
 func Inspect(opts Options, from uint64, fn func(Record) error) (Damage, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
@@ -84,7 +98,7 @@ func inspectSegment(opts Options, s segment, nextFirst uint64, from uint64, fn f
 	if err != nil {
 		return Damage{}, 0, fmt.Errorf("wal: inspect: %s: %w", s.path, err)
 	}
-	first, herr := decodeSegHeader(h)
+	first, nonce, herr := decodeSegHeader(h)
 	if herr != nil {
 		torn := false
 		if last {
@@ -92,15 +106,15 @@ func inspectSegment(opts Options, s segment, nextFirst uint64, from uint64, fn f
 			if _, err := f.ReadAt(all, 0); err != nil && size > 0 {
 				return Damage{}, 0, fmt.Errorf("wal: inspect: read %s: %w", s.path, err)
 			}
-			torn = size < segHeaderSize || isZero(all)
+			torn = (size < segHeaderSize || isZero(all)) && !errors.Is(herr, ErrVersion)
 		}
-		return Damage{File: s.path, Reason: herr.Error(), TornTail: torn}, 0, nil
+		return Damage{File: s.path, Reason: herr.Error(), TornTail: torn, Next: s.first}, 0, nil
 	}
 	if first != s.first {
-		return Damage{File: s.path, Reason: fmt.Sprintf("header says first record %d, name says %d", first, s.first)}, 0, nil
+		return Damage{File: s.path, Reason: fmt.Sprintf("header says first record %d, name says %d", first, s.first), Next: s.first}, 0, nil
 	}
 	var fnErr error
-	res, err := scanSegment(f, size, s.first, from, opts.MaxRecordSize, func(r Record) error {
+	res, err := scanSegment(f, size, s.first, nonce, from, func(r Record) error {
 		fnErr = fn(r)
 		return fnErr
 	})
@@ -111,17 +125,24 @@ func inspectSegment(opts Options, s segment, nextFirst uint64, from uint64, fn f
 		return Damage{}, 0, fmt.Errorf("wal: inspect: %s: %w", s.path, err)
 	}
 	switch {
-	case res.kind == damageNone, last && res.kind == damageZeros:
+	case res.kind == damageNone, last && res.kind == damageZeros && !res.syncedLost():
 		return Damage{}, res.next, nil
-	case res.kind == damageZeros && res.next == nextFirst:
+	case !last && res.kind == damageZeros && res.next == nextFirst:
 		return Damage{}, res.next, nil // zeros a roll's cut left
-	case res.kind == damageZeros:
+	case !last && res.kind == damageZeros:
 		res.reason = fmt.Sprintf("zeroed tail after record %d, but the next segment starts at record %d", res.next-1, nextFirst)
+	case last:
+		res.reason = res.lastReason()
 	}
 	return Damage{
-		File:     s.path,
-		Offset:   res.end,
-		Reason:   res.reason,
-		TornTail: last && res.kind == damageTorn,
+		File:         s.path,
+		Offset:       res.end,
+		Reason:       res.reason,
+		TornTail:     last && !res.syncedLost(),
+		Next:         res.next,
+		Synced:       res.synced,
+		RecordsAfter: res.after.records,
+		FirstAfter:   res.after.first,
+		LastAfter:    res.after.last,
 	}, res.next, nil
 }

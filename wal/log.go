@@ -40,6 +40,15 @@ type Log struct {
 	zeroedEnd  int64 // active is this long: zeros from activeSize to here
 	unsynced   bool  // bytes written to active since its last sync
 	poison     error
+	seed       uint32 // nonceSeed of the active segment's nonce
+	activePath string
+	wrote      uint64 // highest sequence number written
+	durable    uint64 // highest sequence number synced
+	markS      uint64 // what the last mark written says was synced
+	covered    uint64 // what the last mark synced says was synced
+	syncedOff  int64  // end of active's bytes at its last sync
+	idle       *time.Timer
+	idleDue    atomic.Bool // the idle timer fired: the writer checks for a mark to write
 
 	// segMu guards segs and written; compactMu keeps Compact from deleting
 	// segments that Replay is reading.
@@ -140,10 +149,13 @@ func (l *Log) Close() error {
 	l.kick()
 	<-l.writerDone
 	// No flush is under way nor can start: the active segment is ours.
-	if err == nil && l.zeroedEnd > l.activeSize {
-		if err = l.cutZeros(); err == nil {
-			err = l.syncActive()
-		}
+	// A mark covers the last records synced, so that damage to them later
+	// is told from a torn write; then the zeros are cut, one sync for both.
+	if l.idle != nil {
+		l.idle.Stop()
+	}
+	if err == nil && l.poison == nil {
+		err = l.closeSegment()
 	}
 	if cerr := l.active.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("close segment: %w", cerr)

@@ -1,12 +1,17 @@
 package wal
 
-import "fmt"
+import (
+	"fmt"
+	"log/slog"
+	"time"
+)
 
 // Defaults for zero Options fields.
 const (
 	DefaultSegmentSize   = 64 << 20
 	DefaultMaxRecordSize = 16 << 20
 	DefaultPreallocate   = 1 << 20
+	DefaultIdleMark      = 10 * time.Millisecond
 	// maxMaxRecordSize bounds MaxRecordSize so that a record's length always
 	// fits the 32-bit length field with room to spare.
 	maxMaxRecordSize = 1 << 30
@@ -25,9 +30,11 @@ type Options struct {
 	// SegmentSize: the log rolls to a new segment once the active one is
 	// past this many bytes. Default DefaultSegmentSize.
 	SegmentSize int64
-	// MaxRecordSize is the largest payload in bytes, checked before any
-	// allocation on read and on append. Default DefaultMaxRecordSize, at
-	// most 1 GiB.
+	// MaxRecordSize is the largest payload in bytes an append accepts.
+	// Default DefaultMaxRecordSize, at most 1 GiB. Reading does not apply
+	// it (a length is bounded by the bytes left in the file and the
+	// format's 1 GiB), so that lowering it across a restart keeps every
+	// durable record.
 	MaxRecordSize int
 	// Preallocate: when a write reaches the end of the zeros ahead of the
 	// records in the active segment, the log writes this many more bytes
@@ -38,6 +45,17 @@ type Options struct {
 	// appending. Default DefaultPreallocate; negative disables it (every
 	// write then grows the file); at most 1 GiB.
 	Preallocate int64
+	// IdleMark: once a sync has returned and no write follows within this
+	// delay, the log writes and syncs a mark alone, which says that the
+	// records before it were synced (see the package doc: damage to a
+	// record a later mark covers refuses to open; damage to one no mark
+	// covers is a torn tail). Under load the next write's own mark does
+	// it at no cost. Default DefaultIdleMark; negative disables it (Close
+	// still writes one).
+	IdleMark time.Duration
+	// Logger receives the warnings of Open (a torn tail cut, a sync
+	// failure's cut); nil means slog.Default().
+	Logger *slog.Logger
 }
 
 // withDefaults returns o with defaults filled in, or an error naming the
@@ -54,6 +72,12 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Preallocate == 0 {
 		o.Preallocate = DefaultPreallocate
+	}
+	if o.IdleMark == 0 {
+		o.IdleMark = DefaultIdleMark
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
 	}
 	return o, o.validate()
 }

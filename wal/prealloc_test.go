@@ -16,11 +16,12 @@ import (
 )
 
 // recordsEnd returns the offset just past records from..to (numbered as
-// appendN numbers them) in a segment whose first record is from.
+// appendN numbers them, each in a write of its own, after its mark) in a
+// segment whose first record is from.
 func recordsEnd(from, to int) int {
 	off := segHeader
 	for i := from; i <= to; i++ {
-		off += frameHeader + len(payload(i))
+		off += markLen + frameHeader + len(payload(i))
 	}
 	return off
 }
@@ -45,7 +46,7 @@ func fileSize(t *testing.T, name string) int64 {
 // whose zeros Open keeps for the next records.
 func TestPreallocatedRecordsReplayOSFS(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "log")
-	l, err := wal.Open(wal.Options{Dir: dir})
+	l, err := wal.Open(wal.Options{Dir: dir, IdleMark: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +80,7 @@ func TestPreallocatedRecordsReplayOSFS(t *testing.T) {
 	if err := os.WriteFile(firstSegPath(killed), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	k, err := wal.Open(wal.Options{Dir: killed})
+	k, err := wal.Open(wal.Options{Dir: killed, IdleMark: -1})
 	if err != nil {
 		t.Fatalf("open after a kill: %v", err)
 	}
@@ -95,8 +96,10 @@ func TestPreallocatedRecordsReplayOSFS(t *testing.T) {
 	if err := k.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got := fileSize(t, firstSegPath(killed)); got != int64(recordsEnd(1, n+1)) {
-		t.Fatalf("after Close the segment is %d bytes, want %d", got, recordsEnd(1, n+1))
+	// Open's mark (covering the records the killed process synced), the
+	// record, Close's mark.
+	if got, want := fileSize(t, firstSegPath(killed)), int64(recordsEnd(1, n+1)+2*markLen); got != want {
+		t.Fatalf("after Close the segment is %d bytes, want %d", got, want)
 	}
 	if torn, _ := filepath.Glob(firstSegPath(killed) + ".torn-*"); len(torn) != 0 {
 		t.Fatalf("zeros kept as a torn tail: %v", torn)
@@ -105,11 +108,11 @@ func TestPreallocatedRecordsReplayOSFS(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got := fileSize(t, seg); got != int64(end) {
-		t.Fatalf("after Close the segment is %d bytes, want %d: a log closed cleanly ends with its last record", got, end)
+	if got := fileSize(t, seg); got != int64(end+markLen) {
+		t.Fatalf("after Close the segment is %d bytes, want %d: a log closed cleanly ends with its last record and a mark", got, end+markLen)
 	}
 	for _, d := range []string{dir, killed} {
-		l, err := wal.Open(wal.Options{Dir: d})
+		l, err := wal.Open(wal.Options{Dir: d, IdleMark: -1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -134,19 +137,20 @@ func TestPreallocateDisabled(t *testing.T) {
 	if b, _ := m.ReadFile(segments(t, m)[0]); len(b) == recordsEnd(1, 5) {
 		t.Fatal("no zeros ahead of the records")
 	}
-	l, err := wal.Open(wal.Options{Dir: testDir, FS: m, Preallocate: -1})
+	l, err := wal.Open(wal.Options{Dir: testDir, FS: m, Preallocate: -1, IdleMark: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := m.ReadFile(segments(t, m)[0]); len(b) != recordsEnd(1, 5) {
-		t.Fatalf("after open without preallocation the segment is %d bytes, want %d: the zeros cut", len(b), recordsEnd(1, 5))
+	// The zeros cut, and a mark covering the records synced before.
+	if b, _ := m.ReadFile(segments(t, m)[0]); len(b) != recordsEnd(1, 5)+markLen {
+		t.Fatalf("after open without preallocation the segment is %d bytes, want %d: the zeros cut", len(b), recordsEnd(1, 5)+markLen)
 	}
 	if torn := tornCopies(t, m); len(torn) != 0 {
 		t.Fatalf("zeros kept as torn tails: %v", torn)
 	}
 	l.Close()
 	m = memfs.New()
-	l, err = wal.Open(wal.Options{Dir: testDir, FS: m, Preallocate: -1})
+	l, err = wal.Open(wal.Options{Dir: testDir, FS: m, Preallocate: -1, IdleMark: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,8 +195,10 @@ func TestCrashInPreallocatedSpace(t *testing.T) {
 	}
 	l = crashReopen(t, m, l)
 	checkRecords(t, replayAll(t, l), 10)
-	// The zeros stay; the unsynced records in them are gone.
-	if b, _ := m.ReadFile(seg); len(b) != len(before) || !bytes.Equal(b, before) {
+	// The zeros stay; the unsynced records in them are gone; a mark
+	// follows the synced ones.
+	if b, _ := m.ReadFile(seg); len(b) != len(before) || !bytes.Equal(b[:recordsEnd(1, 10)], before[:recordsEnd(1, 10)]) ||
+		frameEnd(layout(b)) != recordsEnd(1, 10)+markLen {
 		t.Fatalf("after open the segment is %d bytes, want the %d synced before the unsynced appends", len(b), len(before))
 	}
 	appendN(t, l, 11, 11)
@@ -228,9 +234,13 @@ func TestTornRecordInPreallocatedSpace(t *testing.T) {
 		m := memfs.New()
 		m.MkdirAll(testDir)
 		m.WriteFile(seg, torn)
+		at := end10 // the write's mark is torn
+		if cut >= end10+markLen {
+			at = end10 + markLen // the mark whole, the record torn
+		}
 		d, err := wal.Inspect(wal.Options{Dir: testDir, FS: m}, 0, func(wal.Record) error { return nil })
-		if err != nil || !d.TornTail || d.Offset != int64(end10) {
-			t.Fatalf("%s: inspect = %v, %v; want a torn tail at %d", what, d, err, end10)
+		if err != nil || !d.TornTail || d.Offset != int64(at) {
+			t.Fatalf("%s: inspect = %v, %v; want a torn tail at %d", what, d, err, at)
 		}
 		openAndCheck(t, m, 10, what)
 		copies := tornCopies(t, m)
@@ -238,7 +248,7 @@ func TestTornRecordInPreallocatedSpace(t *testing.T) {
 			t.Fatalf("%s: torn copies %v, want one", what, copies)
 		}
 		kept, _ := m.ReadFile(testDir + "/" + copies[0])
-		if want := bytes.TrimRight(full[end10:cut], "\x00"); !bytes.Equal(kept, want) {
+		if want := bytes.TrimRight(full[at:cut], "\x00"); !bytes.Equal(kept, want) {
 			t.Fatalf("%s: kept %d bytes %q, want the %d written bytes of the record %q", what, len(kept), kept, len(want), want)
 		}
 	}
@@ -273,9 +283,11 @@ func TestCrashPartialInPreallocatedSpace(t *testing.T) {
 		if copies := tornCopies(t, m); len(copies) > 0 {
 			tornSeen++
 			kept, _ := m.ReadFile(testDir + "/" + copies[0])
-			start := recordsEnd(1, n)
-			if len(copies) != 1 || len(kept) == 0 || !bytes.HasPrefix(full[start:recordsEnd(1, n+1)], kept) {
-				t.Fatalf("seed %d: torn copies %v holding %q, want one holding a prefix of record %d", seed, copies, kept, n+1)
+			start := recEnd(layout(full), uint64(n))
+			var off int
+			fmt.Sscanf(copies[0][strings.LastIndex(copies[0], "-")+1:], "%d", &off)
+			if len(copies) != 1 || len(kept) == 0 || off < start || !bytes.HasPrefix(full[off:], kept) {
+				t.Fatalf("seed %d: torn copies %v holding %q, want one holding a prefix of what followed record %d", seed, copies, kept, n)
 			}
 		}
 		appendN(t, l, n+1, n+1)
@@ -291,12 +303,12 @@ func TestCrashPartialInPreallocatedSpace(t *testing.T) {
 	}
 }
 
-// zeroTailImage returns an image of a log of 42 records in segments of 256
+// zeroTailImage returns an image of a log of 44 records in segments of 256
 // bytes whose sealed segments each end with 4096 zeros, as a crash before
 // the sync of the cut at a roll may leave them, and the sealed segments.
 func zeroTailImage(t *testing.T) (image, []string) {
 	t.Helper()
-	img := makeImage(t, 42, 256)
+	img := makeImage(t, 44, 256)
 	var sealed []string
 	for name, b := range img.files {
 		if name != img.last {
@@ -387,10 +399,11 @@ func TestSealedZeroTailNotFollowed(t *testing.T) {
 	// the next segment starts after it.
 	m = img.fs(t, img.lastBytes())
 	b, _ := m.ReadFile(sealed[0])
-	body := bytes.TrimRight(b, "\x00")
 	lastStart := segHeader
-	for seq := 1; lastStart+frameHeader+len(payload(seq)) < len(body); seq++ {
-		lastStart += frameHeader + len(payload(seq))
+	for _, f := range layout(b) {
+		if !f.mark {
+			lastStart = f.off
+		}
 	}
 	clear(b[lastStart:])
 	m.WriteFile(sealed[0], b)
@@ -408,14 +421,14 @@ func TestSealedAndClosedSegmentsEndWithRecords(t *testing.T) {
 	appendN(t, l, 1, 100)
 	endsInZeros := func(name string) bool {
 		b, _ := m.ReadFile(name)
-		return len(b) > 0 && b[len(b)-1] == 0
+		return frameEnd(layout(b)) != len(b)
 	}
 	segs := segments(t, m)
 	if len(segs) < 3 {
 		t.Fatalf("%d segments, want several", len(segs))
 	}
 	for _, s := range segs[:len(segs)-1] {
-		if b, _ := m.ReadFile(s); endsInZeros(s) || len(b) > 2000+frameHeader+len(payload(100)) {
+		if b, _ := m.ReadFile(s); endsInZeros(s) || len(b) > 2000+2*markLen+frameHeader+len(payload(100)) {
 			t.Fatalf("sealed segment %s is %d bytes ending in zeros", s, len(b))
 		}
 	}

@@ -52,7 +52,15 @@ func (l *Log) replaySegment(s segment, nextFirst uint64, written int64, from uin
 		}
 	}
 	var fnErr error
-	res, err := scanSegment(f, size, s.first, from, l.opts.MaxRecordSize, func(r Record) error {
+	h, err := readSegHeader(f, size)
+	if err != nil {
+		return fmt.Errorf("wal: replay: %s: %w", s.path, err)
+	}
+	_, nonce, err := decodeSegHeader(h)
+	if err != nil {
+		return fmt.Errorf("wal: replay: %w: %s at offset 0: %v", ErrCorrupt, s.path, err)
+	}
+	res, err := scanSegment(f, size, s.first, nonce, from, func(r Record) error {
 		if err := fn(r); err != nil {
 			fnErr = err
 			return err
@@ -83,7 +91,7 @@ func (l *Log) waitWritten() error {
 		return err
 	}
 	b := l.cur
-	if len(b.buf) == 0 {
+	if b.empty() {
 		b = l.inflight // nil, or the last batch the writer took
 	}
 	l.mu.Unlock()

@@ -11,10 +11,9 @@ import (
 type damageKind int
 
 const (
-	damageNone    damageKind = iota
-	damageZeros              // only zero bytes follow: end of log
-	damageTorn               // an incomplete or bad frame with nothing valid after it
-	damageCorrupt            // a bad frame followed by a valid one: real corruption
+	damageNone  damageKind = iota
+	damageZeros            // only zero bytes follow: the end of the log, unless a mark says otherwise
+	damageBad              // a bad frame: a torn tail or corruption, as the marks decide
 )
 
 // scanResult is what scanning one segment found.
@@ -23,17 +22,47 @@ type scanResult struct {
 	next   uint64     // sequence number the next frame must carry
 	kind   damageKind // damageNone if the segment ended cleanly at its size
 	reason string     // why the frame at end is bad
+	synced uint64     // highest sequence number a valid mark says was synced (prefix and after)
+	markAt int64      // offset of the mark that says so (0 if none)
+	after  tailFrames // valid frames found after the damage
+}
+
+// tailFrames are the valid frames found after damage.
+type tailFrames struct {
+	records     int    // records with a sequence number of at least next
+	first, last uint64 // the sequence numbers of the first and last of them
+	marks       int    // valid marks of this segment
+}
+
+// syncedLost reports whether the damage at res.end hides a record that a
+// mark says was synced: the log must refuse to open rather than cut it.
+func (res scanResult) syncedLost() bool {
+	return res.kind != damageNone && res.next <= res.synced
+}
+
+// lastReason describes the damage of a last segment, with what the marks
+// say of it.
+func (res scanResult) lastReason() string {
+	if res.syncedLost() {
+		return fmt.Sprintf("%s; the mark at offset %d says records up to %d were synced, so record %d was synced and is damaged (not a torn write)",
+			res.reason, res.markAt, res.synced, res.next)
+	}
+	return res.reason
 }
 
 // scanSegment reads the frames of f from offset segHeaderSize up to size,
 // calling fn (if not nil) for each record with Seq >= from. The first frame
-// must carry sequence number first. It stops at the first bad frame and
-// classifies the damage. Errors are I/O errors and fn's errors only.
-func scanSegment(f File, size int64, first, from uint64, maxRec int, fn func(Record) error) (scanResult, error) {
+// must carry sequence number first; nonce is the segment's. It stops at the
+// first bad frame and reads what follows it for valid frames (see
+// scanTail). Errors are I/O errors and fn's errors only. Lengths are bounded
+// by the bytes left and maxFrameLength, never by Options.MaxRecordSize:
+// lowering that limit must not turn a durable record into damage.
+func scanSegment(f File, size int64, first, nonce, from uint64, fn func(Record) error) (scanResult, error) {
 	res := scanResult{end: segHeaderSize, next: first}
 	if size < segHeaderSize {
 		return res, nil
 	}
+	seed := nonceSeed(nonce)
 	br := bufio.NewReaderSize(io.NewSectionReader(f, segHeaderSize, size-segHeaderSize), 64<<10)
 	var h [frameHeaderSize]byte
 	var scratch []byte
@@ -46,11 +75,21 @@ func scanSegment(f File, size int64, first, from uint64, maxRec int, fn func(Rec
 		if _, err := io.ReadFull(br, h[:]); err != nil {
 			return res, fmt.Errorf("read frame header at %d: %w", res.end, err)
 		}
+		mark := h[9] == frameMark
+		if mark {
+			h[9] = 0 // decoded as a record's header, then put back
+		}
 		fh, bad := decodeFrameHeader(h[:])
+		if mark {
+			h[9] = frameMark
+			if bad == "" && fh.length != markPayload {
+				bad = fmt.Sprintf("mark of length %d, want %d", fh.length, markPayload)
+			}
+		}
 		if bad == "" {
 			switch {
-			case int64(fh.length) > int64(maxRec):
-				bad = fmt.Sprintf("length %d above maximum record size %d", fh.length, maxRec)
+			case fh.length > maxFrameLength:
+				bad = fmt.Sprintf("length %d above the format's maximum %d", fh.length, maxFrameLength)
 			case int64(fh.length) > remain-frameHeaderSize:
 				bad = fmt.Sprintf("short frame: length %d, %d bytes left", fh.length, remain-frameHeaderSize)
 			}
@@ -62,10 +101,10 @@ func scanSegment(f File, size int64, first, from uint64, maxRec int, fn func(Rec
 			res.reason = bad
 			break
 		}
-		// The length is checked against both limits above: allocate (a
+		// The length is checked against the bytes left: allocate (a
 		// fresh slice for fn, which may keep it; else reuse one).
 		var p []byte
-		if fn != nil {
+		if fn != nil && !mark {
 			p = make([]byte, fh.length)
 		} else {
 			if cap(scratch) < int(fh.length) {
@@ -76,12 +115,27 @@ func scanSegment(f File, size int64, first, from uint64, maxRec int, fn func(Rec
 		if _, err := io.ReadFull(br, p); err != nil {
 			return res, fmt.Errorf("read payload at %d: %w", res.end+frameHeaderSize, err)
 		}
-		if got := frameCRC(h[:], p); got != fh.crc {
-			res.reason = fmt.Sprintf("checksum %08x, want %08x", fh.crc, got)
-			break
-		}
 		if fh.seq != res.next {
 			res.reason = fmt.Sprintf("sequence number %d, want %d", fh.seq, res.next)
+			if mark {
+				res.reason = "mark: " + res.reason
+			}
+			break
+		}
+		if mark {
+			s, ok := isMark(seed, h[:], p)
+			if !ok {
+				res.reason = "bad mark (checksum or content)"
+				break
+			}
+			if s > res.synced {
+				res.synced, res.markAt = s, res.end
+			}
+			res.end += markSize
+			continue
+		}
+		if got := frameCRC(h[:], p); got != fh.crc {
+			res.reason = fmt.Sprintf("checksum %08x, want %08x", fh.crc, got)
 			break
 		}
 		if fn != nil && fh.seq >= from {
@@ -95,61 +149,65 @@ func scanSegment(f File, size int64, first, from uint64, maxRec int, fn func(Rec
 	if res.end >= size {
 		return res, nil
 	}
-	kind, err := classifyDamage(f, res.end, size, res.next, maxRec)
+	// Zeros, the common case (preallocated space), are checked a chunk at
+	// a time rather than read whole.
+	zero, err := zeroFrom(f, res.end, size)
 	if err != nil {
 		return res, err
 	}
-	res.kind = kind
-	if kind == damageZeros {
-		res.reason = "zeroed tail"
+	if zero {
+		res.kind, res.reason = damageZeros, "zeroed tail"
+		return res, nil
 	}
+	res.kind = damageBad
+	tail := make([]byte, size-res.end)
+	if _, err := f.ReadAt(tail, res.end); err != nil && err != io.EOF {
+		return res, fmt.Errorf("read tail at %d: %w", res.end, err)
+	}
+	res.after = scanTail(tail, res.end, res.next, seed, &res)
 	return res, nil
 }
 
-// classifyDamage looks at the bytes of f from bad to size, where a bad frame
-// starts whose sequence number should have been next: zeros only are the end
-// of the log; a later valid frame with a sequence number of at least next
-// means corruption inside the log, unless a whole sector of zeros lies
-// before it (see zeroSector); anything else is a torn tail.
-func classifyDamage(f File, bad, size int64, next uint64, maxRec int) (damageKind, error) {
-	// Zeros, the common case (preallocated space), are checked a chunk at
-	// a time rather than read whole.
-	zero, err := zeroFrom(f, bad, size)
-	if err != nil {
-		return 0, err
-	}
-	if zero {
-		return damageZeros, nil
-	}
-	tail := make([]byte, size-bad)
-	if _, err := f.ReadAt(tail, bad); err != nil && err != io.EOF {
-		return 0, fmt.Errorf("read tail at %d: %w", bad, err)
-	}
-	if v := laterValidFrame(tail[1:], next, maxRec); v >= 0 && !zeroSector(tail[:1+v], bad) {
-		return damageCorrupt, nil
-	}
-	return damageTorn, nil
-}
-
-// sectorSize is the smallest unit a disk writes whole; a power loss can
-// leave any sector of an unsynced write unwritten, in any order.
-const sectorSize = 512
-
-// zeroSector reports whether b, which starts at offset base of its file,
-// holds a whole sector of zeros. Records are written in place into zeros
-// written ahead of them, so a power loss during a write can leave a later
-// sector of it on disk and an earlier one still zero: valid records after
-// such a hole were written after the last sync that returned, are none of
-// them acknowledged, and the hole is a torn tail like any other. Damage that
-// no unwritten sector explains (bytes changed, not zeroed whole sectors)
-// stays corruption.
-func zeroSector(b []byte, base int64) bool {
-	for off := (sectorSize - base%sectorSize) % sectorSize; off+sectorSize <= int64(len(b)); off += sectorSize {
-		if isZero(b[off : off+sectorSize]) {
-			return true
+// scanTail looks at b, the bytes of a segment from offset base where a bad
+// frame starts whose record should have been next, for valid frames: the
+// marks raise res.synced (a mark is a true statement wherever it is found),
+// the records are counted to say what a cut would drop.
+func scanTail(b []byte, base int64, next uint64, seed uint32, res *scanResult) tailFrames {
+	var t tailFrames
+	for off := 1; off+frameHeaderSize <= len(b); {
+		h := b[off : off+frameHeaderSize]
+		if h[9] == frameMark {
+			if off+markSize <= len(b) {
+				if s, ok := isMark(seed, h, b[off+frameHeaderSize:off+markSize]); ok {
+					t.marks++
+					if s > res.synced {
+						res.synced, res.markAt = s, base+int64(off)
+					}
+					off += markSize
+					continue
+				}
+			}
+			off++
+			continue
 		}
+		fh, bad := decodeFrameHeader(h)
+		if bad != "" || fh.seq < next || int64(fh.length) > int64(len(b)-off-frameHeaderSize) {
+			off++
+			continue
+		}
+		end := off + frameHeaderSize + int(fh.length)
+		if frameCRC(h, b[off+frameHeaderSize:end]) != fh.crc {
+			off++
+			continue
+		}
+		if t.records == 0 {
+			t.first = fh.seq
+		}
+		t.records++
+		t.last = fh.seq
+		off = end
 	}
-	return false
+	return t
 }
 
 // zeroFrom reports whether bytes [from, size) of f are all zero.
@@ -166,23 +224,6 @@ func zeroFrom(f File, from, size int64) (bool, error) {
 		off += int64(len(chunk))
 	}
 	return true, nil
-}
-
-// laterValidFrame returns the offset in b of the first whole frame with a
-// correct checksum and a sequence number of at least next, or -1.
-func laterValidFrame(b []byte, next uint64, maxRec int) int {
-	for off := 0; off+frameHeaderSize <= len(b); off++ {
-		h := b[off : off+frameHeaderSize]
-		fh, bad := decodeFrameHeader(h)
-		if bad != "" || fh.seq < next || int64(fh.length) > int64(maxRec) ||
-			int64(fh.length) > int64(len(b)-off-frameHeaderSize) {
-			continue
-		}
-		if frameCRC(h, b[off+frameHeaderSize:off+frameHeaderSize+int(fh.length)]) == fh.crc {
-			return off
-		}
-	}
-	return -1
 }
 
 func isZero(b []byte) bool {

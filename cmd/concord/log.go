@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -20,7 +21,7 @@ import (
 )
 
 func init() {
-	register("log", "inspect a write-ahead log directory (log dump DIR)", runLog)
+	register("log", "inspect, check or salvage a write-ahead log directory (log dump|check|salvage)", runLog)
 }
 
 // Exit statuses of concord log.
@@ -34,10 +35,17 @@ const (
 const dumpTextMax = 96
 
 func logUsageText(w io.Writer) {
-	fmt.Fprintln(w, "usage: concord log dump [--json] [--from N] [--max-record-size BYTES] DIR")
-	fmt.Fprintln(w, "Prints the records of the log in DIR without locking or repairing it,")
+	fmt.Fprintln(w, "usage: concord log dump [--json] [--from N] DIR")
+	fmt.Fprintln(w, "       concord log check [--json] DIR")
+	fmt.Fprintln(w, "       concord log salvage [--json] DIR NEWDIR")
+	fmt.Fprintln(w, "dump prints the records of the log in DIR without locking or repairing it,")
 	fmt.Fprintln(w, "and where and why reading would stop on damage.")
-	fmt.Fprintln(w, "Exit status: 0 whole log read, 1 damage found or read error, 2 usage error.")
+	fmt.Fprintln(w, "check says whether the log opens, and if not where it is damaged and what")
+	fmt.Fprintln(w, "a salvage would lose. salvage copies the log up to its damage into NEWDIR")
+	fmt.Fprintln(w, "(which must not exist or be empty), never changing DIR, and says what is lost.")
+	fmt.Fprintln(w, "See docs/operations.md, \"A log that refuses to open\".")
+	fmt.Fprintln(w, "Exit status: 0 whole log read (or salvaged whole), 1 damage found, records")
+	fmt.Fprintln(w, "lost or read error, 2 usage error.")
 }
 
 func runLog(args []string, stdout, stderr io.Writer) int {
@@ -48,6 +56,10 @@ func runLog(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "dump":
 		return runLogDump(args[1:], stdout, stderr)
+	case "check":
+		return runLogCheck(args[1:], stdout, stderr, false)
+	case "salvage":
+		return runLogCheck(args[1:], stdout, stderr, true)
 	case "-h", "--help", "help":
 		logUsageText(stderr)
 		return logOK
@@ -62,7 +74,7 @@ func runLogDump(args []string, stdout, stderr io.Writer) int {
 	fset.SetOutput(stderr)
 	asJSON := fset.Bool("json", false, "print one JSON object per record (and one for damage)")
 	from := fset.Uint64("from", 0, "print only records with sequence number `N` or above")
-	maxRec := fset.Int("max-record-size", wal.DefaultMaxRecordSize, "largest payload in `BYTES` the log was written with")
+	maxRec := fset.Int("max-record-size", wal.DefaultMaxRecordSize, "accepted for older scripts; reading is bounded by the format, not by this `BYTES`")
 	fset.Usage = func() {
 		logUsageText(stderr)
 		fset.PrintDefaults()
@@ -295,4 +307,171 @@ func printable(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// logCheckOut is the JSON form of concord log check and salvage.
+type logCheckOut struct {
+	Dir     string `json:"dir"`
+	Verdict string `json:"verdict"` // "ok", "torn_tail" (Open cuts it), "refused" (Open refuses)
+	// SyncFailed is true if a note of an earlier write or sync failure is
+	// in the directory: Open cuts what follows the point it names.
+	SyncFailed bool `json:"sync_failed,omitempty"`
+	Damage     *struct {
+		File     string `json:"file"`
+		Offset   int64  `json:"offset"`
+		Reason   string `json:"reason"`
+		TornTail bool   `json:"torn_tail"`
+		Next     uint64 `json:"next_record"`
+		Synced   uint64 `json:"synced_up_to"`
+	} `json:"damage,omitempty"`
+	Kept struct {
+		Records int    `json:"records"`
+		First   uint64 `json:"first,omitempty"`
+		Last    uint64 `json:"last,omitempty"`
+	} `json:"kept"`
+	Lost struct {
+		From     uint64   `json:"from,omitempty"`     // first record not kept (0: none)
+		Readable int      `json:"readable"`           // records after the damage that can still be read
+		Last     uint64   `json:"last,omitempty"`     // the last of them
+		Segments []string `json:"segments,omitempty"` // later segments not kept
+	} `json:"lost"`
+	Salvaged string   `json:"salvaged_to,omitempty"`
+	Files    []string `json:"files,omitempty"`
+}
+
+// runLogCheck is concord log check (salvage false) and concord log salvage.
+func runLogCheck(args []string, stdout, stderr io.Writer, salvage bool) int {
+	name := "check"
+	if salvage {
+		name = "salvage"
+	}
+	fset := flag.NewFlagSet("concord log "+name, flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	asJSON := fset.Bool("json", false, "print one JSON object")
+	fset.Usage = func() {
+		logUsageText(stderr)
+		fset.PrintDefaults()
+	}
+	var pos []string
+	for {
+		if err := fset.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return logOK
+			}
+			return logUsage
+		}
+		if fset.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fset.Arg(0))
+		args = fset.Args()[1:]
+	}
+	fail := func(status int, format string, a ...any) int {
+		fmt.Fprintf(stderr, "concord log "+name+": "+format+"\n", a...)
+		return status
+	}
+	want := 1
+	if salvage {
+		want = 2
+	}
+	if len(pos) != want {
+		logUsageText(stderr)
+		if salvage {
+			return fail(logUsage, "want DIR and NEWDIR, got %d arguments", len(pos))
+		}
+		return fail(logUsage, "want one log directory, got %d arguments", len(pos))
+	}
+	dir := pos[0]
+	if st, err := os.Stat(dir); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fail(logUsage, "%s: no such directory", dir)
+		}
+		return fail(logUsage, "%v", err)
+	} else if !st.IsDir() {
+		return fail(logUsage, "%s: not a directory", dir)
+	}
+	if (&dumpPrinter{}).segmentsMissing(dir) {
+		return fail(logDamaged, "%s holds no log segments", dir)
+	}
+	dst := ""
+	if salvage {
+		dst = pos[1]
+		if abs1, err1 := filepath.Abs(dir); err1 == nil {
+			if abs2, err2 := filepath.Abs(dst); err2 == nil && abs1 == abs2 {
+				return fail(logUsage, "NEWDIR must differ from DIR")
+			}
+		}
+	}
+	rep, err := wal.Salvage(wal.Options{Dir: dir}, dst)
+	if err != nil {
+		return fail(logDamaged, "%v", err)
+	}
+	out := logCheckOut{Dir: dir, Verdict: "ok", Salvaged: dst, Files: rep.Files}
+	_, serr := os.Stat(filepath.Join(dir, wal.SyncFailedFile))
+	out.SyncFailed = serr == nil
+	out.Kept.Records, out.Kept.First, out.Kept.Last = rep.Copied, rep.First, rep.Last
+	out.Lost.From, out.Lost.Readable, out.Lost.Last, out.Lost.Segments = rep.LostFrom, rep.LostReadable, rep.LostLast, rep.LostSegments
+	if d := rep.Damage; d.Damaged() {
+		out.Verdict = "refused"
+		if d.TornTail {
+			out.Verdict = "torn_tail"
+		}
+		out.Damage = &struct {
+			File     string `json:"file"`
+			Offset   int64  `json:"offset"`
+			Reason   string `json:"reason"`
+			TornTail bool   `json:"torn_tail"`
+			Next     uint64 `json:"next_record"`
+			Synced   uint64 `json:"synced_up_to"`
+		}{d.File, d.Offset, d.Reason, d.TornTail, d.Next, d.Synced}
+	}
+	if *asJSON {
+		if err := json.NewEncoder(stdout).Encode(out); err != nil {
+			return fail(logDamaged, "write output: %v", err)
+		}
+	} else {
+		printCheck(stdout, out, rep)
+	}
+	if rep.Damage.Damaged() {
+		return logDamaged
+	}
+	return logOK
+}
+
+func printCheck(w io.Writer, out logCheckOut, rep wal.SalvageReport) {
+	switch out.Verdict {
+	case "ok":
+		fmt.Fprintf(w, "%s: no damage; open keeps every record (%d records", out.Dir, rep.Copied)
+		if rep.Copied > 0 {
+			fmt.Fprintf(w, ", %d to %d", rep.First, rep.Last)
+		}
+		fmt.Fprintln(w, ")")
+	default:
+		d := rep.Damage
+		fmt.Fprintf(w, "damage: %s at offset %d: %s\n", d.File, d.Offset, d.Reason)
+		if out.Verdict == "torn_tail" {
+			fmt.Fprintln(w, "verdict: a torn tail (records never synced); open cuts it off, keeps a copy beside the segment, and goes on")
+		} else {
+			fmt.Fprintln(w, "verdict: open refuses the log: a record that was synced is damaged, or the segments do not follow one another")
+		}
+		fmt.Fprintf(w, "kept up to the damage: %d records", rep.Copied)
+		if rep.Copied > 0 {
+			fmt.Fprintf(w, ", %d to %d", rep.First, rep.Last)
+		}
+		fmt.Fprintln(w)
+		fmt.Fprintf(w, "lost from record %d on: %d records still readable after the damage", rep.LostFrom, rep.LostReadable)
+		if rep.LostReadable > 0 {
+			fmt.Fprintf(w, " (up to record %d)", rep.LostLast)
+		}
+		fmt.Fprintln(w, ", and any record that cannot be read")
+		for _, s := range rep.LostSegments {
+			fmt.Fprintf(w, "  not kept: %s\n", s)
+		}
+	}
+	if out.SyncFailed {
+		fmt.Fprintf(w, "note: %s is present: a write or sync failed; open cuts what follows the point it names\n", wal.SyncFailedFile)
+	}
+	if out.Salvaged != "" {
+		fmt.Fprintf(w, "salvaged to %s: %d segment files; the original is unchanged\n", out.Salvaged, len(out.Files))
+	}
 }

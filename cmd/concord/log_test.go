@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -88,20 +89,25 @@ func TestLogDumpJSON(t *testing.T) {
 
 func TestLogDumpDamage(t *testing.T) {
 	// A torn tail: exit 1, naming file and offset; records before it shown.
+	// The format (see wal/format.go): a 32-byte segment header; each
+	// Append writes a 28-byte mark, then its record (20-byte header and
+	// payload); Close ends the segment with a mark.
+	const seg1, mark, frame = 32, 28, 20
+	rec3 := seg1 + 2*mark + frame + 3 + frame + 3 + mark // record 3's frame
 	dir, seg := makeLog(t, []byte("one"), []byte("two"), []byte("three"))
 	st, _ := os.Stat(seg)
-	if err := os.Truncate(seg, st.Size()-2); err != nil {
+	if err := os.Truncate(seg, st.Size()-mark-2); err != nil { // into record 3
 		t.Fatal(err)
 	}
 	code, out, errs := runCmd("log", "dump", dir)
 	if code != 1 || !strings.Contains(out, "two") || strings.Contains(out, "three") {
 		t.Fatalf("torn: exit %d, out:\n%s", code, out)
 	}
-	if !strings.Contains(errs, seg) || !strings.Contains(errs, "torn tail") || !strings.Contains(errs, "offset 70") {
+	if !strings.Contains(errs, seg) || !strings.Contains(errs, "torn tail") || !strings.Contains(errs, fmt.Sprintf("offset %d", rec3)) {
 		t.Fatalf("torn: stderr %q does not name file, offset and kind", errs)
 	}
 	// Dump repairs nothing.
-	if st2, _ := os.Stat(seg); st2.Size() != st.Size()-2 {
+	if st2, _ := os.Stat(seg); st2.Size() != st.Size()-mark-2 {
 		t.Fatal("dump changed the segment")
 	}
 	code, out, _ = runCmd("log", "dump", "--json", dir)
@@ -113,17 +119,17 @@ func TestLogDumpDamage(t *testing.T) {
 			TornTail bool `json:"torn_tail"`
 		}
 	}
-	if code != 1 || json.Unmarshal([]byte(lines[len(lines)-1]), &d) != nil || d.Damage.File != seg || !d.Damage.TornTail || d.Damage.Offset != 70 {
+	if code != 1 || json.Unmarshal([]byte(lines[len(lines)-1]), &d) != nil || d.Damage.File != seg || !d.Damage.TornTail || d.Damage.Offset != int64(rec3) {
 		t.Fatalf("json torn: exit %d, last line %q", code, lines[len(lines)-1])
 	}
 
 	// Corruption in the middle: exit 1, not a torn tail.
 	dir, seg = makeLog(t, []byte("one"), []byte("two"), []byte("three"))
 	b, _ := os.ReadFile(seg)
-	b[24+20+1] ^= 0xff // payload of record 1
+	b[seg1+mark+frame+1] ^= 0xff // payload of record 1, which later marks say was synced
 	os.WriteFile(seg, b, 0o644)
 	code, out, errs = runCmd("log", "dump", dir)
-	if code != 1 || !strings.Contains(errs, "offset 24") || !strings.Contains(errs, "open would refuse") || !strings.Contains(out, "no records") {
+	if code != 1 || !strings.Contains(errs, fmt.Sprintf("offset %d", seg1+mark)) || !strings.Contains(errs, "open would refuse") || !strings.Contains(out, "no records") {
 		t.Fatalf("corrupt: exit %d, out %q, stderr %q", code, out, errs)
 	}
 }
@@ -137,6 +143,11 @@ func TestLogDumpUsage(t *testing.T) {
 		want string
 	}{
 		{[]string{"log"}, 2, "usage: concord log dump"},
+		{[]string{"log", "check"}, 2, "want one log directory"},
+		{[]string{"log", "salvage", dir}, 2, "want DIR and NEWDIR"},
+		{[]string{"log", "salvage", dir, dir}, 2, "NEWDIR must differ"},
+		{[]string{"log", "check", filepath.Join(dir, "nope")}, 2, "no such directory"},
+		{[]string{"log", "check", t.TempDir()}, 1, "holds no log segments"},
 		{[]string{"log", "frob"}, 2, `unknown subcommand "frob"`},
 		{[]string{"log", "dump"}, 2, "missing log directory"},
 		{[]string{"log", "dump", "--bogus", dir}, 2, "flag provided but not defined: -bogus"},
@@ -152,5 +163,75 @@ func TestLogDumpUsage(t *testing.T) {
 		if code != tc.code || !strings.Contains(errs, tc.want) {
 			t.Errorf("%v: exit %d, stderr %q; want %d and %q", tc.args, code, errs, tc.code, tc.want)
 		}
+	}
+}
+
+// TestLogCheckAndSalvage: a log that refuses to open (a synced record
+// damaged) is checked, showing the damage and what a salvage loses, and
+// salvaged into a new directory that opens with the records before the
+// damage and the same sequence numbers; the original stays as it was.
+func TestLogCheckAndSalvage(t *testing.T) {
+	dir, seg := makeLog(t, []byte("one"), []byte("two"), []byte("three"), []byte("four"))
+	clean := filepath.Join(t.TempDir(), "clean")
+	if code, out, errs := runCmd("log", "check", dir); code != 0 || !strings.Contains(out, "no damage") {
+		t.Fatalf("check of a good log: exit %d, %q %q", code, out, errs)
+	}
+	if code, out, errs := runCmd("log", "salvage", dir, clean); code != 0 || !strings.Contains(out, "salvaged to") {
+		t.Fatalf("salvage of a good log: exit %d, %q %q", code, out, errs)
+	}
+	b, _ := os.ReadFile(seg)
+	at := bytes.Index(b, []byte("two")) - 20 // record 2's frame
+	b[at+22] ^= 0x01
+	os.WriteFile(seg, b, 0o600)
+	if _, err := wal.Open(wal.Options{Dir: dir}); err == nil {
+		t.Fatal("the damaged log opened")
+	}
+	code, out, errs := runCmd("log", "check", dir)
+	for _, want := range []string{fmt.Sprintf("%s at offset %d", seg, at), "open refuses", "kept up to the damage: 1 records", "lost from record 2 on: 2 records still readable", "up to record 4"} {
+		if code != 1 || !strings.Contains(out, want) {
+			t.Fatalf("check: exit %d, output lacks %q:\n%s%s", code, want, out, errs)
+		}
+	}
+	code, out, _ = runCmd("log", "check", "--json", dir)
+	var c struct {
+		Verdict string
+		Damage  struct {
+			File   string
+			Offset int64
+			Next   uint64 `json:"next_record"`
+		}
+		Kept struct{ Records int }
+		Lost struct {
+			From     uint64
+			Readable int
+		}
+	}
+	if code != 1 || json.Unmarshal([]byte(out), &c) != nil || c.Verdict != "refused" || c.Damage.File != seg ||
+		c.Damage.Offset != int64(at) || c.Damage.Next != 2 || c.Kept.Records != 1 || c.Lost.From != 2 || c.Lost.Readable != 2 {
+		t.Fatalf("check --json: exit %d, %s", code, out)
+	}
+	newDir := filepath.Join(t.TempDir(), "salvaged")
+	code, out, errs = runCmd("log", "salvage", "--json", dir, newDir)
+	if code != 1 || !strings.Contains(out, `"salvaged_to"`) {
+		t.Fatalf("salvage: exit %d, %q %q", code, out, errs)
+	}
+	if after, _ := os.ReadFile(seg); !bytes.Equal(after, b) {
+		t.Fatal("salvage changed the original")
+	}
+	l, err := wal.Open(wal.Options{Dir: newDir})
+	if err != nil {
+		t.Fatalf("open of the salvaged log: %v", err)
+	}
+	var got []wal.Record
+	l.Replay(0, func(r wal.Record) error { got = append(got, r); return nil })
+	if len(got) != 1 || got[0].Seq != 1 || string(got[0].Payload) != "one" {
+		t.Fatalf("salvaged log holds %v", got)
+	}
+	if seq, err := l.Append(7, []byte("next")); err != nil || seq != 2 {
+		t.Fatalf("append to the salvaged log = %d, %v", seq, err)
+	}
+	l.Close()
+	if code, _, errs := runCmd("log", "salvage", dir, newDir); code != 1 || !strings.Contains(errs, "not empty") {
+		t.Fatalf("salvage into a non-empty directory: exit %d, %q", code, errs)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/concordtx/concord"
@@ -47,6 +48,9 @@ type Options struct {
 	// Preallocate is the log's wal.Options.Preallocate: how many bytes of
 	// zeros it writes ahead of its records. Negative disables it.
 	Preallocate int64
+	// Logger receives the log's warnings at Open (a torn tail cut); nil
+	// means slog.Default().
+	Logger *slog.Logger
 	// SnapshotEvery is how many log records are appended between
 	// snapshots. A snapshot lets the log drop older segments, so that
 	// reopening replays at most about this many records. A snapshot writes

@@ -124,7 +124,7 @@ func Open(opts Options) (*Store, error) {
 	s := &Store{opts: opts, m: opts.Machine, walDir: filepath.Join(opts.Dir, "wal"),
 		txs: make(map[concord.TxID]*txEntry), prepared: make(map[concord.TxID]*txEntry), synced: make(chan struct{})}
 	log, err := wal.Open(wal.Options{Dir: s.walDir, FS: opts.FS, SegmentSize: opts.SegmentSize,
-		Preallocate: opts.Preallocate, MaxRecordSize: opts.MaxPayload + 1024})
+		Preallocate: opts.Preallocate, MaxRecordSize: opts.MaxPayload + 1024, Logger: opts.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("open log: %w", err)
 	}
@@ -145,6 +145,13 @@ func (s *Store) load() error {
 	s.lastSnap = snapSeq
 	if first := s.log.FirstSeq(); first > snapSeq+1 {
 		return fmt.Errorf("%w: log starts at record %d but the snapshot covers only up to %d", ErrCorrupt, first, snapSeq)
+	}
+	// The log was synced up to snapSeq before the snapshot was written: a
+	// log that ends before it lost synced records, and appending would
+	// reuse sequence numbers the snapshot already covers.
+	if last := s.log.LastSeq(); last < snapSeq {
+		return fmt.Errorf("%w: the log in %s ends at record %d but snapshot %s covers records up to %d, which were synced before it: synced log records are lost (see docs/operations.md)",
+			ErrCorrupt, s.walDir, last, snapName(snapSeq), snapSeq)
 	}
 	err = s.log.Replay(snapSeq+1, func(r wal.Record) error {
 		if err := s.apply(r); err != nil {

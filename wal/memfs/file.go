@@ -101,14 +101,26 @@ func (f *File) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// Sync makes the file's current content survive a crash.
+// Sync makes the file's current content survive a crash. A Sync failed by
+// a fault (FailNth, SetFault) behaves as Linux does after a failed fsync:
+// the pages written since the last Sync are taken as clean though they
+// never reached the disk, so no later Sync (through any handle) makes them
+// durable: a crash puts back what was there before them (zeros past the
+// old end of the file).
 func (f *File) Sync() error {
 	f.m.mu.Lock()
 	defer f.m.mu.Unlock()
-	if err := f.check(OpSync); err != nil {
-		return err
+	if f.closed || f.gen != f.m.gen {
+		return f.check(OpSync)
 	}
 	ino := f.ino
+	if err := f.check(OpSync); err != nil {
+		if !ino.diverged && len(ino.data) >= len(ino.synced) {
+			ino.synced = append(ino.synced, make([]byte, len(ino.data)-len(ino.synced))...)
+			ino.dirty, ino.dirtyEnd = len(ino.synced), len(ino.synced)
+		}
+		return err
+	}
 	if ino.diverged || len(ino.data) < len(ino.synced) {
 		ino.synced = append([]byte(nil), ino.data...)
 	} else {

@@ -43,7 +43,13 @@ const (
 // last Sync: bytes written since (appended or overwritten) are lost, and
 // overwritten bytes go back to what they were then. A file's creation,
 // removal or rename survives only once SyncDir of its directory has run
-// since. Directories themselves (MkdirAll) are always durable.
+// since. Directories themselves (MkdirAll) are always durable. Three crash
+// modes refine what survives of the writes since the last Sync: Crash
+// (none), CrashPartial (a prefix, in offset order) and CrashSectors (any
+// subset of their 512-byte sectors, some torn, and any subset of the
+// pending directory changes), each replayable from a seed. A Sync failed
+// by a fault loses its pages for good, as Linux does. FlipBit and
+// LoseSector damage durable data at rest.
 type FS struct {
 	mu      sync.Mutex
 	files   map[string]*inode // the namespace as programs see it
@@ -148,7 +154,7 @@ func (m *FS) begin(op Op, name string) error {
 }
 
 // Crash simulates a power loss: every file goes back to its content at its
-// last Sync, the namespace goes back to its state at the last SyncDir of
+// last Sync (see also CrashPartial and CrashSectors), the namespace goes back to its state at the last SyncDir of
 // each directory, locks are released, and every open File and lock fails
 // with ErrCrashed from now on.
 func (m *FS) Crash() { m.crash(nil) }
@@ -162,6 +168,149 @@ func (m *FS) Crash() { m.crash(nil) }
 // value; appended ones are cut. A file cut below its synced size since its
 // last Sync goes back to its synced content whole.
 func (m *FS) CrashPartial(r *rand.Rand) { m.crash(r) }
+
+// SectorSize is the unit CrashSectors persists whole (or, torn, in part).
+const SectorSize = 512
+
+// CrashSectors is Crash as a disk without ordering guarantees would leave
+// it: of each file's bytes written since its last Sync, every 512-byte
+// sector (SectorSize, aligned to the file's start) is persisted or not on
+// its own, chosen with r, in any combination; with torn, a persisted
+// sector may be persisted only in part (a prefix of it, as a disk that
+// loses power mid-sector may leave). A file grows to the end of the last
+// byte persisted past its synced size. A file cut below its synced size
+// since its last Sync goes back to its synced content whole. Likewise each
+// creation, removal or rename in a directory since its last SyncDir
+// persists or not on its own (a rename as a whole: both names or neither),
+// as a file system may commit them in any order. Everything else is as
+// Crash.
+func (m *FS) CrashSectors(r *rand.Rand, torn bool) { m.crashSectors(r, torn) }
+
+func (m *FS) crashSectors(r *rand.Rand, torn bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.gen++
+	m.locks = map[string]*lock{}
+	// The namespace: each pending change on its own, in name order so that
+	// r's choices replay from a seed.
+	set := map[string]bool{}
+	for n := range m.files {
+		set[n] = true
+	}
+	for n := range m.durable {
+		set[n] = true
+	}
+	names := make([]string, 0, len(set))
+	for n := range set {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	decided := map[*inode]bool{}
+	ns := make(map[string]*inode, len(names))
+	for _, n := range names {
+		cur, dur := m.files[n], m.durable[n]
+		if cur == dur {
+			if cur != nil {
+				ns[n] = cur
+			}
+			continue
+		}
+		key := cur
+		if key == nil {
+			key = dur
+		}
+		keepNew, ok := decided[key]
+		if !ok {
+			keepNew = r.IntN(2) == 0
+			decided[key] = keepNew
+		}
+		if keepNew {
+			if cur != nil {
+				ns[n] = cur
+			}
+		} else if dur != nil {
+			ns[n] = dur
+		}
+	}
+	m.durable = ns
+	m.files = make(map[string]*inode, len(ns))
+	visited := map[*inode]bool{}
+	for _, n := range names {
+		ino := ns[n]
+		if ino == nil {
+			continue
+		}
+		m.files[n] = ino
+		if visited[ino] {
+			continue
+		}
+		visited[ino] = true
+		ino.crashSectors(r, torn)
+	}
+}
+
+// crashSectors replaces the content of ino by what survives a crash with
+// sectors persisted on their own (see FS.CrashSectors).
+func (ino *inode) crashSectors(r *rand.Rand, torn bool) {
+	defer func() {
+		ino.data = append([]byte(nil), ino.synced...)
+		ino.dirty, ino.dirtyEnd = len(ino.synced), len(ino.synced)
+		ino.diverged = false
+	}()
+	if ino.diverged || ino.dirtyEnd <= ino.dirty {
+		return
+	}
+	lo, hi := ino.dirty, min(ino.dirtyEnd, len(ino.data))
+	out := append([]byte(nil), ino.synced...)
+	for sec := lo / SectorSize * SectorSize; sec < hi; sec += SectorSize {
+		a, b := max(sec, lo), min(sec+SectorSize, hi)
+		if r.IntN(2) == 0 {
+			continue // not persisted
+		}
+		if torn && r.IntN(4) == 0 {
+			b = a + r.IntN(b-a+1)
+		}
+		if b > len(out) {
+			out = append(out, make([]byte, b-len(out))...)
+		}
+		copy(out[a:b], ino.data[a:b])
+	}
+	ino.synced = out
+}
+
+// FlipBit flips bit (0..7) of the byte at off of the named file, in its
+// current and its durable content: damage at rest, as a disk may do to
+// data it once wrote. It is meant for tests.
+func (m *FS) FlipBit(name string, off int64, bit uint) error {
+	return m.damage(name, off, 1, func(b []byte) { b[0] ^= 1 << (bit % 8) })
+}
+
+// LoseSector zeroes the 512-byte sector (SectorSize) that holds offset off
+// of the named file, in its current and durable content (as far as each
+// reaches): a sector of synced data the disk lost. It is meant for tests.
+func (m *FS) LoseSector(name string, off int64) error {
+	start := off / SectorSize * SectorSize
+	return m.damage(name, start, SectorSize, func(b []byte) { clear(b) })
+}
+
+func (m *FS) damage(name string, off, n int64, fn func([]byte)) error {
+	name = clean(name)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ino, ok := m.files[name]
+	if !ok {
+		return &fs.PathError{Op: "damage", Path: name, Err: fs.ErrNotExist}
+	}
+	if off < 0 || off >= int64(len(ino.synced)) {
+		return &fs.PathError{Op: "damage", Path: name, Err: fmt.Errorf("offset %d outside the %d durable bytes", off, len(ino.synced))}
+	}
+	for _, b := range [][]byte{ino.synced, ino.data} {
+		if off < int64(len(b)) {
+			fn(b[off:min(off+n, int64(len(b)))])
+		}
+	}
+	return nil
+}
 
 func (m *FS) crash(r *rand.Rand) {
 	m.mu.Lock()

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/concordtx/concord/participant/filestore"
 	"github.com/concordtx/concord/wal"
 )
 
@@ -40,6 +41,12 @@ type StoreConfig struct {
 	// keeps it, and refuses to open with ErrStockMismatch if Stock is given
 	// and differs.
 	Stock []Stock
+	// FileStore, when set, tunes the file store: its SegmentSize,
+	// Preallocate, SnapshotEvery, Retain, MaxPayload, CommitSyncDelay and
+	// Logger are used (Dir, FS and Machine are always the store's own). nil
+	// takes filestore.DefaultOptions. A simulator sets small segments and
+	// frequent snapshots so that rolls and compaction happen.
+	FileStore *filestore.Options
 }
 
 // stock returns the inventory a new store starts with and whether it was

@@ -1,0 +1,138 @@
+package prodsim
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/concordtx/concord/internal/testutil/race"
+)
+
+var (
+	flagSeeds = flag.Int("seeds", 0, "how many seeds TestProdSimulation runs (0: 2000, 200 under -race; PRODSIM_SEEDS overrides)")
+	flagFirst = flag.Uint64("first", 1, "first seed TestProdSimulation runs")
+	flagSeed  = flag.Int64("seed", -1, "replay this one seed and print its trace")
+	flagLong  = flag.Duration("long", 0, "soak: run seeds for this long instead of -seeds")
+)
+
+func seedCount() int {
+	if *flagSeeds > 0 {
+		return *flagSeeds
+	}
+	if s := os.Getenv("PRODSIM_SEEDS"); s != "" {
+		if n, err := strconv.Atoi(s); err == nil && n > 0 {
+			return n
+		}
+	}
+	if race.Enabled {
+		return 200
+	}
+	return 2000
+}
+
+// runOne runs one seed in its own synctest bubble.
+func runOne(t *testing.T, opts Options) Result {
+	var r Result
+	synctest.Test(t, func(t *testing.T) { r = Run(opts) })
+	return r
+}
+
+// total is the sum of many runs.
+type total struct {
+	mu                                                       sync.Mutex
+	seeds, txs, committed, crashes, partitions, resubmitted int
+	conflicts, compactions, snapshots, refused, violations  int
+	messages, dropped, duplicated                           int
+	failed                                                  []Result
+}
+
+func (s *total) add(r Result) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seeds++
+	s.txs += r.Transactions
+	s.committed += r.Committed
+	s.crashes += r.Crashes
+	s.partitions += r.Partitions
+	s.resubmitted += r.Resubmissions
+	s.conflicts += r.Conflicts
+	s.compactions += r.Compactions
+	s.snapshots += r.Snapshots
+	s.refused += len(r.Refused)
+	s.messages += r.Messages
+	s.dropped += r.Dropped
+	s.duplicated += r.Duplicated
+	if len(r.Violations) > 0 {
+		s.violations++
+		s.failed = append(s.failed, r)
+	}
+}
+
+func (s *total) String() string {
+	return fmt.Sprintf("%d seeds, %d transactions (%d committed), %d crashes, %d partitions, %d resubmissions (%d 409s to changed bodies), %d compactions, %d snapshots, %d refusals after damage at rest, %d messages (%d dropped, %d duplicated), %d violations",
+		s.seeds, s.txs, s.committed, s.crashes, s.partitions, s.resubmitted, s.conflicts, s.compactions, s.snapshots, s.refused, s.messages, s.dropped, s.duplicated, s.violations)
+}
+
+func replayCommand(seed uint64) string {
+	return fmt.Sprintf("go test ./internal/sim/prodsim -run 'TestProdSimulation$' -seed %d", seed)
+}
+
+// TestProdSimulation runs the production coordinator and participants
+// under simulated time, network, disks and crashes for many seeds and fails
+// on any broken invariant, naming the command that replays the seed. With
+// -seed it replays one seed and prints its trace.
+func TestProdSimulation(t *testing.T) {
+	if *flagSeed >= 0 {
+		r := runOne(t, Options{Seed: uint64(*flagSeed), Trace: true})
+		fmt.Println(strings.Join(r.Trace, "\n"))
+		fmt.Printf("seed %d: faults %+v\n", r.Seed, r.Faults)
+		fmt.Printf("seed %d: %d transactions at %d participants (%d committed, %d aborted, %d unknown), %d crashes, %d partitions, %d resubmissions, %d compactions, %d snapshots, %d messages, %s simulated, trace hash %x\n",
+			r.Seed, r.Transactions, r.Participants, r.Committed, r.Aborted, r.Unknown, r.Crashes, r.Partitions, r.Resubmissions, r.Compactions, r.Snapshots, r.Messages, r.SimTime, r.TraceHash)
+		for _, s := range r.Refused {
+			fmt.Printf("seed %d: refused: %s\n", r.Seed, s)
+		}
+		for _, v := range r.Violations {
+			t.Errorf("seed %d: %s", r.Seed, v)
+		}
+		return
+	}
+	start := time.Now()
+	var tot total
+	n := seedCount()
+	t.Run("seeds", func(t *testing.T) {
+		for i := range n {
+			if *flagLong > 0 && time.Since(start) > *flagLong {
+				break
+			}
+			if *flagLong > 0 {
+				n = i + 1
+			}
+			seed := *flagFirst + uint64(i)
+			t.Run(strconv.FormatUint(seed, 10), func(t *testing.T) {
+				t.Parallel()
+				tot.add(runOne(t, Options{Seed: seed}))
+			})
+		}
+	})
+	fmt.Printf("prodsim: %s in %s\n", &tot, time.Since(start).Round(time.Millisecond))
+	kinds := map[string]int{}
+	for _, r := range tot.failed {
+		kinds[r.Violations[0].Invariant]++
+	}
+	if len(kinds) > 0 {
+		t.Errorf("failing seeds by their first violated invariant: %v", kinds)
+	}
+	for i, r := range tot.failed {
+		if i == 5 {
+			t.Errorf("... and %d more failing seeds", len(tot.failed)-i)
+			break
+		}
+		t.Errorf("seed %d: %s\nreplay: %s", r.Seed, r.Violations[0], replayCommand(r.Seed))
+	}
+}

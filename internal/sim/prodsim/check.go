@@ -94,13 +94,13 @@ func (w *world) check() {
 		if committedAt != "" && abortedAt != "" {
 			bad("atomicity", r.id, "committed at %s, aborted at %s", committedAt, abortedAt)
 		}
-		if first == concord.OutcomeCommitted && !allCommitted && w.allUp(r) {
+		if first == concord.OutcomeCommitted && !allCommitted && w.allUp(r) && !w.anyRefused() {
 			bad("committed at every branch", r.id, "client told committed, but not every branch is committed: %s", w.branchStates(r))
 		}
 		if first == concord.OutcomeAborted && committedAt != "" {
 			bad("atomicity", r.id, "client told aborted, but %s committed", committedAt)
 		}
-		if final == concord.OutcomeCommitted && !allCommitted && w.allUp(r) {
+		if final == concord.OutcomeCommitted && !allCommitted && w.allUp(r) && !w.anyRefused() {
 			bad("committed at every branch", r.id, "the coordinator answers committed, but not every branch is committed: %s", w.branchStates(r))
 		}
 	}

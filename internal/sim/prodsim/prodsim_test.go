@@ -136,3 +136,39 @@ func TestProdSimulation(t *testing.T) {
 		t.Errorf("seed %d: %s\nreplay: %s", r.Seed, r.Violations[0], replayCommand(r.Seed))
 	}
 }
+
+var flagReplay = flag.Int("replay", 0, "TestProdReplay: run each of -seeds seeds (from -first) this many times and report how often its trace replays identically")
+
+// TestProdReplay measures how often a seed replays exactly: goroutine
+// scheduling inside a synctest bubble is not fully deterministic, so two
+// runs of one seed may draw their random choices in different orders. It
+// runs only with -replay.
+func TestProdReplay(t *testing.T) {
+	if *flagReplay <= 0 {
+		t.Skip("measurement: run with -replay N")
+	}
+	seeds := *flagSeeds
+	if seeds == 0 {
+		seeds = 20
+	}
+	same, runs, allSame := 0, 0, 0
+	for i := range seeds {
+		seed := *flagFirst + uint64(i)
+		first := runOne(t, Options{Seed: seed})
+		all := true
+		for range *flagReplay - 1 {
+			r := runOne(t, Options{Seed: seed})
+			runs++
+			if r.TraceHash == first.TraceHash {
+				same++
+			} else {
+				all = false
+			}
+		}
+		if all {
+			allSame++
+		}
+	}
+	fmt.Printf("prodsim replay: %d of %d reruns had the first run's trace hash; %d of %d seeds replayed identically every time (%d runs each)\n",
+		same, runs, allSame, seeds, *flagReplay)
+}

@@ -122,6 +122,8 @@ func (n *network) draw() draw {
 	if !n.on {
 		return d
 	}
+	n.w.rmu.Lock() // lock order: n.mu, then the world's generator
+	defer n.w.rmu.Unlock()
 	r := n.w.rng
 	f := n.faults
 	if f.MaxDelay > 0 {

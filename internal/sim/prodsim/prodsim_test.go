@@ -15,7 +15,7 @@ import (
 )
 
 var (
-	flagSeeds = flag.Int("seeds", 0, "how many seeds TestProdSimulation runs (0: 2000, 200 under -race; PRODSIM_SEEDS overrides)")
+	flagSeeds = flag.Int("seeds", 0, "how many seeds TestProdSimulation runs (0: 2000, 100 under -race; PRODSIM_SEEDS overrides)")
 	flagFirst = flag.Uint64("first", 1, "first seed TestProdSimulation runs")
 	flagSeed  = flag.Int64("seed", -1, "replay this one seed and print its trace")
 	flagLong  = flag.Duration("long", 0, "soak: run seeds for this long instead of -seeds")
@@ -31,7 +31,7 @@ func seedCount() int {
 		}
 	}
 	if race.Enabled {
-		return 200
+		return 100
 	}
 	return 2000
 }

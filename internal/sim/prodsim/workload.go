@@ -116,11 +116,11 @@ func (w *world) newTx(j int) *txRecord {
 // a 409), backing off between attempts.
 func (w *world) submit(cl *client.Client, r *txRecord, req wire.SubmitRequest, changed bool) {
 	for attempt := 0; ; attempt++ {
+		w.mu.Lock()
 		if attempt > 0 || len(r.told) > 0 {
-			w.mu.Lock()
 			w.res.Resubmissions++
-			w.mu.Unlock()
 		}
+		w.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		resp, err := cl.Submit(ctx, req)
 		cancel()

@@ -41,9 +41,8 @@ type StoreConfig struct {
 	// keeps it, and refuses to open with ErrStockMismatch if Stock is given
 	// and differs.
 	Stock []Stock
-	// FileStore, when set, tunes the file store: its SegmentSize,
-	// Preallocate, SnapshotEvery, Retain, MaxPayload, CommitSyncDelay and
-	// Logger are used (Dir, FS and Machine are always the store's own). nil
+	// FileStore, when set, tunes the file store: every field is used but
+	// Dir, FS and Machine, which are always the store's own. nil
 	// takes filestore.DefaultOptions. A simulator sets small segments and
 	// frequent snapshots so that rolls and compaction happen.
 	FileStore *filestore.Options

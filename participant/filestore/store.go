@@ -367,14 +367,21 @@ func (s *Store) PrepareBatch(ctx context.Context, calls []participant.PrepareCal
 // s.mu, each returning the record it needs durable (or 0), then waits with
 // wait for the newest of them. It returns wait's error.
 func (s *Store) batch(n int, wait func(seq uint64) error, step func(i int) uint64) error {
-	var last uint64
+	var first, last uint64
 	s.mu.Lock()
 	for i := range n {
-		last = max(last, step(i))
+		seq := step(i)
+		if first == 0 {
+			first = seq
+		}
+		last = max(last, seq)
 	}
 	s.mu.Unlock()
 	if last == 0 {
 		return nil
+	}
+	if s.opts.BatchWait != nil {
+		last = s.opts.BatchWait(first, last)
 	}
 	return wait(last)
 }

@@ -45,7 +45,7 @@ func runOne(t *testing.T, opts Options) Result {
 
 // total is the sum of many runs.
 type total struct {
-	mu                                                       sync.Mutex
+	mu                                                      sync.Mutex
 	seeds, txs, committed, crashes, partitions, resubmitted int
 	conflicts, compactions, snapshots, refused, violations  int
 	messages, dropped, duplicated                           int

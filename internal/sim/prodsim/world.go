@@ -59,7 +59,13 @@ type Options struct {
 
 // Bugs plant known defects through the production code's test hooks, to
 // prove that the checker catches them. All off is the system as it is.
-type Bugs struct{}
+type Bugs struct {
+	// BatchAnswersBeforeSync makes the file store's batches (PrepareBatch,
+	// CommitBatch, CommitOnePhaseBatch) answer without waiting for their
+	// records to be durable (filestore.Options.BatchWait); the single calls
+	// still sync.
+	BatchAnswersBeforeSync bool
+}
 
 // Result is what one run did and found.
 type Result struct {
@@ -247,6 +253,9 @@ func (w *world) run() {
 			Preallocate:   4 << 10,
 			SnapshotEvery: 20 + w.intn(200),
 			Logger:        discard,
+		}
+		if w.opts.Bugs.BatchAnswersBeforeSync {
+			p.fopts.BatchWait = func(uint64, uint64) uint64 { return 0 }
 		}
 		w.parts = append(w.parts, p)
 	}

@@ -52,7 +52,7 @@ func warnPlainHTTP(w io.Writer, who, addr string) {
 // requireHTTPS refuses a peer URL that is not https:// when TLS is on.
 func requireHTTPS(what, u string) error {
 	p, err := url.Parse(u)
-	if err == nil && p.Scheme != "https" {
+	if err != nil || p.Scheme != "https" {
 		return fmt.Errorf("%s %s: with --tls-cert every peer is called over https://", what, u)
 	}
 	return nil
@@ -143,6 +143,12 @@ func coordinatorSecurity(opts *coordinator.Options, f *tlsFlags, tokensPath, ope
 			return err
 		}
 	}
+	if opts.AdvertiseURL != "" {
+		// Participants follow the advertised URL to learn outcomes.
+		if err := requireHTTPS("--advertise", opts.AdvertiseURL); err != nil {
+			return err
+		}
+	}
 	auth := &security.Authenticator{}
 	if tokensPath != "" {
 		if auth.Tokens, err = security.LoadTokens(tokensPath); err != nil {
@@ -174,7 +180,7 @@ func participantSecurity(opts *participant.Options, f *tlsFlags, coordinatorIden
 	if err := requireHTTPS("--coordinator", opts.Coordinator); err != nil {
 		return nil, err
 	}
-	if opts.HTTPClient, err = security.WithClientTLS(wire.NewHTTPClient(0), m.ClientConfigFor(coordinatorIdentity)); err != nil {
+	if opts.HTTPClient, err = security.WithClientTLS(wire.NewHTTPClient(0), m.ClientConfigFor(security.RoleCoordinator, coordinatorIdentity)); err != nil {
 		return nil, err
 	}
 	opts.CoordinatorIdentity = coordinatorIdentity

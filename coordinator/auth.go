@@ -186,7 +186,9 @@ func (c *Coordinator) listFor(ctx context.Context, state, participant string, li
 // security.LogLimiter): any client can cause them.
 type refusedLogger struct{ lim security.LogLimiter }
 
-func (r *refusedLogger) log(logger *slog.Logger, msg string, args ...any) { r.lim.Warn(logger, msg, args...) }
+func (r *refusedLogger) log(logger *slog.Logger, msg string, args ...any) {
+	r.lim.Warn(logger, msg, args...)
+}
 
 // markAuthenticated tells the connection of ctx that a request on it has
 // authenticated, so that it keeps the ordinary idle timeout.

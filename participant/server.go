@@ -63,10 +63,10 @@ type Server struct {
 	closeMu sync.RWMutex   // orders wg.Add against Close's wg.Wait
 	closed  bool
 
-	stats   serverStats
+	stats serverStats
 	// refusedLog throttles the log lines of refused requests.
 	refusedLog security.LogLimiter
-	metrics *metrics
+	metrics    *metrics
 }
 
 type shard struct {

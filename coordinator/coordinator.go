@@ -48,6 +48,11 @@ type Coordinator struct {
 	ln    net.Listener
 	conns *security.LimitedListener
 
+	// afterGuard, set by tests only, runs after a request has passed guard
+	// and before it is served: the window in which a route check made
+	// apart from the object it names would go stale.
+	afterGuard func(*http.Request)
+
 	// refusedLog throttles the lines anyone can cause: refused requests
 	// and actions, the HTTP server's complaints (failed TLS handshakes).
 	refusedLog refusedLogger

@@ -5,9 +5,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -158,4 +160,51 @@ func TestOutcomeNeedsParticipantRole(t *testing.T) {
 	if code, msg, err := do(e.as(e.ca.LoadRole("flights", security.RoleParticipant), ""), "GET", e.url+wire.OutcomePath("fh"), ""); err != nil || code != 200 {
 		t.Errorf("participant flights: %d %s %v, want 200", code, msg, err)
 	}
+}
+
+// Failed TLS handshakes, which any stranger causes, are logged a few a
+// second, not once each, even at the Debug level.
+func TestHandshakeFailuresLogThrottled(t *testing.T) {
+	e := newSecureEnv(t, "flights")
+	var logs syncBuf
+	e.opts.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e.start()
+	addr := strings.TrimPrefix(e.url, "https://")
+	for range 40 {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n") // not a TLS hello
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		io.Copy(io.Discard, c) // until the server closes it
+		c.Close()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "handshake") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no handshake failure logged: %q", logs.String())
+		}
+		time.Sleep(time.Millisecond) // the server logs on its own goroutines
+	}
+	if n := strings.Count(logs.String(), "handshake"); n > 20 {
+		t.Errorf("%d lines for 40 failed handshakes, want a few", n)
+	}
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

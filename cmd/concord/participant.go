@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/url"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/concordtx/concord/participant"
+	"github.com/concordtx/concord/security"
 	"github.com/concordtx/concord/travel"
 )
 
@@ -133,14 +135,19 @@ func runParticipant(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return fail("listen on %s: %v", *listen, err)
 	}
+	// Only the coordinator and operators' tools call a participant: a
+	// bound on connections keeps strangers' from exhausting descriptors,
+	// and their failed handshakes are logged a few a second at most.
+	ln = security.LimitListener(ln, security.ConnLimits{Max: participantMaxConns})
 	scheme := "http"
 	if srvTLS != nil {
 		ln, scheme = tls.NewListener(ln, srvTLS), "https"
 	} else {
 		warnPlainHTTP(stderr, *service, ln.Addr().String())
 	}
+	var errLog security.LogLimiter
 	hs := &http.Server{Handler: svc.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
-		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10, ErrorLog: log.New(errLog.Writer(logger), "", 0)}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 
@@ -187,6 +194,9 @@ func redactStoreURL(s string) string {
 	}
 	return scheme + "://" + rest
 }
+
+// participantMaxConns bounds the connections a participant keeps open.
+const participantMaxConns = 4096
 
 // StorePasswordEnvVar names the environment variable that may hold the
 // database password of a participant's --store URL.

@@ -100,6 +100,9 @@ func (c *Coordinator) guard(api http.Handler, rule func(*http.Request, security.
 			c.refuse(w, r, p, err)
 			return
 		}
+		if c.afterGuard != nil {
+			c.afterGuard(r)
+		}
 		markAuthenticated(r.Context())
 		if c.opts.ReadTimeout > 0 {
 			// The read deadline was set while the connection was not yet

@@ -153,8 +153,13 @@ func TestAuthorizationOnTheObjectActedOn(t *testing.T) {
 				t.Errorf("bob's %s %s on alice's transaction: %d %s, want 403", c.method, c.path, code, body)
 			}
 			close(tr.gate)
-			if err := <-alice; err != nil {
-				t.Error(err)
+			select {
+			case err := <-alice:
+				if err != nil {
+					t.Error(err)
+				}
+			case <-time.After(10 * time.Second): // bounds a broken test, not a synchronization
+				t.Fatal("alice's submit never ran or never finished")
 			}
 		})
 	}

@@ -236,3 +236,41 @@ func waitState(t *testing.T, m *participanttest.MemResource, id concord.TxID, wa
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// The client sends its token over https only, to the coordinator's host
+// only, and follows no redirect: a coordinator URL (or a redirect) that
+// leads elsewhere never gets the token.
+func TestTokenStaysWithTheCoordinator(t *testing.T) {
+	if _, err := client.New(client.Options{URL: "http://127.0.0.1:7070", Token: "alice-token-0123456789"}); !errors.Is(err, client.ErrInvalidInput) {
+		t.Errorf("a token with an http URL: %v, want ErrInvalidInput", err)
+	}
+	ca := pki.New(t, "test CA")
+	var elsewhere atomic.Int64
+	other := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			elsewhere.Add(1)
+		}
+		w.Write([]byte(`{"status":"ok"}`))
+	}))
+	other.TLS = ca.Load("other", true).ServerConfig(false)
+	other.Config.ErrorLog = log.New(io.Discard, "", 0)
+	other.StartTLS()
+	defer other.Close()
+	redirector := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	redirector.TLS = ca.Load("coordinator", true).ServerConfig(false)
+	redirector.Config.ErrorLog = log.New(io.Discard, "", 0)
+	redirector.StartTLS()
+	defer redirector.Close()
+	cl, err := client.New(client.Options{URL: redirector.URL, Token: "alice-token-0123456789", TLS: ca.Load("alice", false).ClientConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Health(t.Context()); !errors.Is(err, security.ErrRedirect) {
+		t.Errorf("a redirect: %v, want ErrRedirect", err)
+	}
+	if n := elsewhere.Load(); n != 0 {
+		t.Errorf("the token reached another host %d times", n)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/concordtx/concord"
@@ -41,6 +42,11 @@ const (
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultReadTimeout       = time.Minute
 	DefaultIdleTimeout       = 2 * time.Minute
+	// DefaultUnauthIdleTimeout bounds the wait of a connection that has not
+	// authenticated (see Options.UnauthIdleTimeout).
+	DefaultUnauthIdleTimeout = 5 * time.Second
+	DefaultMaxConns          = 4096
+	DefaultMaxConnsPerHost   = 1024
 )
 
 // Options configures a Coordinator. Every zero field takes its default.
@@ -63,8 +69,9 @@ type Options struct {
 	// Default DefaultListen.
 	Listen string
 	// AdvertiseURL is the coordinator's own base URL, sent in every PREPARE
-	// so that a participant in doubt knows whom to ask. Default: http:// and
-	// the address Start listens on.
+	// so that a participant in doubt knows whom to ask. Default: http:// (or
+	// https:// with TLS) and the address Start listens on. With TLS it must
+	// be https://.
 	AdvertiseURL string
 
 	// Clock is the source of time; nil means the wall clock.
@@ -163,6 +170,14 @@ type Options struct {
 	// configure the http.Server of Start.
 	MaxHeaderBytes                              int
 	ReadHeaderTimeout, ReadTimeout, IdleTimeout time.Duration
+	// MaxConns and MaxConnsPerHost bound the connections Start's listener
+	// keeps open, overall and from one remote IP address; one past them is
+	// closed at accept. UnauthIdleTimeout is how long a connection on
+	// which no request has authenticated may wait for its next request.
+	// Defaults DefaultMaxConns, DefaultMaxConnsPerHost,
+	// DefaultUnauthIdleTimeout.
+	MaxConns, MaxConnsPerHost int
+	UnauthIdleTimeout         time.Duration
 }
 
 // withDefaults fills zero fields and validates the result.
@@ -190,6 +205,13 @@ func (o Options) withDefaults() (Options, error) {
 	setDur(&o.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	setDur(&o.ReadTimeout, DefaultReadTimeout)
 	setDur(&o.IdleTimeout, DefaultIdleTimeout)
+	setDur(&o.UnauthIdleTimeout, DefaultUnauthIdleTimeout)
+	if o.MaxConns == 0 {
+		o.MaxConns = DefaultMaxConns
+	}
+	if o.MaxConnsPerHost == 0 {
+		o.MaxConnsPerHost = DefaultMaxConnsPerHost
+	}
 	if o.MaxLive == 0 {
 		o.MaxLive = DefaultMaxLive
 	}
@@ -247,10 +269,18 @@ func (o Options) validate() error {
 		if err := checkBaseURL(u); err != nil {
 			return bad("participant %s: %v", name, err)
 		}
+		if o.ClientTLS != nil && o.Transport == nil && !strings.HasPrefix(u, "https://") {
+			return bad("participant %s: %s: with ClientTLS every participant is called over https://", name, u)
+		}
 	}
 	if o.AdvertiseURL != "" {
 		if err := checkBaseURL(o.AdvertiseURL); err != nil {
 			return bad("AdvertiseURL: %v", err)
+		}
+		if o.TLS != nil && !strings.HasPrefix(o.AdvertiseURL, "https://") {
+			// Participants follow it to learn outcomes: under TLS a plain
+			// http one would let anyone on the path answer for us.
+			return bad("AdvertiseURL %s: with TLS the coordinator must be advertised as https://", o.AdvertiseURL)
 		}
 	}
 	for _, d := range []struct {

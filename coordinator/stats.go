@@ -45,12 +45,24 @@ type Stats struct {
 	Overloaded      int64 `json:"overloaded"`      // submissions refused 503: MaxLive transactions live
 	Unauthenticated int64 `json:"unauthenticated"` // requests refused 401: no or bad credentials
 	Forbidden       int64 `json:"forbidden"`       // requests refused 403: not the caller's to see or do
+
+	ConnsOpen    int   `json:"conns_open"`    // connections open now (Start's listener)
+	ConnsRefused int64 `json:"conns_refused"` // connections closed at accept: MaxConns or MaxConnsPerHost reached
 }
 
 // Stats returns the counters. It is cheap and safe to call at any time.
 func (c *Coordinator) Stats() Stats {
 	live, remembered := c.table.counts()
+	c.srvMu.Lock()
+	conns := c.conns
+	c.srvMu.Unlock()
+	var open int
+	var refused int64
+	if conns != nil {
+		open, refused = conns.Open(), conns.Refused()
+	}
 	return Stats{
+		ConnsOpen: open, ConnsRefused: refused,
 		Submitted: c.stats.submitted.Load(), Committed: c.stats.committed.Load(),
 		Aborted: c.stats.aborted.Load(), Finished: c.stats.finished.Load(),
 		Live: live, Remembered: remembered,

@@ -105,6 +105,9 @@ func (s *Server) query(ctx context.Context, a tpc.ParticipantAction) (concord.Ou
 	if base == "" {
 		return concord.OutcomePending, errors.New("no coordinator URL: the PREPARE named none and Options.Coordinator is empty")
 	}
+	if err := s.opts.checkCoordinator(base); err != nil {
+		return concord.OutcomePending, fmt.Errorf("not asking: %v", err)
+	}
 	var resp wire.OutcomeResponse
 	url := strings.TrimRight(base, "/") + wire.OutcomePath(a.ID)
 	if err := wire.Do(ctx, s.opts.HTTPClient, http.MethodGet, url, nil, &resp); err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/security"
 	"github.com/concordtx/concord/tpc"
 	"github.com/concordtx/concord/wire"
 )
@@ -62,8 +63,10 @@ type Server struct {
 	closeMu sync.RWMutex   // orders wg.Add against Close's wg.Wait
 	closed  bool
 
-	stats   serverStats
-	metrics *metrics
+	stats serverStats
+	// refusedLog throttles the log lines of refused requests.
+	refusedLog security.LogLimiter
+	metrics    *metrics
 }
 
 type shard struct {
@@ -155,6 +158,9 @@ func NewServer(opts Options) (*Server, error) {
 	}
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = wire.NewHTTPClient(0)
+	}
+	if opts.CoordinatorIdentity != "" {
+		opts.HTTPClient = coordinatorOnly(opts.HTTPClient, opts.CoordinatorIdentity)
 	}
 	log := opts.Logger
 	if log == nil {
@@ -583,7 +589,7 @@ func (s *Server) checkPrepare(req wire.PrepareRequest) error {
 		return fmt.Errorf("%w: %d transactions in one batch, at most %d", ErrBadRequest, len(req.Transactions), s.opts.MaxBatch)
 	}
 	if req.Coordinator != "" {
-		if err := checkCoordinatorURL(req.Coordinator); err != nil {
+		if err := s.opts.checkCoordinator(req.Coordinator); err != nil {
 			return fmt.Errorf("%w: coordinator: %v", ErrBadRequest, err)
 		}
 	}

@@ -34,14 +34,14 @@ func OpenPostgresStore(ctx context.Context, cfg StoreConfig) (*SQLStore, error) 
 	}
 	pc, err := pgxpool.ParseConfig(cfg.URL)
 	if err != nil {
-		return nil, fmt.Errorf("%w: store URL %s: %v", ErrBadOptions, redactURL(cfg.URL), err)
+		return nil, fmt.Errorf("%w: store URL %s: %v", ErrBadOptions, redactURL(cfg.URL), redactErr(cfg.URL, err))
 	}
 	if _, set := pc.ConnConfig.RuntimeParams["pool_max_conns"]; !set && pc.MaxConns < pgStoreMaxConns {
 		pc.MaxConns = pgStoreMaxConns
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", redactURL(cfg.URL), err)
+		return nil, fmt.Errorf("connect to %s: %w", redactURL(cfg.URL), redactErr(cfg.URL, err))
 	}
 	b := &pgBackend{
 		pool:  pool,

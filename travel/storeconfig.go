@@ -141,3 +141,38 @@ func redactURL(s string) string {
 	}
 	return u.Redacted()
 }
+
+// redactErr returns err with the password of store URL s, wherever the
+// error repeats it, replaced by xxxxx: a driver's or net/url's message may
+// quote the URL it could not parse.
+func redactErr(s string, err error) error {
+	if err == nil {
+		return nil
+	}
+	pw := ""
+	if u, perr := url.Parse(s); perr == nil && u.User != nil {
+		pw, _ = u.User.Password()
+	} else if _, rest, ok := strings.Cut(s, "://"); ok {
+		if i := strings.LastIndex(rest, "@"); i >= 0 {
+			if _, p, ok := strings.Cut(rest[:i], ":"); ok {
+				pw = p
+			}
+		}
+	}
+	msg := err.Error()
+	if ue, ok := err.(*url.Error); ok {
+		// The rest quotes the URL whole, and the inner error may quote
+		// part of a password (a bad %-escape in it).
+		msg = ue.Err.Error()
+		if strings.Contains(s, "@") {
+			msg = "not a valid URL (is a special character in the user or password not %-encoded?)"
+		}
+	}
+	if pw != "" {
+		msg = strings.ReplaceAll(msg, pw, "xxxxx")
+		if esc := url.PathEscape(pw); esc != pw {
+			msg = strings.ReplaceAll(msg, esc, "xxxxx")
+		}
+	}
+	return errors.New(msg)
+}

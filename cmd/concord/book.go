@@ -94,7 +94,7 @@ func runBook(args []string, stdout, stderr io.Writer) int {
 		return fail("nothing to book: give at least one of --flight, --hotel, --car")
 	}
 
-	copts, err := auth.options(client.Options{URL: base})
+	copts, err := auth.options(client.Options{URL: base}, stderr)
 	if err != nil {
 		return fail("%v", err)
 	}

@@ -78,7 +78,7 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", coordinator.DefaultListen, "`address` to serve the HTTP API on")
 	data := fs.String("data", "data/coordinator", "data `directory`; the log is in its wal/ subdirectory")
-	advertise := fs.String("advertise", "", "`URL` participants use to reach this coordinator (default: http:// and --listen)")
+	advertise := fs.String("advertise", "", "`URL` participants use to reach this coordinator (default: http:// and --listen, https:// with TLS; with TLS it must be https://)")
 	parts := participantFlags{}
 	fs.Var(parts, "participant", "a participant as `name=URL`; repeat for each one")
 	defTimeout := fs.Duration("default-timeout", coordinator.DefaultTimeout, "prepare deadline of a transaction that gives none")
@@ -128,6 +128,8 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err := coordinatorSecurity(&opts, tlsf, *tokens, *operators); err != nil {
 		return usageErr("%v", err)
 	}
+	warnReadableSecret(stderr, "--tls-key", *tlsf.key)
+	warnReadableSecret(stderr, "--client-tokens", *tokens)
 	coordinatorGC.apply()
 	c, err := coordinator.New(opts)
 	if err != nil {

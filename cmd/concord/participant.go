@@ -7,8 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -17,6 +19,7 @@ import (
 	"time"
 
 	"github.com/concordtx/concord/participant"
+	"github.com/concordtx/concord/security"
 	"github.com/concordtx/concord/travel"
 )
 
@@ -44,6 +47,7 @@ func runParticipant(ctx context.Context, args []string, stdout, stderr io.Writer
 	coord := fs.String("coordinator", "http://127.0.0.1:7070", "coordinator base `URL`, asked about transactions in doubt after a restart")
 	inventory := fs.String("inventory", "", "stock as `SKU=CAPACITY,...`, e.g. FL100=120,FL200=40 (default: the service's own; a store keeps the stock it was created with)")
 	store := fs.String("store", "file", "where the inventory lives: file, memory (lost on exit), or a database URL ("+strings.Join(travel.StoreKinds()[2:], ", ")+")")
+	pwFile := fs.String("store-password-file", "", "`file` holding the database password of a --store URL (first line); the "+StorePasswordEnvVar+" environment variable works too. Either keeps it off the command line, which other users see in ps")
 	logs := addLogFlags(fs)
 	tlsf := addTLSFlags(fs, "the service")
 	coordID := fs.String("coordinator-identity", "coordinator", "with TLS, the certificate `identity` (CN) whose prepare, commit and abort are accepted")
@@ -90,6 +94,11 @@ func runParticipant(ctx context.Context, args []string, stdout, stderr io.Writer
 	if *store == "file" {
 		cfg.URL = ""
 	}
+	warnReadableSecret(stderr, "--tls-key", *tlsf.key)
+	warnReadableSecret(stderr, "--store-password-file", *pwFile)
+	if cfg.URL, err = storeURLWithPassword(cfg.URL, *pwFile, os.Getenv(StorePasswordEnvVar)); err != nil {
+		return usageErr("%v", err)
+	}
 	if *inventory != "" {
 		if cfg.Stock, err = travel.ParseInventory(*inventory); err != nil {
 			return usageErr("--inventory: %v", err)
@@ -126,14 +135,19 @@ func runParticipant(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return fail("listen on %s: %v", *listen, err)
 	}
+	// Only the coordinator and operators' tools call a participant: a
+	// bound on connections keeps strangers' from exhausting descriptors,
+	// and their failed handshakes are logged a few a second at most.
+	ln = security.LimitListener(ln, security.ConnLimits{Max: participantMaxConns})
 	scheme := "http"
 	if srvTLS != nil {
 		ln, scheme = tls.NewListener(ln, srvTLS), "https"
 	} else {
 		warnPlainHTTP(stderr, *service, ln.Addr().String())
 	}
+	var errLog security.LogLimiter
 	hs := &http.Server{Handler: svc.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
-		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10, ErrorLog: log.New(errLog.Writer(logger), "", 0)}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 
@@ -179,4 +193,44 @@ func redactStoreURL(s string) string {
 		rest = rest[:i]
 	}
 	return scheme + "://" + rest
+}
+
+// participantMaxConns bounds the connections a participant keeps open.
+const participantMaxConns = 4096
+
+// StorePasswordEnvVar names the environment variable that may hold the
+// database password of a participant's --store URL.
+const StorePasswordEnvVar = "CONCORD_STORE_PASSWORD"
+
+// storeURLWithPassword puts the password read from pwFile (its first line)
+// or else env into the database URL raw; with neither, raw is returned
+// unchanged. Errors never show the password.
+func storeURLWithPassword(raw, pwFile, env string) (string, error) {
+	pw := env
+	if pwFile != "" {
+		b, err := os.ReadFile(pwFile)
+		if err != nil {
+			return "", fmt.Errorf("--store-password-file: %v", err)
+		}
+		pw, _, _ = strings.Cut(string(b), "\n")
+		pw = strings.TrimRight(pw, "\r")
+		if pw == "" {
+			return "", fmt.Errorf("--store-password-file %s: the first line is empty", pwFile)
+		}
+	}
+	if pw == "" {
+		return raw, nil
+	}
+	if !strings.Contains(raw, "://") {
+		return "", fmt.Errorf("a store password is given (--store-password-file or %s) but --store is not a database URL", StorePasswordEnvVar)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("--store %s: not a valid URL", redactStoreURL(raw))
+	}
+	if _, set := u.User.Password(); set {
+		return "", fmt.Errorf("--store %s: the URL holds a password too; give it in one place only", redactStoreURL(raw))
+	}
+	u.User = url.UserPassword(u.User.Username(), pw)
+	return u.String(), nil
 }

@@ -71,7 +71,7 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 func txClient(coord string, auth *clientAuthFlags, stderr io.Writer, cmd string) (*client.Client, bool) {
-	opts, err := auth.options(client.Options{URL: coord, Timeout: 10 * time.Second})
+	opts, err := auth.options(client.Options{URL: coord, Timeout: 10 * time.Second}, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "concord tx %s: %v\n", cmd, err)
 		return nil, false

@@ -76,7 +76,7 @@ func TestFileStoreSurvivesCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	ids, err := st2.Recover(ctx)
-	if err != nil || fmt.Sprint(ids) != "[held later]" {
+	if err != nil || len(ids) != 2 || ids[0].ID != "held" || ids[1].ID != "later" {
 		t.Fatalf("recover: %v, %v", ids, err)
 	}
 	r, err := st2.Reservation(ctx, "refused")

@@ -235,6 +235,20 @@ func (s *SQLStore) forgetOld(ctx context.Context) error {
 	return s.b.forget(ctx, old, confirmed)
 }
 
+// Remembered counts the transactions whose id starts with prefix that the
+// database's decision table (or its prepared transactions) remember, after
+// pruning the decisions whose time has passed
+// (participanttest.Remembering).
+func (s *SQLStore) Remembered(ctx context.Context, prefix string) (int, error) {
+	r, ok := s.b.res().(interface {
+		Remembered(ctx context.Context, prefix string) (int, error)
+	})
+	if !ok {
+		return 0, fmt.Errorf("%s: the database resource cannot count what it remembers", s.service)
+	}
+	return r.Remembered(ctx, prefix)
+}
+
 // Recover lists the transactions prepared in the database.
 func (s *SQLStore) Recover(ctx context.Context) ([]participant.RecoveredTx, error) {
 	return s.b.res().Recover(ctx)

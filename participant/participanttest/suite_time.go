@@ -115,7 +115,7 @@ func (s *suite) duplicateOfCommitted(t *testing.T) {
 	wantRecovered(t, r, nil, []concord.TxID{a})
 	mustErr(t, "Abort of the committed one", r.Abort(ctx, a), participant.ErrAlreadyDecided)
 
-	s.clock.Advance(s.retention.ForgetAt(info.Deadline).Sub(s.clock.Now()) + time.Second)
+	s.clock.Advance(info.Deadline.Add(s.retention.ClockSkew).Sub(s.clock.Now()) + time.Second)
 	s.decisions(t, r, 300, 4)
 	s.wantRemembered(t, r, string(a), 0) // forgotten (a resource may forget later than it may; this makes it now)
 	mustPrepareWith(t, r, a, s.h.Yes(0), info, concord.VoteNo)
@@ -144,13 +144,18 @@ func (s *suite) forgotten(t *testing.T) {
 	// Until deadline + skew every decision is kept; then the ones with a
 	// deadline go, the aborts before prepare (whose PREPARE may carry a
 	// deadline up to MaxLifetime + skew later) later.
-	s.clock.Advance(s.retention.ForgetAt(start.Add(30 * time.Second)).Sub(s.clock.Now()))
+	// The rule spelt out, not read from participant.Retention: deadline +
+	// ClockSkew, and for an abort before prepare its time + MaxLifetime +
+	// 2 ClockSkew.
+	s.clock.Advance(start.Add(30*time.Second + s.retention.ClockSkew).Sub(s.clock.Now()))
 	s.wantRemembered(t, r, prefix, 41)
 	s.clock.Advance(time.Second)
 	s.wantRemembered(t, r, prefix, 11)
 	r = restart(t)
 	s.wantRemembered(t, r, prefix, 11)
-	s.clock.Advance(s.retention.ForgetAt(s.retention.AbortDeadline(start)).Add(time.Second).Sub(s.clock.Now()))
+	s.clock.Advance(start.Add(s.retention.MaxLifetime + 2*s.retention.ClockSkew).Sub(s.clock.Now()))
+	s.wantRemembered(t, r, prefix, 11)
+	s.clock.Advance(time.Second)
 	s.wantRemembered(t, r, prefix, 1)
 	wantRecovered(t, r, []concord.TxID{held}, nil)
 	mustErr(t, "Commit of the prepared one", r.Commit(ctx, held), nil)

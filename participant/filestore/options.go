@@ -48,11 +48,12 @@ type Options struct {
 	// zeros it writes ahead of its records. Negative disables it.
 	Preallocate int64
 	// SnapshotEvery is how many log records are appended between
-	// snapshots. A snapshot lets the log drop older segments, so that
-	// reopening replays at most about this many records. A snapshot writes
-	// every remembered decision, each record then paying for about one
-	// entry of a snapshot while the decisions remembered are fewer than
-	// SnapshotEvery.
+	// snapshots, at least: a snapshot writes every remembered transaction,
+	// so while the store remembers more than SnapshotEvery the period
+	// stretches to that many records, and each record pays for about one
+	// entry of a snapshot. A snapshot lets the log drop older segments, so
+	// that reopening replays at most about max(SnapshotEvery, remembered)
+	// records.
 	SnapshotEvery int
 	// Retention is the time rule for remembering decisions, across
 	// restarts (the remembered set is in the log and its snapshots): a

@@ -341,7 +341,10 @@ func (s *Store) appendRec(typ uint8, id concord.TxID, body []byte) (uint64, erro
 		return 0, s.err
 	}
 	s.sinceSnap++
-	if s.sinceSnap >= s.opts.SnapshotEvery && !s.snapping && s.err == nil {
+	// A snapshot writes every remembered decision: with more of them than
+	// SnapshotEvery (a high rate times the time they are kept), wait for
+	// as many records, so that each record still pays for about one entry.
+	if s.sinceSnap >= s.opts.SnapshotEvery && s.sinceSnap >= len(s.txs) && !s.snapping && s.err == nil {
 		s.snapping = true
 		s.snapWG.Add(1)
 		go s.backgroundSnapshot()

@@ -60,12 +60,10 @@ type Options struct {
 	// row lock, which a prepared transaction holds until it is decided; a
 	// timed-out prepare votes no. Default DefaultLockTimeout.
 	LockTimeout time.Duration
-	// Retention is how long a decision row is kept. While it is, a repeated
-	// commit succeeds and a late prepare is refused; once it is gone, a
-	// commit is participant.ErrUnknownTx and a prepare starts afresh. Every
-	// PruneEvery decisions, rows older than Retention by the database's
-	// clock are deleted, so the table stays small. Default DefaultRetention;
-	// negative keeps every row.
+	// Retention is how long a decision row written without a forget time
+	// (by a version older than Remember) is kept, by the database's clock,
+	// before a prune deletes it. Default DefaultRetention; negative keeps
+	// those rows.
 	Retention time.Duration
 	// PruneEvery is how many decisions pass between prunes. Default
 	// DefaultPruneEvery.

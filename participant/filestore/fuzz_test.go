@@ -11,6 +11,7 @@ import (
 
 	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/participant"
+	"github.com/concordtx/concord/wal"
 )
 
 type nopMachine struct{}
@@ -126,5 +127,63 @@ func TestSnapshotListsEachTransactionOnce(t *testing.T) {
 	both.decided.add(both.txs["x"], time.UnixMilli(1))
 	if err := emptyStore().decodeSnapshot(both.encodeSnapshot(2, nil), 2); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("a snapshot listing a transaction prepared and decided decoded: %v", err)
+	}
+}
+
+// FuzzDecodeRecordBodies: the bodies of the records that carry a deadline
+// never panic their decoders, and what decodes survives encoding again.
+func FuzzDecodeRecordBodies(f *testing.F) {
+	f.Add(appendPreparedBody(nil, 1_796_688_000_000, `{"urls":["http://127.0.0.1:7070"]}`, []byte(`{"take":1}`)))
+	f.Add(appendDeadlineBody(nil, -5, "aborted before prepare"))
+	f.Add([]byte{0x80})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if d, coord, payload, err := decodePreparedBody(b); err == nil {
+			d2, coord2, payload2, err := decodePreparedBody(appendPreparedBody(nil, d, coord, payload))
+			if err != nil || d2 != d || coord2 != coord || string(payload2) != string(payload) {
+				t.Fatalf("%x: prepared body %d %q %x, again %d %q %x %v", b, d, coord, payload, d2, coord2, payload2, err)
+			}
+		}
+		if d, rest, err := decodeDeadlineBody(b); err == nil {
+			d2, rest2, err := decodeDeadlineBody(appendDeadlineBody(nil, d, rest))
+			if err != nil || d2 != d || string(rest2) != string(rest) {
+				t.Fatalf("%x: body %d %x, again %d %x %v", b, d, rest, d2, rest2, err)
+			}
+		}
+	})
+}
+
+// TestReplayOlderRecords: records of the types written before deadlines
+// were kept replay, their transactions given the deadline of a PREPARE that
+// named none from the time of opening; a PREPARED record after the decision
+// of the same id (written once it was forgotten) starts it afresh.
+func TestReplayOlderRecords(t *testing.T) {
+	s := emptyStore()
+	s.loading = true
+	now := s.opts.Now()
+	recs := []wal.Record{
+		{Seq: 1, Type: recPrepared, Payload: encodeRec("p", []byte(`{}`))},
+		{Seq: 2, Type: recOnePhase, Payload: encodeRec("o", []byte(`{}`))},
+		{Seq: 3, Type: recAbort, Payload: encodeRec("a", []byte("aborted before prepare"))},
+		{Seq: 4, Type: recPrepared2, Payload: encodeRec("n", appendPreparedBody(nil, now.Add(time.Second).UnixMilli(), `{"urls":["http://c"]}`, []byte(`{}`)))},
+		{Seq: 5, Type: recAbort2, Payload: encodeRec("n", appendDeadlineBody(nil, now.Add(time.Second).UnixMilli(), "aborted"))},
+		{Seq: 6, Type: recPrepared2, Payload: encodeRec("n", appendPreparedBody(nil, now.Add(time.Hour).UnixMilli(), "", []byte(`{}`)))},
+	}
+	for _, r := range recs {
+		if err := s.apply(r); err != nil {
+			t.Fatalf("record %d: %v", r.Seq, err)
+		}
+	}
+	s.loading = false
+	want := now.Add(participant.DefaultRetention.MaxLifetime).UnixMilli()
+	for _, id := range []concord.TxID{"p", "o", "a"} {
+		if e := s.txs[id]; e == nil || e.deadline != want {
+			t.Fatalf("%s: %+v, want deadline %d", id, e, want)
+		}
+	}
+	if e := s.txs["n"]; e == nil || e.state != StatePrepared || e.deadline != now.Add(time.Hour).UnixMilli() {
+		t.Fatalf("n prepared again: %+v", e)
+	}
+	if err := s.apply(wal.Record{Seq: 7, Type: recPrepared2, Payload: encodeRec("n", appendPreparedBody(nil, 0, "", nil))}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("a prepare of a prepared transaction = %v, want ErrCorrupt", err)
 	}
 }

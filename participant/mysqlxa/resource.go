@@ -221,6 +221,14 @@ func (r *Resource) Prepare(ctx context.Context, id concord.TxID, payload json.Ra
 			return participant.PrepareResult{Vote: concord.VoteReadOnly}, nil
 		}
 		forget, refused, done, err := r.admit(ctx, id, info)
+		if errors.Is(err, errRaced) {
+			// Prepared (XA START answers for it) or decided meanwhile.
+			res, err := r.run(ctx, id, payload, false, forget)
+			if errors.Is(err, errRaced) {
+				continue
+			}
+			return res, err
+		}
 		if done || err != nil {
 			return refused, err
 		}
@@ -399,14 +407,13 @@ func (r *Resource) CommitOnePhase(ctx context.Context, id concord.TxID, payload 
 			return concord.OutcomeAborted, st.Reason, nil
 		}
 		forget, refused, done, err := r.admit(ctx, id, info)
-		if err != nil {
+		switch {
+		case errors.Is(err, errRaced):
+			// Prepared (XA START answers for it) or decided meanwhile.
+		case err != nil:
 			return concord.OutcomeAborted, "", err
-		}
-		if done {
-			if refused.Vote == concord.VoteNo {
-				return concord.OutcomeAborted, refused.Reason, nil
-			}
-			continue // raced: answer from the row
+		case done:
+			return concord.OutcomeAborted, refused.Reason, nil
 		}
 		res, err := r.run(ctx, id, payload, true, forget)
 		if errors.Is(err, errRaced) {
@@ -479,21 +486,27 @@ func (r *Resource) upgradeTables(ctx context.Context, table string) error {
 // admit applies Options.Remember to a PREPARE of id, which has no row: it
 // returns when the decision will be forgotten (Unix ms), or, done, the
 // refusal to answer (nothing recorded past the deadline; recorded for a
-// deadline too far ahead).
+// deadline too far ahead). errRaced means id is known after all: answer
+// from what is there.
 func (r *Resource) admit(ctx context.Context, id concord.TxID, info participant.PrepareInfo) (forget int64, refused participant.PrepareResult, done bool, err error) {
 	adm := r.remember.Admit(info, r.now())
 	forget = r.remember.ForgetAt(adm.Deadline).UnixMilli()
 	if adm.Refuse == "" {
 		return forget, participant.PrepareResult{}, false, nil
 	}
+	// The decision table does not show a prepared transaction (its row is
+	// written inside it): one must be answered from what it is, whatever
+	// the time. Only a refusal pays for the look.
+	if st, err := r.Status(ctx, id); err != nil {
+		return forget, participant.PrepareResult{}, false, err
+	} else if st.State != StateUnknown {
+		return forget, participant.PrepareResult{}, false, errRaced // answer from the record, or from XA START
+	}
 	res := participant.PrepareResult{Vote: concord.VoteNo, Reason: adm.Refuse}
 	if !adm.Remember {
 		return forget, res, true, nil
 	}
 	res, err = r.refuse(ctx, id, res, forget)
-	if errors.Is(err, errRaced) {
-		return forget, participant.PrepareResult{}, true, nil
-	}
 	return forget, res, true, err
 }
 

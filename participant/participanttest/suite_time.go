@@ -67,7 +67,7 @@ func (s *suite) lateOnePhaseAfterAbort(t *testing.T) {
 // pastDeadline: a PREPARE for a transaction the resource does not know,
 // arriving after its deadline by the resource's clock, votes no and leaves
 // nothing behind: not prepared, and no decision remembered (a COMMIT of it
-// is unknown).
+// is unknown); one for a transaction it holds prepared votes yes again.
 func (s *suite) pastDeadline(t *testing.T) {
 	r, _ := s.h.New(t, s.env())
 	ctx := ctxFor(t)
@@ -90,6 +90,16 @@ func (s *suite) pastDeadline(t *testing.T) {
 		mustErr(t, "Commit of a one-phase PREPARE refused past its deadline", r.Commit(ctx, b), participant.ErrUnknownTx)
 	}
 	s.wantRemembered(t, r, s.prefixOf(t), 0)
+
+	// A transaction the resource holds is answered from what it holds,
+	// whatever the time: a prepared one votes yes again past its deadline.
+	c := s.id(t, 3)
+	soon := participant.PrepareInfo{Deadline: s.clock.Now().Add(time.Second), Coordinator: suiteCoordinator}
+	mustPrepareWith(t, r, c, s.h.Yes(3), soon, concord.VoteYes)
+	s.clock.Advance(2 * time.Second)
+	mustPrepareWith(t, r, c, s.h.Yes(3), soon, concord.VoteYes)
+	wantRecovered(t, r, []concord.TxID{c}, nil)
+	mustErr(t, "Commit of the prepared one", r.Commit(ctx, c), nil)
 }
 
 // duplicateOfCommitted: a duplicate PREPARE of a committed transaction

@@ -189,6 +189,9 @@ func (r *Resource) Prepare(ctx context.Context, id concord.TxID, payload json.Ra
 			return res, err
 		}
 		forget, refused, done, err := r.admit(ctx, id, info)
+		if errors.Is(err, errRaced) {
+			continue
+		}
 		if done || err != nil {
 			return refused, err
 		}
@@ -334,14 +337,13 @@ func (r *Resource) CommitOnePhase(ctx context.Context, id concord.TxID, payload 
 			return concord.OutcomeAborted, "", fmt.Errorf("pgxa: one-phase commit %s: already prepared in two phases; decide it with Commit or Abort", id)
 		}
 		forget, refused, done, err := r.admit(ctx, id, info)
-		if err != nil {
+		switch {
+		case errors.Is(err, errRaced):
+			continue // known after all: answer from what is there
+		case err != nil:
 			return concord.OutcomeAborted, "", err
-		}
-		if done {
-			if refused.Vote == concord.VoteNo {
-				return concord.OutcomeAborted, refused.Reason, nil
-			}
-			continue // raced: answer from the row
+		case done:
+			return concord.OutcomeAborted, refused.Reason, nil
 		}
 		res, err := r.run(ctx, id, payload, true, forget)
 		if errors.Is(err, errRaced) {
@@ -369,7 +371,8 @@ func coordIdent(decisions pgx.Identifier) pgx.Identifier {
 // admit applies Options.Remember to a PREPARE of id, which has no row: it
 // returns when the decision will be forgotten (Unix ms), or, done, the
 // refusal to answer (nothing recorded past the deadline; recorded for a
-// deadline too far ahead).
+// deadline too far ahead). errRaced means id is known after all: answer
+// from what is there.
 func (r *Resource) admit(ctx context.Context, id concord.TxID, info participant.PrepareInfo) (forget int64, refused participant.PrepareResult, done bool, err error) {
 	adm := r.remember.Admit(info, r.now())
 	forget = r.remember.ForgetAt(adm.Deadline).UnixMilli()
@@ -381,9 +384,6 @@ func (r *Resource) admit(ctx context.Context, id concord.TxID, info participant.
 		return forget, res, true, nil
 	}
 	res, err = r.refuse(ctx, id, res, forget)
-	if errors.Is(err, errRaced) {
-		return forget, participant.PrepareResult{}, true, nil
-	}
 	return forget, res, true, err
 }
 

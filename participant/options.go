@@ -33,9 +33,12 @@ type Options struct {
 	// Resource is the service's transactional resource. If it also
 	// implements OnePhaseResource, one-phase requests use it.
 	Resource Resource
-	// Coordinator is the base URL (http://host:port) asked about
-	// transactions recovered after a restart, and about any transaction
-	// whose PREPARE named no coordinator.
+	// Coordinator is the base URL (http://host:port) asked about any
+	// transaction whose PREPARE named no coordinator, and about a
+	// recovered one whose resource did not keep the coordinator its
+	// PREPARE named. A recovered transaction whose coordinator was kept
+	// (Resource.Recover) is asked about there, whatever Coordinator is
+	// now.
 	Coordinator string
 	// Clock defaults to RealClock.
 	Clock Clock
@@ -45,7 +48,10 @@ type Options struct {
 	// CoordinatorIdentity, when set, is the only identity (of a verified
 	// TLS client certificate, see security.Identity) whose PREPARE, COMMIT
 	// and ABORT are accepted; others are answered 401 or 403 and change
-	// nothing. Empty accepts every caller (plain HTTP, development).
+	// nothing. Empty accepts every caller (plain HTTP, development). It is
+	// kept with every transaction prepared (CoordinatorRef.Identity), and a
+	// transaction prepared under another identity is not asked about (see
+	// the package documentation).
 	CoordinatorIdentity string
 	// Logger receives in-doubt resolution and failure reports; nil
 	// discards them.

@@ -53,15 +53,20 @@ func (q *forgetQueue) add(e *txEntry, forgetAt time.Time) {
 	q.buckets = slices.Insert(q.buckets, i, forgetBucket{sec: sec, entries: []*txEntry{e}})
 }
 
+// anyDue reports whether the clock at now is past the first bucket.
+func (q *forgetQueue) anyDue(now time.Time) bool {
+	if q.head == len(q.buckets) {
+		return false
+	}
+	sec := q.buckets[q.head].sec
+	return now.Unix() > sec || now.Unix() == sec && now.Nanosecond() > 0
+}
+
 // due calls fn for every entry whose bucket the clock at now is past, and
 // drops them.
 func (q *forgetQueue) due(now time.Time, fn func(e *txEntry)) {
-	nowSec, rem := now.Unix(), now.Nanosecond()
-	for q.head < len(q.buckets) {
+	for q.anyDue(now) {
 		b := &q.buckets[q.head]
-		if b.sec > nowSec || b.sec == nowSec && rem == 0 {
-			break
-		}
 		for _, e := range b.entries {
 			fn(e)
 		}

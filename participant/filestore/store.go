@@ -293,7 +293,7 @@ func (s *Store) forgetDue(now time.Time) {
 	if s.loading {
 		return
 	}
-	if s.decided.head == len(s.decided.buckets) {
+	if !s.decided.anyDue(now) {
 		return
 	}
 	s.tmu.Lock()

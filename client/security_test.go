@@ -32,8 +32,10 @@ func TestSecureEndToEnd(t *testing.T) {
 	ca := pki.New(t, "test CA")
 	urls := map[string]string{}
 	mems := map[string]*participanttest.MemResource{}
+	clock := testutil.NewFakeClock(time.Unix(0, 0)) // the coordinator's and the resources': deadlines are by it
 	for _, n := range []string{"flights", "hotels"} {
 		mems[n] = participanttest.NewMemResource()
+		mems[n].Now = clock.Now
 		srv, err := participant.NewServer(participant.Options{Resource: mems[n], CoordinatorIdentity: "coordinator"})
 		if err != nil {
 			t.Fatal(err)
@@ -54,7 +56,7 @@ func TestSecureEndToEnd(t *testing.T) {
 	}
 	coord := ca.Load("coordinator", true)
 	c, err := coordinator.New(coordinator.Options{Dir: "/c", FS: memfs.New(), Participants: urls,
-		Clock: testutil.NewFakeClock(time.Unix(0, 0)), DecisionDelay: -1, ShutdownTimeout: time.Second,
+		Clock: clock, DecisionDelay: -1, ShutdownTimeout: time.Second,
 		TLS: coord.ServerConfig(false), ClientTLS: coord.ClientConfig(), Auth: &security.Authenticator{Tokens: toks}})
 	if err != nil {
 		t.Fatal(err)
@@ -181,6 +183,8 @@ func TestInDoubtQueryOverMutualTLS(t *testing.T) {
 func TestCoordinatorChecksParticipantIdentity(t *testing.T) {
 	ca := pki.New(t, "test CA")
 	mem := participanttest.NewMemResource()
+	clock := testutil.NewFakeClock(time.Unix(0, 0)) // the coordinator's and the resource's
+	mem.Now = clock.Now
 	srv, err := participant.NewServer(participant.Options{Resource: mem, CoordinatorIdentity: "coordinator"})
 	if err != nil {
 		t.Fatal(err)
@@ -195,7 +199,7 @@ func TestCoordinatorChecksParticipantIdentity(t *testing.T) {
 	t.Cleanup(func() { hs.Close(); srv.Close() })
 	coord := ca.Load("coordinator", true)
 	c, err := coordinator.New(coordinator.Options{Dir: "/c", FS: memfs.New(), Participants: map[string]string{"flights": hs.URL, "hotels": hs.URL},
-		Clock: testutil.NewFakeClock(time.Unix(0, 0)), DecisionDelay: -1, ShutdownTimeout: time.Second,
+		Clock: clock, DecisionDelay: -1, ShutdownTimeout: time.Second,
 		TLS: coord.ServerConfig(false), ClientTLS: coord.ClientConfig(), Auth: &security.Authenticator{}})
 	if err != nil {
 		t.Fatal(err)

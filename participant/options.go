@@ -34,9 +34,12 @@ type Options struct {
 	// Resource is the service's transactional resource. If it also
 	// implements OnePhaseResource, one-phase requests use it.
 	Resource Resource
-	// Coordinator is the base URL (http://host:port) asked about
-	// transactions recovered after a restart, and about any transaction
-	// whose PREPARE named no coordinator.
+	// Coordinator is the base URL (http://host:port) asked about any
+	// transaction whose PREPARE named no coordinator, and about a
+	// recovered one whose resource did not keep the coordinator its
+	// PREPARE named. A recovered transaction whose coordinator was kept
+	// (Resource.Recover) is asked about there, whatever Coordinator is
+	// now.
 	Coordinator string
 	// Clock defaults to RealClock.
 	Clock Clock
@@ -52,7 +55,10 @@ type Options struct {
 	// others are answered 401 or 403 and change nothing. It also makes the
 	// server TLS-only towards the coordinator: Coordinator, and the
 	// coordinator a PREPARE names, must be https (400 otherwise, and no
-	// vote). Empty accepts every caller (plain HTTP, development).
+	// vote). Empty accepts every caller (plain HTTP, development). It is
+	// kept with every transaction prepared (CoordinatorRef.Identity), and a
+	// transaction prepared under another identity is not asked about (see
+	// the package documentation).
 	CoordinatorIdentity string
 	// Logger receives in-doubt resolution and failure reports; nil
 	// discards them.

@@ -78,7 +78,8 @@ func OpenFileStore(cfg StoreConfig) (*FileStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(cfg.Dir, stockFile), err)
 	}
-	st, err := filestore.Open(filestore.Options{Dir: filepath.Join(cfg.Dir, "store"), FS: fsys, Machine: machine{inv}})
+	st, err := filestore.Open(filestore.Options{Dir: filepath.Join(cfg.Dir, "store"), FS: fsys, Machine: machine{inv},
+		Retention: cfg.Remember, Now: cfg.Now})
 	if err != nil {
 		return nil, fmt.Errorf("open file store in %s: %w", cfg.Dir, err)
 	}

@@ -134,7 +134,7 @@ func (b *myBackend) open(ctx context.Context, cfg StoreConfig) error {
 	if err := b.initStock(ctx, cfg); err != nil {
 		return err
 	}
-	xa, err := mysqlxa.New(ctx, mysqlxa.Options{DB: b.db, Name: cfg.Service, Work: b.work})
+	xa, err := mysqlxa.New(ctx, mysqlxa.Options{DB: b.db, Name: cfg.Service, Work: b.work, Remember: cfg.Remember, Now: cfg.Now})
 	if err != nil {
 		return err
 	}

@@ -130,7 +130,7 @@ func (b *pgBackend) open(ctx context.Context, cfg StoreConfig) error {
 	}); err != nil {
 		return fmt.Errorf("create tables: %w", err)
 	}
-	xa, err := pgxa.New(ctx, pgxa.Options{Pool: b.pool, Name: cfg.Service, Work: b.work})
+	xa, err := pgxa.New(ctx, pgxa.Options{Pool: b.pool, Name: cfg.Service, Work: b.work, Remember: cfg.Remember, Now: cfg.Now})
 	if err != nil {
 		return err
 	}

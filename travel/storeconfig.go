@@ -9,7 +9,9 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
+	"github.com/concordtx/concord/participant"
 	"github.com/concordtx/concord/wal"
 )
 
@@ -40,6 +42,11 @@ type StoreConfig struct {
 	// keeps it, and refuses to open with ErrStockMismatch if Stock is given
 	// and differs.
 	Stock []Stock
+	// Remember is the time rule by which the store remembers decisions
+	// (participant.Retention; zero fields take its defaults), and Now its
+	// clock (nil: time.Now). A MemStore ignores both.
+	Remember participant.Retention
+	Now      func() time.Time
 }
 
 // stock returns the inventory a new store starts with and whether it was

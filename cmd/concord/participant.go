@@ -52,6 +52,8 @@ func runParticipant(ctx context.Context, args []string, stdout, stderr io.Writer
 	tlsf := addTLSFlags(fs, "the service")
 	coordID := fs.String("coordinator-identity", "coordinator", "with TLS, the certificate `identity` (CN) whose prepare, commit and abort are accepted")
 	inDoubt := fs.Duration("in-doubt-after", participant.DefaultOptions.InDoubtAfter, "how long a prepared reservation waits for the decision before the coordinator is asked")
+	maxLife := fs.Duration("max-lifetime", participant.DefaultRetention.MaxLifetime, "the coordinator's maximum transaction timeout (its --max-timeout): how long an abort that came before its prepare is remembered, and the lifetime of a prepare without a deadline")
+	skew := fs.Duration("clock-skew", participant.DefaultRetention.ClockSkew, "allowance for clock differences: a decision is remembered until its deadline plus this")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: concord participant --service flights|hotels|cars [--listen ADDR] [--data DIR] [--coordinator URL] [--inventory SKU=N,...] [--store file|memory|URL]")
 		fmt.Fprintln(stderr, "Runs one travel service as a Concord participant until SIGINT or SIGTERM.")
@@ -81,6 +83,9 @@ func runParticipant(ctx context.Context, args []string, stdout, stderr io.Writer
 	if *inDoubt <= 0 {
 		return usageErr("--in-doubt-after %v: want a positive duration", *inDoubt)
 	}
+	if *maxLife <= 0 || *skew <= 0 {
+		return usageErr("--max-lifetime %v and --clock-skew %v: want positive durations", *maxLife, *skew)
+	}
 	base, err := logs.logger(stderr)
 	if err != nil {
 		return usageErr("%v", err)
@@ -90,7 +95,8 @@ func runParticipant(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return usageErr("%v", err)
 	}
-	cfg := travel.StoreConfig{Service: *service, URL: *store, Dir: *data}
+	cfg := travel.StoreConfig{Service: *service, URL: *store, Dir: *data,
+		Remember: participant.Retention{MaxLifetime: *maxLife, ClockSkew: *skew}}
 	if *store == "file" {
 		cfg.URL = ""
 	}

@@ -126,7 +126,7 @@ func (s *simStore) write(typ uint8, id concord.TxID, payload json.RawMessage, sy
 	return nil
 }
 
-func (s *simStore) Prepare(_ context.Context, id concord.TxID, payload json.RawMessage) (participant.PrepareResult, error) {
+func (s *simStore) Prepare(_ context.Context, id concord.TxID, payload json.RawMessage, _ participant.PrepareInfo) (participant.PrepareResult, error) {
 	if isReadOnlyPayload(payload) {
 		return participant.PrepareResult{Vote: concord.VoteReadOnly}, nil
 	}
@@ -199,7 +199,7 @@ func (s *simStore) Abort(_ context.Context, id concord.TxID) error {
 	return s.inv.Abort(id)
 }
 
-func (s *simStore) CommitOnePhase(_ context.Context, id concord.TxID, payload json.RawMessage) (concord.Outcome, string, error) {
+func (s *simStore) CommitOnePhase(_ context.Context, id concord.TxID, payload json.RawMessage, _ participant.PrepareInfo) (concord.Outcome, string, error) {
 	if isReadOnlyPayload(payload) {
 		return concord.OutcomeCommitted, "read-only", nil
 	}
@@ -237,12 +237,12 @@ func (s *simStore) CommitOnePhase(_ context.Context, id concord.TxID, payload js
 	return concord.OutcomeCommitted, "", s.inv.Commit(id)
 }
 
-func (s *simStore) Recover(context.Context) ([]concord.TxID, error) {
-	var ids []concord.TxID
+func (s *simStore) Recover(context.Context) ([]participant.RecoveredTx, error) {
+	var txs []participant.RecoveredTx
 	for _, r := range s.inv.Reservations(travel.StatePrepared) {
-		ids = append(ids, r.ID)
+		txs = append(txs, participant.RecoveredTx{ID: r.ID})
 	}
-	return ids, nil
+	return txs, nil
 }
 
 // state is where transaction id stands in the store, for the checker.

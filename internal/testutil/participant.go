@@ -50,6 +50,8 @@ const (
 type Seen struct {
 	Path string
 	IDs  []concord.TxID
+	// DeadlinesMS are a PREPARE's deadline_ms, one per id.
+	DeadlinesMS []int64
 }
 
 // NewParticipant starts a double named name; it votes yes until SetVote.
@@ -179,6 +181,7 @@ func (p *Participant) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var ids []concord.TxID
+	var deadlines []int64
 	var prep wire.PrepareRequest
 	var dec wire.DecisionRequest
 	var err error
@@ -187,6 +190,7 @@ func (p *Participant) serve(w http.ResponseWriter, r *http.Request) {
 		err = wire.DecodeRequest(w, r, 0, &prep)
 		for _, tx := range prep.Transactions {
 			ids = append(ids, tx.ID)
+			deadlines = append(deadlines, tx.DeadlineMS)
 		}
 	case wire.PathCommit, wire.PathAbort:
 		err = wire.DecodeRequest(w, r, 0, &dec)
@@ -209,7 +213,7 @@ func (p *Participant) serve(w http.ResponseWriter, r *http.Request) {
 	p.history = append(p.history, Seen{Path: r.URL.Path, IDs: ids})
 	p.mu.Unlock()
 	if seen != nil {
-		seen <- Seen{Path: r.URL.Path, IDs: ids}
+		seen <- Seen{Path: r.URL.Path, IDs: ids, DeadlinesMS: deadlines}
 	}
 	switch mode {
 	case Down:

@@ -2,14 +2,18 @@ package participant_test
 
 import (
 	"context"
+	"crypto/tls"
 	"log/slog"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/internal/testutil/pki"
 	"github.com/concordtx/concord/participant"
 	"github.com/concordtx/concord/participant/participanttest"
+	"github.com/concordtx/concord/security"
 )
 
 // chanHandler sends every log record's message and attributes to ch.
@@ -36,8 +40,20 @@ func (h chanHandler) WithGroup(string) slog.Handler      { return h }
 // reported) rather than hear presumed abort from a coordinator that never
 // ran it.
 func TestRecoveredAsksOnlyTheTrustedIdentity(t *testing.T) {
-	named := participanttest.NewFakeCoordinator(t)
-	configured := participanttest.NewFakeCoordinator(t)
+	// Under TLS (CoordinatorIdentity set) only an https coordinator proving
+	// the coordinator identity is asked: both fakes prove it.
+	ca := pki.New(t, "test CA")
+	serverTLS := func() *tls.Config {
+		cfg := ca.LoadRole("coordinator", security.RoleCoordinator).ServerConfig(false)
+		cfg.ClientAuth = tls.NoClientCert
+		return cfg
+	}
+	named := participanttest.NewFakeCoordinatorTLS(t, serverTLS())
+	configured := participanttest.NewFakeCoordinatorTLS(t, serverTLS())
+	trusting, terr := security.WithClientTLS(&http.Client{Timeout: 10 * time.Second}, ca.Load("flights", true).ClientConfig())
+	if terr != nil {
+		t.Fatal(terr)
+	}
 	mem := participanttest.NewMemResource()
 	ctx := context.Background()
 	deadline := time.Now().Add(time.Minute)
@@ -52,7 +68,7 @@ func TestRecoveredAsksOnlyTheTrustedIdentity(t *testing.T) {
 	}
 	logs := make(chan string, 64)
 	srv, err := participant.NewServer(participant.Options{Resource: mem, Coordinator: configured.URL(),
-		CoordinatorIdentity: "coordinator", Logger: slog.New(chanHandler{logs}),
+		CoordinatorIdentity: "coordinator", HTTPClient: trusting, Logger: slog.New(chanHandler{logs}),
 		Clock: participanttest.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))})
 	if err != nil {
 		t.Fatal(err)

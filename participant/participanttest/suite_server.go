@@ -2,6 +2,7 @@ package participanttest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -29,8 +30,14 @@ type FakeCoordinator struct {
 // NewFakeCoordinator starts a FakeCoordinator on a loopback port; t's
 // cleanup stops it.
 func NewFakeCoordinator(t *testing.T) *FakeCoordinator {
+	return NewFakeCoordinatorTLS(t, nil)
+}
+
+// NewFakeCoordinatorTLS is NewFakeCoordinator serving https with cfg (plain
+// http if cfg is nil).
+func NewFakeCoordinatorTLS(t *testing.T, cfg *tls.Config) *FakeCoordinator {
 	f := &FakeCoordinator{Queries: make(chan concord.TxID, 1024), outcomes: make(map[concord.TxID]concord.Outcome)}
-	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	f.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rest, ok := strings.CutPrefix(r.URL.Path, wire.PathTransactions+"/")
 		id, ok2 := strings.CutSuffix(rest, "/outcome")
 		if !ok || !ok2 || r.Method != http.MethodGet {
@@ -46,6 +53,12 @@ func NewFakeCoordinator(t *testing.T) *FakeCoordinator {
 		}
 		wire.WriteJSON(w, http.StatusOK, wire.OutcomeResponse{ID: concord.TxID(id), Outcome: o})
 	}))
+	if cfg != nil {
+		f.Server.TLS = cfg
+		f.Server.StartTLS()
+	} else {
+		f.Server.Start()
+	}
 	t.Cleanup(f.Server.Close)
 	return f
 }

@@ -50,22 +50,22 @@ func Main(m *testing.M) {
 // target is the server a kind of test database lives on, chosen once per
 // test binary.
 type target struct {
-	base string // URL or DSN of the server's test database
-	addr string // its host:port
-	note string // how it was chosen, for the first test's log
-	skip string // no server can be had: why (skipped, or failed under CI)
-	err  error  // a throwaway server failed to start: the tests fail
+	base string  // URL or DSN of the server's test database
+	addr string  // its host:port
+	note string  // how it was chosen, for the first test's log
+	skip string  // no server can be had: why (skipped, or failed under CI)
+	err  error   // a throwaway server failed to start: the tests fail
 	srv  *server // the throwaway server, if one was started
 }
 
 var (
-	pgTarget, myTarget     target
-	pgChosen, myChosen     sync.Once
-	pgNoted, myNoted       sync.Once
-	serversMu              sync.Mutex
-	servers                []*server
-	errNoMain              = errors.New("a throwaway server is needed, and only testdb.Main stops it: add func TestMain(m *testing.M) { testdb.Main(m) } to this package's tests")
-	probeTimeout = 5 * time.Second
+	pgTarget, myTarget target
+	pgChosen, myChosen sync.Once
+	pgNoted, myNoted   sync.Once
+	serversMu          sync.Mutex
+	servers            []*server
+	errNoMain          = errors.New("a throwaway server is needed, and only testdb.Main stops it: add func TestMain(m *testing.M) { testdb.Main(m) } to this package's tests")
+	probeTimeout       = 5 * time.Second
 )
 
 // use returns tg's base URL for a test, or ends the test: it fails when the
@@ -135,7 +135,9 @@ func choosePostgresAt(def string) target {
 
 // postgresCannotServe says why the PostgreSQL at url cannot serve the
 // tests, or "" if it can.
-func postgresCannotServe(url string) string { return postgresCannotServeWith(url, minPreparedTransactions) }
+func postgresCannotServe(url string) string {
+	return postgresCannotServeWith(url, minPreparedTransactions)
+}
 
 // postgresCannotServeWith is postgresCannotServe needing min prepared
 // transactions.

@@ -117,7 +117,7 @@ type recorder struct {
 	failed  string
 }
 
-func (r *recorder) Helper() {}
+func (r *recorder) Helper()    {}
 func (r *recorder) Log(...any) {}
 func (r *recorder) Skipf(format string, a ...any) {
 	r.mu.Lock()

@@ -112,6 +112,12 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return usageErr("%v", err)
 	}
+	say := logs.announcer(stdout, stderr)
+	usageErr = say.usageError(fs)
+	fail := func(format string, a ...any) int {
+		say.error(fmt.Sprintf("concord coordinator: "+format, a...))
+		return 1
+	}
 	opts := coordinator.Options{
 		Dir:            filepath.Join(*data, "wal"),
 		SegmentSize:    *segmentSize,
@@ -134,35 +140,31 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 		if errors.Is(err, coordinator.ErrInvalidOptions) {
 			return usageErr("%v", err)
 		}
-		fmt.Fprintf(stderr, "concord coordinator: %v\n", err)
-		return 1
+		return fail("%v", err)
 	}
 	if err := c.Start(nil); err != nil {
 		c.Close()
-		fmt.Fprintf(stderr, "concord coordinator: %v\n", err)
-		return 1
+		return fail("%v", err)
 	}
 	if opts.TLS == nil {
-		warnPlainHTTP(stderr, "coordinator", c.URL())
+		warnPlainHTTP(say, "coordinator", c.URL())
 	}
 	st := c.Stats()
-	fmt.Fprintf(stdout, "coordinator serving on %s (log %s; participants %s; %d transactions recovered to finish)\n",
-		c.URL(), opts.Dir, parts, st.Live)
-	fmt.Fprintf(stdout, "console at %s/ui/, metrics at %s/metrics\n", c.URL(), c.URL())
+	say.info(fmt.Sprintf("coordinator serving on %s (log %s; participants %s; %d transactions recovered to finish)",
+		c.URL(), opts.Dir, parts, st.Live), "url", c.URL(), "log", opts.Dir, "participants", map[string]string(parts), "recovered", st.Live)
+	say.info(fmt.Sprintf("console at %s/ui/, metrics at %s/metrics", c.URL(), c.URL()), "console", c.URL()+"/ui/", "metrics", c.URL()+"/metrics")
 	select {
 	case <-ctx.Done():
 	case <-c.Done(): // halted on its own: the log failed
 	}
 	if err := c.Halted(); err != nil {
-		fmt.Fprintf(stderr, "concord coordinator: stopped: %v\n", err)
 		c.Close()
-		return 1
+		return fail("stopped: %v", err)
 	}
-	fmt.Fprintln(stdout, "coordinator shutting down: finishing requests in flight, closing the log")
+	say.info("coordinator shutting down: finishing requests in flight, closing the log")
 	if err := c.Close(); err != nil {
-		fmt.Fprintf(stderr, "concord coordinator: %v\n", err)
-		return 1
+		return fail("%v", err)
 	}
-	fmt.Fprintln(stdout, "coordinator stopped")
+	say.info("coordinator stopped")
 	return 0
 }

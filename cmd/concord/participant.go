@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/concordtx/concord/participant"
 	"github.com/concordtx/concord/travel"
+	"github.com/go-sql-driver/mysql"
 )
 
 func init() {
@@ -81,6 +83,8 @@ func runParticipant(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return usageErr("%v", err)
 	}
+	say := logs.announcer(stdout, stderr)
+	usageErr = say.usageError(fs)
 	sec := participant.Options{Coordinator: coordURL}
 	srvTLS, err := participantSecurity(&sec, tlsf, *coordID)
 	if err != nil {
@@ -96,10 +100,14 @@ func runParticipant(ctx context.Context, args []string, stdout, stderr io.Writer
 		}
 	}
 	fail := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "concord participant: %s: "+format+"\n", append([]any{*service}, a...)...)
+		say.error(fmt.Sprintf("concord participant: %s: "+format, append([]any{*service}, a...)...))
 		return 1
 	}
 
+	if say.json && strings.HasPrefix(cfg.URL, "mysql:") {
+		// The MySQL driver logs on its own (stderr, text) unless told.
+		mysql.SetLogger(slog.NewLogLogger(base.With("service", *service, "driver", "mysql").Handler(), slog.LevelWarn))
+	}
 	participantGC.apply()
 	st, err := travel.OpenStore(ctx, cfg)
 	if err != nil {
@@ -130,10 +138,11 @@ func runParticipant(ctx context.Context, args []string, stdout, stderr io.Writer
 	if srvTLS != nil {
 		ln, scheme = tls.NewListener(ln, srvTLS), "https"
 	} else {
-		warnPlainHTTP(stderr, *service, ln.Addr().String())
+		warnPlainHTTP(say, *service, ln.Addr().String())
 	}
 	hs := &http.Server{Handler: svc.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
-		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug)} // as the coordinator's: a stranger's failed handshake is no news
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 
@@ -146,8 +155,10 @@ func runParticipant(ctx context.Context, args []string, stdout, stderr io.Writer
 	default:
 		where = redactStoreURL(cfg.URL) + " store"
 	}
-	fmt.Fprintf(stdout, "%s serving on %s://%s (%s; %d SKUs; %d reservations in doubt; coordinator %s)\n",
-		*service, scheme, ln.Addr(), where, len(items), svc.Server().Status().InDoubt, coordURL)
+	inDoubtNow := svc.Server().Status().InDoubt
+	say.info(fmt.Sprintf("%s serving on %s://%s (%s; %d SKUs; %d reservations in doubt; coordinator %s)",
+		*service, scheme, ln.Addr(), where, len(items), inDoubtNow, coordURL),
+		"service", *service, "url", fmt.Sprintf("%s://%s", scheme, ln.Addr()), "store", where, "skus", len(items), "in_doubt", inDoubtNow, "coordinator", coordURL)
 
 	select {
 	case <-ctx.Done():
@@ -155,14 +166,14 @@ func runParticipant(ctx context.Context, args []string, stdout, stderr io.Writer
 		svc.Close()
 		return fail("serve: %v", err)
 	}
-	fmt.Fprintf(stdout, "%s shutting down: finishing requests in flight, closing the store\n", *service)
+	say.info(*service+" shutting down: finishing requests in flight, closing the store", "service", *service)
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	herr := hs.Shutdown(sctx)
 	if err := errors.Join(herr, svc.Close()); err != nil {
 		return fail("shut down: %v", err)
 	}
-	fmt.Fprintf(stdout, "%s stopped\n", *service)
+	say.info(*service+" stopped", "service", *service)
 	return 0
 }
 

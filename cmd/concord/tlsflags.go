@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net/url"
 	"os"
 	"strings"
@@ -43,10 +42,11 @@ func (f *tlsFlags) load() (*security.TLS, error) {
 }
 
 // warnPlainHTTP is the line a server without TLS prints at start.
-func warnPlainHTTP(w io.Writer, who, addr string) {
-	fmt.Fprintf(w, "WARNING: %s serves plain HTTP on %s: no TLS, no authentication; anyone who can reach it can %s. "+
-		"This is for local development only: give --tls-cert, --tls-key and --tls-ca (see concord certs init) everywhere else.\n",
-		who, addr, map[bool]string{true: "submit, read and abort transactions", false: "prepare, commit and abort reservations"}[who == "coordinator"])
+func warnPlainHTTP(say announcer, who, addr string) {
+	say.warn(fmt.Sprintf("%s serves plain HTTP on %s: no TLS, no authentication; anyone who can reach it can %s. "+
+		"This is for local development only: give --tls-cert, --tls-key and --tls-ca (see concord certs init) everywhere else.",
+		who, addr, map[bool]string{true: "submit, read and abort transactions", false: "prepare, commit and abort reservations"}[who == "coordinator"]),
+		"server", who, "addr", addr, "tls", false)
 }
 
 // requireHTTPS refuses a peer URL that is not https:// when TLS is on.

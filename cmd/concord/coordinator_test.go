@@ -171,8 +171,10 @@ func TestCoordinatorCommandServesAndStops(t *testing.T) {
 	if code, _, stderr = runCmd("tx", "show", "nobody", "--coordinator", url); code != 1 || !strings.Contains(stderr, "404") {
 		t.Fatalf("tx show unknown: exit %d: %q", code, stderr)
 	}
-	if code, _, stderr = runCmd("tx", "retry", "trip-cli", "--coordinator", url); code != 0 {
-		t.Fatalf("tx retry: exit %d: %q", code, stderr)
+	// hotels still refuses the commit: the resend fails again, and says so.
+	if code, stdout, stderr = runCmd("tx", "retry", "trip-cli", "--coordinator", url); code != 1 ||
+		!strings.Contains(stdout, "hotels: FAILED AGAIN") || !strings.Contains(stderr, "resend failed again: hotels") {
+		t.Fatalf("tx retry while hotels is down: exit %d: %q %q", code, stdout, stderr)
 	}
 	if code, _, stderr = runCmd("tx", "abort", "trip-cli", "--coordinator", url); code != 1 || !strings.Contains(stderr, "already decided") {
 		t.Fatalf("tx abort of a commit: exit %d: %q", code, stderr)

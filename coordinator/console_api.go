@@ -67,7 +67,8 @@ func (c *Coordinator) Overview() wire.Overview {
 	st := c.Stats()
 	o := wire.Overview{Now: c.clock.Now().UTC(), StartedAt: c.startedAt.UTC(), Submitted: st.Submitted,
 		Committed: st.Committed, Aborted: st.Aborted, InFlight: st.Live, Remembered: st.Remembered,
-		LogSegments: st.Log.Segments, LogSyncs: st.Log.Syncs, Compactions: st.Compactions}
+		LogSegments: st.Log.Segments, LogSyncs: st.Log.Syncs, Compactions: st.Compactions,
+		LogSegmentsRemoved: st.Log.SegmentsRemoved}
 	if err := c.Halted(); err != nil {
 		o.Halted = err.Error()
 	}

@@ -78,13 +78,17 @@ type Overview struct {
 	InFlight int `json:"in_flight"`
 	// AwaitingAck counts decided transactions still waiting for an
 	// acknowledgement from at least one participant.
-	AwaitingAck  int                 `json:"awaiting_ack"`
-	Remembered   int                 `json:"remembered"`
-	LogSegments  int                 `json:"log_segments"`
-	LogSyncs     int64               `json:"log_syncs"`
-	Compactions  int64               `json:"compactions"`
-	Halted       string              `json:"halted,omitempty"`
-	Participants []ParticipantHealth `json:"participants"`
+	AwaitingAck int   `json:"awaiting_ack"`
+	Remembered  int   `json:"remembered"`
+	LogSegments int   `json:"log_segments"`
+	LogSyncs    int64 `json:"log_syncs"`
+	// Compactions counts compaction passes that found records to release;
+	// most delete no segment (the log deletes whole segments only), and
+	// LogSegmentsRemoved counts the segments deleted.
+	Compactions        int64               `json:"compactions"`
+	LogSegmentsRemoved int64               `json:"log_segments_removed"`
+	Halted             string              `json:"halted,omitempty"`
+	Participants       []ParticipantHealth `json:"participants"`
 }
 
 // ParticipantHealth is what the coordinator knows of one participant from

@@ -136,7 +136,7 @@ async function loadOverview() {
       tile("Awaiting acknowledgement", o.awaiting_ack, "decided, a participant has not confirmed", o.awaiting_ack > 0),
       tile("Participants failing", failing.length + " / " + o.participants.length,
         failing.length ? failing.map(p => p.name).join(", ") : "all answering", failing.length > 0),
-      tile("Log segments", o.log_segments, o.log_syncs + " fsyncs, " + o.compactions + " compactions")),
+      tile("Log segments", o.log_segments, o.log_syncs + " fsyncs; " + o.compactions + " compaction passes deleted " + o.log_segments_removed + " segments")),
     h("h2", {}, "Participants"),
     h("table", {id: "participants"},
       h("thead", {}, h("tr", {}, ["Participant", "Health", "Last success", "Last error", "Errors in a row", "Requests", "Errors", "Pending acks"].map(t => h("th", {}, t)))),

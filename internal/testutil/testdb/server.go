@@ -435,6 +435,7 @@ func startPostgres(bin string) (*server, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
+	sweepLeftovers(os.TempDir(), "concord-pg-", filepath.Join("data", "postmaster.pid"), time.Now())
 	dir, err := os.MkdirTemp("", "concord-pg-")
 	if err != nil {
 		return nil, "", err
@@ -500,6 +501,7 @@ func startPostgres(bin string) (*server, string, error) {
 // directory. root has no password, as on the default server, and there is a
 // database test: DefaultMySQLDSN at another port.
 func startMariaDB(install, bin string) (*server, string, error) {
+	sweepLeftovers(os.TempDir(), "concord-my-", "mysqld.pid", time.Now())
 	dir, err := os.MkdirTemp("", "concord-my-")
 	if err != nil {
 		return nil, "", err
@@ -556,4 +558,51 @@ func startMariaDB(install, bin string) (*server, string, error) {
 		}
 		return s, fmt.Sprintf("root@tcp(127.0.0.1:%d)/test", port), nil
 	}
+}
+
+// leftoverAge is how old a throwaway server's directory must be before a
+// later test binary may remove it (one is being set up for seconds only).
+const leftoverAge = 10 * time.Minute
+
+// sweepLeftovers removes, under parent, the directories named prefix* that
+// a test binary killed before Main returned left behind: older than
+// leftoverAge, and whose server (the pid in pidFile, relative to the
+// directory) is not running. The server itself died with that binary
+// (procAttr), but its directory stayed.
+func sweepLeftovers(parent, prefix, pidFile string, now time.Time) {
+	entries, err := os.ReadDir(parent)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), prefix) {
+			continue
+		}
+		dir := filepath.Join(parent, e.Name())
+		fi, err := e.Info()
+		if err != nil || now.Sub(fi.ModTime()) < leftoverAge || serverRunning(filepath.Join(dir, pidFile)) {
+			continue
+		}
+		os.RemoveAll(dir)
+	}
+}
+
+// serverRunning reports whether the pid in pidFile (its first line) names a
+// live process.
+func serverRunning(pidFile string) bool {
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		return false
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil || pid <= 0 {
+		return false
+	}
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return false
+	}
+	err = p.Signal(syscall.Signal(0))
+	return err == nil || errors.Is(err, syscall.EPERM)
 }

@@ -5,10 +5,13 @@ import (
 	"database/sql"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -160,5 +163,39 @@ func TestNoServerSkipsOrFailsUnderCI(t *testing.T) {
 	t.Setenv("CI", "")
 	if r := runUse(t, target{err: fmt.Errorf("initdb: boom")}); !strings.Contains(r.failed, "boom") {
 		t.Errorf("a server that did not start: skipped %q, failed %q; want a failure", r.skipped, r.failed)
+	}
+}
+
+// A throwaway server's directory left by a killed test binary is removed by
+// a later one; a fresh one, or one whose server runs, is kept.
+func TestSweepLeftovers(t *testing.T) {
+	parent := t.TempDir()
+	now := time.Now()
+	mk := func(name, pid string, age time.Duration) string {
+		d := filepath.Join(parent, name)
+		if err := os.MkdirAll(filepath.Join(d, "data"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if pid != "" {
+			if err := os.WriteFile(filepath.Join(d, "data", "postmaster.pid"), []byte(pid+"\n/tmp/x\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Chtimes(d, now.Add(-age), now.Add(-age)); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	dead := mk("concord-pg-dead", "", time.Hour)
+	deadPid := mk("concord-pg-deadpid", "2147483600", time.Hour) // above any pid_max: no such process
+	live := mk("concord-pg-live", strconv.Itoa(os.Getpid()), time.Hour)
+	fresh := mk("concord-pg-fresh", "", time.Second)
+	other := mk("something-else", "", time.Hour)
+	sweepLeftovers(parent, "concord-pg-", filepath.Join("data", "postmaster.pid"), now)
+	for d, keep := range map[string]bool{dead: false, deadPid: false, live: true, fresh: true, other: true} {
+		_, err := os.Stat(d)
+		if kept := err == nil; kept != keep {
+			t.Errorf("%s: kept %v, want %v", filepath.Base(d), kept, keep)
+		}
 	}
 }

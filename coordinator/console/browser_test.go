@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -225,6 +226,11 @@ func TestConsoleInABrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`#tx-table tr[data-id="trip-stuck"]`)))
 	if row := text(t, ctx, `#participants tr[data-participant="hotels"]`); !strings.Contains(row, "failing") {
 		t.Errorf("hotels' health row reads %q", row)
+	}
+	// The log tile says what its compaction count counts: passes, beside
+	// the segments they deleted.
+	if tiles := text(t, ctx, `#tiles`); !regexp.MustCompile(`\d+ compaction passes deleted \d+ segments`).MatchString(tiles) {
+		t.Errorf("the tiles read %q, without \"N compaction passes deleted M segments\"", tiles)
 	}
 	shot(t, ctx, "overview")
 

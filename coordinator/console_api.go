@@ -107,6 +107,27 @@ func (c *Coordinator) Overview() wire.Overview {
 		case h.Requests > 0:
 			h.State = "ok"
 		}
+		h.Probe = "off"
+		if _, ok := c.transport.(Prober); ok && c.opts.ProbeInterval > 0 {
+			h.Probe = "waiting"
+			at := func(n int64) time.Time {
+				if n == 0 {
+					return time.Time{}
+				}
+				return time.Unix(0, n).UTC()
+			}
+			h.ProbeLastOK, h.ProbeLastErrorAt, h.NextProbe = at(p.probeOK.Load()), at(p.probeErrAt.Load()), at(p.probeNext.Load())
+			if e := p.probeErr.Load(); e != nil {
+				h.ProbeLastError = *e
+			}
+			h.ProbeFailures = p.probeFailures.Load()
+			switch {
+			case h.ProbeFailures > 0:
+				h.Probe = "failing"
+			case !h.ProbeLastOK.IsZero():
+				h.Probe = "ok"
+			}
+		}
 		o.Participants = append(o.Participants, h)
 		return true
 	})

@@ -42,6 +42,10 @@ type Coordinator struct {
 	compactMu    sync.Mutex // one compaction at a time; guards compactTimer
 	compactTimer Timer
 
+	probeMu       sync.Mutex // guards probeTimers and probesStopped
+	probeTimers   map[string]Timer
+	probesStopped bool
+
 	srvMu sync.Mutex
 	srv   *http.Server
 	ln    net.Listener
@@ -134,6 +138,7 @@ func New(opts Options) (*Coordinator, error) {
 		r.tx.mu.Unlock()
 	}
 	c.armCompaction()
+	c.startProbes()
 	return c, nil
 }
 
@@ -204,6 +209,7 @@ func (c *Coordinator) Close() error {
 			c.compactTimer.Stop()
 		}
 		c.compactMu.Unlock()
+		c.stopProbes()
 		c.cancel()
 		c.senders.Range(func(_, v any) bool {
 			s := v.(*sender)

@@ -69,6 +69,11 @@ type participantMetrics struct {
 	lastOK, lastErrAt                     atomic.Int64 // Unix nanoseconds
 	lastErr                               atomic.Pointer[string]
 
+	// What the health probes saw (Options.ProbeInterval), apart from
+	// traffic: Unix nanoseconds, and failures in a row.
+	probeOK, probeErrAt, probeNext, probeFailures atomic.Int64
+	probeErr                                      atomic.Pointer[string]
+
 	name   string
 	logger *slog.Logger
 }

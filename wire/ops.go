@@ -91,8 +91,10 @@ type Overview struct {
 	Participants       []ParticipantHealth `json:"participants"`
 }
 
-// ParticipantHealth is what the coordinator knows of one participant from
-// its own requests to it.
+// ParticipantHealth is what the coordinator knows of one participant: from
+// its protocol requests to it (State and the fields after it, the traffic
+// view) and from its health probes (the Probe fields), which see a
+// participant that stopped or came back without waiting for a transaction.
 type ParticipantHealth struct {
 	Name string `json:"name"`
 	// State is "ok" (the last request succeeded), "failing" (the last
@@ -108,4 +110,15 @@ type ParticipantHealth struct {
 	// PendingAcks counts decided transactions waiting for this
 	// participant's acknowledgement.
 	PendingAcks int `json:"pending_acks"`
+	// Probe is "ok" (the last probe was answered), "failing" (it was not),
+	// "waiting" (no probe answered or failed yet) or "off" (the
+	// coordinator does not probe).
+	Probe            string    `json:"probe"`
+	ProbeLastOK      time.Time `json:"probe_last_ok,omitzero"`
+	ProbeLastErrorAt time.Time `json:"probe_last_error_at,omitzero"`
+	ProbeLastError   string    `json:"probe_last_error,omitempty"`
+	// ProbeFailures counts failed probes since the last answered one;
+	// while it is above zero the probes back off.
+	ProbeFailures int64     `json:"probe_failures,omitempty"`
+	NextProbe     time.Time `json:"next_probe,omitzero"`
 }

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/coordinator"
@@ -89,6 +90,7 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	tlsf := addTLSFlags(fs, "the coordinator")
 	tokens := fs.String("client-tokens", "", "`file` of client bearer tokens, lines of \"name token [operator]\" (needs TLS)")
 	operators := fs.String("operators", "", "comma-separated `identities` (certificate or token names) that may see and act on every transaction")
+	probeEvery := fs.Duration("probe-interval", 5*time.Second, "how often each participant's /healthz is probed, apart from traffic (backing off to a minute while it fails); 0 probes nothing")
 	maxInFlight := fs.Int("max-in-flight", coordinator.DefaultMaxLive, "most transactions in flight; past it a submission is answered 503 with Retry-After")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: concord coordinator --listen ADDR --data DIR --participant NAME=URL [--participant NAME=URL ...]")
@@ -130,6 +132,7 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 		CrashHook:      hitFailpoint,
 		Logger:         logger,
 		MaxLive:        *maxInFlight,
+		ProbeInterval:  *probeEvery,
 	}
 	if err := coordinatorSecurity(&opts, tlsf, *tokens, *operators); err != nil {
 		return usageErr("%v", err)

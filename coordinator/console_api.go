@@ -85,7 +85,8 @@ func (c *Coordinator) Overview() wire.Overview {
 	st := c.Stats()
 	o := wire.Overview{Now: c.clock.Now().UTC(), StartedAt: c.startedAt.UTC(), Submitted: st.Submitted,
 		Committed: st.Committed, Aborted: st.Aborted, InFlight: st.Live, Remembered: st.Remembered,
-		LogSegments: st.Log.Segments, LogSyncs: st.Log.Syncs, Compactions: st.Compactions}
+		LogSegments: st.Log.Segments, LogSyncs: st.Log.Syncs, Compactions: st.Compactions,
+		LogSegmentsRemoved: st.Log.SegmentsRemoved}
 	if err := c.Halted(); err != nil {
 		o.Halted = err.Error()
 	}
@@ -123,6 +124,27 @@ func (c *Coordinator) Overview() wire.Overview {
 			h.State = "failing"
 		case h.Requests > 0:
 			h.State = "ok"
+		}
+		h.Probe = "off"
+		if _, ok := c.transport.(Prober); ok && c.opts.ProbeInterval > 0 {
+			h.Probe = "waiting"
+			at := func(n int64) time.Time {
+				if n == 0 {
+					return time.Time{}
+				}
+				return time.Unix(0, n).UTC()
+			}
+			h.ProbeLastOK, h.ProbeLastErrorAt, h.NextProbe = at(p.probeOK.Load()), at(p.probeErrAt.Load()), at(p.probeNext.Load())
+			if e := p.probeErr.Load(); e != nil {
+				h.ProbeLastError = *e
+			}
+			h.ProbeFailures = p.probeFailures.Load()
+			switch {
+			case h.ProbeFailures > 0:
+				h.Probe = "failing"
+			case !h.ProbeLastOK.IsZero():
+				h.Probe = "ok"
+			}
 		}
 		o.Participants = append(o.Participants, h)
 		return true

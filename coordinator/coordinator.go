@@ -43,6 +43,10 @@ type Coordinator struct {
 	compactMu    sync.Mutex // one compaction at a time; guards compactTimer
 	compactTimer Timer
 
+	probeMu       sync.Mutex // guards probeTimers and probesStopped
+	probeTimers   map[string]Timer
+	probesStopped bool
+
 	srvMu sync.Mutex
 	srv   *http.Server
 	ln    net.Listener
@@ -145,6 +149,7 @@ func New(opts Options) (*Coordinator, error) {
 		r.tx.mu.Unlock()
 	}
 	c.armCompaction()
+	c.startProbes()
 	return c, nil
 }
 
@@ -223,6 +228,7 @@ func (c *Coordinator) Close() error {
 			c.compactTimer.Stop()
 		}
 		c.compactMu.Unlock()
+		c.stopProbes()
 		c.cancel()
 		c.senders.Range(func(_, v any) bool {
 			s := v.(*sender)

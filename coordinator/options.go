@@ -30,6 +30,8 @@ const (
 	DefaultDecisionDelay    = 2 * time.Millisecond
 	DefaultRememberFinished = 100_000
 	DefaultCompactInterval  = time.Second
+	DefaultProbeTimeout     = 2 * time.Second
+	DefaultProbeMax         = time.Minute
 	DefaultRefreshAfter     = time.Minute
 	DefaultAnswerGrace      = 5 * time.Second
 	DefaultShutdownTimeout  = 10 * time.Second
@@ -112,6 +114,16 @@ type Options struct {
 	RememberFinished int
 	// CompactInterval is how often the log is compacted.
 	CompactInterval time.Duration
+	// ProbeInterval is how often each participant's health endpoint (GET
+	// /healthz) is probed, apart from protocol traffic, so that one that
+	// stopped answering (or came back) shows without waiting for a
+	// transaction. While a participant fails, its probes back off, doubling
+	// up to ProbeMax. Zero probes nothing.
+	ProbeInterval time.Duration
+	// ProbeTimeout bounds one probe (default DefaultProbeTimeout); ProbeMax
+	// is the longest wait between probes of a failing participant
+	// (default DefaultProbeMax, at least ProbeInterval).
+	ProbeTimeout, ProbeMax time.Duration
 	// RefreshAfter: a transaction live for longer than this (a commit a
 	// participant has not acknowledged) has its state appended anew at
 	// compaction so that the log segments before it can be deleted.
@@ -199,6 +211,9 @@ func (o Options) withDefaults() (Options, error) {
 	setDur(&o.RetryMax, tpc.DefaultConfig.RetryMax)
 	setDur(&o.RequestTimeout, DefaultRequestTimeout)
 	setDur(&o.CompactInterval, DefaultCompactInterval)
+	setDur(&o.ProbeTimeout, DefaultProbeTimeout)
+	setDur(&o.ProbeMax, DefaultProbeMax)
+	o.ProbeMax = max(o.ProbeMax, o.ProbeInterval)
 	setDur(&o.RefreshAfter, DefaultRefreshAfter)
 	setDur(&o.AnswerGrace, DefaultAnswerGrace)
 	setDur(&o.ShutdownTimeout, DefaultShutdownTimeout)
@@ -291,6 +306,7 @@ func (o Options) validate() error {
 		{"RetryMax", o.RetryMax}, {"RequestTimeout", o.RequestTimeout}, {"CompactInterval", o.CompactInterval},
 		{"RefreshAfter", o.RefreshAfter}, {"AnswerGrace", o.AnswerGrace}, {"ShutdownTimeout", o.ShutdownTimeout},
 		{"ReadHeaderTimeout", o.ReadHeaderTimeout}, {"ReadTimeout", o.ReadTimeout}, {"IdleTimeout", o.IdleTimeout},
+		{"ProbeInterval", o.ProbeInterval}, {"ProbeTimeout", o.ProbeTimeout}, {"ProbeMax", o.ProbeMax},
 	} {
 		if d.v < 0 {
 			return bad("%s %v is negative", d.name, d.v)

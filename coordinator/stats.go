@@ -39,7 +39,7 @@ type Stats struct {
 	ProtocolRecords int64     `json:"protocol_records"` // tpc records (begin, commit, abort, end) among them
 	ForcedAppends   int64     `json:"forced_appends"`   // appends that waited for a sync
 	Refreshed       int64     `json:"refreshed"`        // long-lived transactions rewritten to the log
-	Compactions     int64     `json:"compactions"`      // compaction passes
+	Compactions     int64     `json:"compactions"`      // compaction passes that found records to release (most delete no segment: Log.SegmentsRemoved counts deletions)
 	Log             wal.Stats `json:"log"`
 
 	Overloaded      int64 `json:"overloaded"`      // submissions refused 503: MaxLive transactions live

@@ -53,10 +53,8 @@ func runBook(args []string, stdout, stderr io.Writer) int {
 		}
 		return bookError
 	}
-	fail := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "concord book: "+format+"\n", a...)
-		return bookError
-	}
+	failed := failer("concord book", asJSON, stdout, stderr)
+	fail := func(format string, a ...any) int { return failed(bookError, format, a...) }
 	if fs.NArg() > 0 {
 		return fail("unexpected argument %q", fs.Arg(0))
 	}

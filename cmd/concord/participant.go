@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -21,6 +22,7 @@ import (
 	"github.com/concordtx/concord/participant"
 	"github.com/concordtx/concord/security"
 	"github.com/concordtx/concord/travel"
+	"github.com/go-sql-driver/mysql"
 )
 
 func init() {
@@ -90,6 +92,8 @@ func runParticipant(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return usageErr("%v", err)
 	}
+	say := logs.announcer(stdout, stderr)
+	usageErr = say.usageError(fs)
 	sec := participant.Options{Coordinator: coordURL}
 	srvTLS, err := participantSecurity(&sec, tlsf, *coordID)
 	if err != nil {
@@ -111,10 +115,14 @@ func runParticipant(ctx context.Context, args []string, stdout, stderr io.Writer
 		}
 	}
 	fail := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "concord participant: %s: "+format+"\n", append([]any{*service}, a...)...)
+		say.error(fmt.Sprintf("concord participant: %s: "+format, append([]any{*service}, a...)...))
 		return 1
 	}
 
+	if say.json && strings.HasPrefix(cfg.URL, "mysql:") {
+		// The MySQL driver logs on its own (stderr, text) unless told.
+		mysql.SetLogger(slog.NewLogLogger(base.With("service", *service, "driver", "mysql").Handler(), slog.LevelWarn))
+	}
 	participantGC.apply()
 	st, err := travel.OpenStore(ctx, cfg)
 	if err != nil {
@@ -149,7 +157,7 @@ func runParticipant(ctx context.Context, args []string, stdout, stderr io.Writer
 	if srvTLS != nil {
 		ln, scheme = tls.NewListener(ln, srvTLS), "https"
 	} else {
-		warnPlainHTTP(stderr, *service, ln.Addr().String())
+		warnPlainHTTP(say, *service, ln.Addr().String())
 	}
 	var errLog security.LogLimiter
 	hs := &http.Server{Handler: svc.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
@@ -166,8 +174,10 @@ func runParticipant(ctx context.Context, args []string, stdout, stderr io.Writer
 	default:
 		where = redactStoreURL(cfg.URL) + " store"
 	}
-	fmt.Fprintf(stdout, "%s serving on %s://%s (%s; %d SKUs; %d reservations in doubt; coordinator %s)\n",
-		*service, scheme, ln.Addr(), where, len(items), svc.Server().Status().InDoubt, coordURL)
+	inDoubtNow := svc.Server().Status().InDoubt
+	say.info(fmt.Sprintf("%s serving on %s://%s (%s; %d SKUs; %d reservations in doubt; coordinator %s)",
+		*service, scheme, ln.Addr(), where, len(items), inDoubtNow, coordURL),
+		"service", *service, "url", fmt.Sprintf("%s://%s", scheme, ln.Addr()), "store", where, "skus", len(items), "in_doubt", inDoubtNow, "coordinator", coordURL)
 
 	select {
 	case <-ctx.Done():
@@ -175,14 +185,14 @@ func runParticipant(ctx context.Context, args []string, stdout, stderr io.Writer
 		svc.Close()
 		return fail("serve: %v", err)
 	}
-	fmt.Fprintf(stdout, "%s shutting down: finishing requests in flight, closing the store\n", *service)
+	say.info(*service+" shutting down: finishing requests in flight, closing the store", "service", *service)
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	herr := hs.Shutdown(sctx)
 	if err := errors.Join(herr, svc.Close()); err != nil {
 		return fail("shut down: %v", err)
 	}
-	fmt.Fprintf(stdout, "%s stopped\n", *service)
+	say.info(*service+" stopped", "service", *service)
 	return 0
 }
 

@@ -43,10 +43,11 @@ func (f *tlsFlags) load() (*security.TLS, error) {
 }
 
 // warnPlainHTTP is the line a server without TLS prints at start.
-func warnPlainHTTP(w io.Writer, who, addr string) {
-	fmt.Fprintf(w, "WARNING: %s serves plain HTTP on %s: no TLS, no authentication; anyone who can reach it can %s. "+
-		"This is for local development only: give --tls-cert, --tls-key and --tls-ca (see concord certs init) everywhere else.\n",
-		who, addr, map[bool]string{true: "submit, read and abort transactions", false: "prepare, commit and abort reservations"}[who == "coordinator"])
+func warnPlainHTTP(say announcer, who, addr string) {
+	say.warn(fmt.Sprintf("%s serves plain HTTP on %s: no TLS, no authentication; anyone who can reach it can %s. "+
+		"This is for local development only: give --tls-cert, --tls-key and --tls-ca (see concord certs init) everywhere else.",
+		who, addr, map[bool]string{true: "submit, read and abort transactions", false: "prepare, commit and abort reservations"}[who == "coordinator"]),
+		"server", who, "addr", addr, "tls", false)
 }
 
 // warnReadableSecret prints a WARNING line to w when the file at path (a

@@ -90,7 +90,8 @@ func (p *Participant) SetMode(m Mode) {
 }
 
 // SetPathMode makes the double behave as m for requests on path only
-// (wire.PathPrepare, PathCommit or PathAbort); Normal there clears it.
+// (wire.PathPrepare, PathCommit, PathAbort, or PathHealth for the health
+// probes); Normal there clears it.
 func (p *Participant) SetPathMode(path string, m Mode) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -176,6 +177,10 @@ func (p *Participant) Requests(path string) int {
 }
 
 func (p *Participant) serve(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == wire.PathHealth {
+		p.serveHealth(w, r)
+		return
+	}
 	if r.Method != http.MethodPost {
 		wire.MethodNotAllowed(w, r, http.MethodPost)
 		return
@@ -320,3 +325,23 @@ func (p *Participant) decide(commit bool, ids []concord.TxID) wire.DecisionRespo
 
 // String describes the double for test messages.
 func (p *Participant) String() string { return fmt.Sprintf("participant %s at %s", p.Name, p.URL) }
+
+// serveHealth answers GET wire.PathHealth as the mode set for that path
+// says: 200 when Normal, never (Silent: a frozen process), a dropped
+// connection (Down). Probes are not counted among the protocol requests.
+func (p *Participant) serveHealth(w http.ResponseWriter, r *http.Request) {
+	p.mu.Lock()
+	mode, gate := p.modes[wire.PathHealth], p.gate
+	p.mu.Unlock()
+	switch mode {
+	case Down:
+		panic(http.ErrAbortHandler)
+	case Silent:
+		select {
+		case <-gate:
+		case <-r.Context().Done():
+		}
+		panic(http.ErrAbortHandler)
+	}
+	wire.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}

@@ -458,7 +458,7 @@ func TestIDsDifferingInCaseAreDistinct(t *testing.T) {
 // the XA transaction prepared, holding its locks until a restart.
 func TestLostPrepareAnswerLeavesNothingPrepared(t *testing.T) {
 	e := newEnv(t)
-	proxy := testdb.NewCutProxy(t, "127.0.0.1:3306", []byte("XA PREPARE"))
+	proxy := testdb.NewCutProxy(t, e.db.Addr, []byte("XA PREPARE"))
 	cfg, err := mysql.ParseDSN(e.db.URL)
 	if err != nil {
 		t.Fatal(err)

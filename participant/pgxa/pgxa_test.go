@@ -446,7 +446,7 @@ func TestBadOptions(t *testing.T) {
 // not leave the transaction prepared, holding its locks until a restart.
 func TestLostPrepareAnswerLeavesNothingPrepared(t *testing.T) {
 	e := newEnv(t)
-	proxy := testdb.NewCutProxy(t, "127.0.0.1:5432", []byte("PREPARE TRANSACTION"))
+	proxy := testdb.NewCutProxy(t, e.db.Addr, []byte("PREPARE TRANSACTION"))
 	u, err := url.Parse(e.db.URL)
 	if err != nil {
 		t.Fatal(err)

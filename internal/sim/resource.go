@@ -107,6 +107,10 @@ func openFileResource(p *partNode) (*fileResource, error) {
 		// No other call can come along to share a commit's sync in a
 		// single-threaded run: waiting for one would only cost wall time.
 		CommitSyncDelay: -1,
+		// The log's idle mark runs on the wall clock, which would make a
+		// seed's run depend on how fast it ran; warnings of cut torn
+		// tails are the simulation's expected business.
+		IdleMark: -1, Logger: discardLogger,
 		// Time is the simulation's. Its PREPAREs carry no deadline: a
 		// day of lifetime keeps every decision for the whole of a run,
 		// as the count of 100,000 the store kept before did.

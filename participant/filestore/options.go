@@ -48,6 +48,11 @@ type Options struct {
 	// Preallocate is the log's wal.Options.Preallocate: how many bytes of
 	// zeros it writes ahead of its records. Negative disables it.
 	Preallocate int64
+	// IdleMark is the log's wal.Options.IdleMark: how soon after its last
+	// sync an idle log writes a mark saying that sync happened. Zero means
+	// the wal's default; negative disables it (a deterministic simulation,
+	// whose time is not the wall clock's).
+	IdleMark time.Duration
 	// Logger receives the log's warnings at Open (a torn tail cut); nil
 	// means slog.Default().
 	Logger *slog.Logger

@@ -140,7 +140,7 @@ func Open(opts Options) (*Store, error) {
 	s := &Store{opts: opts, m: opts.Machine, walDir: filepath.Join(opts.Dir, "wal"),
 		txs: make(map[concord.TxID]*txEntry), prepared: make(map[concord.TxID]*txEntry), synced: make(chan struct{})}
 	log, err := wal.Open(wal.Options{Dir: s.walDir, FS: opts.FS, SegmentSize: opts.SegmentSize,
-		Preallocate: opts.Preallocate, MaxRecordSize: opts.MaxPayload + 1024, Logger: opts.Logger})
+		Preallocate: opts.Preallocate, MaxRecordSize: opts.MaxPayload + 1024, IdleMark: opts.IdleMark, Logger: opts.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("open log: %w", err)
 	}

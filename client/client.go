@@ -76,7 +76,8 @@ type Options struct {
 	// is set.
 	TLS *tls.Config
 	// Token, when set, is sent as "Authorization: Bearer Token" with every
-	// call (on top of HTTPClient's transport).
+	// call to URL's host (on top of HTTPClient's transport); it needs an
+	// https URL. The client never follows redirects.
 	Token string
 }
 
@@ -97,12 +98,17 @@ func (o Options) withDefaults() (Options, error) {
 			o.HTTPClient = hc
 		}
 	}
-	if o.Token != "" {
-		hc := *o.HTTPClient
-		hc.Transport = &security.BearerTransport{Token: o.Token, Base: hc.Transport}
-		o.HTTPClient = &hc
+	if err := o.validate(); err != nil {
+		return o, err
 	}
-	return o, o.validate()
+	hc := *o.HTTPClient
+	hc.CheckRedirect = security.NoRedirects // a redirect could carry the request and its credentials anywhere
+	if o.Token != "" {
+		u, _ := url.Parse(o.URL)
+		hc.Transport = &security.BearerTransport{Token: o.Token, Host: u.Host, Base: hc.Transport}
+	}
+	o.HTTPClient = &hc
+	return o, nil
 }
 
 func (o Options) validate() error {
@@ -112,6 +118,12 @@ func (o Options) validate() error {
 	}
 	if o.Timeout < 0 {
 		return fmt.Errorf("%w: Timeout %v is negative", ErrInvalidInput, o.Timeout)
+	}
+	if u.Scheme != "https" && o.Token != "" {
+		return fmt.Errorf("%w: coordinator URL %q: a bearer token is sent over https only", ErrInvalidInput, o.URL)
+	}
+	if u.Scheme != "https" && o.TLS != nil {
+		return fmt.Errorf("%w: coordinator URL %q: TLS is given, so the coordinator is called over https only", ErrInvalidInput, o.URL)
 	}
 	return nil
 }

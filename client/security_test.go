@@ -32,8 +32,10 @@ func TestSecureEndToEnd(t *testing.T) {
 	ca := pki.New(t, "test CA")
 	urls := map[string]string{}
 	mems := map[string]*participanttest.MemResource{}
+	clock := testutil.NewFakeClock(time.Unix(0, 0)) // the coordinator's and the resources': deadlines are by it
 	for _, n := range []string{"flights", "hotels"} {
 		mems[n] = participanttest.NewMemResource()
+		mems[n].Now = clock.Now
 		srv, err := participant.NewServer(participant.Options{Resource: mems[n], CoordinatorIdentity: "coordinator"})
 		if err != nil {
 			t.Fatal(err)
@@ -54,7 +56,7 @@ func TestSecureEndToEnd(t *testing.T) {
 	}
 	coord := ca.Load("coordinator", true)
 	c, err := coordinator.New(coordinator.Options{Dir: "/c", FS: memfs.New(), Participants: urls,
-		Clock: testutil.NewFakeClock(time.Unix(0, 0)), DecisionDelay: -1, ShutdownTimeout: time.Second,
+		Clock: clock, DecisionDelay: -1, ShutdownTimeout: time.Second,
 		TLS: coord.ServerConfig(false), ClientTLS: coord.ClientConfig(), Auth: &security.Authenticator{Tokens: toks}})
 	if err != nil {
 		t.Fatal(err)
@@ -181,6 +183,8 @@ func TestInDoubtQueryOverMutualTLS(t *testing.T) {
 func TestCoordinatorChecksParticipantIdentity(t *testing.T) {
 	ca := pki.New(t, "test CA")
 	mem := participanttest.NewMemResource()
+	clock := testutil.NewFakeClock(time.Unix(0, 0)) // the coordinator's and the resource's
+	mem.Now = clock.Now
 	srv, err := participant.NewServer(participant.Options{Resource: mem, CoordinatorIdentity: "coordinator"})
 	if err != nil {
 		t.Fatal(err)
@@ -195,7 +199,7 @@ func TestCoordinatorChecksParticipantIdentity(t *testing.T) {
 	t.Cleanup(func() { hs.Close(); srv.Close() })
 	coord := ca.Load("coordinator", true)
 	c, err := coordinator.New(coordinator.Options{Dir: "/c", FS: memfs.New(), Participants: map[string]string{"flights": hs.URL, "hotels": hs.URL},
-		Clock: testutil.NewFakeClock(time.Unix(0, 0)), DecisionDelay: -1, ShutdownTimeout: time.Second,
+		Clock: clock, DecisionDelay: -1, ShutdownTimeout: time.Second,
 		TLS: coord.ServerConfig(false), ClientTLS: coord.ClientConfig(), Auth: &security.Authenticator{}})
 	if err != nil {
 		t.Fatal(err)
@@ -234,5 +238,43 @@ func waitState(t *testing.T, m *participanttest.MemResource, id concord.TxID, wa
 			t.Fatalf("%s: %s is %q, want %q", who, id, m.State(id), want)
 		}
 		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// The client sends its token over https only, to the coordinator's host
+// only, and follows no redirect: a coordinator URL (or a redirect) that
+// leads elsewhere never gets the token.
+func TestTokenStaysWithTheCoordinator(t *testing.T) {
+	if _, err := client.New(client.Options{URL: "http://127.0.0.1:7070", Token: "alice-token-0123456789"}); !errors.Is(err, client.ErrInvalidInput) {
+		t.Errorf("a token with an http URL: %v, want ErrInvalidInput", err)
+	}
+	ca := pki.New(t, "test CA")
+	var elsewhere atomic.Int64
+	other := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			elsewhere.Add(1)
+		}
+		w.Write([]byte(`{"status":"ok"}`))
+	}))
+	other.TLS = ca.Load("other", true).ServerConfig(false)
+	other.Config.ErrorLog = log.New(io.Discard, "", 0)
+	other.StartTLS()
+	defer other.Close()
+	redirector := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	redirector.TLS = ca.Load("coordinator", true).ServerConfig(false)
+	redirector.Config.ErrorLog = log.New(io.Discard, "", 0)
+	redirector.StartTLS()
+	defer redirector.Close()
+	cl, err := client.New(client.Options{URL: redirector.URL, Token: "alice-token-0123456789", TLS: ca.Load("alice", false).ClientConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Health(t.Context()); !errors.Is(err, security.ErrRedirect) {
+		t.Errorf("a redirect: %v, want ErrRedirect", err)
+	}
+	if n := elsewhere.Load(); n != 0 {
+		t.Errorf("the token reached another host %d times", n)
 	}
 }

@@ -235,24 +235,40 @@ func newTxID() concord.TxID {
 
 // Status returns the state of transaction id, or ErrNotFound.
 func (c *Coordinator) Status(id concord.TxID) (wire.TxStatus, error) {
+	return c.status(context.Background(), id)
+}
+
+// status is Status for the caller in ctx: ErrForbidden for another
+// client's transaction, decided on the object looked up.
+func (c *Coordinator) status(ctx context.Context, id concord.TxID) (wire.TxStatus, error) {
 	if err := concord.ValidateTxID(id); err != nil {
 		return wire.TxStatus{}, fmt.Errorf("%w: %v", ErrBadRequest, err)
 	}
 	t, fin := c.table.lookup(id)
 	switch {
 	case t != nil:
-		return c.liveStatus(t)
+		return c.liveStatusFor(ctx, t)
 	case fin != nil:
+		if err := c.authorize(ctx, id, fin.owner); err != nil {
+			return wire.TxStatus{}, err
+		}
 		return statusOf(fin.status), nil
 	}
 	return wire.TxStatus{}, fmt.Errorf("%w: %s", ErrNotFound, id)
 }
 
 func (c *Coordinator) liveStatus(t *txState) (wire.TxStatus, error) {
+	return c.liveStatusFor(context.Background(), t)
+}
+
+func (c *Coordinator) liveStatusFor(ctx context.Context, t *txState) (wire.TxStatus, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.core == nil {
 		return wire.TxStatus{}, fmt.Errorf("%w: %s", ErrNotFound, t.id)
+	}
+	if err := c.authorize(ctx, t.id, t.owner); err != nil {
+		return wire.TxStatus{}, err
 	}
 	st := statusOf(t.core.Status())
 	if t.result.Load() == nil && st.State != "preparing" {
@@ -266,6 +282,11 @@ func (c *Coordinator) liveStatus(t *txState) (wire.TxStatus, error) {
 // decision is durable, aborted for an aborted transaction or one the
 // coordinator has no record of (presumed abort), pending otherwise.
 func (c *Coordinator) Outcome(id concord.TxID) (concord.Outcome, error) {
+	return c.outcome(context.Background(), id)
+}
+
+// outcome is Outcome for the caller in ctx (see authorizeOutcome).
+func (c *Coordinator) outcome(ctx context.Context, id concord.TxID) (concord.Outcome, error) {
 	if err := c.unavailable(); err != nil {
 		return concord.OutcomePending, err
 	}
@@ -275,14 +296,38 @@ func (c *Coordinator) Outcome(id concord.TxID) (concord.Outcome, error) {
 	t, fin := c.table.lookup(id)
 	switch {
 	case t != nil:
+		t.mu.Lock()
+		err := c.authorizeOutcome(ctx, id, t.owner, func() []string {
+			if t.core == nil {
+				return nil
+			}
+			return branchNames(t.core.Status())
+		})
+		t.mu.Unlock()
+		if err != nil {
+			return concord.OutcomePending, err
+		}
 		if r := t.result.Load(); r != nil {
 			return r.Outcome, nil
 		}
 		return concord.OutcomePending, nil
-	case fin != nil && fin.status.Outcome != concord.OutcomePending:
-		return fin.status.Outcome, nil
+	case fin != nil:
+		if err := c.authorizeOutcome(ctx, id, fin.owner, func() []string { return branchNames(fin.status) }); err != nil {
+			return concord.OutcomePending, err
+		}
+		if fin.status.Outcome != concord.OutcomePending {
+			return fin.status.Outcome, nil
+		}
 	}
 	return concord.OutcomeAborted, nil
+}
+
+func branchNames(s tpc.Status) []string {
+	names := make([]string, len(s.Branches))
+	for i, b := range s.Branches {
+		names[i] = b.Participant
+	}
+	return names
 }
 
 // List filters for List.
@@ -297,6 +342,28 @@ const (
 // List returns up to limit transactions in state (ListPending,
 // ListCommitted, ListAborted or ListAll), sorted by id.
 func (c *Coordinator) List(state string, limit int) (wire.TxList, error) {
+	return c.list(state, listFilter{}, limit)
+}
+
+// listFilter restricts a list to transactions with a branch at participant
+// (unless ""), and to those owner submitted (when byOwner).
+type listFilter struct {
+	participant string
+	owner       string
+	byOwner     bool
+}
+
+func (f listFilter) keep(owner string, st *wire.TxStatus) bool {
+	if f.byOwner && owner != f.owner {
+		return false
+	}
+	return f.participant == "" || slices.ContainsFunc(st.Branches, func(b wire.BranchStatus) bool { return b.Participant == f.participant })
+}
+
+// list is List of the transactions f keeps: they are filtered before the
+// limit applies, so that a client's own older transactions are not crowded
+// out by other clients' newer ones.
+func (c *Coordinator) list(state string, f listFilter, limit int) (wire.TxList, error) {
 	switch state {
 	case ListPending, ListCommitted, ListAborted, ListAll:
 	default:
@@ -315,6 +382,9 @@ func (c *Coordinator) List(state string, limit int) (wire.TxList, error) {
 		}
 		st.Done = false
 		seen[st.ID] = true
+		if !f.keep(t.owner, &st) {
+			continue
+		}
 		if state == ListPending || state == ListAll || st.State == state {
 			out = append(out, st)
 		}
@@ -322,9 +392,9 @@ func (c *Coordinator) List(state string, limit int) (wire.TxList, error) {
 	if state != ListPending {
 		// Live transactions are read first, so one that finished meanwhile
 		// shows in both lists: the live status stands.
-		for _, f := range c.table.finishedList() {
-			st := statusOf(f.status)
-			if seen[st.ID] {
+		for _, fin := range c.table.finishedList() {
+			st := statusOf(fin.status)
+			if seen[st.ID] || !f.keep(fin.owner, &st) {
 				continue
 			}
 			if state == ListAll || st.State == state {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/coordinator/console"
@@ -51,9 +53,12 @@ func (c *Coordinator) checkOwner(ctx context.Context, id concord.TxID, live *txS
 	return nil
 }
 
-// secure wraps the API with authentication and authorization when
-// Options.Auth is set. Its routes mirror the API's, so that the id it
-// authorizes is the id the handler serves.
+// secure wraps the API with authentication when Options.Auth is set. A
+// route rule here decides only what needs no transaction (operator-only
+// endpoints); whether the caller may see or act on a transaction is decided
+// by the handler on the object it looks up, under that object's lock (see
+// authorize), so that a transaction that appears between a check and its
+// use is never acted on by another client.
 func (c *Coordinator) secure(api http.Handler) http.Handler {
 	if c.opts.Auth == nil {
 		return api
@@ -67,9 +72,9 @@ func (c *Coordinator) secure(api http.Handler) http.Handler {
 		m.HandleFunc(p, c.guard(api, operatorOnly))
 	}
 	m.HandleFunc(wire.PathTransactions, c.guard(api, anyone)) // a list shows a client its own only
-	m.HandleFunc(wire.PathTransactions+"/{id}/outcome", c.guard(api, c.mayAskOutcome))
-	m.HandleFunc(wire.PathTransactions+"/{id}/{action}", c.guard(api, c.mayActOn))
-	m.HandleFunc(wire.PathTransactions+"/{id}", c.guard(api, c.mayActOn))
+	m.HandleFunc(wire.PathTransactions+"/{id}/outcome", c.guard(api, anyone))
+	m.HandleFunc(wire.PathTransactions+"/{id}/{action}", c.guard(api, anyone))
+	m.HandleFunc(wire.PathTransactions+"/{id}", c.guard(api, anyone))
 	// Anything else (an endpoint added later, an unknown path) is for
 	// operators until it is given a rule of its own.
 	m.HandleFunc("/", c.guard(api, operatorOnly))
@@ -78,23 +83,45 @@ func (c *Coordinator) secure(api http.Handler) http.Handler {
 
 // guard authenticates the request (401 without an identity), applies rule
 // (403 when it refuses) and serves the request with its principal in the
-// context.
+// context. A refused request closes its connection and is logged
+// (rate-limited).
 func (c *Coordinator) guard(api http.Handler, rule func(*http.Request, security.Principal) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		p, err := c.opts.Auth.Authenticate(r)
 		if err != nil {
 			c.stats.unauthenticated.Add(1)
+			c.refusedLog.log(c.logger, "request not authenticated", "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path, "err", err)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="concord"`)
+			w.Header().Set("Connection", "close")
 			wire.WriteError(w, http.StatusUnauthorized, fmt.Sprintf("%v: %v", ErrUnauthenticated, err))
 			return
 		}
 		if err := rule(r, p); err != nil {
-			c.stats.forbidden.Add(1)
-			wire.WriteError(w, http.StatusForbidden, err.Error())
+			c.refuse(w, r, p, err)
 			return
+		}
+		if c.afterGuard != nil {
+			c.afterGuard(r)
+		}
+		markAuthenticated(r.Context())
+		if c.opts.ReadTimeout > 0 {
+			// The read deadline was set while the connection was not yet
+			// known to authenticate (UnauthIdleTimeout): give the body the
+			// ordinary time.
+			http.NewResponseController(w).SetReadDeadline(time.Now().Add(c.opts.ReadTimeout))
 		}
 		api.ServeHTTP(w, r.WithContext(security.WithPrincipal(r.Context(), p)))
 	}
+}
+
+// refuse answers 403 for err, closes the connection and logs who was
+// refused what (rate-limited).
+func (c *Coordinator) refuse(w http.ResponseWriter, r *http.Request, p security.Principal, err error) {
+	c.stats.forbidden.Add(1)
+	c.refusedLog.log(c.logger, "request forbidden", "remote", r.RemoteAddr, "principal", p.Name, "via", p.Via,
+		"method", r.Method, "path", r.URL.Path, "err", err)
+	w.Header().Set("Connection", "close")
+	wire.WriteError(w, http.StatusForbidden, err.Error())
 }
 
 func anyone(*http.Request, security.Principal) error { return nil }
@@ -106,89 +133,66 @@ func operatorOnly(r *http.Request, p security.Principal) error {
 	return fmt.Errorf("%w: %s is for operators; %s is not one", ErrForbidden, r.URL.Path, p.Name)
 }
 
-// mayActOn lets the submitter and operators read and act on a transaction.
-// An unknown id passes: the handler answers 404.
-func (c *Coordinator) mayActOn(r *http.Request, p security.Principal) error {
-	if p.Operator {
+// authorize lets the submitter (owner) of transaction id and operators see
+// and act on it; without a principal in ctx (no authentication, or a call
+// from the process itself) everyone may. It is called with the object the
+// action uses, under its lock where it has one.
+// A refusal is counted and logged (rate-limited) with who asked.
+func (c *Coordinator) authorize(ctx context.Context, id concord.TxID, owner string) error {
+	p, ok := security.PrincipalFrom(ctx)
+	if !ok || p.Operator || owner == p.Name {
 		return nil
 	}
-	id := concord.TxID(r.PathValue("id"))
-	owner, _, known := c.ownerAndBranches(id)
-	if !known || owner == p.Name {
-		return nil
-	}
+	c.stats.forbidden.Add(1)
+	c.refusedLog.log(c.logger, "transaction forbidden", "tx", id, "principal", p.Name, "via", p.Via)
 	return fmt.Errorf("%w: transaction %s belongs to another client", ErrForbidden, id)
 }
 
-// mayAskOutcome lets a participant ask about the transactions it is a
-// branch of, and the submitter and operators about theirs. A transaction
-// the coordinator has no record of passes whoever asks: the answer is
-// aborted (presumed abort), the same for any id never used, so it tells
-// nothing; and a branch of a transaction that never committed must be able
-// to learn that it aborted.
-func (c *Coordinator) mayAskOutcome(r *http.Request, p security.Principal) error {
-	if p.Operator {
+// authorizeOutcome is authorize for outcome queries, which a participant may
+// also make about the transactions it is a branch of (branches): with a
+// certificate in the participant role naming a configured participant.
+// A transaction the coordinator has no record of is answered to whoever
+// asks (see Coordinator.outcome): the answer is aborted (presumed abort),
+// the same for any id never used, so it tells nothing; and a branch of a
+// transaction that never committed must be able to learn that it aborted.
+func (c *Coordinator) authorizeOutcome(ctx context.Context, id concord.TxID, owner string, branches func() []string) error {
+	p, ok := security.PrincipalFrom(ctx)
+	if !ok || p.Operator || owner == p.Name {
 		return nil
 	}
-	id := concord.TxID(r.PathValue("id"))
-	owner, branches, known := c.ownerAndBranches(id)
-	if !known || owner == p.Name {
+	if p.Via == security.ViaCertificate && p.Role == security.RoleParticipant && c.known[p.Name] && slices.Contains(branches(), p.Name) {
 		return nil
 	}
-	if p.Via == security.ViaCertificate && c.known[p.Name] && slices.Contains(branches, p.Name) {
-		return nil
-	}
+	c.stats.forbidden.Add(1)
+	c.refusedLog.log(c.logger, "outcome query forbidden", "tx", id, "principal", p.Name, "via", p.Via, "role", p.Role)
 	return fmt.Errorf("%w: %s is not a participant of transaction %s", ErrForbidden, p.Name, id)
 }
 
-// ownerAndBranches returns who submitted transaction id and its
-// participants, and false if the coordinator has no record of it.
-func (c *Coordinator) ownerAndBranches(id concord.TxID) (owner string, branches []string, known bool) {
-	t, fin := c.table.lookup(id)
-	var st []string
-	switch {
-	case t != nil:
-		t.mu.Lock()
-		if t.core != nil {
-			for _, b := range t.core.Status().Branches {
-				st = append(st, b.Participant)
-			}
-		}
-		t.mu.Unlock()
-		return t.owner, st, true
-	case fin != nil:
-		for _, b := range fin.status.Branches {
-			st = append(st, b.Participant)
-		}
-		return fin.owner, st, true
-	}
-	return "", nil, false
-}
-
-// listFor is ListParticipant as the caller in ctx may see it: everything
-// for an operator (or without authentication), a client's own
-// transactions otherwise.
-func (c *Coordinator) listFor(ctx context.Context, state, participant string, limit int) (wire.TxList, error) {
+// listOwner is the owner a list made in ctx is restricted to, and whether
+// it is restricted: everything for an operator (or without
+// authentication), a client's own transactions otherwise.
+func listOwner(ctx context.Context) (string, bool) {
 	p, ok := security.PrincipalFrom(ctx)
 	if !ok || p.Operator {
-		return c.ListParticipant(state, participant, limit)
+		return "", false
 	}
-	if limit < 1 || limit > MaxListLimit {
-		return wire.TxList{}, fmt.Errorf("%w: limit %d is outside 1..%d", ErrBadRequest, limit, MaxListLimit)
-	}
-	all, err := c.ListParticipant(state, participant, MaxListLimit)
-	if err != nil {
-		return all, err
-	}
-	out := all.Transactions[:0]
-	for _, t := range all.Transactions {
-		if owner, _, known := c.ownerAndBranches(t.ID); known && owner == p.Name {
-			out = append(out, t)
-			if len(out) == limit {
-				break
-			}
-		}
-	}
-	all.Transactions = out
-	return all, nil
+	return p.Name, true
 }
+
+// listFor is ListParticipant as the caller in ctx may see it (listOwner).
+func (c *Coordinator) listFor(ctx context.Context, state, participant string, limit int) (wire.TxList, error) {
+	owner, byOwner := listOwner(ctx)
+	return c.list(state, listFilter{participant: participant, owner: owner, byOwner: byOwner}, limit)
+}
+
+// refusedLogger logs refusals at Warn level, at most a few a second (see
+// security.LogLimiter): any client can cause them.
+type refusedLogger struct{ lim security.LogLimiter }
+
+func (r *refusedLogger) log(logger *slog.Logger, msg string, args ...any) {
+	r.lim.Warn(logger, msg, args...)
+}
+
+// markAuthenticated tells the connection of ctx that a request on it has
+// authenticated, so that it keeps the ordinary idle timeout.
+func markAuthenticated(ctx context.Context) { security.MarkAuthenticated(ctx) }

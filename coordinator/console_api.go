@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/coordinator/console"
+	"github.com/concordtx/concord/security"
 	"github.com/concordtx/concord/wire"
 )
 
@@ -28,23 +30,39 @@ func (c *Coordinator) registerOps(mux *http.ServeMux) {
 	mux.Handle(strings.TrimSuffix(console.Path, "/"), http.RedirectHandler(console.Path, http.StatusFound))
 }
 
-// logAction logs an operator action and counts it; res is what it did.
-func (c *Coordinator) logAction(action string, id concord.TxID, res string, err error) {
+// MaxLoggedReason bounds how much of an abort reason is logged; the rest
+// is cut (the reason kept in the timeline is the caller's, whole).
+const MaxLoggedReason = 256
+
+// logAction logs an action on a transaction with who asked (the principal
+// in ctx, if any) and counts it; res is what it did. A refusal is logged at
+// most a few times a second (an unknown id or another client's
+// transaction is anyone's to ask about), the rest counted as suppressed.
+func (c *Coordinator) logAction(ctx context.Context, action string, id concord.TxID, res string, err error) {
 	result := "done"
 	switch {
 	case errors.Is(err, ErrDecided):
 		result = "refused"
 	case errors.Is(err, ErrNotFound):
 		result = "not_found"
+	case errors.Is(err, ErrForbidden):
+		result = "forbidden"
 	case err != nil:
 		result = "error"
 	}
 	c.metrics.actions.WithLabelValues(action, result).Inc()
+	who, via := "process", ""
+	if p, ok := security.PrincipalFrom(ctx); ok {
+		who, via = p.Name, p.Via
+	}
+	if len(res) > MaxLoggedReason {
+		res = res[:MaxLoggedReason] + fmt.Sprintf("... (%d bytes)", len(res))
+	}
 	if err != nil {
-		c.logger.Warn("operator "+action+" refused", "tx", id, "result", result, "err", err)
+		c.refusedLog.log(c.logger, "operator "+action+" refused", "tx", id, "by", who, "via", via, "result", result, "err", err)
 		return
 	}
-	c.logger.Info("operator "+action, "tx", id, "result", res)
+	c.logger.Info("operator "+action, "tx", id, "by", who, "via", via, "result", res)
 }
 
 func (c *Coordinator) serveTimeline(w http.ResponseWriter, r *http.Request) {
@@ -52,7 +70,7 @@ func (c *Coordinator) serveTimeline(w http.ResponseWriter, r *http.Request) {
 		wire.MethodNotAllowed(w, r, http.MethodGet)
 		return
 	}
-	tl, err := c.Timeline(concord.TxID(r.PathValue("id")))
+	tl, err := c.timeline(r.Context(), concord.TxID(r.PathValue("id")))
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -67,7 +85,8 @@ func (c *Coordinator) Overview() wire.Overview {
 	st := c.Stats()
 	o := wire.Overview{Now: c.clock.Now().UTC(), StartedAt: c.startedAt.UTC(), Submitted: st.Submitted,
 		Committed: st.Committed, Aborted: st.Aborted, InFlight: st.Live, Remembered: st.Remembered,
-		LogSegments: st.Log.Segments, LogSyncs: st.Log.Syncs, Compactions: st.Compactions}
+		LogSegments: st.Log.Segments, LogSyncs: st.Log.Syncs, Compactions: st.Compactions,
+		LogSegmentsRemoved: st.Log.SegmentsRemoved}
 	if err := c.Halted(); err != nil {
 		o.Halted = err.Error()
 	}
@@ -106,6 +125,27 @@ func (c *Coordinator) Overview() wire.Overview {
 		case h.Requests > 0:
 			h.State = "ok"
 		}
+		h.Probe = "off"
+		if _, ok := c.transport.(Prober); ok && c.opts.ProbeInterval > 0 {
+			h.Probe = "waiting"
+			at := func(n int64) time.Time {
+				if n == 0 {
+					return time.Time{}
+				}
+				return time.Unix(0, n).UTC()
+			}
+			h.ProbeLastOK, h.ProbeLastErrorAt, h.NextProbe = at(p.probeOK.Load()), at(p.probeErrAt.Load()), at(p.probeNext.Load())
+			if e := p.probeErr.Load(); e != nil {
+				h.ProbeLastError = *e
+			}
+			h.ProbeFailures = p.probeFailures.Load()
+			switch {
+			case h.ProbeFailures > 0:
+				h.Probe = "failing"
+			case !h.ProbeLastOK.IsZero():
+				h.Probe = "ok"
+			}
+		}
 		o.Participants = append(o.Participants, h)
 		return true
 	})
@@ -127,27 +167,7 @@ func (c *Coordinator) serveOverview(w http.ResponseWriter, r *http.Request) {
 // ListParticipant is List restricted to transactions with a branch at
 // participant ("" for any).
 func (c *Coordinator) ListParticipant(state, participant string, limit int) (wire.TxList, error) {
-	if participant == "" {
-		return c.List(state, limit)
-	}
-	if limit < 1 || limit > MaxListLimit {
-		return wire.TxList{}, fmt.Errorf("%w: limit %d is outside 1..%d", ErrBadRequest, limit, MaxListLimit)
-	}
-	all, err := c.List(state, MaxListLimit)
-	if err != nil {
-		return all, err
-	}
-	out := all.Transactions[:0]
-	for _, t := range all.Transactions {
-		if slices.ContainsFunc(t.Branches, func(b wire.BranchStatus) bool { return b.Participant == participant }) {
-			out = append(out, t)
-			if len(out) == limit {
-				break
-			}
-		}
-	}
-	all.Transactions = out
-	return all, nil
+	return c.list(state, listFilter{participant: participant}, limit)
 }
 
 // discardLogger is the logger of a coordinator given none.

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -42,9 +43,23 @@ type Coordinator struct {
 	compactMu    sync.Mutex // one compaction at a time; guards compactTimer
 	compactTimer Timer
 
+	probeMu       sync.Mutex // guards probeTimers and probesStopped
+	probeTimers   map[string]Timer
+	probesStopped bool
+
 	srvMu sync.Mutex
 	srv   *http.Server
 	ln    net.Listener
+	conns *security.LimitedListener
+
+	// afterGuard, set by tests only, runs after a request has passed guard
+	// and before it is served: the window in which a route check made
+	// apart from the object it names would go stale.
+	afterGuard func(*http.Request)
+
+	// refusedLog throttles the lines anyone can cause: refused requests
+	// and actions, the HTTP server's complaints (failed TLS handshakes).
+	refusedLog refusedLogger
 
 	closeOnce sync.Once
 	closeErr  error
@@ -101,7 +116,7 @@ func New(opts Options) (*Coordinator, error) {
 			for name, u := range opts.Participants {
 				cfg := opts.ClientTLS.Clone()
 				if cfg.VerifyConnection == nil {
-					cfg.VerifyConnection = security.VerifyPeer(name)
+					cfg.VerifyConnection = security.VerifyPeer(security.RoleParticipant, name)
 				}
 				hc, err := security.WithClientTLS(wire.NewHTTPClient(0), cfg)
 				if err != nil {
@@ -134,6 +149,7 @@ func New(opts Options) (*Coordinator, error) {
 		r.tx.mu.Unlock()
 	}
 	c.armCompaction()
+	c.startProbes()
 	return c, nil
 }
 
@@ -154,6 +170,12 @@ func (c *Coordinator) Start(ln net.Listener) error {
 		ln.Close()
 		return errors.New("coordinator: already started")
 	}
+	lim := security.ConnLimits{Max: c.opts.MaxConns, PerHost: c.opts.MaxConnsPerHost} // socket deadlines are wall-clock time
+	if c.opts.Auth != nil {
+		lim.UnauthIdle = c.opts.UnauthIdleTimeout
+	}
+	c.conns = security.LimitListener(ln, lim)
+	ln = c.conns
 	scheme := "http://"
 	if c.opts.TLS != nil {
 		scheme = "https://"
@@ -166,7 +188,9 @@ func (c *Coordinator) Start(ln net.Listener) error {
 	c.ln = ln
 	c.srv = &http.Server{Handler: c.Handler(), ReadHeaderTimeout: c.opts.ReadHeaderTimeout, ReadTimeout: c.opts.ReadTimeout,
 		IdleTimeout: c.opts.IdleTimeout, MaxHeaderBytes: c.opts.MaxHeaderBytes, TLSConfig: c.opts.TLS,
-		ErrorLog: slog.NewLogLogger(c.logger.Handler(), slog.LevelDebug)} // a stranger's failed TLS handshake is not worth a line at Info
+		ConnState: c.conns.ConnState, ConnContext: c.conns.ConnContext,
+		// A stranger's failed TLS handshake is logged, at most a few a second.
+		ErrorLog: log.New(c.refusedLog.lim.Writer(c.logger), "", 0)}
 	go c.srv.Serve(ln)
 	return nil
 }
@@ -204,6 +228,7 @@ func (c *Coordinator) Close() error {
 			c.compactTimer.Stop()
 		}
 		c.compactMu.Unlock()
+		c.stopProbes()
 		c.cancel()
 		c.senders.Range(func(_, v any) bool {
 			s := v.(*sender)

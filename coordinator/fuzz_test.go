@@ -85,7 +85,9 @@ func FuzzSubmitBody(f *testing.F) {
 	h := c.Handler()
 	f.Fuzz(func(t *testing.T, body []byte) {
 		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, wire.PathTransactions, bytes.NewReader(body)))
+		req := httptest.NewRequest(http.MethodPost, wire.PathTransactions, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		h.ServeHTTP(rec, req)
 		switch rec.Code {
 		case 200, 202, 400, 409, 413:
 		default:

@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"context"
 	"hash/maphash"
 	"sync"
 	"time"
@@ -249,13 +250,23 @@ func (t *timelines) get(id concord.TxID) *finishedTimeline {
 // Options.KeepTimelines of them; an older one answers with its state and no
 // events.
 func (c *Coordinator) Timeline(id concord.TxID) (wire.TxTimeline, error) {
-	st, err := c.Status(id)
+	return c.timeline(context.Background(), id)
+}
+
+// timeline is Timeline for the caller in ctx: ErrForbidden for another
+// client's transaction, checked on each object read.
+func (c *Coordinator) timeline(ctx context.Context, id concord.TxID) (wire.TxTimeline, error) {
+	st, err := c.status(ctx, id)
 	if err != nil {
 		return wire.TxTimeline{}, err
 	}
 	var tl wire.TxTimeline
 	if t, _ := c.table.lookup(id); t != nil {
 		t.mu.Lock()
+		if err := c.authorize(ctx, id, t.owner); err != nil {
+			t.mu.Unlock()
+			return wire.TxTimeline{}, err
+		}
 		tl.Events, tl.Dropped = t.hist.wire()
 		tl.Traceparent = t.traceparent
 		t.mu.Unlock()

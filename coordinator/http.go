@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/security"
 	"github.com/concordtx/concord/wire"
 )
 
@@ -22,7 +23,10 @@ import (
 //	GET  /healthz                         200 while the coordinator works
 //
 // Every answer is JSON; errors are a wire.ErrorResponse naming the problem.
-// With Options.Auth, requests authenticate and are authorized first (see
+// Every POST must be Content-Type: application/json (415 otherwise,
+// security.RequireJSON) and a cross-origin browser POST is refused 403
+// (security.Protect). With
+// Options.Auth, requests authenticate and are authorized first (see
 // secure): 401 without credentials, 403 for what is not the caller's.
 func (c *Coordinator) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -37,7 +41,7 @@ func (c *Coordinator) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		wire.WriteError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
 	})
-	return c.secure(mux)
+	return security.Protect(c.secure(mux))
 }
 
 func (c *Coordinator) serveTransactions(w http.ResponseWriter, r *http.Request) {
@@ -52,6 +56,9 @@ func (c *Coordinator) serveTransactions(w http.ResponseWriter, r *http.Request) 
 }
 
 func (c *Coordinator) serveSubmit(w http.ResponseWriter, r *http.Request) {
+	if !security.RequireJSON(w, r) {
+		return
+	}
 	var req wire.SubmitRequest
 	if err := wire.DecodeRequest(w, r, c.opts.MaxBodyBytes, &req); err != nil {
 		status := http.StatusBadRequest
@@ -108,7 +115,7 @@ func (c *Coordinator) serveTransaction(w http.ResponseWriter, r *http.Request) {
 		wire.MethodNotAllowed(w, r, http.MethodGet)
 		return
 	}
-	st, err := c.Status(concord.TxID(r.PathValue("id")))
+	st, err := c.status(r.Context(), concord.TxID(r.PathValue("id")))
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -122,7 +129,7 @@ func (c *Coordinator) serveOutcome(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := concord.TxID(r.PathValue("id"))
-	o, err := c.Outcome(id)
+	o, err := c.outcome(r.Context(), id)
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -135,7 +142,10 @@ func (c *Coordinator) serveRetry(w http.ResponseWriter, r *http.Request) {
 		wire.MethodNotAllowed(w, r, http.MethodPost)
 		return
 	}
-	st, err := c.RetryNow(concord.TxID(r.PathValue("id")))
+	if !security.RequireJSON(w, r) {
+		return
+	}
+	st, err := c.retryNow(r.Context(), concord.TxID(r.PathValue("id")))
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -146,6 +156,9 @@ func (c *Coordinator) serveRetry(w http.ResponseWriter, r *http.Request) {
 func (c *Coordinator) serveAbort(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		wire.MethodNotAllowed(w, r, http.MethodPost)
+		return
+	}
+	if !security.RequireJSON(w, r) {
 		return
 	}
 	reason := "requested over the HTTP API"
@@ -163,7 +176,7 @@ func (c *Coordinator) serveAbort(w http.ResponseWriter, r *http.Request) {
 			reason = req.Reason
 		}
 	}
-	st, err := c.Abort(concord.TxID(r.PathValue("id")), reason)
+	st, err := c.abort(r.Context(), concord.TxID(r.PathValue("id")), reason)
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -201,8 +214,10 @@ func writeErr(w http.ResponseWriter, err error) {
 		status = http.StatusServiceUnavailable
 	case errors.Is(err, ErrForbidden):
 		status = http.StatusForbidden
+		w.Header().Set("Connection", "close")
 	case errors.Is(err, ErrUnauthenticated):
 		status = http.StatusUnauthorized
+		w.Header().Set("Connection", "close")
 	}
 	wire.WriteError(w, status, err.Error())
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/concordtx/concord"
+	walmetrics "github.com/concordtx/concord/internal/metrics"
 	"github.com/concordtx/concord/wire"
 )
 
@@ -67,6 +68,11 @@ type participantMetrics struct {
 	requests, failures, consecutive       atomic.Int64
 	lastOK, lastErrAt                     atomic.Int64 // Unix nanoseconds
 	lastErr                               atomic.Pointer[string]
+
+	// What the health probes saw (Options.ProbeInterval), apart from
+	// traffic: Unix nanoseconds, and failures in a row.
+	probeOK, probeErrAt, probeNext, probeFailures atomic.Int64
+	probeErr                                      atomic.Pointer[string]
 
 	name   string
 	logger *slog.Logger
@@ -234,8 +240,7 @@ var (
 	descAppends     = prometheus.NewDesc("concord_coordinator_log_appends_total", "Log entries appended.", nil, nil)
 	descForced      = prometheus.NewDesc("concord_coordinator_log_forced_appends_total", "Appends that waited for the log to be synced.", nil, nil)
 	descRefreshed   = prometheus.NewDesc("concord_coordinator_log_refreshed_total", "Long-lived transactions rewritten to the log so that older segments can go.", nil, nil)
-	descCompactions = prometheus.NewDesc("concord_coordinator_compactions_total", "Compaction passes that deleted log segments.", nil, nil)
-	descSyncs       = prometheus.NewDesc("concord_wal_fsync_seconds", "Fsyncs of the log's segment files: count and total time.", nil, nil)
+	descCompactions = prometheus.NewDesc("concord_coordinator_compactions_total", "Compaction passes that found log records no live transaction needs; the log deletes whole segments only, so most delete none (concord_wal_segments_removed_total counts the deletions).", nil, nil)
 	descWalBytes    = prometheus.NewDesc("concord_wal_written_bytes_total", "Bytes of records written to the log (not the zeros written ahead of them).", nil, nil)
 	descWalWrites   = prometheus.NewDesc("concord_wal_writes_total", "Write calls (group-commit batches) to the log.", nil, nil)
 	descSegments    = prometheus.NewDesc("concord_wal_segments", "Segment files the log holds now.", nil, nil)
@@ -246,7 +251,7 @@ var (
 func (s *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSubmitted, descOutcomes, descFinished, descInFlight, descAwaiting,
 		descRemembered, descMessages, descRequests, descAcks, descDelivFail, descAppends, descForced, descRefreshed,
-		descCompactions, descSyncs, descWalBytes, descWalWrites, descSegments, descRemoved, descHalted} {
+		descCompactions, walmetrics.FsyncDesc, descWalBytes, descWalWrites, descSegments, descRemoved, descHalted} {
 		ch <- d
 	}
 }
@@ -276,7 +281,7 @@ func (s *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descForced, st.ForcedAppends)
 	counter(descRefreshed, st.Refreshed)
 	counter(descCompactions, st.Compactions)
-	ch <- prometheus.MustNewConstSummary(descSyncs, uint64(st.Log.Syncs), st.Log.SyncTime.Seconds(), nil)
+	ch <- walmetrics.FsyncHistogram(st.Log)
 	counter(descWalBytes, st.Log.Bytes)
 	counter(descWalWrites, st.Log.Writes)
 	gauge(descSegments, int64(st.Log.Segments))

@@ -289,6 +289,7 @@ func TestTraceparentPassedToParticipants(t *testing.T) {
 			{Participant: "flights", Payload: json.RawMessage(`{}`)}, {Participant: "hotels", Payload: json.RawMessage(`{}`)}}})
 		req, _ := http.NewRequest(http.MethodPost, e.url+wire.PathTransactions, bytes.NewReader(b))
 		req.Header.Set(wire.HeaderTraceparent, header)
+		req.Header.Set("Content-Type", "application/json")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil || resp.StatusCode != http.StatusOK {
 			t.Fatalf("submit %s: %v %v", id, resp, err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/concordtx/concord"
@@ -29,6 +30,8 @@ const (
 	DefaultDecisionDelay    = 2 * time.Millisecond
 	DefaultRememberFinished = 100_000
 	DefaultCompactInterval  = time.Second
+	DefaultProbeTimeout     = 2 * time.Second
+	DefaultProbeMax         = time.Minute
 	DefaultRefreshAfter     = time.Minute
 	DefaultAnswerGrace      = 5 * time.Second
 	DefaultShutdownTimeout  = 10 * time.Second
@@ -41,6 +44,11 @@ const (
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultReadTimeout       = time.Minute
 	DefaultIdleTimeout       = 2 * time.Minute
+	// DefaultUnauthIdleTimeout bounds the wait of a connection that has not
+	// authenticated (see Options.UnauthIdleTimeout).
+	DefaultUnauthIdleTimeout = 5 * time.Second
+	DefaultMaxConns          = 4096
+	DefaultMaxConnsPerHost   = 1024
 )
 
 // Options configures a Coordinator. Every zero field takes its default.
@@ -63,8 +71,9 @@ type Options struct {
 	// Default DefaultListen.
 	Listen string
 	// AdvertiseURL is the coordinator's own base URL, sent in every PREPARE
-	// so that a participant in doubt knows whom to ask. Default: http:// and
-	// the address Start listens on.
+	// so that a participant in doubt knows whom to ask. Default: http:// (or
+	// https:// with TLS) and the address Start listens on. With TLS it must
+	// be https://.
 	AdvertiseURL string
 
 	// Clock is the source of time; nil means the wall clock.
@@ -105,6 +114,16 @@ type Options struct {
 	RememberFinished int
 	// CompactInterval is how often the log is compacted.
 	CompactInterval time.Duration
+	// ProbeInterval is how often each participant's health endpoint (GET
+	// /healthz) is probed, apart from protocol traffic, so that one that
+	// stopped answering (or came back) shows without waiting for a
+	// transaction. While a participant fails, its probes back off, doubling
+	// up to ProbeMax. Zero probes nothing.
+	ProbeInterval time.Duration
+	// ProbeTimeout bounds one probe (default DefaultProbeTimeout); ProbeMax
+	// is the longest wait between probes of a failing participant
+	// (default DefaultProbeMax, at least ProbeInterval).
+	ProbeTimeout, ProbeMax time.Duration
 	// RefreshAfter: a transaction live for longer than this (a commit a
 	// participant has not acknowledged) has its state appended anew at
 	// compaction so that the log segments before it can be deleted.
@@ -163,6 +182,14 @@ type Options struct {
 	// configure the http.Server of Start.
 	MaxHeaderBytes                              int
 	ReadHeaderTimeout, ReadTimeout, IdleTimeout time.Duration
+	// MaxConns and MaxConnsPerHost bound the connections Start's listener
+	// keeps open, overall and from one remote IP address; one past them is
+	// closed at accept. UnauthIdleTimeout is how long a connection on
+	// which no request has authenticated may wait for its next request.
+	// Defaults DefaultMaxConns, DefaultMaxConnsPerHost,
+	// DefaultUnauthIdleTimeout.
+	MaxConns, MaxConnsPerHost int
+	UnauthIdleTimeout         time.Duration
 }
 
 // withDefaults fills zero fields and validates the result.
@@ -184,12 +211,22 @@ func (o Options) withDefaults() (Options, error) {
 	setDur(&o.RetryMax, tpc.DefaultConfig.RetryMax)
 	setDur(&o.RequestTimeout, DefaultRequestTimeout)
 	setDur(&o.CompactInterval, DefaultCompactInterval)
+	setDur(&o.ProbeTimeout, DefaultProbeTimeout)
+	setDur(&o.ProbeMax, DefaultProbeMax)
+	o.ProbeMax = max(o.ProbeMax, o.ProbeInterval)
 	setDur(&o.RefreshAfter, DefaultRefreshAfter)
 	setDur(&o.AnswerGrace, DefaultAnswerGrace)
 	setDur(&o.ShutdownTimeout, DefaultShutdownTimeout)
 	setDur(&o.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	setDur(&o.ReadTimeout, DefaultReadTimeout)
 	setDur(&o.IdleTimeout, DefaultIdleTimeout)
+	setDur(&o.UnauthIdleTimeout, DefaultUnauthIdleTimeout)
+	if o.MaxConns == 0 {
+		o.MaxConns = DefaultMaxConns
+	}
+	if o.MaxConnsPerHost == 0 {
+		o.MaxConnsPerHost = DefaultMaxConnsPerHost
+	}
 	if o.MaxLive == 0 {
 		o.MaxLive = DefaultMaxLive
 	}
@@ -247,10 +284,18 @@ func (o Options) validate() error {
 		if err := checkBaseURL(u); err != nil {
 			return bad("participant %s: %v", name, err)
 		}
+		if o.ClientTLS != nil && o.Transport == nil && !strings.HasPrefix(u, "https://") {
+			return bad("participant %s: %s: with ClientTLS every participant is called over https://", name, u)
+		}
 	}
 	if o.AdvertiseURL != "" {
 		if err := checkBaseURL(o.AdvertiseURL); err != nil {
 			return bad("AdvertiseURL: %v", err)
+		}
+		if o.TLS != nil && !strings.HasPrefix(o.AdvertiseURL, "https://") {
+			// Participants follow it to learn outcomes: under TLS a plain
+			// http one would let anyone on the path answer for us.
+			return bad("AdvertiseURL %s: with TLS the coordinator must be advertised as https://", o.AdvertiseURL)
 		}
 	}
 	for _, d := range []struct {
@@ -261,6 +306,7 @@ func (o Options) validate() error {
 		{"RetryMax", o.RetryMax}, {"RequestTimeout", o.RequestTimeout}, {"CompactInterval", o.CompactInterval},
 		{"RefreshAfter", o.RefreshAfter}, {"AnswerGrace", o.AnswerGrace}, {"ShutdownTimeout", o.ShutdownTimeout},
 		{"ReadHeaderTimeout", o.ReadHeaderTimeout}, {"ReadTimeout", o.ReadTimeout}, {"IdleTimeout", o.IdleTimeout},
+		{"ProbeInterval", o.ProbeInterval}, {"ProbeTimeout", o.ProbeTimeout}, {"ProbeMax", o.ProbeMax},
 	} {
 		if d.v < 0 {
 			return bad("%s %v is negative", d.name, d.v)

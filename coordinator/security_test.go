@@ -75,6 +75,9 @@ func do(hc *http.Client, method, url, body string) (int, string, error) {
 		rd = strings.NewReader(body)
 	}
 	req, _ := http.NewRequest(method, url, rd)
+	if method == http.MethodPost {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := hc.Do(req)
 	if err != nil {
 		return 0, "", err
@@ -343,7 +346,9 @@ func TestLimitsBreachedOnce(t *testing.T) {
 	valid()
 
 	// A client that never finishes its header is cut off after
-	// ReadHeaderTimeout (real time: it is the server's socket deadline).
+	// ReadHeaderTimeout (real time: it is the server's socket deadline),
+	// without an answer: net/http treats the read timeout as a network
+	// error and writes nothing (docs/security.md says so).
 	conn, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
 	if err != nil {
 		t.Fatal(err)
@@ -353,8 +358,8 @@ func TestLimitsBreachedOnce(t *testing.T) {
 	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	start := time.Now()
 	line, err := bufio.NewReader(conn).ReadString('\n')
-	if err == nil && !strings.Contains(line, "408") {
-		t.Errorf("slow header answered %q", line)
+	if err == nil || isTimeout(err) {
+		t.Errorf("slow header: %q %v, want the connection closed without an answer", line, err)
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("slow header held for %v", d)

@@ -88,7 +88,8 @@ func (c *Coordinator) sendPrepares(name string, items []prepItem) {
 		if !set.add(it.tx) {
 			continue
 		}
-		req.Transactions = append(req.Transactions, wire.PrepareTx{ID: it.tx.id, Payload: it.msg.Payload, OnePhase: it.msg.OnePhase})
+		req.Transactions = append(req.Transactions, wire.PrepareTx{ID: it.tx.id, Payload: it.msg.Payload, OnePhase: it.msg.OnePhase,
+			DeadlineMS: deadlineMS(it.tx.deadline)})
 		wait = max(wait, it.tx.deadline.Sub(now)+time.Second)
 	}
 	if len(req.Transactions) == 0 {
@@ -398,4 +399,14 @@ func ackedInOrder(ids []concord.TxID, resp wire.DecisionResponse) bool {
 		}
 	}
 	return true
+}
+
+// deadlineMS is a PREPARE's deadline_ms for deadline: Unix milliseconds,
+// rounded up so that a participant never refuses before the coordinator
+// gives up; zero (none given) for the zero time.
+func deadlineMS(deadline time.Time) int64 {
+	if deadline.IsZero() {
+		return 0
+	}
+	return deadline.Add(time.Millisecond - 1).UnixMilli()
 }

@@ -39,18 +39,30 @@ type Stats struct {
 	ProtocolRecords int64     `json:"protocol_records"` // tpc records (begin, commit, abort, end) among them
 	ForcedAppends   int64     `json:"forced_appends"`   // appends that waited for a sync
 	Refreshed       int64     `json:"refreshed"`        // long-lived transactions rewritten to the log
-	Compactions     int64     `json:"compactions"`      // compaction passes
+	Compactions     int64     `json:"compactions"`      // compaction passes that found records to release (most delete no segment: Log.SegmentsRemoved counts deletions)
 	Log             wal.Stats `json:"log"`
 
 	Overloaded      int64 `json:"overloaded"`      // submissions refused 503: MaxLive transactions live
 	Unauthenticated int64 `json:"unauthenticated"` // requests refused 401: no or bad credentials
 	Forbidden       int64 `json:"forbidden"`       // requests refused 403: not the caller's to see or do
+
+	ConnsOpen    int   `json:"conns_open"`    // connections open now (Start's listener)
+	ConnsRefused int64 `json:"conns_refused"` // connections closed at accept: MaxConns or MaxConnsPerHost reached
 }
 
 // Stats returns the counters. It is cheap and safe to call at any time.
 func (c *Coordinator) Stats() Stats {
 	live, remembered := c.table.counts()
+	c.srvMu.Lock()
+	conns := c.conns
+	c.srvMu.Unlock()
+	var open int
+	var refused int64
+	if conns != nil {
+		open, refused = conns.Open(), conns.Refused()
+	}
 	return Stats{
+		ConnsOpen: open, ConnsRefused: refused,
 		Submitted: c.stats.submitted.Load(), Committed: c.stats.committed.Load(),
 		Aborted: c.stats.aborted.Load(), Finished: c.stats.finished.Load(),
 		Live: live, Remembered: remembered,

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"sync"
 
 	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/wire"
@@ -26,6 +28,10 @@ type Transport interface {
 // HTTPTransport is the Transport over HTTP to a fixed set of participants.
 type HTTPTransport struct {
 	clients map[string]participantClient
+	urls    map[string]string // base URLs, for the health probes
+
+	probeOnce sync.Once
+	probeHTTP *http.Client // probes of participants on a DirectClient
 }
 
 // participantClient is wire.ParticipantClient or wire.DirectClient.
@@ -43,7 +49,7 @@ var _ Transport = (*HTTPTransport)(nil)
 // bounded by its context) and any other through a keep-alive client from
 // wire.NewHTTPClient with no overall timeout.
 func NewHTTPTransport(urls map[string]string, hc *http.Client) *HTTPTransport {
-	t := &HTTPTransport{clients: make(map[string]participantClient, len(urls))}
+	t := &HTTPTransport{clients: make(map[string]participantClient, len(urls)), urls: maps.Clone(urls)}
 	var shared *http.Client
 	for name, u := range urls {
 		if hc == nil {

@@ -27,9 +27,9 @@ type batching struct {
 	inBatch  bool
 }
 
-func (b *batching) Prepare(ctx context.Context, id concord.TxID, payload json.RawMessage) (participant.PrepareResult, error) {
+func (b *batching) Prepare(ctx context.Context, id concord.TxID, payload json.RawMessage, info participant.PrepareInfo) (participant.PrepareResult, error) {
 	b.count()
-	return b.OnePhaseResource.Prepare(ctx, id, payload)
+	return b.OnePhaseResource.Prepare(ctx, id, payload, info)
 }
 
 func (b *batching) Commit(ctx context.Context, id concord.TxID) error {
@@ -37,9 +37,9 @@ func (b *batching) Commit(ctx context.Context, id concord.TxID) error {
 	return b.OnePhaseResource.Commit(ctx, id)
 }
 
-func (b *batching) CommitOnePhase(ctx context.Context, id concord.TxID, payload json.RawMessage) (concord.Outcome, string, error) {
+func (b *batching) CommitOnePhase(ctx context.Context, id concord.TxID, payload json.RawMessage, info participant.PrepareInfo) (concord.Outcome, string, error) {
 	b.count()
-	return b.OnePhaseResource.CommitOnePhase(ctx, id, payload)
+	return b.OnePhaseResource.CommitOnePhase(ctx, id, payload, info)
 }
 
 func (b *batching) count() {
@@ -66,7 +66,7 @@ func (b *batching) batchCall(sizes *[]int, n int, fn func()) {
 func (b *batching) PrepareBatch(ctx context.Context, calls []participant.PrepareCall) {
 	b.batchCall(&b.prepares, len(calls), func() {
 		for i := range calls {
-			calls[i].Result, calls[i].Err = b.OnePhaseResource.Prepare(ctx, calls[i].ID, calls[i].Payload)
+			calls[i].Result, calls[i].Err = b.OnePhaseResource.Prepare(ctx, calls[i].ID, calls[i].Payload, calls[i].Info)
 		}
 	})
 }
@@ -83,7 +83,7 @@ func (b *batching) CommitOnePhaseBatch(ctx context.Context, calls []participant.
 	b.batchCall(&b.onePhase, len(calls), func() {
 		for i := range calls {
 			c := &calls[i]
-			c.Outcome, c.Reason, c.Err = b.OnePhaseResource.CommitOnePhase(ctx, c.ID, c.Payload)
+			c.Outcome, c.Reason, c.Err = b.OnePhaseResource.CommitOnePhase(ctx, c.ID, c.Payload, c.Info)
 		}
 	})
 }

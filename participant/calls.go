@@ -1,6 +1,7 @@
 package participant
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -24,10 +25,10 @@ func (s *Server) perform(a tpc.ParticipantAction) tpc.ParticipantResult {
 	switch a.Kind {
 	case tpc.ActPrepare:
 		var r PrepareResult
-		r, err = s.res.Prepare(ctx, a.ID, a.Payload)
+		r, err = s.res.Prepare(ctx, a.ID, a.Payload, s.prepareInfo(a))
 		res.Vote, res.Reason = r.Vote, r.Reason
 	case tpc.ActCommitOnePhase:
-		res.Outcome, res.Reason, err = s.onePhase.CommitOnePhase(ctx, a.ID, a.Payload)
+		res.Outcome, res.Reason, err = s.onePhase.CommitOnePhase(ctx, a.ID, a.Payload, s.prepareInfo(a))
 	case tpc.ActCommit:
 		err = s.res.Commit(ctx, a.ID)
 		if err == nil {
@@ -96,14 +97,29 @@ func (s *Server) resolved(id concord.TxID, o concord.Outcome) {
 	}
 }
 
-// query asks the coordinator for the outcome of a.ID.
+// query asks the coordinator of a.ID (the one its PREPARE named, kept by
+// the resource across restarts) for its outcome.
 func (s *Server) query(ctx context.Context, a tpc.ParticipantAction) (concord.Outcome, error) {
-	base := a.Coordinator
+	ref := s.coordinatorRef(a.Coordinator)
+	if ref.Identity != "" && ref.Identity != s.opts.CoordinatorIdentity {
+		// Asking another identity could hear presumed abort from a
+		// coordinator that never ran the transaction: stay in doubt.
+		return concord.OutcomePending, fmt.Errorf(
+			"the PREPARE came from coordinator identity %q but this participant now trusts %q (Options.CoordinatorIdentity): not asking; restore that identity to resolve it",
+			ref.Identity, s.opts.CoordinatorIdentity)
+	}
+	base := ""
+	if len(ref.URLs) > 0 {
+		base = ref.URLs[0]
+	}
 	if base == "" {
 		base = s.opts.Coordinator
 	}
 	if base == "" {
 		return concord.OutcomePending, errors.New("no coordinator URL: the PREPARE named none and Options.Coordinator is empty")
+	}
+	if err := s.opts.checkCoordinator(base); err != nil {
+		return concord.OutcomePending, fmt.Errorf("not asking: %v", err)
 	}
 	var resp wire.OutcomeResponse
 	url := strings.TrimRight(base, "/") + wire.OutcomePath(a.ID)
@@ -130,4 +146,47 @@ func (s *Server) loop() {
 			s.step(sh, func(m *tpc.Participant) tpc.ParticipantReady { return m.Tick(now) })
 		}
 	}
+}
+
+// refEntry is a coordinator reference with its encoding, the key the
+// participant machine carries (ParticipantAction.Coordinator).
+type refEntry struct {
+	url string // the PREPARE's coordinator field
+	key string
+	ref CoordinatorRef
+}
+
+// coordinatorKey returns the key for the coordinator of a PREPARE that
+// named url (empty: Options.Coordinator), trusted as
+// Options.CoordinatorIdentity.
+func (s *Server) coordinatorKey(url string) string {
+	if e := s.lastRef.Load(); e != nil && e.url == url {
+		return e.key
+	}
+	ref := CoordinatorRef{Identity: s.opts.CoordinatorIdentity}
+	if u := cmp.Or(url, s.opts.Coordinator); u != "" {
+		ref.URLs = []string{u}
+	}
+	e := &refEntry{url: url, key: string(ref.Encode()), ref: ref}
+	s.lastRef.Store(e)
+	return e.key
+}
+
+// coordinatorRef decodes a key of coordinatorKey (or one a resource kept).
+// A key that does not decode, written by nothing but this package, is
+// taken as a bare URL.
+func (s *Server) coordinatorRef(key string) CoordinatorRef {
+	if e := s.lastRef.Load(); e != nil && e.key == key {
+		return e.ref
+	}
+	ref, err := DecodeCoordinatorRef([]byte(key))
+	if err != nil {
+		return CoordinatorRef{URLs: []string{key}}
+	}
+	return ref
+}
+
+// prepareInfo is what the resource is told with prepare action a.
+func (s *Server) prepareInfo(a tpc.ParticipantAction) PrepareInfo {
+	return PrepareInfo{Deadline: a.Deadline, Coordinator: s.coordinatorRef(a.Coordinator)}
 }

@@ -29,4 +29,37 @@
 // The protocol logic itself is the pure state machine tpc.Participant; the
 // Server drives it with the resource calls, the outcome queries and the
 // clock.
+//
+// # Deadlines and how long decisions are remembered
+//
+// Every PREPARE carries its transaction's deadline (deadline_ms, by the
+// coordinator's clock) and the coordinator that decides it; the Server
+// passes both to the resource as a PrepareInfo. A resource remembers each
+// decision for a time, not a count, by the rule of Retention: a PREPARE for
+// a transaction it holds no record of is refused (voted no, nothing
+// remembered) once its deadline has passed by the resource's clock; a
+// decision is kept until its deadline plus Retention.ClockSkew (default one
+// minute); an ABORT that came before its PREPARE is kept as if its deadline
+// were its time plus Retention.MaxLifetime (default 60 seconds, the
+// coordinator's default maximum timeout: set it to at least the
+// coordinator's --max-timeout) plus ClockSkew; a PREPARE without a deadline
+// (an older coordinator) gets its arrival plus MaxLifetime. The resources
+// of this module take the rule as an option (filestore.Options.Retention,
+// pgxa.Options.Remember, mysqlxa.Options.Remember) with a clock (Now) that
+// tests move. What a resource holds is then bounded by its rate of
+// transactions times (timeout + skew). See docs/protocol.md, "How long a
+// participant remembers".
+//
+// # The coordinator of a transaction in doubt
+//
+// A resource keeps, durably, the coordinator each prepared transaction's
+// PREPARE named (a CoordinatorRef: its URLs and, with TLS, the identity
+// the Server trusted then, Options.CoordinatorIdentity) and Recover returns
+// it. After a restart the Server asks that coordinator about the
+// transaction, not Options.Coordinator, which is asked only about
+// transactions whose PREPARE named none (or that a resource prepared
+// without keeping it). A transaction prepared under another coordinator
+// identity than the one the Server now trusts is not asked about: it stays
+// in doubt, and each attempt is logged, until that identity is trusted
+// again.
 package participant

@@ -41,6 +41,7 @@ func FuzzHandler(f *testing.F) {
 	paths := []string{wire.PathPrepare, wire.PathCommit, wire.PathAbort}
 	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
 		req := httptest.NewRequest(http.MethodPost, paths[int(which)%3], bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
 		ctx, cancel := context.WithTimeout(req.Context(), 10*time.Second)
 		defer cancel()
 		rec := httptest.NewRecorder()

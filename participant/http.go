@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/concordtx/concord/security"
 	"github.com/concordtx/concord/wire"
 )
 
@@ -15,13 +16,15 @@ import (
 // JSON or unknown fields 400, a body past Options.MaxBodyBytes 413, another
 // method 405, a bad id or an empty batch 400 naming the problem, 503 before
 // Start or after Close. With Options.CoordinatorIdentity, a request not from
-// a verified client certificate of that identity is 401 or 403.
+// a verified client certificate of that identity in the coordinator role is
+// 401 or 403. A POST must be Content-Type: application/json (415), a
+// cross-origin browser one is 403 (security.Protect).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(wire.PathPrepare, s.handlePrepare)
 	mux.HandleFunc(wire.PathCommit, func(w http.ResponseWriter, r *http.Request) { s.handleDecision(w, r, true) })
 	mux.HandleFunc(wire.PathAbort, func(w http.ResponseWriter, r *http.Request) { s.handleDecision(w, r, false) })
-	return s.requireCoordinator(mux)
+	return security.Protect(s.requireCoordinator(mux))
 }
 
 func (s *Server) handlePrepare(w http.ResponseWriter, r *http.Request) {
@@ -70,6 +73,9 @@ func (s *Server) handleDecision(w http.ResponseWriter, r *http.Request, commit b
 }
 
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	if !security.RequireJSON(w, r) {
+		return false
+	}
 	err := wire.DecodeRequest(w, r, s.opts.MaxBodyBytes, v)
 	if err == nil {
 		return true

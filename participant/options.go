@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -33,19 +34,31 @@ type Options struct {
 	// Resource is the service's transactional resource. If it also
 	// implements OnePhaseResource, one-phase requests use it.
 	Resource Resource
-	// Coordinator is the base URL (http://host:port) asked about
-	// transactions recovered after a restart, and about any transaction
-	// whose PREPARE named no coordinator.
+	// Coordinator is the base URL (http://host:port) asked about any
+	// transaction whose PREPARE named no coordinator, and about a
+	// recovered one whose resource did not keep the coordinator its
+	// PREPARE named. A recovered transaction whose coordinator was kept
+	// (Resource.Recover) is asked about there, whatever Coordinator is
+	// now.
 	Coordinator string
 	// Clock defaults to RealClock.
 	Clock Clock
 	// HTTPClient makes the in-doubt outcome queries; nil means a client
-	// from wire.NewHTTPClient.
+	// from wire.NewHTTPClient. With CoordinatorIdentity, the server uses it
+	// only to ask an https coordinator whose verified certificate is in the
+	// coordinator role and names CoordinatorIdentity (it gives it the TLS
+	// configuration; see security.WithClientTLS), and follows no redirect.
 	HTTPClient *http.Client
 	// CoordinatorIdentity, when set, is the only identity (of a verified
-	// TLS client certificate, see security.Identity) whose PREPARE, COMMIT
-	// and ABORT are accepted; others are answered 401 or 403 and change
-	// nothing. Empty accepts every caller (plain HTTP, development).
+	// TLS client certificate in the coordinator role, see security.Identity
+	// and security.Role) whose PREPARE, COMMIT and ABORT are accepted;
+	// others are answered 401 or 403 and change nothing. It also makes the
+	// server TLS-only towards the coordinator: Coordinator, and the
+	// coordinator a PREPARE names, must be https (400 otherwise, and no
+	// vote). Empty accepts every caller (plain HTTP, development). It is
+	// kept with every transaction prepared (CoordinatorRef.Identity), and a
+	// transaction prepared under another identity is not asked about (see
+	// the package documentation).
 	CoordinatorIdentity string
 	// Logger receives in-doubt resolution and failure reports; nil
 	// discards them.
@@ -142,7 +155,7 @@ func (o *Options) validate() error {
 		return fmt.Errorf("%w: Resource is required", ErrBadOptions)
 	}
 	if o.Coordinator != "" {
-		if err := checkCoordinatorURL(o.Coordinator); err != nil {
+		if err := o.checkCoordinator(o.Coordinator); err != nil {
 			return fmt.Errorf("%w: Coordinator: %v", ErrBadOptions, err)
 		}
 	}
@@ -167,6 +180,20 @@ func (o *Options) validate() error {
 	}
 	if o.QueryMax < o.QueryMin {
 		return fmt.Errorf("%w: QueryMax %v is below QueryMin %v", ErrBadOptions, o.QueryMax, o.QueryMin)
+	}
+	return nil
+}
+
+// checkCoordinator accepts a coordinator URL that s may follow: with
+// CoordinatorIdentity (TLS: the coordinator is known by its certificate)
+// an https URL only, since over plain http nothing proves who answers;
+// without, any URL checkCoordinatorURL accepts.
+func (o *Options) checkCoordinator(s string) error {
+	if err := checkCoordinatorURL(s); err != nil {
+		return err
+	}
+	if o.CoordinatorIdentity != "" && !strings.HasPrefix(s, "https://") {
+		return fmt.Errorf("%q: with TLS (CoordinatorIdentity %q) the coordinator is reached over https only", s, o.CoordinatorIdentity)
 	}
 	return nil
 }

@@ -29,12 +29,19 @@ type PrepareResult struct {
 // for the same transaction at once.
 type Resource interface {
 	// Prepare does the tentative work of transaction id described by payload
-	// and makes it durable before returning VoteYes. A VoteNo leaves nothing
-	// behind; VoteReadOnly means there is nothing to commit or abort.
-	// Prepare must be idempotent on id: for an id it has already prepared,
-	// committed or aborted it returns that earlier vote (VoteNo for an
-	// aborted one) without doing the work again.
-	Prepare(ctx context.Context, id concord.TxID, payload json.RawMessage) (PrepareResult, error)
+	// and makes it durable, with info.Coordinator, before returning VoteYes.
+	// A VoteNo leaves nothing behind; VoteReadOnly means there is nothing to
+	// commit or abort. Prepare must be idempotent on id: for an id it has
+	// already prepared, committed or aborted it returns that earlier vote
+	// (VoteNo for an aborted one) without doing the work again, whatever
+	// the time. For an id it holds no record of it first applies
+	// Retention.Admit to info: past the deadline it votes no and records
+	// nothing.
+	//
+	// A resource remembers every decision (a commit, an abort, a no vote)
+	// until Retention.ForgetAt of the transaction's deadline has passed by
+	// its own clock, and may forget it then; see Retention.
+	Prepare(ctx context.Context, id concord.TxID, payload json.RawMessage, info PrepareInfo) (PrepareResult, error)
 
 	// Commit makes a prepared transaction permanent. Committing a committed
 	// transaction returns nil; an unknown one returns ErrUnknownTx; an aborted
@@ -43,13 +50,15 @@ type Resource interface {
 
 	// Abort releases a prepared transaction. Aborting an aborted or unknown
 	// transaction returns nil, and an unknown id must then be refused by a
-	// later Prepare (VoteNo) for as long as the resource remembers it;
-	// aborting a committed one returns ErrAlreadyDecided.
+	// later Prepare (VoteNo) until Retention.ForgetAt of
+	// Retention.AbortDeadline of the time of the abort; aborting a
+	// committed one returns ErrAlreadyDecided.
 	Abort(ctx context.Context, id concord.TxID) error
 
 	// Recover lists the transactions that are prepared and not yet decided,
-	// typically after a restart.
-	Recover(ctx context.Context) ([]concord.TxID, error)
+	// typically after a restart, each with the coordinator its PREPARE
+	// named.
+	Recover(ctx context.Context) ([]RecoveredTx, error)
 }
 
 // OnePhaseResource is implemented by a resource that can do the work of a
@@ -59,9 +68,10 @@ type Resource interface {
 type OnePhaseResource interface {
 	Resource
 	// CommitOnePhase does the work of id and commits it at once, or refuses.
-	// Like Prepare it is idempotent on id. It returns OutcomeCommitted or
-	// OutcomeAborted (with a reason).
-	CommitOnePhase(ctx context.Context, id concord.TxID, payload json.RawMessage) (concord.Outcome, string, error)
+	// Like Prepare it is idempotent on id, applies Retention.Admit to an id
+	// it holds no record of, and remembers its outcome by the same time
+	// rule. It returns OutcomeCommitted or OutcomeAborted (with a reason).
+	CommitOnePhase(ctx context.Context, id concord.TxID, payload json.RawMessage, info PrepareInfo) (concord.Outcome, string, error)
 }
 
 // PrepareCall is one transaction of a BatchResource.PrepareBatch call: the
@@ -69,6 +79,7 @@ type OnePhaseResource interface {
 type PrepareCall struct {
 	ID      concord.TxID
 	Payload json.RawMessage
+	Info    PrepareInfo
 	Result  PrepareResult
 	Err     error
 }
@@ -105,6 +116,7 @@ type BatchResource interface {
 type OnePhaseCall struct {
 	ID      concord.TxID
 	Payload json.RawMessage
+	Info    PrepareInfo
 	Outcome concord.Outcome
 	Reason  string
 	Err     error

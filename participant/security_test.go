@@ -8,9 +8,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/internal/testutil/pki"
 	"github.com/concordtx/concord/participant"
 	"github.com/concordtx/concord/participant/participanttest"
@@ -140,5 +142,145 @@ func TestCoordinatorIdentityNeedsTLS(t *testing.T) {
 	}
 	if st := mem.State("t1"); st != "" {
 		t.Errorf("t1 reached the resource: %s", st)
+	}
+}
+
+// tlsParticipant serves a participant whose coordinator is known by
+// identity "coordinator" over mutual TLS, and returns a client presenting
+// the coordinator's certificate.
+func tlsParticipant(t *testing.T, ca *pki.PKI, opts participant.Options) (*participant.Server, *httptest.Server, *http.Client) {
+	t.Helper()
+	opts.CoordinatorIdentity = "coordinator"
+	srv, err := participant.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	if err := srv.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	own := ca.Load("flights", true)
+	hs := httptest.NewUnstartedServer(srv.Handler())
+	hs.TLS = own.ServerConfig(true)
+	hs.Config.ErrorLog = log.New(io.Discard, "", 0)
+	hs.StartTLS()
+	t.Cleanup(hs.Close)
+	hc, err := security.WithClientTLS(&http.Client{Timeout: 10 * time.Second}, ca.Load("coordinator", true).ClientConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, hs, hc
+}
+
+// Under TLS a participant never follows plain http to a coordinator: a
+// PREPARE naming an http coordinator is answered 400 and no vote, and
+// an http Options.Coordinator is refused.
+func TestTLSParticipantRefusesPlainCoordinator(t *testing.T) {
+	ca := pki.New(t, "test CA")
+	mem := participanttest.NewMemResource()
+	_, hs, coord := tlsParticipant(t, ca, participant.Options{Resource: mem})
+	resp, err := coord.Post(hs.URL+wire.PathPrepare, "application/json",
+		strings.NewReader(`{"coordinator":"http://127.0.0.2:9","transactions":[{"id":"t1","payload":{"n":1}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || strings.Contains(string(b), `"yes"`) || !strings.Contains(string(b), "https") {
+		t.Errorf("PREPARE naming an http coordinator: %d %s, want 400", resp.StatusCode, b)
+	}
+	if st := mem.State("t1"); st != "" {
+		t.Errorf("the refused PREPARE reached the resource: %s", st)
+	}
+	resp, err = coord.Post(hs.URL+wire.PathPrepare, "application/json",
+		strings.NewReader(`{"coordinator":"https://127.0.0.1:9","transactions":[{"id":"t2","payload":{"n":1}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"yes"`) {
+		t.Errorf("PREPARE naming an https coordinator: %d %s", resp.StatusCode, b)
+	}
+	if _, err := participant.NewServer(participant.Options{Resource: mem, CoordinatorIdentity: "coordinator",
+		Coordinator: "http://127.0.0.1:7070"}); err == nil || !strings.Contains(err.Error(), "https") {
+		t.Errorf("an http Coordinator under TLS: %v", err)
+	}
+}
+
+// A certificate whose name says coordinator but whose role does not (here
+// the client role) cannot decide.
+func TestCoordinatorRoleRequired(t *testing.T) {
+	ca := pki.New(t, "test CA")
+	mem := participanttest.NewMemResource()
+	_, hs, coord := tlsParticipant(t, ca, participant.Options{Resource: mem})
+	resp, err := coord.Post(hs.URL+wire.PathPrepare, "application/json", strings.NewReader(`{"transactions":[{"id":"t1","payload":{"n":1}}]}`))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("prepare: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	impostor, err := security.WithClientTLS(&http.Client{Timeout: 10 * time.Second}, ca.LoadRole("coordinator", security.RoleClient).ClientConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err = impostor.Post(hs.URL+wire.PathCommit, "application/json", strings.NewReader(`{"ids":["t1"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("commit by a client certificate named coordinator: %d, want 403", resp.StatusCode)
+	}
+	if st := mem.State("t1"); st != "prepared" {
+		t.Errorf("t1 is %q, want prepared", st)
+	}
+}
+
+// A participant in doubt takes an outcome only from a server that proves
+// to be the coordinator (a verified certificate in the coordinator role
+// naming CoordinatorIdentity), even with an HTTPClient that trusts the CA
+// and checks nothing more: an impostor of the same CA (a participant's
+// certificate named coordinator) answering committed is not believed.
+func TestInDoubtAsksOnlyTheCoordinator(t *testing.T) {
+	ca := pki.New(t, "test CA")
+	var hits atomic.Int64
+	impostor := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		wire.WriteJSON(w, 200, wire.OutcomeResponse{ID: "t1", Outcome: concord.OutcomeCommitted})
+	}))
+	impostor.TLS = ca.LoadRole("coordinator", security.RoleParticipant).ServerConfig(false)
+	impostor.TLS.ClientAuth = tls.NoClientCert
+	impostor.Config.ErrorLog = log.New(io.Discard, "", 0)
+	impostor.StartTLS()
+	defer impostor.Close()
+	trusting, err := security.WithClientTLS(&http.Client{Timeout: 10 * time.Second}, ca.Load("flights", true).ClientConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := participanttest.NewFakeClock(time.Unix(1_000_000, 0))
+	mem := participanttest.NewMemResource()
+	srv, hs, coord := tlsParticipant(t, ca, participant.Options{Resource: mem, Clock: clock, HTTPClient: trusting,
+		Coordinator: impostor.URL, InDoubtAfter: time.Second})
+	resp, err := coord.Post(hs.URL+wire.PathPrepare, "application/json", strings.NewReader(`{"transactions":[{"id":"t1","payload":{"n":1}}]}`))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("prepare: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		clock.Advance(2 * time.Second)
+		if d := srv.InDoubt(); len(d) == 1 && strings.Contains(d[0].LastError, "did not prove") {
+			break
+		}
+		if st := mem.State("t1"); st != "prepared" {
+			t.Fatalf("t1 is %s after the impostor's answer (%d queries answered)", st, hits.Load())
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no refused outcome query: %+v", srv.InDoubt())
+		}
+		time.Sleep(time.Millisecond) // the in-doubt loop runs on its own goroutine
+	}
+	if st := mem.State("t1"); st != "prepared" {
+		t.Errorf("t1 is %s, want prepared", st)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/security"
 	"github.com/concordtx/concord/tpc"
 	"github.com/concordtx/concord/wire"
 )
@@ -62,8 +63,13 @@ type Server struct {
 	closeMu sync.RWMutex   // orders wg.Add against Close's wg.Wait
 	closed  bool
 
-	stats   serverStats
-	metrics *metrics
+	stats serverStats
+	// refusedLog throttles the log lines of refused requests.
+	refusedLog security.LogLimiter
+	metrics    *metrics
+	// lastRef caches the coordinator of the latest PREPARE, which is
+	// usually the coordinator of every PREPARE.
+	lastRef atomic.Pointer[refEntry]
 }
 
 type shard struct {
@@ -156,6 +162,9 @@ func NewServer(opts Options) (*Server, error) {
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = wire.NewHTTPClient(0)
 	}
+	if opts.CoordinatorIdentity != "" {
+		opts.HTTPClient = coordinatorOnly(opts.HTTPClient, opts.CoordinatorIdentity)
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -198,14 +207,14 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("recover prepared transactions: %w", err)
 	}
-	byShard := make(map[*shard][]concord.TxID)
-	for _, id := range ids {
-		sh := s.shardOf(id)
-		byShard[sh] = append(byShard[sh], id)
+	byShard := make(map[*shard][]tpc.RecoveredTx)
+	for _, r := range ids {
+		sh := s.shardOf(r.ID)
+		byShard[sh] = append(byShard[sh], tpc.RecoveredTx{ID: r.ID, Coordinator: string(r.Coordinator.Encode())})
 	}
 	now := s.opts.Clock.Now()
-	for sh, ids := range byShard {
-		s.step(sh, func(m *tpc.Participant) tpc.ParticipantReady { return m.Recovered(ids, now) })
+	for sh, txs := range byShard {
+		s.step(sh, func(m *tpc.Participant) tpc.ParticipantReady { return m.RecoveredFrom(txs, now) })
 	}
 	if len(ids) > 0 {
 		s.log.Info("recovered prepared transactions; asking the coordinator", "count", len(ids))
@@ -365,7 +374,7 @@ func (s *Server) performBatch(kind tpc.ParticipantActionKind, acts []shardAction
 		prepares = make([]PrepareCall, 0, n)
 		for _, a := range acts {
 			if a.a.Kind == kind {
-				prepares = append(prepares, PrepareCall{ID: a.a.ID, Payload: a.a.Payload})
+				prepares = append(prepares, PrepareCall{ID: a.a.ID, Payload: a.a.Payload, Info: s.prepareInfo(a.a)})
 			}
 		}
 		s.batch.PrepareBatch(ctx, prepares)
@@ -381,7 +390,7 @@ func (s *Server) performBatch(kind tpc.ParticipantActionKind, acts []shardAction
 		onePhase = make([]OnePhaseCall, 0, n)
 		for _, a := range acts {
 			if a.a.Kind == kind {
-				onePhase = append(onePhase, OnePhaseCall{ID: a.a.ID, Payload: a.a.Payload})
+				onePhase = append(onePhase, OnePhaseCall{ID: a.a.ID, Payload: a.a.Payload, Info: s.prepareInfo(a.a)})
 			}
 		}
 		s.onePhaseBatch.CommitOnePhaseBatch(ctx, onePhase)
@@ -491,10 +500,7 @@ func (s *Server) Prepare(ctx context.Context, req wire.PrepareRequest) (wire.Pre
 		return wire.PrepareResponse{}, err
 	}
 	s.stats.prepareReqs.Add(1)
-	coord := req.Coordinator
-	if coord == "" {
-		coord = s.opts.Coordinator
-	}
+	coord := s.coordinatorKey(req.Coordinator)
 	now := s.opts.Clock.Now()
 	w := newWaiter(len(req.Transactions))
 	acts := getActs()
@@ -503,7 +509,7 @@ func (s *Server) Prepare(ctx context.Context, req wire.PrepareRequest) (wire.Pre
 	for i, tx := range req.Transactions {
 		sh, n := s.shardOf(tx.ID), first+uint64(i)
 		s.request(sh, n, w, i, acts, func(m *tpc.Participant) tpc.ParticipantReady {
-			return m.Prepare(n, tx.ID, tx.Payload, tx.OnePhase, coord, now)
+			return m.PrepareBy(n, tx.ID, tx.Payload, tx.OnePhase, coord, tx.Deadline(), now)
 		})
 	}
 	s.run(*acts)
@@ -583,7 +589,7 @@ func (s *Server) checkPrepare(req wire.PrepareRequest) error {
 		return fmt.Errorf("%w: %d transactions in one batch, at most %d", ErrBadRequest, len(req.Transactions), s.opts.MaxBatch)
 	}
 	if req.Coordinator != "" {
-		if err := checkCoordinatorURL(req.Coordinator); err != nil {
+		if err := s.opts.checkCoordinator(req.Coordinator); err != nil {
 			return fmt.Errorf("%w: coordinator: %v", ErrBadRequest, err)
 		}
 	}

@@ -62,9 +62,9 @@ func (g *gated) enter(op string, id concord.TxID) func() {
 	}
 }
 
-func (g *gated) Prepare(ctx context.Context, id concord.TxID, p json.RawMessage) (participant.PrepareResult, error) {
+func (g *gated) Prepare(ctx context.Context, id concord.TxID, p json.RawMessage, info participant.PrepareInfo) (participant.PrepareResult, error) {
 	defer g.enter("prepare", id)()
-	return g.Resource.Prepare(ctx, id, p)
+	return g.Resource.Prepare(ctx, id, p, info)
 }
 
 func (g *gated) Commit(ctx context.Context, id concord.TxID) error {

@@ -30,7 +30,7 @@ type TxInfo struct {
 
 func infoOf(s tpc.ParticipantTxStatus) TxInfo {
 	return TxInfo{ID: s.ID, State: s.State.String(), Vote: s.Vote, Reason: s.Reason, OnePhase: s.OnePhase,
-		Coordinator: s.Coordinator, PreparedAt: s.PreparedAt, Queries: s.Queries, LastError: s.LastError, NextQuery: s.NextQuery,
+		Coordinator: coordinatorURL(s.Coordinator), PreparedAt: s.PreparedAt, Queries: s.Queries, LastError: s.LastError, NextQuery: s.NextQuery,
 		Waiting: s.Waiting}
 }
 
@@ -122,4 +122,13 @@ func (s *Server) Lookup(id concord.TxID) (TxInfo, bool) {
 		return TxInfo{}, false
 	}
 	return infoOf(st), true
+}
+
+// coordinatorURL is the URL a status page shows for a coordinator key.
+func coordinatorURL(key string) string {
+	ref, err := DecodeCoordinatorRef([]byte(key))
+	if err != nil || len(ref.URLs) == 0 {
+		return key
+	}
+	return ref.URLs[0]
 }

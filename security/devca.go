@@ -12,8 +12,10 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -64,16 +66,25 @@ func NewDevCA(cn string, now time.Time) (*DevCA, error) {
 	return &DevCA{cert: cert, key: key, CertPEM: pemBlock("CERTIFICATE", der), KeyPEM: keyPEM}, nil
 }
 
-// Issue signs a certificate naming name (the identity: common name) with
-// SANs for localhost, 127.0.0.1 and ::1. A server certificate serves and
-// calls peers (coordinator, participants); a client one only calls.
-func (ca *DevCA) Issue(name string, server bool, now time.Time) (certPEM, keyPEM []byte, err error) {
+// Issue signs a certificate naming name (the identity: common name) in
+// role (RoleCoordinator, RoleParticipant or RoleClient, marked by the URI
+// SAN RoleURIPrefix+role) with SANs for localhost, 127.0.0.1 and ::1. A
+// coordinator or participant certificate serves and calls peers; a client
+// one only calls.
+func (ca *DevCA) Issue(name, role string, now time.Time) (certPEM, keyPEM []byte, err error) {
+	if role != RoleCoordinator && role != RoleParticipant && role != RoleClient {
+		return nil, nil, fmt.Errorf("certificate of %s: unknown role %q", name, role)
+	}
+	roleURI, err := url.Parse(RoleURIPrefix + role)
+	if err != nil {
+		return nil, nil, err
+	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, fmt.Errorf("generate key of %s: %w", name, err)
 	}
 	usage := []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-	if server {
+	if role != RoleClient {
 		usage = append(usage, x509.ExtKeyUsageServerAuth)
 	}
 	tmpl := &x509.Certificate{
@@ -85,6 +96,7 @@ func (ca *DevCA) Issue(name string, server bool, now time.Time) (certPEM, keyPEM
 		ExtKeyUsage:  usage,
 		DNSNames:     []string{"localhost"},
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		URIs:         []*url.URL{roleURI},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {
@@ -98,28 +110,34 @@ func (ca *DevCA) Issue(name string, server bool, now time.Time) (certPEM, keyPEM
 }
 
 // DevPKI is what WriteDevPKI writes into a directory: for each name, the
-// files NAME.pem (certificate) and NAME-key.pem (key).
+// files NAME.pem (certificate) and NAME-key.pem (key), except the CA's key,
+// which goes to the subdirectory Private: it signs certificates and is
+// never deployed with them.
 var DevPKI = struct {
+	Private  string   // the subdirectory (mode 0700) of the CA's key
 	CA       string   // the CA's file name stem
 	Servers  []string // coordinator and the three travel services
 	Client   string   // one client
 	Operator string   // the operator named in the token file
 	Tokens   string   // the token file
-}{CA: "ca", Servers: []string{"coordinator", "flights", "hotels", "cars"}, Client: "client", Operator: "operator", Tokens: "tokens.txt"}
+}{Private: "ca-private", CA: "ca", Servers: []string{"coordinator", "flights", "hotels", "cars"}, Client: "client", Operator: "operator", Tokens: "tokens.txt"}
 
 // ErrExists is returned by WriteDevPKI when a file it would write exists.
 var ErrExists = errors.New("file exists")
 
 // WriteDevPKI creates a development CA in dir and certificates for the
-// coordinator, the three services and one client, plus a token file
-// giving the client and an operator random bearer tokens. It refuses to
-// overwrite any file unless force is set. Keys are written mode 0600. It
-// returns the paths written.
+// coordinator (role coordinator), the three services (role participant)
+// and one client (role client), plus a token file giving the client and an
+// operator random bearer tokens. The CA's key goes to dir/ca-private/, apart
+// from what is deployed. It refuses to overwrite any file unless force is
+// set. Directories are made mode 0700, keys and tokens written mode 0600
+// through temporary files of os.CreateTemp (so a planted NAME.tmp symlink
+// is never followed). It returns the paths written.
 func WriteDevPKI(dir string, force bool, now time.Time) ([]string, error) {
-	names := append([]string{DevPKI.CA}, DevPKI.Servers...)
-	names = append(names, DevPKI.Client)
-	var paths []string
-	for _, n := range names {
+	private := filepath.Join(dir, DevPKI.Private)
+	caKey := filepath.Join(private, DevPKI.CA+"-key.pem")
+	paths := []string{filepath.Join(dir, DevPKI.CA+".pem"), caKey}
+	for _, n := range append(append([]string{}, DevPKI.Servers...), DevPKI.Client) {
 		paths = append(paths, filepath.Join(dir, n+".pem"), filepath.Join(dir, n+"-key.pem"))
 	}
 	paths = append(paths, filepath.Join(dir, DevPKI.Tokens))
@@ -130,19 +148,31 @@ func WriteDevPKI(dir string, force bool, now time.Time) ([]string, error) {
 			}
 		}
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create %s: %w", dir, err)
+	for _, d := range []string{dir, private} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	if err := os.Chmod(private, 0o700); err != nil {
+		return nil, fmt.Errorf("create %s: %w", private, err)
 	}
 	ca, err := NewDevCA("Concord development CA", now)
 	if err != nil {
 		return nil, err
 	}
 	files := map[string][]byte{
-		filepath.Join(dir, DevPKI.CA+".pem"):     ca.CertPEM,
-		filepath.Join(dir, DevPKI.CA+"-key.pem"): ca.KeyPEM,
+		filepath.Join(dir, DevPKI.CA+".pem"): ca.CertPEM,
+		caKey:                                ca.KeyPEM,
 	}
 	for _, n := range append(append([]string{}, DevPKI.Servers...), DevPKI.Client) {
-		c, k, err := ca.Issue(n, n != DevPKI.Client, now)
+		role := RoleParticipant
+		switch n {
+		case DevPKI.Client:
+			role = RoleClient
+		case "coordinator":
+			role = RoleCoordinator
+		}
+		c, k, err := ca.Issue(n, role, now)
 		if err != nil {
 			return nil, err
 		}
@@ -154,7 +184,7 @@ func WriteDevPKI(dir string, force bool, now time.Time) ([]string, error) {
 		DevPKI.Client, randomToken(), DevPKI.Operator, randomToken()))
 	for _, p := range paths {
 		mode := os.FileMode(0o644)
-		if filepath.Ext(p) == ".txt" || len(p) > 8 && p[len(p)-8:] == "-key.pem" {
+		if filepath.Ext(p) == ".txt" || strings.HasSuffix(p, "-key.pem") {
 			mode = 0o600
 		}
 		if err := writeFile(p, files[p], mode); err != nil {
@@ -164,14 +194,19 @@ func WriteDevPKI(dir string, force bool, now time.Time) ([]string, error) {
 	return paths, nil
 }
 
-// writeFile replaces p with b through a synced temporary file.
+// writeFile replaces p with b through a synced temporary file that
+// os.CreateTemp creates (O_EXCL, a random name, mode 0600 until chmod):
+// never through a path an attacker could have planted.
 func writeFile(p string, b []byte, mode os.FileMode) error {
-	tmp := p + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	f, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".*.tmp")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", p, err)
 	}
-	_, err = f.Write(b)
+	tmp := f.Name()
+	err = f.Chmod(mode)
+	if err == nil {
+		_, err = f.Write(b)
+	}
 	if err == nil {
 		err = f.Sync()
 	}

@@ -3,8 +3,10 @@ package security
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 )
 
 // Errors of Authenticate, compared with errors.Is; both are answered 401.
@@ -29,6 +31,9 @@ type Principal struct {
 	Name string
 	// Via is ViaCertificate or ViaToken.
 	Via string
+	// Role is the role the certificate marks (RoleCoordinator,
+	// RoleParticipant, RoleClient, or "" for none); RoleClient for a token.
+	Role string
 	// Operator may see and act on every transaction.
 	Operator bool
 }
@@ -68,10 +73,10 @@ func (a *Authenticator) Authenticate(r *http.Request) (Principal, error) {
 		}
 	}
 	if id, ok := PeerIdentity(r); ok {
-		return Principal{Name: id, Via: ViaCertificate, Operator: a.isOperator(id)}, nil
+		return Principal{Name: id, Via: ViaCertificate, Role: PeerRole(r), Operator: a.isOperator(id)}, nil
 	}
 	if hasTok {
-		return Principal{Name: tokName, Via: ViaToken, Operator: tokOp || a.isOperator(tokName)}, nil
+		return Principal{Name: tokName, Via: ViaToken, Role: RoleClient, Operator: tokOp || a.isOperator(tokName)}, nil
 	}
 	return Principal{}, ErrNoCredentials
 }
@@ -103,20 +108,47 @@ func PrincipalFrom(ctx context.Context) (Principal, bool) {
 	return p, ok
 }
 
-// BearerTransport adds "Authorization: Bearer Token" to every request it
-// carries through Base (nil: http.DefaultTransport).
+// BearerTransport adds "Authorization: Bearer Token" to the requests it
+// carries through Base (nil: http.DefaultTransport) to Host, over https
+// only: a request over any other scheme is refused (the token would travel
+// in the clear), and one to another host goes without the token.
 type BearerTransport struct {
 	Token string
-	Base  http.RoundTripper
+	// Host is the host[:port] of the URLs the token is for; "" means the
+	// host of the first request carried.
+	Host string
+	Base http.RoundTripper
+
+	once sync.Once
+	host string
 }
 
 var _ http.RoundTripper = (*BearerTransport)(nil)
 
-// RoundTrip sends a copy of req carrying the token.
+// ErrPlainHTTP is returned for a request that would carry a credential, or
+// travel from a TLS client, over plain http.
+var ErrPlainHTTP = errors.New("refused: plain http under TLS or with a bearer token; use https")
+
+// RoundTrip sends req, a copy carrying the token when req is for Host.
 func (b *BearerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	base := b.Base
 	if base == nil {
 		base = http.DefaultTransport
+	}
+	if req.URL.Scheme != "https" {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, fmt.Errorf("%w: %s %s", ErrPlainHTTP, req.Method, req.URL.Redacted())
+	}
+	b.once.Do(func() {
+		b.host = b.Host
+		if b.host == "" {
+			b.host = req.URL.Host
+		}
+	})
+	if !strings.EqualFold(req.URL.Host, b.host) {
+		return base.RoundTrip(req)
 	}
 	r := req.Clone(req.Context())
 	r.Header.Set("Authorization", "Bearer "+b.Token)

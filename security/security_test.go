@@ -80,7 +80,7 @@ func TestAuthenticate(t *testing.T) {
 		}
 	}
 	p, err := a.Authenticate(req("Bearer 0123456789abcdef0123"))
-	if err != nil || p != (security.Principal{Name: "alice", Via: security.ViaToken}) {
+	if err != nil || p != (security.Principal{Name: "alice", Via: security.ViaToken, Role: security.RoleClient}) {
 		t.Errorf("alice: %+v %v", p, err)
 	}
 	p, err = a.Authenticate(req("bearer fedcba9876543210fedc"))
@@ -231,10 +231,10 @@ func TestVerifyPeer(t *testing.T) {
 	ca := pki.New(t, "test CA")
 	srv := serve(t, ca.Load("flights", true), true)
 	me := ca.Load("coordinator", true)
-	if got, err := get(t, me.ClientConfigFor("flights"), srv.URL); err != nil || got != "200 OK coordinator" {
+	if got, err := get(t, me.ClientConfigFor(security.RoleParticipant, "flights"), srv.URL); err != nil || got != "200 OK coordinator" {
 		t.Errorf("flights as flights: %q %v", got, err)
 	}
-	if got, err := get(t, me.ClientConfigFor("hotels"), srv.URL); !errors.Is(err, security.ErrWrongPeer) {
+	if got, err := get(t, me.ClientConfigFor(security.RoleParticipant, "hotels"), srv.URL); !errors.Is(err, security.ErrWrongPeer) {
 		t.Errorf("flights as hotels: %q %v, want ErrWrongPeer", got, err)
 	}
 }

@@ -98,8 +98,11 @@ func (t *TLS) ClientConfig() *tls.Config {
 	}
 }
 
-// WithClientTLS returns a copy of hc whose transport uses cfg for HTTPS.
-// hc's transport must be an *http.Transport (or nil, for the default one).
+// WithClientTLS returns a copy of hc whose transport uses cfg for HTTPS,
+// refuses plain http (ErrPlainHTTP: under TLS nothing is sent or followed
+// in the clear) and follows no redirect (ErrRedirect). hc's transport must
+// be an *http.Transport (or nil, for the default one), or one WithClientTLS
+// made.
 func WithClientTLS(hc *http.Client, cfg *tls.Config) (*http.Client, error) {
 	var tr *http.Transport
 	switch t := hc.Transport.(type) {
@@ -107,11 +110,40 @@ func WithClientTLS(hc *http.Client, cfg *tls.Config) (*http.Client, error) {
 		tr = http.DefaultTransport.(*http.Transport).Clone()
 	case *http.Transport:
 		tr = t.Clone()
+	case httpsOnly:
+		tr = t.base.Clone()
 	default:
 		return nil, fmt.Errorf("security: cannot set TLS on an HTTP transport of type %T", hc.Transport)
 	}
 	tr.TLSClientConfig = cfg
 	c := *hc
-	c.Transport = tr
+	c.Transport = httpsOnly{tr}
+	c.CheckRedirect = NoRedirects
 	return &c, nil
 }
+
+// ErrRedirect is returned by NoRedirects.
+var ErrRedirect = errors.New("refused to follow a redirect")
+
+// NoRedirects is an http.Client.CheckRedirect that follows none: a peer
+// that answers a redirect could send the request, and its credentials, to
+// a server of its choosing.
+func NoRedirects(req *http.Request, _ []*http.Request) error {
+	return fmt.Errorf("%w to %s", ErrRedirect, req.URL.Redacted())
+}
+
+// httpsOnly carries https requests only.
+type httpsOnly struct{ base *http.Transport }
+
+func (h httpsOnly) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme != "https" {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, fmt.Errorf("%w: %s %s", ErrPlainHTTP, req.Method, req.URL.Redacted())
+	}
+	return h.base.RoundTrip(req)
+}
+
+// CloseIdleConnections closes the idle connections of the transport.
+func (h httpsOnly) CloseIdleConnections() { h.base.CloseIdleConnections() }

@@ -85,6 +85,7 @@ type ptx struct {
 	prepIdx    int32 // index in Participant.prepared plus one; zero when not in it
 
 	coordinator string
+	deadline    time.Time       // the prepare's, for the resource call
 	payload     json.RawMessage // latest prepare payload, kept until the transaction is decided
 	reason      string
 	preparedAt  time.Time
@@ -159,15 +160,23 @@ func (p *Participant) addReply(rd *ParticipantReady, r ParticipantReply) {
 }
 
 // Prepare handles a PREPARE (one-phase when onePhase is set) for id with
-// request number req. coordinator is the base URL to ask if the transaction
-// is left in doubt.
+// request number req. coordinator names the coordinator to ask if the
+// transaction is left in doubt (see ParticipantAction.Coordinator).
 func (p *Participant) Prepare(req uint64, id concord.TxID, payload json.RawMessage, onePhase bool, coordinator string, now time.Time) ParticipantReady {
+	return p.PrepareBy(req, id, payload, onePhase, coordinator, time.Time{}, now)
+}
+
+// PrepareBy is Prepare for a PREPARE that carries the transaction's
+// deadline (zero: none), which the prepare action passes on to the
+// resource.
+func (p *Participant) PrepareBy(req uint64, id concord.TxID, payload json.RawMessage, onePhase bool, coordinator string, deadline, now time.Time) ParticipantReady {
 	var rd ParticipantReady
 	t := p.txs[id]
 	if t == nil {
 		// Only a resource that commits in one step may decide alone.
 		t = p.add(id)
 		t.onePhase, t.coordinator, t.payload = onePhase && p.cfg.OnePhase, coordinator, payload
+		t.deadline = deadline
 		t.waiters = append(t.waiters, waiter{req, waitPrepare})
 		p.startPrepare(t, &rd)
 		return rd
@@ -177,6 +186,7 @@ func (p *Participant) Prepare(req uint64, id concord.TxID, payload json.RawMessa
 	}
 	if !t.state.Terminal() && t.payload == nil {
 		t.payload = payload
+		t.deadline = deadline
 	}
 	t.waiters = append(t.waiters, waiter{req, waitPrepare})
 	p.answer(t, &rd)
@@ -227,7 +237,7 @@ func (p *Participant) startPrepare(t *ptx, rd *ParticipantReady) {
 	if t.onePhase && p.cfg.OnePhase {
 		kind = ActCommitOnePhase
 	}
-	p.addAction(rd, ParticipantAction{Kind: kind, ID: t.id, Payload: t.payload, tx: t})
+	p.addAction(rd, ParticipantAction{Kind: kind, ID: t.id, Payload: t.payload, Coordinator: t.coordinator, Deadline: t.deadline, tx: t})
 }
 
 func (p *Participant) startDecision(t *ptx, o concord.Outcome, rd *ParticipantReady) {
@@ -519,12 +529,30 @@ func (p *Participant) Tick(now time.Time) ParticipantReady {
 // restart. They are in doubt at once: the returned Ready asks the
 // coordinator (the driver's default one) about each.
 func (p *Participant) Recovered(ids []concord.TxID, now time.Time) ParticipantReady {
-	for _, id := range ids {
-		if p.txs[id] != nil {
+	txs := make([]RecoveredTx, len(ids))
+	for i, id := range ids {
+		txs[i].ID = id
+	}
+	return p.RecoveredFrom(txs, now)
+}
+
+// RecoveredTx is a transaction a resource lists as prepared, with the
+// coordinator (see ParticipantAction.Coordinator) its PREPARE named.
+type RecoveredTx struct {
+	ID          concord.TxID
+	Coordinator string
+}
+
+// RecoveredFrom is Recovered for transactions whose coordinator the
+// resource kept: each is asked about at its own, not the driver's default.
+func (p *Participant) RecoveredFrom(txs []RecoveredTx, now time.Time) ParticipantReady {
+	for _, r := range txs {
+		if p.txs[r.ID] != nil {
 			continue
 		}
-		t := p.add(id)
+		t := p.add(r.ID)
 		t.known, t.vote, t.preparedAt, t.nextQuery = true, concord.VoteYes, now, now
+		t.coordinator = r.Coordinator
 		p.setState(t, PartPrepared)
 	}
 	return p.Tick(now)
@@ -554,7 +582,7 @@ func (p *Participant) setState(t *ptx, s ParticipantState) {
 			t.prepIdx = int32(len(p.prepared))
 		}
 	case s.Terminal():
-		t.payload, t.pending, t.querying = nil, concord.OutcomePending, false
+		t.payload, t.pending, t.querying, t.deadline = nil, concord.OutcomePending, false, time.Time{}
 		t.nextQuery = time.Time{}
 		p.remember(t)
 	}

@@ -67,9 +67,15 @@ type ParticipantAction struct {
 	Kind    ParticipantActionKind
 	ID      concord.TxID
 	Payload json.RawMessage // ActPrepare and ActCommitOnePhase
-	// Coordinator is the base URL to ask (ActQuery). Empty means the
-	// driver's configured default coordinator, as after a restart.
+	// Coordinator names the coordinator to ask (ActQuery), as the driver
+	// passed it to Prepare (a base URL, or the driver's own encoding of
+	// one); on ActPrepare and ActCommitOnePhase it is there for the
+	// resource to keep. Empty means the driver's configured default
+	// coordinator, as after a restart of a resource that did not keep it.
 	Coordinator string
+	// Deadline is the transaction's deadline given to PrepareBy, zero if
+	// none (ActPrepare and ActCommitOnePhase).
+	Deadline time.Time
 
 	tx *ptx // the transaction, carried to its result by Result
 }

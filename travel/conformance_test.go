@@ -14,10 +14,11 @@ import (
 // is a crash that loses every write not yet synced.
 func TestFileStoreConformance(t *testing.T) {
 	participanttest.Run(t, participanttest.Harness{
-		New: func(t *testing.T) (participant.Resource, func(t *testing.T) participant.Resource) {
+		New: func(t *testing.T, env participanttest.Env) (participant.Resource, func(t *testing.T) participant.Resource) {
 			mfs := memfs.New()
 			open := func(t *testing.T) *FileStore {
-				st, err := OpenFileStore(StoreConfig{Service: Hotels, Dir: "/data/hotels", FS: mfs, Stock: []Stock{{"H-PARIS", MaxCapacity}}})
+				st, err := OpenFileStore(StoreConfig{Service: Hotels, Dir: "/data/hotels", FS: mfs, Stock: []Stock{{"H-PARIS", MaxCapacity}},
+					Remember: env.Retention, Now: env.Now})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -83,6 +83,7 @@ func OpenFileStore(cfg StoreConfig) (*FileStore, error) {
 		fo = *cfg.FileStore
 	}
 	fo.Dir, fo.FS, fo.Machine = filepath.Join(cfg.Dir, "store"), fsys, machine{inv}
+	fo.Retention, fo.Now = cfg.Remember, cfg.Now
 	st, err := filestore.Open(fo)
 	if err != nil {
 		return nil, fmt.Errorf("open file store in %s: %w", cfg.Dir, err)

@@ -26,7 +26,7 @@ func openMem(t *testing.T, mfs *memfs.FS, stock []Stock) *FileStore {
 
 func mustVote(t *testing.T, st Store, id concord.TxID, sku string, q int64, want concord.Vote) {
 	t.Helper()
-	res, err := st.Prepare(t.Context(), id, Request{SKU: sku, Quantity: q}.Payload())
+	res, err := st.Prepare(t.Context(), id, Request{SKU: sku, Quantity: q}.Payload(), participant.PrepareInfo{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestFileStoreSurvivesCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	ids, err := st2.Recover(ctx)
-	if err != nil || fmt.Sprint(ids) != "[held later]" {
+	if err != nil || len(ids) != 2 || ids[0].ID != "held" || ids[1].ID != "later" {
 		t.Fatalf("recover: %v, %v", ids, err)
 	}
 	r, err := st2.Reservation(ctx, "refused")
@@ -202,7 +202,7 @@ func TestFileStoreConcurrentCrashes(t *testing.T) {
 					for i := 0; ctx.Err() == nil && i < 200; i++ {
 						id := concord.TxID(fmt.Sprintf("s%d-g%d-%d", seed, g, i))
 						sku := []string{"A", "B"}[rng.IntN(2)]
-						res, err := st.Prepare(ctx, id, Request{SKU: sku, Quantity: int64(1 + rng.IntN(3))}.Payload())
+						res, err := st.Prepare(ctx, id, Request{SKU: sku, Quantity: int64(1 + rng.IntN(3))}.Payload(), participant.PrepareInfo{})
 						if err != nil || res.Vote != concord.VoteYes {
 							continue
 						}

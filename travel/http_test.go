@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/participant"
 )
 
 func queryServer(t *testing.T) (*httptest.Server, *MemStore) {
@@ -46,7 +47,7 @@ func TestHTTPInventory(t *testing.T) {
 	srv, st := queryServer(t)
 	ctx := t.Context()
 	for id, q := range map[concord.TxID]int64{"c1": 2, "p1": 1} {
-		if res, err := st.Prepare(ctx, id, Request{SKU: "FL100", Quantity: q}.Payload()); err != nil || res.Vote != concord.VoteYes {
+		if res, err := st.Prepare(ctx, id, Request{SKU: "FL100", Quantity: q}.Payload(), participant.PrepareInfo{}); err != nil || res.Vote != concord.VoteYes {
 			t.Fatalf("prepare %s: %+v, %v", id, res, err)
 		}
 	}
@@ -67,7 +68,7 @@ func TestHTTPReservations(t *testing.T) {
 	srv, st := queryServer(t)
 	ctx := t.Context()
 	for _, id := range []concord.TxID{"a", "b", "c"} {
-		if _, err := st.Prepare(ctx, id, Request{SKU: "FL200", Quantity: 3}.Payload()); err != nil {
+		if _, err := st.Prepare(ctx, id, Request{SKU: "FL200", Quantity: 3}.Payload(), participant.PrepareInfo{}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -53,7 +53,7 @@ func (m *MemStore) refuse(id concord.TxID, reason string) {
 }
 
 // Prepare holds what payload asks for, or votes no with the reason.
-func (m *MemStore) Prepare(_ context.Context, id concord.TxID, payload json.RawMessage) (participant.PrepareResult, error) {
+func (m *MemStore) Prepare(_ context.Context, id concord.TxID, payload json.RawMessage, _ participant.PrepareInfo) (participant.PrepareResult, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if reason, ok := m.refused[id]; ok {
@@ -67,8 +67,8 @@ func (m *MemStore) Prepare(_ context.Context, id concord.TxID, payload json.RawM
 }
 
 // CommitOnePhase holds and confirms in one step, or refuses.
-func (m *MemStore) CommitOnePhase(ctx context.Context, id concord.TxID, payload json.RawMessage) (concord.Outcome, string, error) {
-	res, err := m.Prepare(ctx, id, payload)
+func (m *MemStore) CommitOnePhase(ctx context.Context, id concord.TxID, payload json.RawMessage, info participant.PrepareInfo) (concord.Outcome, string, error) {
+	res, err := m.Prepare(ctx, id, payload, info)
 	if err != nil {
 		return concord.OutcomeAborted, "", err
 	}
@@ -104,12 +104,14 @@ func (m *MemStore) Abort(_ context.Context, id concord.TxID) error {
 }
 
 // Recover lists the prepared reservations.
-func (m *MemStore) Recover(context.Context) ([]concord.TxID, error) {
-	var ids []concord.TxID
+// It names no coordinator: the store lives in memory, so nothing it holds
+// survives the restart after which the coordinator would be asked.
+func (m *MemStore) Recover(context.Context) ([]participant.RecoveredTx, error) {
+	var txs []participant.RecoveredTx
 	for _, r := range m.inv.Reservations(StatePrepared) {
-		ids = append(ids, r.ID)
+		txs = append(txs, participant.RecoveredTx{ID: r.ID})
 	}
-	return ids, nil
+	return txs, nil
 }
 
 // Items lists every SKU's state.

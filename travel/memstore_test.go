@@ -17,7 +17,7 @@ func TestMemStoreResourceContract(t *testing.T) {
 	ctx := t.Context()
 	prep := func(id concord.TxID, q int64) participant.PrepareResult {
 		t.Helper()
-		res, err := st.Prepare(ctx, id, Request{SKU: "A", Quantity: q}.Payload())
+		res, err := st.Prepare(ctx, id, Request{SKU: "A", Quantity: q}.Payload(), participant.PrepareInfo{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -44,7 +44,7 @@ func TestMemStoreResourceContract(t *testing.T) {
 		t.Fatalf("prepare: %+v", res)
 	}
 	ids, err := st.Recover(ctx)
-	if err != nil || len(ids) != 1 || ids[0] != "ok" {
+	if err != nil || len(ids) != 1 || ids[0].ID != "ok" {
 		t.Fatalf("recover: %v, %v", ids, err)
 	}
 	if err := st.Commit(ctx, "nobody"); !errors.Is(err, participant.ErrUnknownTx) {
@@ -59,11 +59,11 @@ func TestMemStoreResourceContract(t *testing.T) {
 	if err := st.Abort(ctx, "ok"); !errors.Is(err, participant.ErrAlreadyDecided) {
 		t.Fatalf("abort committed: %v", err)
 	}
-	out, reason, err := st.CommitOnePhase(ctx, "one", Request{SKU: "A", Quantity: 3}.Payload())
+	out, reason, err := st.CommitOnePhase(ctx, "one", Request{SKU: "A", Quantity: 3}.Payload(), participant.PrepareInfo{})
 	if err != nil || out != concord.OutcomeCommitted {
 		t.Fatalf("one phase: %v %q %v", out, reason, err)
 	}
-	out, reason, err = st.CommitOnePhase(ctx, "two", Request{SKU: "A", Quantity: 1}.Payload())
+	out, reason, err = st.CommitOnePhase(ctx, "two", Request{SKU: "A", Quantity: 1}.Payload(), participant.PrepareInfo{})
 	if err != nil || out != concord.OutcomeAborted || !strings.Contains(reason, ErrNotEnough.Error()) {
 		t.Fatalf("one phase sold out: %v %q %v", out, reason, err)
 	}

@@ -15,12 +15,12 @@ func TestSQLStoreConformance(t *testing.T) {
 	for _, k := range sqlKinds {
 		t.Run(k.name, func(t *testing.T) {
 			participanttest.Run(t, participanttest.Harness{
-				New: func(t *testing.T) (participant.Resource, func(t *testing.T) participant.Resource) {
+				New: func(t *testing.T, env participanttest.Env) (participant.Resource, func(t *testing.T) participant.Resource) {
 					url := k.url(t)
-					st := openSQL(t, url, []Stock{{"FL100", 100_000}})
+					st := openSQLAt(t, url, []Stock{{"FL100", 100_000}}, env)
 					restart := func(t *testing.T) participant.Resource {
 						st.Close()
-						st = openSQL(t, url, nil)
+						st = openSQLAt(t, url, nil, env)
 						return st
 					}
 					return st, restart

@@ -16,6 +16,7 @@ import (
 	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/internal/testutil/testdb"
 	"github.com/concordtx/concord/participant"
+	"github.com/concordtx/concord/participant/participanttest"
 )
 
 // sqlKind is one database a SQLStore runs on in tests.
@@ -54,9 +55,15 @@ func forEachSQL(t *testing.T, f func(t *testing.T, url string)) {
 
 func openSQL(t *testing.T, url string, stock []Stock) *SQLStore {
 	t.Helper()
+	return openSQLAt(t, url, stock, participanttest.Env{})
+}
+
+// openSQLAt is openSQL with the clock and time rule of env.
+func openSQLAt(t *testing.T, url string, stock []Stock, env participanttest.Env) *SQLStore {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	st, err := OpenStore(ctx, StoreConfig{Service: Flights, URL: url, Stock: stock})
+	st, err := OpenStore(ctx, StoreConfig{Service: Flights, URL: url, Stock: stock, Now: env.Now, Remember: env.Retention})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +73,7 @@ func openSQL(t *testing.T, url string, stock []Stock) *SQLStore {
 
 func sqlVote(t *testing.T, st Store, id concord.TxID, sku string, q int64, want concord.Vote) string {
 	t.Helper()
-	res, err := st.Prepare(context.Background(), id, Request{SKU: sku, Quantity: q}.Payload())
+	res, err := st.Prepare(context.Background(), id, Request{SKU: sku, Quantity: q}.Payload(), participant.PrepareInfo{})
 	if err != nil {
 		t.Fatalf("prepare %s: %v", id, err)
 	}
@@ -183,7 +190,11 @@ func TestSQLStoreSurvivesCrash(t *testing.T) {
 
 		st2 := openSQL(t, url, nil)
 		wantItem(t, st2, Item{SKU: "FL100", Capacity: 10, Available: 5, Held: 5})
-		ids, err := st2.Recover(ctx)
+		txs, err := st2.Recover(ctx)
+		var ids []concord.TxID
+		for _, tx := range txs {
+			ids = append(ids, tx.ID)
+		}
 		slices.Sort(ids)
 		if err != nil || fmt.Sprint(ids) != "[tx-1 tx-2]" {
 			t.Fatalf("recover = %v, %v", ids, err)
@@ -223,15 +234,15 @@ func TestSQLStoreOnePhase(t *testing.T) {
 	forEachSQL(t, func(t *testing.T, url string) {
 		ctx := context.Background()
 		st := openSQL(t, url, testStock)
-		out, _, err := st.CommitOnePhase(ctx, "one-1", Request{SKU: "FL200", Quantity: 2}.Payload())
+		out, _, err := st.CommitOnePhase(ctx, "one-1", Request{SKU: "FL200", Quantity: 2}.Payload(), participant.PrepareInfo{})
 		if err != nil || out != concord.OutcomeCommitted {
 			t.Fatalf("one-phase = %v, %v", out, err)
 		}
-		out, _, err = st.CommitOnePhase(ctx, "one-1", Request{SKU: "FL200", Quantity: 2}.Payload())
+		out, _, err = st.CommitOnePhase(ctx, "one-1", Request{SKU: "FL200", Quantity: 2}.Payload(), participant.PrepareInfo{})
 		if err != nil || out != concord.OutcomeCommitted {
 			t.Fatalf("repeated one-phase = %v, %v", out, err)
 		}
-		out, reason, err := st.CommitOnePhase(ctx, "one-2", Request{SKU: "FL200", Quantity: 2}.Payload())
+		out, reason, err := st.CommitOnePhase(ctx, "one-2", Request{SKU: "FL200", Quantity: 2}.Payload(), participant.PrepareInfo{})
 		if err != nil || out != concord.OutcomeAborted || !strings.HasPrefix(reason, ErrNotEnough.Error()) {
 			t.Fatalf("one-phase beyond stock = %v %q %v", out, reason, err)
 		}
@@ -252,7 +263,7 @@ func TestSQLStoreConcurrentSameSKU(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				res, err := st.Prepare(ctx, concord.TxID(fmt.Sprintf("tx-%02d", i)), Request{SKU: "FL300", Quantity: 1}.Payload())
+				res, err := st.Prepare(ctx, concord.TxID(fmt.Sprintf("tx-%02d", i)), Request{SKU: "FL300", Quantity: 1}.Payload(), participant.PrepareInfo{})
 				if err != nil {
 					t.Error(err)
 				}
@@ -360,7 +371,7 @@ func BenchmarkSQLStorePrepareCommit(b *testing.B) {
 				ctx := context.Background()
 				for pb.Next() {
 					id := concord.TxID(fmt.Sprintf("b-%d", n.Add(1)))
-					res, err := st.Prepare(ctx, id, Request{SKU: "FL100", Quantity: 1}.Payload())
+					res, err := st.Prepare(ctx, id, Request{SKU: "FL100", Quantity: 1}.Payload(), participant.PrepareInfo{})
 					if err != nil || res.Vote != concord.VoteYes {
 						b.Errorf("%s: %+v %v", id, res, err)
 						return

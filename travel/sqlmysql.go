@@ -30,7 +30,7 @@ const mysqlStoreMaxConns = 64
 func MySQLDSN(rawURL string) (string, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return "", fmt.Errorf("%w: store URL: %v", ErrBadOptions, err)
+		return "", fmt.Errorf("%w: store URL %s: %v", ErrBadOptions, redactURL(rawURL), redactErr(rawURL, err))
 	}
 	if u.Scheme != "mysql" {
 		return "", fmt.Errorf("%w: store URL %s: want mysql://", ErrBadOptions, redactURL(rawURL))
@@ -64,7 +64,7 @@ func MySQLDSN(rawURL string) (string, error) {
 		dsn += sep + u.RawQuery
 	}
 	if _, err := mysql.ParseDSN(dsn); err != nil {
-		return "", fmt.Errorf("%w: store URL %s: %v", ErrBadOptions, redactURL(rawURL), err)
+		return "", fmt.Errorf("%w: store URL %s: %v", ErrBadOptions, redactURL(rawURL), redactErr(rawURL, err))
 	}
 	return dsn, nil
 }
@@ -134,7 +134,7 @@ func (b *myBackend) open(ctx context.Context, cfg StoreConfig) error {
 	if err := b.initStock(ctx, cfg); err != nil {
 		return err
 	}
-	xa, err := mysqlxa.New(ctx, mysqlxa.Options{DB: b.db, Name: cfg.Service, Work: b.work})
+	xa, err := mysqlxa.New(ctx, mysqlxa.Options{DB: b.db, Name: cfg.Service, Work: b.work, Remember: cfg.Remember, Now: cfg.Now})
 	if err != nil {
 		return err
 	}

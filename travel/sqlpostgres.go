@@ -34,14 +34,14 @@ func OpenPostgresStore(ctx context.Context, cfg StoreConfig) (*SQLStore, error) 
 	}
 	pc, err := pgxpool.ParseConfig(cfg.URL)
 	if err != nil {
-		return nil, fmt.Errorf("%w: store URL %s: %v", ErrBadOptions, redactURL(cfg.URL), err)
+		return nil, fmt.Errorf("%w: store URL %s: %v", ErrBadOptions, redactURL(cfg.URL), redactErr(cfg.URL, err))
 	}
 	if _, set := pc.ConnConfig.RuntimeParams["pool_max_conns"]; !set && pc.MaxConns < pgStoreMaxConns {
 		pc.MaxConns = pgStoreMaxConns
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", redactURL(cfg.URL), err)
+		return nil, fmt.Errorf("connect to %s: %w", redactURL(cfg.URL), redactErr(cfg.URL, err))
 	}
 	b := &pgBackend{
 		pool:  pool,
@@ -130,7 +130,7 @@ func (b *pgBackend) open(ctx context.Context, cfg StoreConfig) error {
 	}); err != nil {
 		return fmt.Errorf("create tables: %w", err)
 	}
-	xa, err := pgxa.New(ctx, pgxa.Options{Pool: b.pool, Name: cfg.Service, Work: b.work})
+	xa, err := pgxa.New(ctx, pgxa.Options{Pool: b.pool, Name: cfg.Service, Work: b.work, Remember: cfg.Remember, Now: cfg.Now})
 	if err != nil {
 		return err
 	}

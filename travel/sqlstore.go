@@ -131,26 +131,26 @@ func sqlTablePrefix(service string) (string, error) {
 // Prepare holds what payload asks for and prepares the confirmation in the
 // database, or votes no with the reason. A transaction the database already
 // knows gets the same answer as before.
-func (s *SQLStore) Prepare(ctx context.Context, id concord.TxID, payload json.RawMessage) (participant.PrepareResult, error) {
+func (s *SQLStore) Prepare(ctx context.Context, id concord.TxID, payload json.RawMessage, info participant.PrepareInfo) (participant.PrepareResult, error) {
 	st, err := s.b.status(ctx, id)
 	if err != nil {
 		return participant.PrepareResult{}, err
 	}
 	if st.state != "unknown" {
-		return s.b.res().Prepare(ctx, id, payload) // answers from its record
+		return s.b.res().Prepare(ctx, id, payload, info) // answers from its record
 	}
 	req, err := DecodeRequest(payload)
 	if err != nil {
-		return s.b.res().Prepare(withWorkMode(ctx, workMode{refuse: err.Error()}), id, payload)
+		return s.b.res().Prepare(withWorkMode(ctx, workMode{refuse: err.Error()}), id, payload, info)
 	}
 	ok, reason, err := s.b.hold(ctx, id, req)
 	if err != nil {
 		return participant.PrepareResult{}, fmt.Errorf("hold %s: %w", id, err)
 	}
 	if !ok {
-		return s.b.res().Prepare(withWorkMode(ctx, workMode{refuse: reason}), id, payload)
+		return s.b.res().Prepare(withWorkMode(ctx, workMode{refuse: reason}), id, payload, info)
 	}
-	res, err := s.b.res().Prepare(ctx, id, payload)
+	res, err := s.b.res().Prepare(ctx, id, payload, info)
 	if err != nil || res.Vote != concord.VoteYes {
 		// Not prepared (or not known to be): give the hold back unless a
 		// prepared transaction backs it, which keeps it locked.
@@ -162,12 +162,12 @@ func (s *SQLStore) Prepare(ctx context.Context, id concord.TxID, payload json.Ra
 }
 
 // CommitOnePhase holds and confirms in one database transaction, or refuses.
-func (s *SQLStore) CommitOnePhase(ctx context.Context, id concord.TxID, payload json.RawMessage) (concord.Outcome, string, error) {
+func (s *SQLStore) CommitOnePhase(ctx context.Context, id concord.TxID, payload json.RawMessage, info participant.PrepareInfo) (concord.Outcome, string, error) {
 	mode := workMode{onePhase: true}
 	if _, err := DecodeRequest(payload); err != nil {
 		mode.refuse = err.Error()
 	}
-	return s.b.res().CommitOnePhase(withWorkMode(ctx, mode), id, payload)
+	return s.b.res().CommitOnePhase(withWorkMode(ctx, mode), id, payload, info)
 }
 
 // Commit commits the prepared confirmation of id's hold.
@@ -235,8 +235,22 @@ func (s *SQLStore) forgetOld(ctx context.Context) error {
 	return s.b.forget(ctx, old, confirmed)
 }
 
+// Remembered counts the transactions whose id starts with prefix that the
+// database's decision table (or its prepared transactions) remember, after
+// pruning the decisions whose time has passed
+// (participanttest.Remembering).
+func (s *SQLStore) Remembered(ctx context.Context, prefix string) (int, error) {
+	r, ok := s.b.res().(interface {
+		Remembered(ctx context.Context, prefix string) (int, error)
+	})
+	if !ok {
+		return 0, fmt.Errorf("%s: the database resource cannot count what it remembers", s.service)
+	}
+	return r.Remembered(ctx, prefix)
+}
+
 // Recover lists the transactions prepared in the database.
-func (s *SQLStore) Recover(ctx context.Context) ([]concord.TxID, error) {
+func (s *SQLStore) Recover(ctx context.Context) ([]participant.RecoveredTx, error) {
 	return s.b.res().Recover(ctx)
 }
 

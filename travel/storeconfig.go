@@ -9,7 +9,9 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
+	"github.com/concordtx/concord/participant"
 	"github.com/concordtx/concord/participant/filestore"
 	"github.com/concordtx/concord/wal"
 )
@@ -41,8 +43,14 @@ type StoreConfig struct {
 	// keeps it, and refuses to open with ErrStockMismatch if Stock is given
 	// and differs.
 	Stock []Stock
+	// Remember is the time rule by which the store remembers decisions
+	// (participant.Retention; zero fields take its defaults), and Now its
+	// clock (nil: time.Now). A MemStore ignores both.
+	Remember participant.Retention
+	Now      func() time.Time
 	// FileStore, when set, tunes the file store: every field is used but
-	// Dir, FS and Machine, which are always the store's own. nil
+	// Dir, FS, Machine, Retention and Now, which are always
+	// the store's own and Remember's and Now's above. nil
 	// takes filestore.DefaultOptions. A simulator sets small segments and
 	// frequent snapshots so that rolls and compaction happen.
 	FileStore *filestore.Options
@@ -146,4 +154,39 @@ func redactURL(s string) string {
 		return s
 	}
 	return u.Redacted()
+}
+
+// redactErr returns err with the password of store URL s, wherever the
+// error repeats it, replaced by xxxxx: a driver's or net/url's message may
+// quote the URL it could not parse.
+func redactErr(s string, err error) error {
+	if err == nil {
+		return nil
+	}
+	pw := ""
+	if u, perr := url.Parse(s); perr == nil && u.User != nil {
+		pw, _ = u.User.Password()
+	} else if _, rest, ok := strings.Cut(s, "://"); ok {
+		if i := strings.LastIndex(rest, "@"); i >= 0 {
+			if _, p, ok := strings.Cut(rest[:i], ":"); ok {
+				pw = p
+			}
+		}
+	}
+	msg := err.Error()
+	if ue, ok := err.(*url.Error); ok {
+		// The rest quotes the URL whole, and the inner error may quote
+		// part of a password (a bad %-escape in it).
+		msg = ue.Err.Error()
+		if strings.Contains(s, "@") {
+			msg = "not a valid URL (is a special character in the user or password not %-encoded?)"
+		}
+	}
+	if pw != "" {
+		msg = strings.ReplaceAll(msg, pw, "xxxxx")
+		if esc := url.PathEscape(pw); esc != pw {
+			msg = strings.ReplaceAll(msg, esc, "xxxxx")
+		}
+	}
+	return errors.New(msg)
 }

@@ -470,8 +470,7 @@ func (l *Log) rollDue() bool {
 func (l *Log) syncActive() error {
 	start := time.Now()
 	err := l.active.Sync()
-	l.stats.syncs.Add(1)
-	l.stats.syncNanos.Add(int64(time.Since(start)))
+	l.countSync(time.Since(start))
 	if err != nil {
 		return fmt.Errorf("sync segment: %w", err)
 	}

@@ -60,6 +60,9 @@ type Log struct {
 	stats struct {
 		appends, syncs, syncNanos, bytes, writes, compactions, removed atomic.Int64
 		preallocated, segments                                         atomic.Int64
+		// syncsIn[i] counts fsyncs slower than SyncBuckets[i-1] and at
+		// most SyncBuckets[i]; the last, those slower than every bound.
+		syncsIn [len(SyncBuckets) + 1]atomic.Int64
 	}
 }
 
@@ -78,22 +81,34 @@ type batch struct {
 	turn   chan struct{}
 }
 
+// SyncBuckets are the upper bounds of the fsync latency histogram in
+// Stats.SyncsWithin, from a fast SSD's flush to a stalled disk's.
+var SyncBuckets = [...]time.Duration{
+	50 * time.Microsecond, 100 * time.Microsecond, 250 * time.Microsecond, 500 * time.Microsecond,
+	time.Millisecond, 2500 * time.Microsecond, 5 * time.Millisecond, 10 * time.Millisecond,
+	25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond,
+	500 * time.Millisecond, time.Second,
+}
+
 // Stats are counters of a Log since Open.
 type Stats struct {
-	Appends         int64         `json:"appends"`            // records appended
-	Writes          int64         `json:"writes"`             // write calls (batches) to segment files
-	Syncs           int64         `json:"syncs"`              // fsyncs of segment files
-	SyncTime        time.Duration `json:"sync_time_ns"`       // total time spent in those fsyncs
-	Bytes           int64         `json:"bytes"`              // bytes of records written to segment files
-	Preallocated    int64         `json:"preallocated_bytes"` // bytes of zeros written ahead of the records (Options.Preallocate)
-	Segments        int           `json:"segments"`           // segment files now
-	Compactions     int64         `json:"compactions"`        // Compact calls that removed at least one segment
-	SegmentsRemoved int64         `json:"segments_removed"`   // segments removed by Compact
+	Appends  int64         `json:"appends"`      // records appended
+	Writes   int64         `json:"writes"`       // write calls (batches) to segment files
+	Syncs    int64         `json:"syncs"`        // fsyncs of segment files
+	SyncTime time.Duration `json:"sync_time_ns"` // total time spent in those fsyncs
+	// SyncsWithin[i] counts the fsyncs that took at most SyncBuckets[i]
+	// (cumulative, as a Prometheus histogram's buckets; Syncs counts all).
+	SyncsWithin     [len(SyncBuckets)]int64 `json:"syncs_within"`
+	Bytes           int64                   `json:"bytes"`              // bytes of records written to segment files
+	Preallocated    int64                   `json:"preallocated_bytes"` // bytes of zeros written ahead of the records (Options.Preallocate)
+	Segments        int                     `json:"segments"`           // segment files now
+	Compactions     int64                   `json:"compactions"`        // Compact calls that removed at least one segment
+	SegmentsRemoved int64                   `json:"segments_removed"`   // segments removed by Compact
 }
 
 // Stats returns the log's counters. It is cheap and safe to call at any time.
 func (l *Log) Stats() Stats {
-	return Stats{
+	st := Stats{
 		Appends:         l.stats.appends.Load(),
 		Writes:          l.stats.writes.Load(),
 		Syncs:           l.stats.syncs.Load(),
@@ -104,6 +119,23 @@ func (l *Log) Stats() Stats {
 		Compactions:     l.stats.compactions.Load(),
 		SegmentsRemoved: l.stats.removed.Load(),
 	}
+	var n int64
+	for i := range st.SyncsWithin {
+		n += l.stats.syncsIn[i].Load()
+		st.SyncsWithin[i] = n
+	}
+	return st
+}
+
+// countSync adds one fsync that took d to the counters.
+func (l *Log) countSync(d time.Duration) {
+	l.stats.syncs.Add(1)
+	l.stats.syncNanos.Add(int64(d))
+	i := 0
+	for i < len(SyncBuckets) && d > SyncBuckets[i] {
+		i++
+	}
+	l.stats.syncsIn[i].Add(1)
 }
 
 // FirstSeq returns the sequence number of the oldest record the log still

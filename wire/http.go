@@ -183,8 +183,8 @@ func Do(ctx context.Context, hc *http.Client, method, url string, in, out any) e
 	if err != nil {
 		return fmt.Errorf("build request: %w", err)
 	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if in != nil || method == http.MethodPost {
+		req.Header.Set("Content-Type", "application/json") // servers refuse a POST of any other type (CSRF)
 	}
 	req.Header.Set("Accept", "application/json")
 	if tp := TraceparentFrom(ctx); tp != "" {

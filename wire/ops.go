@@ -78,17 +78,23 @@ type Overview struct {
 	InFlight int `json:"in_flight"`
 	// AwaitingAck counts decided transactions still waiting for an
 	// acknowledgement from at least one participant.
-	AwaitingAck  int                 `json:"awaiting_ack"`
-	Remembered   int                 `json:"remembered"`
-	LogSegments  int                 `json:"log_segments"`
-	LogSyncs     int64               `json:"log_syncs"`
-	Compactions  int64               `json:"compactions"`
-	Halted       string              `json:"halted,omitempty"`
-	Participants []ParticipantHealth `json:"participants"`
+	AwaitingAck int   `json:"awaiting_ack"`
+	Remembered  int   `json:"remembered"`
+	LogSegments int   `json:"log_segments"`
+	LogSyncs    int64 `json:"log_syncs"`
+	// Compactions counts compaction passes that found records to release;
+	// most delete no segment (the log deletes whole segments only), and
+	// LogSegmentsRemoved counts the segments deleted.
+	Compactions        int64               `json:"compactions"`
+	LogSegmentsRemoved int64               `json:"log_segments_removed"`
+	Halted             string              `json:"halted,omitempty"`
+	Participants       []ParticipantHealth `json:"participants"`
 }
 
-// ParticipantHealth is what the coordinator knows of one participant from
-// its own requests to it.
+// ParticipantHealth is what the coordinator knows of one participant: from
+// its protocol requests to it (State and the fields after it, the traffic
+// view) and from its health probes (the Probe fields), which see a
+// participant that stopped or came back without waiting for a transaction.
 type ParticipantHealth struct {
 	Name string `json:"name"`
 	// State is "ok" (the last request succeeded), "failing" (the last
@@ -104,4 +110,15 @@ type ParticipantHealth struct {
 	// PendingAcks counts decided transactions waiting for this
 	// participant's acknowledgement.
 	PendingAcks int `json:"pending_acks"`
+	// Probe is "ok" (the last probe was answered), "failing" (it was not),
+	// "waiting" (no probe answered or failed yet) or "off" (the
+	// coordinator does not probe).
+	Probe            string    `json:"probe"`
+	ProbeLastOK      time.Time `json:"probe_last_ok,omitzero"`
+	ProbeLastErrorAt time.Time `json:"probe_last_error_at,omitzero"`
+	ProbeLastError   string    `json:"probe_last_error,omitempty"`
+	// ProbeFailures counts failed probes since the last answered one;
+	// while it is above zero the probes back off.
+	ProbeFailures int64     `json:"probe_failures,omitempty"`
+	NextProbe     time.Time `json:"next_probe,omitzero"`
 }

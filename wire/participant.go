@@ -2,6 +2,7 @@ package wire
 
 import (
 	"encoding/json"
+	"time"
 
 	"github.com/concordtx/concord"
 )
@@ -30,6 +31,20 @@ type PrepareTx struct {
 	// OnePhase marks the only participant of a transaction: it decides by
 	// itself and answers with the outcome instead of a vote.
 	OnePhase bool `json:"one_phase,omitempty"`
+	// DeadlineMS is the transaction's deadline in Unix milliseconds, by the
+	// coordinator's clock: past it the coordinator no longer waits for the
+	// vote, and a participant refuses a PREPARE it does not already know
+	// (votes no, remembering nothing). Zero means none given (a coordinator
+	// older than the field); see docs/protocol.md.
+	DeadlineMS int64 `json:"deadline_ms,omitempty"`
+}
+
+// Deadline returns tx's deadline, or the zero time if it gives none.
+func (tx PrepareTx) Deadline() time.Time {
+	if tx.DeadlineMS <= 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(tx.DeadlineMS)
 }
 
 // PrepareResponse answers a PrepareRequest with one vote per transaction, in

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 var protocolBodies = []string{
@@ -16,6 +17,7 @@ var protocolBodies = []string{
 	`{"coordinator":"http://127.0.0.1:7070","transactions":[{"id":"tx-1","payload":{"sku":"FL100","quantity":2}},{"id":"tx-2","payload":{"a":[1,-2.5e3,true,false,null,"x",{}],"b":{"c":[]}},"one_phase":true}]}`,
 	` { "transactions" : [ { "one_phase" : false , "id" : "a" } ] } ` + "\n", `{"transactions":[]}`, `{"transactions":[{}]}`,
 	`{"transactions":[{"id":"a","payload":{"x":"\u0041"}}]}`, `{"transactions":[{"id":"a","payload":[1,"s",2.5]}]}`,
+	`{"transactions":[{"id":"a","deadline_ms":1796688000000,"one_phase":true}]}`, `{"transactions":[{"id":"a","deadline_ms":-5}]}`,
 	// Declined by the fast path, decided by encoding/json:
 	`{"transactions":[{"id":"a","id":"b"}]}`, `{"transactions":[{"id":"a","payload":{"x":01}}]}`,
 	`{"transactions":[{"id":"a"}],}`, `{"Transactions":[{"id":"a"}]}`, `{"transactions":[{"id":"a"}]} {}`,
@@ -23,6 +25,9 @@ var protocolBodies = []string{
 	`{"ids":["a","b"],"ids":["c"]}`, ` {"ids" : [ "x" ] , } `,
 	`{"ids":null}`, `{"IDs":["a"]}`, `{"ids":["a"],"ids":["b"]}`, `{"ids":["a\u0062"]}`, `{"ids":[1]}`,
 	`{"transactions":[{"id":"x","one_phase":1}]}`, `{"transactions":[{"id":"x","one_phase":truex}]}`,
+	`{"transactions":[{"id":"x","deadline_ms":1.5}]}`, `{"transactions":[{"id":"x","deadline_ms":"1"}]}`,
+	`{"transactions":[{"id":"x","deadline_ms":1e3}]}`, `{"transactions":[{"id":"x","deadline_ms":99999999999999999999}]}`,
+	`{"transactions":[{"id":"x","deadline_ms":1,"deadline_ms":2}]}`,
 	`{"transactions":[{"id":"x","payload":null}]}`, `{"transactions":[{"id":"x","extra":1}]}`, `{"coordinator":"a"} x`,
 	`{"transactions":null}`, `{"coordinator":null}`, ``, `[`,
 }
@@ -54,8 +59,8 @@ func TestProtocolDecodeFastAgreesWithEncodingJSON(t *testing.T) {
 			fast++
 		}
 	}
-	if fast != 11 {
-		t.Errorf("the fast paths took %d of the bodies, want the first 11", fast)
+	if fast != 13 {
+		t.Errorf("the fast paths took %d of the bodies, want the first 13", fast)
 	}
 	// What the coordinator sends goes the fast way.
 	body, _ := appendRequest(nil, benchPrepareBatch(3))
@@ -86,6 +91,14 @@ func TestPrepareDecodeFast(t *testing.T) {
 	}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %+v, want %+v", got, want)
+	}
+	var dl PrepareRequest
+	if b := `{"transactions":[{"id":"a","deadline_ms":1796688000000,"one_phase":true}]}`; !decodePrepareFast([]byte(b), &dl) ||
+		dl.Transactions[0].DeadlineMS != 1796688000000 || !dl.Transactions[0].Deadline().Equal(time.UnixMilli(1796688000000)) {
+		t.Fatalf("deadline: %+v", dl)
+	}
+	if (PrepareTx{}).Deadline() != (time.Time{}) {
+		t.Fatal("no deadline_ms gives a deadline")
 	}
 	_ = append(got.Transactions[0].Payload, "XXXXXXXX"...)
 	if string(body) != protocolBodies[5] {

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"slices"
+	"strconv"
 
 	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/internal/jsonfast"
@@ -86,6 +87,10 @@ func appendPrepareRequest(b []byte, r *PrepareRequest) ([]byte, bool) {
 		}
 		if tx.OnePhase {
 			b = append(b, `,"one_phase":true`...)
+		}
+		if tx.DeadlineMS != 0 {
+			b = append(b, `,"deadline_ms":`...)
+			b = strconv.AppendInt(b, tx.DeadlineMS, 10)
 		}
 		b = append(b, '}')
 	}

@@ -94,6 +94,7 @@ func TestRequestFastAgreesWithEncodingJSON(t *testing.T) {
 		{PrepareRequest{Coordinator: "http://c", Transactions: []PrepareTx{{ID: "a", OnePhase: true}, {ID: "b", Payload: json.RawMessage(`[1,"x y"]`)}}}, false},
 		{PrepareRequest{Coordinator: "http://c", Transactions: []PrepareTx{{ID: "a", Payload: json.RawMessage(`{"a":[1,true,null]}`), OnePhase: true}}}, true},
 		{PrepareRequest{}, true},
+		{PrepareRequest{Coordinator: "http://c", Transactions: []PrepareTx{{ID: "a", DeadlineMS: 1_796_688_000_123}, {ID: "b", OnePhase: true, DeadlineMS: -1}}}, true},
 		{PrepareRequest{Transactions: []PrepareTx{{ID: "a", Payload: json.RawMessage(`{"a":"<"}`)}}}, false},
 		{PrepareRequest{Transactions: []PrepareTx{{ID: "a", Payload: json.RawMessage(`{"a":`)}}}, false},
 		{DecisionRequest{IDs: []concord.TxID{"a", "b"}}, true},

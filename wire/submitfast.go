@@ -141,6 +141,9 @@ func decodePrepareFast(b []byte, req *PrepareRequest) bool {
 					case "one_phase":
 						tx.OnePhase, ok = p.Bool()
 						return 4, ok
+					case "deadline_ms":
+						tx.DeadlineMS, ok = p.Int()
+						return 8, ok
 					}
 					return 0, false
 				})

@@ -92,7 +92,7 @@ func benchPrepareBatch(n int) PrepareRequest {
 	req := PrepareRequest{Coordinator: "http://127.0.0.1:7070"}
 	for i := 0; i < n; i++ {
 		req.Transactions = append(req.Transactions, PrepareTx{ID: concord.TxID(fmt.Sprintf("tx-%024d", i)),
-			Payload: json.RawMessage(`{"sku":"F-1","quantity":1}`)})
+			Payload: json.RawMessage(`{"sku":"F-1","quantity":1}`), DeadlineMS: 1_796_688_000_000 + int64(i)})
 	}
 	return req
 }

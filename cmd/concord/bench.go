@@ -83,7 +83,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if code, ok := parseFlags(fs, args, stderr); !ok {
 		return code
 	}
-	usageErr := usageError(fs, stderr)
+	fail := failer("concord bench", jsonOut, stdout, stderr)
+	usageErr := func(format string, a ...any) int { return fail(2, format, a...) }
 	opts := bench.Options{
 		CoordinatorURL: *coord, ParticipantURLs: parts, Binary: *binary, Dir: *dir,
 		Concurrency: conc, Participants: nparts, Duration: *duration, Count: *count,
@@ -103,16 +104,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if *coord == "" && opts.Binary == "" {
 		exe, err := os.Executable()
 		if err != nil {
-			fmt.Fprintf(stderr, "concord bench: find this executable: %v\n", err)
-			return 1
+			return fail(1, "find this executable: %v", err)
 		}
 		opts.Binary = exe
 	}
 	if opts.Dir == "" {
 		tmp, err := os.MkdirTemp("", "concord-bench-")
 		if err != nil {
-			fmt.Fprintf(stderr, "concord bench: %v\n", err)
-			return 1
+			return fail(1, "%v", err)
 		}
 		defer os.RemoveAll(tmp)
 		opts.Dir = tmp
@@ -123,8 +122,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		if errors.Is(err, bench.ErrBadOptions) {
 			return usageErr("%v", err)
 		}
-		fmt.Fprintf(stderr, "concord bench: %v\n", err)
-		return 1
+		return fail(1, "%v", err)
 	}
 	if *jsonOut {
 		enc := json.NewEncoder(stdout)

@@ -53,10 +53,8 @@ func runBook(args []string, stdout, stderr io.Writer) int {
 		}
 		return bookError
 	}
-	fail := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "concord book: "+format+"\n", a...)
-		return bookError
-	}
+	failed := failer("concord book", asJSON, stdout, stderr)
+	fail := func(format string, a ...any) int { return failed(bookError, format, a...) }
 	if fs.NArg() > 0 {
 		return fail("unexpected argument %q", fs.Arg(0))
 	}
@@ -94,7 +92,7 @@ func runBook(args []string, stdout, stderr io.Writer) int {
 		return fail("nothing to book: give at least one of --flight, --hotel, --car")
 	}
 
-	copts, err := auth.options(client.Options{URL: base})
+	copts, err := auth.options(client.Options{URL: base}, stderr)
 	if err != nil {
 		return fail("%v", err)
 	}

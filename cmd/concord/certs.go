@@ -23,9 +23,11 @@ func runCerts(args []string, stdout, stderr io.Writer) int {
 	force := fs.Bool("force", false, "replace files that exist already")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: concord certs init [--force] DIR")
-		fmt.Fprintln(stderr, "Creates a development CA (ECDSA P-256) in DIR and certificates for the coordinator,")
-		fmt.Fprintln(stderr, "flights, hotels, cars and one client (SANs 127.0.0.1, ::1, localhost), and a token")
-		fmt.Fprintln(stderr, "file with bearer tokens for the client and an operator. For local setups only.")
+		fmt.Fprintln(stderr, "Creates a development CA (ECDSA P-256) in DIR, its key apart in DIR/ca-private/, and")
+		fmt.Fprintln(stderr, "certificates for the coordinator (role spiffe://concord/coordinator), flights, hotels,")
+		fmt.Fprintln(stderr, "cars (spiffe://concord/participant) and one client (spiffe://concord/client), SANs")
+		fmt.Fprintln(stderr, "127.0.0.1, ::1, localhost, and a token file with bearer tokens for the client and an")
+		fmt.Fprintln(stderr, "operator. For local setups only.")
 		fs.PrintDefaults()
 	}
 	if len(args) == 0 || args[0] != "init" {
@@ -68,6 +70,8 @@ func runCerts(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintln(stdout, "    --participant flights=https://127.0.0.1:7071 --participant hotels=https://127.0.0.1:7072 --participant cars=https://127.0.0.1:7073")
 	fmt.Fprintf(stdout, "  concord participant --service flights --coordinator https://127.0.0.1:7070 %s\n", c("flights"))
 	fmt.Fprintf(stdout, "  concord book --coordinator https://127.0.0.1:7070 %s --flight FL100\n", c("client"))
-	fmt.Fprintln(stdout, "keys and tokens.txt are secret (mode 0600); these certificates are for development only")
+	fmt.Fprintf(stdout, "keys and tokens.txt are secret (mode 0600); the CA key %s signs certificates and is never deployed;\n",
+		filepath.Join(dir, security.DevPKI.Private, security.DevPKI.CA+"-key.pem"))
+	fmt.Fprintln(stdout, "these certificates are for development only")
 	return 0
 }

@@ -56,10 +56,8 @@ func runChaos(args []string, stdout, stderr io.Writer) int {
 		}
 		return chaosError
 	}
-	fail := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "concord chaos: "+format+"\n", a...)
-		return chaosError
-	}
+	failed := failer("concord chaos", asJSON, stdout, stderr)
+	fail := func(format string, a ...any) int { return failed(chaosError, format, a...) }
 	if fs.NArg() > 0 {
 		return fail("unexpected argument %q", fs.Arg(0))
 	}

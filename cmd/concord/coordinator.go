@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/coordinator"
@@ -78,7 +79,7 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", coordinator.DefaultListen, "`address` to serve the HTTP API on")
 	data := fs.String("data", "data/coordinator", "data `directory`; the log is in its wal/ subdirectory")
-	advertise := fs.String("advertise", "", "`URL` participants use to reach this coordinator (default: http:// and --listen)")
+	advertise := fs.String("advertise", "", "`URL` participants use to reach this coordinator (default: http:// and --listen, https:// with TLS; with TLS it must be https://)")
 	parts := participantFlags{}
 	fs.Var(parts, "participant", "a participant as `name=URL`; repeat for each one")
 	defTimeout := fs.Duration("default-timeout", coordinator.DefaultTimeout, "prepare deadline of a transaction that gives none")
@@ -89,6 +90,7 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	tlsf := addTLSFlags(fs, "the coordinator")
 	tokens := fs.String("client-tokens", "", "`file` of client bearer tokens, lines of \"name token [operator]\" (needs TLS)")
 	operators := fs.String("operators", "", "comma-separated `identities` (certificate or token names) that may see and act on every transaction")
+	probeEvery := fs.Duration("probe-interval", 5*time.Second, "how often each participant's /healthz is probed, apart from traffic (backing off to a minute while it fails); 0 probes nothing")
 	maxInFlight := fs.Int("max-in-flight", coordinator.DefaultMaxLive, "most transactions in flight; past it a submission is answered 503 with Retry-After")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: concord coordinator --listen ADDR --data DIR --participant NAME=URL [--participant NAME=URL ...]")
@@ -112,6 +114,12 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return usageErr("%v", err)
 	}
+	say := logs.announcer(stdout, stderr)
+	usageErr = say.usageError(fs)
+	fail := func(format string, a ...any) int {
+		say.error(fmt.Sprintf("concord coordinator: "+format, a...))
+		return 1
+	}
 	opts := coordinator.Options{
 		Dir:            filepath.Join(*data, "wal"),
 		SegmentSize:    *segmentSize,
@@ -124,45 +132,44 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 		CrashHook:      hitFailpoint,
 		Logger:         logger,
 		MaxLive:        *maxInFlight,
+		ProbeInterval:  *probeEvery,
 	}
 	if err := coordinatorSecurity(&opts, tlsf, *tokens, *operators); err != nil {
 		return usageErr("%v", err)
 	}
+	warnReadableSecret(stderr, "--tls-key", *tlsf.key)
+	warnReadableSecret(stderr, "--client-tokens", *tokens)
 	coordinatorGC.apply()
 	c, err := coordinator.New(opts)
 	if err != nil {
 		if errors.Is(err, coordinator.ErrInvalidOptions) {
 			return usageErr("%v", err)
 		}
-		fmt.Fprintf(stderr, "concord coordinator: %v\n", err)
-		return 1
+		return fail("%v", err)
 	}
 	if err := c.Start(nil); err != nil {
 		c.Close()
-		fmt.Fprintf(stderr, "concord coordinator: %v\n", err)
-		return 1
+		return fail("%v", err)
 	}
 	if opts.TLS == nil {
-		warnPlainHTTP(stderr, "coordinator", c.URL())
+		warnPlainHTTP(say, "coordinator", c.URL())
 	}
 	st := c.Stats()
-	fmt.Fprintf(stdout, "coordinator serving on %s (log %s; participants %s; %d transactions recovered to finish)\n",
-		c.URL(), opts.Dir, parts, st.Live)
-	fmt.Fprintf(stdout, "console at %s/ui/, metrics at %s/metrics\n", c.URL(), c.URL())
+	say.info(fmt.Sprintf("coordinator serving on %s (log %s; participants %s; %d transactions recovered to finish)",
+		c.URL(), opts.Dir, parts, st.Live), "url", c.URL(), "log", opts.Dir, "participants", map[string]string(parts), "recovered", st.Live)
+	say.info(fmt.Sprintf("console at %s/ui/, metrics at %s/metrics", c.URL(), c.URL()), "console", c.URL()+"/ui/", "metrics", c.URL()+"/metrics")
 	select {
 	case <-ctx.Done():
 	case <-c.Done(): // halted on its own: the log failed
 	}
 	if err := c.Halted(); err != nil {
-		fmt.Fprintf(stderr, "concord coordinator: stopped: %v\n", err)
 		c.Close()
-		return 1
+		return fail("stopped: %v", err)
 	}
-	fmt.Fprintln(stdout, "coordinator shutting down: finishing requests in flight, closing the log")
+	say.info("coordinator shutting down: finishing requests in flight, closing the log")
 	if err := c.Close(); err != nil {
-		fmt.Fprintf(stderr, "concord coordinator: %v\n", err)
-		return 1
+		return fail("%v", err)
 	}
-	fmt.Fprintln(stdout, "coordinator stopped")
+	say.info("coordinator stopped")
 	return 0
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/concordtx/concord/internal/testutil"
 	"github.com/concordtx/concord/wal"
+	"github.com/concordtx/concord/wire"
 )
 
 // lockedBuffer is a bytes.Buffer safe to write from the command while the
@@ -171,8 +173,10 @@ func TestCoordinatorCommandServesAndStops(t *testing.T) {
 	if code, _, stderr = runCmd("tx", "show", "nobody", "--coordinator", url); code != 1 || !strings.Contains(stderr, "404") {
 		t.Fatalf("tx show unknown: exit %d: %q", code, stderr)
 	}
-	if code, _, stderr = runCmd("tx", "retry", "trip-cli", "--coordinator", url); code != 0 {
-		t.Fatalf("tx retry: exit %d: %q", code, stderr)
+	// hotels still refuses the commit: the resend fails again, and says so.
+	if code, stdout, stderr = runCmd("tx", "retry", "trip-cli", "--coordinator", url); code != 1 ||
+		!strings.Contains(stdout, "hotels: FAILED AGAIN") || !strings.Contains(stderr, "resend failed again: hotels") {
+		t.Fatalf("tx retry while hotels is down: exit %d: %q %q", code, stdout, stderr)
 	}
 	if code, _, stderr = runCmd("tx", "abort", "trip-cli", "--coordinator", url); code != 1 || !strings.Contains(stderr, "already decided") {
 		t.Fatalf("tx abort of a commit: exit %d: %q", code, stderr)
@@ -208,5 +212,43 @@ func TestTxCommandUsage(t *testing.T) {
 		if code != tc.code || !strings.Contains(stderr, tc.want) {
 			t.Errorf("%v: exit %d, stderr %q; want %d and %q", tc.args, code, stderr, tc.code, tc.want)
 		}
+	}
+}
+
+// --probe-interval reaches the coordinator: its overview reports what the
+// probes saw of each participant; 0 turns them off.
+func TestCoordinatorCommandProbes(t *testing.T) {
+	for _, tc := range []struct{ interval, want string }{{"20ms", "ok"}, {"0", "off"}} {
+		flights := testutil.NewParticipant(t, "flights")
+		ctx, cancel := context.WithCancel(context.Background())
+		out, errb := newLineSignal(), newLineSignal()
+		exit := make(chan int, 1)
+		go func() {
+			exit <- runCoordinator(ctx, []string{"--listen", "127.0.0.1:0", "--data", t.TempDir(),
+				"--probe-interval", tc.interval, "--participant", "flights=" + flights.URL}, out, errb)
+		}()
+		line := <-waitLineAsync(t, out, "serving on http://")
+		if line == "" {
+			t.Fatalf("no serving line; stderr %q", errb.String())
+		}
+		url := strings.Fields(line[strings.Index(line, "serving on ")+len("serving on "):])[0]
+		var got string
+		deadline := time.Now().Add(10 * time.Second)
+		for got != tc.want && time.Now().Before(deadline) {
+			var o wire.Overview
+			if err := wire.Do(ctx, http.DefaultClient, http.MethodGet, url+wire.PathOverview, nil, &o); err != nil {
+				t.Fatal(err)
+			}
+			got = o.Participants[0].Probe
+			time.Sleep(5 * time.Millisecond) // a real coordinator probing over real sockets: nothing to wait on
+		}
+		cancel()
+		<-exit
+		if got != tc.want {
+			t.Errorf("--probe-interval %s: probe %q, want %q", tc.interval, got, tc.want)
+		}
+	}
+	if code, stderr := coordinatorExit(t, "--data", t.TempDir(), "--participant", "flights=http://127.0.0.1:1", "--probe-interval", "-1s"); code != 2 || !strings.Contains(stderr, "ProbeInterval") {
+		t.Errorf("negative --probe-interval: exit %d %q", code, stderr)
 	}
 }

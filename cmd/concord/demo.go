@@ -83,7 +83,8 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	if code, ok := parseFlags(fs, args, stderr); !ok {
 		return code
 	}
-	usageErr := usageError(fs, stderr)
+	fail := failer("concord demo", asJSON, stdout, stderr)
+	usageErr := func(format string, a ...any) int { return fail(2, format, a...) }
 	switch {
 	case *trips < 10 || *trips > 100_000:
 		return usageErr("--trips %d: want 10 to 100000", *trips)
@@ -98,8 +99,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	if dir == "" {
 		tmp, err := os.MkdirTemp("", "concord-demo-")
 		if err != nil {
-			fmt.Fprintf(stderr, "concord demo: %v\n", err)
-			return 1
+			return fail(1, "%v", err)
 		}
 		defer os.RemoveAll(tmp)
 		dir = tmp
@@ -124,8 +124,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "concord demo: %v\n", err)
-		return 1
+		return fail(1, "%v", err)
 	}
 	r.readRecords()
 	ok := r.summarize(stdout, *asJSON)

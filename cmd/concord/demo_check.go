@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/participant/filestore"
 	"github.com/concordtx/concord/tpc"
 	"github.com/concordtx/concord/travel"
 	"github.com/concordtx/concord/wal"
@@ -208,25 +208,23 @@ func (r *demoRun) readRecords() {
 	for _, name := range travel.ServiceNames() {
 		dir := filepath.Join(r.cl.services[name].dir, "store", "wal")
 		_, err := wal.Inspect(wal.Options{Dir: dir}, 0, func(rec wal.Record) error {
-			id, body, ok := fileStoreRecord(rec.Payload)
-			if !ok || id != r.inDoubt {
+			e, ok := filestore.DecodeLogEntry(rec.Type, rec.Payload)
+			if !ok || e.ID != r.inDoubt {
 				return nil
 			}
 			d := demoRecord{Log: name, Seq: rec.Seq}
-			switch rec.Type {
-			case 1:
-				d.Type, d.Detail = "prepared", "holds "+string(body)+" (forced: on disk before the yes vote)"
-			case 2:
+			switch e.Kind {
+			case "prepared":
+				d.Type, d.Detail = "prepared", "holds "+string(e.Body)+" (forced: on disk before the yes vote)"
+			case "commit":
 				d.Type, d.Detail = "commit", "confirmed (forced: on disk before the acknowledgement)"
 				if name == travel.Hotels {
 					d.Detail += "; written after the restart"
 				}
-			case 3:
-				d.Type, d.Detail = "abort", string(body)
-			case 4:
-				d.Type, d.Detail = "one-phase", string(body)
-			default:
-				d.Type = fmt.Sprintf("type %d", rec.Type)
+			case "abort":
+				d.Type, d.Detail = "abort", string(e.Body)
+			case "one-phase":
+				d.Type, d.Detail = "one-phase", string(e.Body)
 			}
 			r.records = append(r.records, d)
 			return nil
@@ -235,17 +233,6 @@ func (r *demoRun) readRecords() {
 			r.recordsErr = fmt.Errorf("read the %s log: %w", name, err)
 		}
 	}
-}
-
-// fileStoreRecord splits a participant/filestore log record: a uvarint id
-// length, the id, then the body (the layout of participant/filestore's
-// record.go). It is used only to show records.
-func fileStoreRecord(b []byte) (concord.TxID, []byte, bool) {
-	n, k := binary.Uvarint(b)
-	if k <= 0 || n > uint64(len(b)-k) {
-		return "", nil, false
-	}
-	return concord.TxID(b[k : k+int(n)]), b[k+int(n):], true
 }
 
 // summarize prints the summary and reports whether every check held.

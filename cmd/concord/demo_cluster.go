@@ -75,8 +75,8 @@ func (d *demoService) start(ln net.Listener) error {
 		return fmt.Errorf("%s: %w", d.name, err)
 	}
 	var recovered []travel.Reservation
-	for _, id := range ids {
-		if res, err := st.Reservation(context.Background(), id); err == nil {
+	for _, tx := range ids {
+		if res, err := st.Reservation(context.Background(), tx.ID); err == nil {
 			recovered = append(recovered, res)
 		}
 	}

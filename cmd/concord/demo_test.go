@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/participant"
 	"github.com/concordtx/concord/travel"
 	"github.com/concordtx/concord/wire"
 )
@@ -90,7 +91,7 @@ func TestDemoChecksCatchViolations(t *testing.T) {
 	r.bookings = append(r.bookings, demoBooking{req: ghost, resp: wire.SubmitResponse{ID: "viol-ghost", Outcome: concord.OutcomeCommitted}, final: concord.OutcomeCommitted})
 	// A hold nobody decides.
 	_, st := r.cl.services[travel.Flights].current()
-	if res, err := st.Prepare(t.Context(), "viol-held", travel.Request{SKU: "FL100", Quantity: 1}.Payload()); err != nil || res.Vote != concord.VoteYes {
+	if res, err := st.Prepare(t.Context(), "viol-held", travel.Request{SKU: "FL100", Quantity: 1}.Payload(), participant.PrepareInfo{}); err != nil || res.Vote != concord.VoteYes {
 		t.Fatalf("prepare: %+v, %v", res, err)
 	}
 	r.checks = nil

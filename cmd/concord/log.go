@@ -94,10 +94,7 @@ func runLogDump(args []string, stdout, stderr io.Writer) int {
 		dirs = append(dirs, fset.Arg(0))
 		args = fset.Args()[1:]
 	}
-	fail := func(status int, format string, a ...any) int {
-		fmt.Fprintf(stderr, "concord log dump: "+format+"\n", a...)
-		return status
-	}
+	fail := failer("concord log dump", asJSON, stdout, stderr)
 	switch {
 	case len(dirs) == 0:
 		logUsageText(stderr)

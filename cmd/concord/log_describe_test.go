@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/participant"
 	"github.com/concordtx/concord/tpc"
 	"github.com/concordtx/concord/travel"
 	"github.com/concordtx/concord/wal"
@@ -65,13 +66,13 @@ func TestLogDumpDescribesConcordRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if res, err := st.Prepare(ctx, "trip-2", travel.Request{SKU: "FL100", Quantity: 2}.Payload()); err != nil || res.Vote != concord.VoteYes {
+	if res, err := st.Prepare(ctx, "trip-2", travel.Request{SKU: "FL100", Quantity: 2}.Payload(), participant.PrepareInfo{}); err != nil || res.Vote != concord.VoteYes {
 		t.Fatalf("prepare: %+v %v", res, err)
 	}
 	if err := st.Commit(ctx, "trip-2"); err != nil {
 		t.Fatal(err)
 	}
-	if res, err := st.Prepare(ctx, "trip-3", travel.Request{SKU: "FL100", Quantity: 99}.Payload()); err != nil || res.Vote != concord.VoteNo {
+	if res, err := st.Prepare(ctx, "trip-3", travel.Request{SKU: "FL100", Quantity: 99}.Payload(), participant.PrepareInfo{}); err != nil || res.Vote != concord.VoteNo {
 		t.Fatalf("prepare: %+v %v", res, err)
 	}
 	if err := st.Close(); err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -44,4 +45,47 @@ func (l *logFlags) logger(w io.Writer) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", l.format)
+}
+
+// announcer writes the lines a server prints for people besides its log:
+// start, shutdown, warnings and errors. With --log-format text each is the
+// message as it stands; with json each is one JSON object like the log's
+// (time, level, msg and the attributes), so that every line the process
+// writes is JSON. Info goes to out, warnings and errors to err; none is
+// held back by --log-level.
+type announcer struct {
+	json     bool
+	out, err io.Writer
+}
+
+func (l *logFlags) announcer(stdout, stderr io.Writer) announcer {
+	return announcer{json: l.format == "json", out: stdout, err: stderr}
+}
+
+func (a announcer) line(w io.Writer, level slog.Level, prefix, msg string, attrs ...any) {
+	if !a.json {
+		fmt.Fprintln(w, prefix+msg)
+		return
+	}
+	slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})).Log(context.Background(), level, msg, attrs...)
+}
+
+// info prints msg on stdout.
+func (a announcer) info(msg string, attrs ...any) { a.line(a.out, slog.LevelInfo, "", msg, attrs...) }
+
+// warn prints msg on stderr, after "WARNING: " in text.
+func (a announcer) warn(msg string, attrs ...any) {
+	a.line(a.err, slog.LevelWarn, "WARNING: ", msg, attrs...)
+}
+
+// error prints msg on stderr.
+func (a announcer) error(msg string, attrs ...any) { a.line(a.err, slog.LevelError, "", msg, attrs...) }
+
+// usageError is usageError(fs, ...) printing through a: a bad flag found
+// after the log format is known is reported in that format.
+func (a announcer) usageError(fs *flag.FlagSet) func(format string, args ...any) int {
+	return func(format string, args ...any) int {
+		a.error(fmt.Sprintf(fs.Name()+": "+format, args...))
+		return 2
+	}
 }

@@ -3,12 +3,15 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"sort"
+
+	"github.com/concordtx/concord/wire"
 )
 
 // command is one subcommand. run gets the arguments after the subcommand's
@@ -36,6 +39,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return 0
+	}
+	if args[0] == "--version" || args[0] == "-version" {
+		return runVersion(args[1:], stdout, stderr)
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {
@@ -85,5 +91,20 @@ func usageError(fs *flag.FlagSet, stderr io.Writer) func(format string, a ...any
 	return func(format string, a ...any) int {
 		fmt.Fprintf(stderr, fs.Name()+": "+format+"\n", a...)
 		return 2
+	}
+}
+
+// failer returns a command's way to fail: it prints "concord NAME: ..." on
+// stderr and, when the command was given --json, {"error": "..."} on
+// stdout, so that a program reading a --json command's output always gets
+// JSON; it returns status.
+func failer(name string, asJSON *bool, stdout, stderr io.Writer) func(status int, format string, a ...any) int {
+	return func(status int, format string, a ...any) int {
+		msg := fmt.Sprintf(format, a...)
+		fmt.Fprintf(stderr, "%s: %s\n", name, msg)
+		if asJSON != nil && *asJSON {
+			json.NewEncoder(stdout).Encode(wire.ErrorResponse{Error: name + ": " + msg})
+		}
+		return status
 	}
 }

@@ -7,8 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -17,7 +20,9 @@ import (
 	"time"
 
 	"github.com/concordtx/concord/participant"
+	"github.com/concordtx/concord/security"
 	"github.com/concordtx/concord/travel"
+	"github.com/go-sql-driver/mysql"
 )
 
 func init() {
@@ -44,10 +49,13 @@ func runParticipant(ctx context.Context, args []string, stdout, stderr io.Writer
 	coord := fs.String("coordinator", "http://127.0.0.1:7070", "coordinator base `URL`, asked about transactions in doubt after a restart")
 	inventory := fs.String("inventory", "", "stock as `SKU=CAPACITY,...`, e.g. FL100=120,FL200=40 (default: the service's own; a store keeps the stock it was created with)")
 	store := fs.String("store", "file", "where the inventory lives: file, memory (lost on exit), or a database URL ("+strings.Join(travel.StoreKinds()[2:], ", ")+")")
+	pwFile := fs.String("store-password-file", "", "`file` holding the database password of a --store URL (first line); the "+StorePasswordEnvVar+" environment variable works too. Either keeps it off the command line, which other users see in ps")
 	logs := addLogFlags(fs)
 	tlsf := addTLSFlags(fs, "the service")
 	coordID := fs.String("coordinator-identity", "coordinator", "with TLS, the certificate `identity` (CN) whose prepare, commit and abort are accepted")
 	inDoubt := fs.Duration("in-doubt-after", participant.DefaultOptions.InDoubtAfter, "how long a prepared reservation waits for the decision before the coordinator is asked")
+	maxLife := fs.Duration("max-lifetime", participant.DefaultRetention.MaxLifetime, "the coordinator's maximum transaction timeout (its --max-timeout): how long an abort that came before its prepare is remembered, and the lifetime of a prepare without a deadline")
+	skew := fs.Duration("clock-skew", participant.DefaultRetention.ClockSkew, "allowance for clock differences: a decision is remembered until its deadline plus this")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: concord participant --service flights|hotels|cars [--listen ADDR] [--data DIR] [--coordinator URL] [--inventory SKU=N,...] [--store file|memory|URL]")
 		fmt.Fprintln(stderr, "Runs one travel service as a Concord participant until SIGINT or SIGTERM.")
@@ -77,18 +85,29 @@ func runParticipant(ctx context.Context, args []string, stdout, stderr io.Writer
 	if *inDoubt <= 0 {
 		return usageErr("--in-doubt-after %v: want a positive duration", *inDoubt)
 	}
+	if *maxLife <= 0 || *skew <= 0 {
+		return usageErr("--max-lifetime %v and --clock-skew %v: want positive durations", *maxLife, *skew)
+	}
 	base, err := logs.logger(stderr)
 	if err != nil {
 		return usageErr("%v", err)
 	}
+	say := logs.announcer(stdout, stderr)
+	usageErr = say.usageError(fs)
 	sec := participant.Options{Coordinator: coordURL}
 	srvTLS, err := participantSecurity(&sec, tlsf, *coordID)
 	if err != nil {
 		return usageErr("%v", err)
 	}
-	cfg := travel.StoreConfig{Service: *service, URL: *store, Dir: *data}
+	cfg := travel.StoreConfig{Service: *service, URL: *store, Dir: *data,
+		Remember: participant.Retention{MaxLifetime: *maxLife, ClockSkew: *skew}}
 	if *store == "file" {
 		cfg.URL = ""
+	}
+	warnReadableSecret(stderr, "--tls-key", *tlsf.key)
+	warnReadableSecret(stderr, "--store-password-file", *pwFile)
+	if cfg.URL, err = storeURLWithPassword(cfg.URL, *pwFile, os.Getenv(StorePasswordEnvVar)); err != nil {
+		return usageErr("%v", err)
 	}
 	if *inventory != "" {
 		if cfg.Stock, err = travel.ParseInventory(*inventory); err != nil {
@@ -96,10 +115,14 @@ func runParticipant(ctx context.Context, args []string, stdout, stderr io.Writer
 		}
 	}
 	fail := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "concord participant: %s: "+format+"\n", append([]any{*service}, a...)...)
+		say.error(fmt.Sprintf("concord participant: %s: "+format, append([]any{*service}, a...)...))
 		return 1
 	}
 
+	if say.json && strings.HasPrefix(cfg.URL, "mysql:") {
+		// The MySQL driver logs on its own (stderr, text) unless told.
+		mysql.SetLogger(slog.NewLogLogger(base.With("service", *service, "driver", "mysql").Handler(), slog.LevelWarn))
+	}
 	participantGC.apply()
 	st, err := travel.OpenStore(ctx, cfg)
 	if err != nil {
@@ -126,14 +149,19 @@ func runParticipant(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return fail("listen on %s: %v", *listen, err)
 	}
+	// Only the coordinator and operators' tools call a participant: a
+	// bound on connections keeps strangers' from exhausting descriptors,
+	// and their failed handshakes are logged a few a second at most.
+	ln = security.LimitListener(ln, security.ConnLimits{Max: participantMaxConns})
 	scheme := "http"
 	if srvTLS != nil {
 		ln, scheme = tls.NewListener(ln, srvTLS), "https"
 	} else {
-		warnPlainHTTP(stderr, *service, ln.Addr().String())
+		warnPlainHTTP(say, *service, ln.Addr().String())
 	}
+	var errLog security.LogLimiter
 	hs := &http.Server{Handler: svc.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
-		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10, ErrorLog: log.New(errLog.Writer(logger), "", 0)}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 
@@ -146,8 +174,10 @@ func runParticipant(ctx context.Context, args []string, stdout, stderr io.Writer
 	default:
 		where = redactStoreURL(cfg.URL) + " store"
 	}
-	fmt.Fprintf(stdout, "%s serving on %s://%s (%s; %d SKUs; %d reservations in doubt; coordinator %s)\n",
-		*service, scheme, ln.Addr(), where, len(items), svc.Server().Status().InDoubt, coordURL)
+	inDoubtNow := svc.Server().Status().InDoubt
+	say.info(fmt.Sprintf("%s serving on %s://%s (%s; %d SKUs; %d reservations in doubt; coordinator %s)",
+		*service, scheme, ln.Addr(), where, len(items), inDoubtNow, coordURL),
+		"service", *service, "url", fmt.Sprintf("%s://%s", scheme, ln.Addr()), "store", where, "skus", len(items), "in_doubt", inDoubtNow, "coordinator", coordURL)
 
 	select {
 	case <-ctx.Done():
@@ -155,14 +185,14 @@ func runParticipant(ctx context.Context, args []string, stdout, stderr io.Writer
 		svc.Close()
 		return fail("serve: %v", err)
 	}
-	fmt.Fprintf(stdout, "%s shutting down: finishing requests in flight, closing the store\n", *service)
+	say.info(*service+" shutting down: finishing requests in flight, closing the store", "service", *service)
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	herr := hs.Shutdown(sctx)
 	if err := errors.Join(herr, svc.Close()); err != nil {
 		return fail("shut down: %v", err)
 	}
-	fmt.Fprintf(stdout, "%s stopped\n", *service)
+	say.info(*service+" stopped", "service", *service)
 	return 0
 }
 
@@ -179,4 +209,44 @@ func redactStoreURL(s string) string {
 		rest = rest[:i]
 	}
 	return scheme + "://" + rest
+}
+
+// participantMaxConns bounds the connections a participant keeps open.
+const participantMaxConns = 4096
+
+// StorePasswordEnvVar names the environment variable that may hold the
+// database password of a participant's --store URL.
+const StorePasswordEnvVar = "CONCORD_STORE_PASSWORD"
+
+// storeURLWithPassword puts the password read from pwFile (its first line)
+// or else env into the database URL raw; with neither, raw is returned
+// unchanged. Errors never show the password.
+func storeURLWithPassword(raw, pwFile, env string) (string, error) {
+	pw := env
+	if pwFile != "" {
+		b, err := os.ReadFile(pwFile)
+		if err != nil {
+			return "", fmt.Errorf("--store-password-file: %v", err)
+		}
+		pw, _, _ = strings.Cut(string(b), "\n")
+		pw = strings.TrimRight(pw, "\r")
+		if pw == "" {
+			return "", fmt.Errorf("--store-password-file %s: the first line is empty", pwFile)
+		}
+	}
+	if pw == "" {
+		return raw, nil
+	}
+	if !strings.Contains(raw, "://") {
+		return "", fmt.Errorf("a store password is given (--store-password-file or %s) but --store is not a database URL", StorePasswordEnvVar)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("--store %s: not a valid URL", redactStoreURL(raw))
+	}
+	if _, set := u.User.Password(); set {
+		return "", fmt.Errorf("--store %s: the URL holds a password too; give it in one place only", redactStoreURL(raw))
+	}
+	u.User = url.UserPassword(u.User.Username(), pw)
+	return u.String(), nil
 }

@@ -60,8 +60,8 @@ func withFailpoints(st travel.Store) travel.Store {
 // reported (travel.StoreLogStats).
 func (f failpointStore) Unwrap() travel.Store { return f.Store }
 
-func (f failpointStore) Prepare(ctx context.Context, id concord.TxID, payload json.RawMessage) (participant.PrepareResult, error) {
-	res, err := f.Store.Prepare(ctx, id, payload)
+func (f failpointStore) Prepare(ctx context.Context, id concord.TxID, payload json.RawMessage, info participant.PrepareInfo) (participant.PrepareResult, error) {
+	res, err := f.Store.Prepare(ctx, id, payload, info)
 	if err == nil && res.Vote == concord.VoteYes {
 		failpoint.Hit(failpoint.ParticipantAfterPrepareSync)
 	}
@@ -76,8 +76,8 @@ func (f failpointStore) Commit(ctx context.Context, id concord.TxID) error {
 	return err
 }
 
-func (f failpointOnePhaseStore) CommitOnePhase(ctx context.Context, id concord.TxID, payload json.RawMessage) (concord.Outcome, string, error) {
-	out, reason, err := f.one.CommitOnePhase(ctx, id, payload)
+func (f failpointOnePhaseStore) CommitOnePhase(ctx context.Context, id concord.TxID, payload json.RawMessage, info participant.PrepareInfo) (concord.Outcome, string, error) {
+	out, reason, err := f.one.CommitOnePhase(ctx, id, payload, info)
 	if err == nil && out == concord.OutcomeCommitted {
 		failpoint.Hit(failpoint.ParticipantAfterCommit)
 	}

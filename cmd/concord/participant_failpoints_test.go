@@ -30,13 +30,13 @@ func TestFailpointStore(t *testing.T) {
 		t.Fatal("the wrapper hides the store's one-phase commit")
 	}
 	ctx := t.Context()
-	if r, err := st.Prepare(ctx, "no", travel.Request{SKU: "B", Quantity: 1}.Payload()); err != nil || r.Vote != concord.VoteNo {
+	if r, err := st.Prepare(ctx, "no", travel.Request{SKU: "B", Quantity: 1}.Payload(), participant.PrepareInfo{}); err != nil || r.Vote != concord.VoteNo {
 		t.Fatalf("prepare no: %+v, %v", r, err)
 	}
 	if n := failpoint.Hits(failpoint.ParticipantAfterPrepareSync); n != 0 {
 		t.Fatalf("a no vote hit the prepare failpoint %d times", n)
 	}
-	if r, err := st.Prepare(ctx, "yes", travel.Request{SKU: "A", Quantity: 1}.Payload()); err != nil || r.Vote != concord.VoteYes {
+	if r, err := st.Prepare(ctx, "yes", travel.Request{SKU: "A", Quantity: 1}.Payload(), participant.PrepareInfo{}); err != nil || r.Vote != concord.VoteYes {
 		t.Fatalf("prepare yes: %+v, %v", r, err)
 	}
 	if err := st.Commit(ctx, "unknown"); err == nil {
@@ -45,7 +45,7 @@ func TestFailpointStore(t *testing.T) {
 	if err := st.Commit(ctx, "yes"); err != nil {
 		t.Fatal(err)
 	}
-	if out, _, err := one.CommitOnePhase(ctx, "one", travel.Request{SKU: "A", Quantity: 1}.Payload()); err != nil || out != concord.OutcomeCommitted {
+	if out, _, err := one.CommitOnePhase(ctx, "one", travel.Request{SKU: "A", Quantity: 1}.Payload(), participant.PrepareInfo{}); err != nil || out != concord.OutcomeCommitted {
 		t.Fatalf("one phase: %v, %v", out, err)
 	}
 	if p, c := failpoint.Hits(failpoint.ParticipantAfterPrepareSync), failpoint.Hits(failpoint.ParticipantAfterCommit); p != 1 || c != 2 {

@@ -43,16 +43,31 @@ func (f *tlsFlags) load() (*security.TLS, error) {
 }
 
 // warnPlainHTTP is the line a server without TLS prints at start.
-func warnPlainHTTP(w io.Writer, who, addr string) {
-	fmt.Fprintf(w, "WARNING: %s serves plain HTTP on %s: no TLS, no authentication; anyone who can reach it can %s. "+
-		"This is for local development only: give --tls-cert, --tls-key and --tls-ca (see concord certs init) everywhere else.\n",
-		who, addr, map[bool]string{true: "submit, read and abort transactions", false: "prepare, commit and abort reservations"}[who == "coordinator"])
+func warnPlainHTTP(say announcer, who, addr string) {
+	say.warn(fmt.Sprintf("%s serves plain HTTP on %s: no TLS, no authentication; anyone who can reach it can %s. "+
+		"This is for local development only: give --tls-cert, --tls-key and --tls-ca (see concord certs init) everywhere else.",
+		who, addr, map[bool]string{true: "submit, read and abort transactions", false: "prepare, commit and abort reservations"}[who == "coordinator"]),
+		"server", who, "addr", addr, "tls", false)
+}
+
+// warnReadableSecret prints a WARNING line to w when the file at path (a
+// private key, a token or password file) can be read by its group or by
+// others: a secret that other users of the machine can read is no secret.
+func warnReadableSecret(w io.Writer, what, path string) {
+	if path == "" {
+		return
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm()&0o077 == 0 {
+		return
+	}
+	fmt.Fprintf(w, "WARNING: %s %s is mode %v: readable by other users; make it 0600 (chmod 600 %s)\n", what, path, fi.Mode().Perm(), path)
 }
 
 // requireHTTPS refuses a peer URL that is not https:// when TLS is on.
 func requireHTTPS(what, u string) error {
 	p, err := url.Parse(u)
-	if err == nil && p.Scheme != "https" {
+	if err != nil || p.Scheme != "https" {
 		return fmt.Errorf("%s %s: with --tls-cert every peer is called over https://", what, u)
 	}
 	return nil
@@ -78,8 +93,11 @@ func addClientAuthFlags(fs *flag.FlagSet) *clientAuthFlags {
 	return f
 }
 
-// options fills the TLS and token fields of o.
-func (f *clientAuthFlags) options(o client.Options) (client.Options, error) {
+// options fills the TLS and token fields of o, warning on stderr of a key
+// or token file others can read.
+func (f *clientAuthFlags) options(o client.Options, stderr io.Writer) (client.Options, error) {
+	warnReadableSecret(stderr, "--token-file", *f.tokenFile)
+	warnReadableSecret(stderr, "--tls-key", *f.tls.key)
 	tok := os.Getenv("CONCORD_TOKEN")
 	if *f.tokenFile != "" {
 		b, err := os.ReadFile(*f.tokenFile)
@@ -143,6 +161,12 @@ func coordinatorSecurity(opts *coordinator.Options, f *tlsFlags, tokensPath, ope
 			return err
 		}
 	}
+	if opts.AdvertiseURL != "" {
+		// Participants follow the advertised URL to learn outcomes.
+		if err := requireHTTPS("--advertise", opts.AdvertiseURL); err != nil {
+			return err
+		}
+	}
 	auth := &security.Authenticator{}
 	if tokensPath != "" {
 		if auth.Tokens, err = security.LoadTokens(tokensPath); err != nil {
@@ -174,7 +198,7 @@ func participantSecurity(opts *participant.Options, f *tlsFlags, coordinatorIden
 	if err := requireHTTPS("--coordinator", opts.Coordinator); err != nil {
 		return nil, err
 	}
-	if opts.HTTPClient, err = security.WithClientTLS(wire.NewHTTPClient(0), m.ClientConfigFor(coordinatorIdentity)); err != nil {
+	if opts.HTTPClient, err = security.WithClientTLS(wire.NewHTTPClient(0), m.ClientConfigFor(security.RoleCoordinator, coordinatorIdentity)); err != nil {
 		return nil, err
 	}
 	opts.CoordinatorIdentity = coordinatorIdentity

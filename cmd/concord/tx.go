@@ -26,13 +26,14 @@ func init() {
 func txUsage(w io.Writer) {
 	fmt.Fprintln(w, "usage: concord tx list [--state pending|committed|aborted|all] [--participant NAME] [--limit N] [--json] [--coordinator URL]")
 	fmt.Fprintln(w, "       concord tx show ID [--json] [--events] [--coordinator URL]   state, votes, acknowledgements and timeline")
-	fmt.Fprintln(w, "       concord tx retry ID [--json] [--coordinator URL]   resend the decision now to whoever has not acknowledged")
+	fmt.Fprintln(w, "       concord tx retry ID [--wait 10s] [--json] [--coordinator URL]   resend the decision now to whoever has not acknowledged, and say what each answered")
 	fmt.Fprintln(w, "       concord tx abort ID [--reason TEXT] [--json] [--coordinator URL]   abort a transaction not yet decided")
 }
 
 // runTx dispatches concord tx's subcommands. Exit status 0 on success, 1
-// when the coordinator cannot answer or has no such transaction, 2 for
-// usage errors.
+// when the coordinator cannot answer or has no such transaction, or a
+// resend failed again, 2 for usage errors. With --json a failure prints
+// {"error": ...} on stdout.
 func runTx(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		txUsage(stderr)
@@ -70,15 +71,15 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-func txClient(coord string, auth *clientAuthFlags, stderr io.Writer, cmd string) (*client.Client, bool) {
-	opts, err := auth.options(client.Options{URL: coord, Timeout: 10 * time.Second})
+func txClient(coord string, auth *clientAuthFlags, stderr io.Writer, fail func(int, string, ...any) int) (*client.Client, bool) {
+	opts, err := auth.options(client.Options{URL: coord, Timeout: 10 * time.Second}, stderr)
 	if err != nil {
-		fmt.Fprintf(stderr, "concord tx %s: %v\n", cmd, err)
+		fail(2, "%v", err)
 		return nil, false
 	}
 	cl, err := client.New(opts)
 	if err != nil {
-		fmt.Fprintf(stderr, "concord tx %s: --coordinator: %v\n", cmd, err)
+		fail(2, "--coordinator: %v", err)
 		return nil, false
 	}
 	return cl, true
@@ -100,21 +101,19 @@ func runTxList(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
+	fail := failer("concord tx list", asJSON, stdout, stderr)
 	if len(pos) > 0 {
-		fmt.Fprintf(stderr, "concord tx list: unexpected argument %q\n", pos[0])
-		return 2
+		return fail(2, "unexpected argument %q", pos[0])
 	}
 	switch *state {
 	case "pending", "committed", "aborted", "all":
 	default:
-		fmt.Fprintf(stderr, "concord tx list: --state %q: use pending, committed, aborted or all\n", *state)
-		return 2
+		return fail(2, "--state %q: use pending, committed, aborted or all", *state)
 	}
 	if *limit < 1 {
-		fmt.Fprintf(stderr, "concord tx list: --limit %d: want at least 1\n", *limit)
-		return 2
+		return fail(2, "--limit %d: want at least 1", *limit)
 	}
-	cl, ok := txClient(*coord, auth, stderr, "list")
+	cl, ok := txClient(*coord, auth, stderr, fail)
 	if !ok {
 		return 2
 	}
@@ -126,8 +125,7 @@ func runTxList(args []string, stdout, stderr io.Writer) int {
 		err = opsDo(*coord, http.MethodGet, wire.PathTransactions+"?"+q.Encode(), nil, &list)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "concord tx list: %v\n", err)
-		return 1
+		return fail(1, "%v", err)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -184,31 +182,28 @@ func runTxShow(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
+	fail := failer("concord tx show", asJSON, stdout, stderr)
 	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "concord tx show: want exactly one transaction ID")
 		txUsage(stderr)
-		return 2
+		return fail(2, "want exactly one transaction ID")
 	}
 	id := concord.TxID(pos[0])
 	if err := concord.ValidateTxID(id); err != nil {
-		fmt.Fprintf(stderr, "concord tx show: %v\n", err)
-		return 2
+		return fail(2, "%v", err)
 	}
-	cl, ok := txClient(*coord, auth, stderr, "show")
+	cl, ok := txClient(*coord, auth, stderr, fail)
 	if !ok {
 		return 2
 	}
 	st, err := cl.Get(context.Background(), id)
 	if err != nil {
-		fmt.Fprintf(stderr, "concord tx show: %v\n", err)
-		return 1
+		return fail(1, "%v", err)
 	}
 	var tl wire.TxTimeline
 	tlErr := opsDo(*coord, http.MethodGet, wire.TimelinePath(id), nil, &tl)
 	if *asJSON && *events {
 		if tlErr != nil {
-			fmt.Fprintf(stderr, "concord tx show: timeline: %v\n", tlErr)
-			return 1
+			return fail(1, "timeline: %v", tlErr)
 		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -266,6 +261,10 @@ func runTxOperate(op string, args []string, stdout, stderr io.Writer) int {
 	if op == "abort" {
 		reason = fs.String("reason", "", "why it is aborted (`text`, logged and kept in the timeline)")
 	}
+	wait := new(time.Duration)
+	if op == "retry" {
+		wait = fs.Duration("wait", 10*time.Second, "how long to wait for the participants' answers to the resend (0: do not wait)")
+	}
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -273,17 +272,16 @@ func runTxOperate(op string, args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
+	fail := failer("concord tx "+op, asJSON, stdout, stderr)
 	if len(pos) != 1 {
-		fmt.Fprintf(stderr, "concord tx %s: want exactly one transaction ID\n", op)
 		txUsage(stderr)
-		return 2
+		return fail(2, "want exactly one transaction ID")
 	}
 	id := concord.TxID(pos[0])
 	if err := concord.ValidateTxID(id); err != nil {
-		fmt.Fprintf(stderr, "concord tx %s: %v\n", op, err)
-		return 2
+		return fail(2, "%v", err)
 	}
-	cl, ok := txClient(*coord, auth, stderr, op)
+	cl, ok := txClient(*coord, auth, stderr, fail)
 	if !ok {
 		return 2
 	}
@@ -297,11 +295,24 @@ func runTxOperate(op string, args []string, stdout, stderr io.Writer) int {
 		st, err = cl.Abort(context.Background(), id)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "concord tx %s: %v\n", op, err)
-		if *asJSON {
-			json.NewEncoder(stdout).Encode(wire.ErrorResponse{Error: err.Error()})
+		return fail(1, "%v", err)
+	}
+	if op == "retry" && *wait > 0 {
+		res, err := awaitResend(context.Background(), cl, st, *wait)
+		if err != nil {
+			return fail(1, "resent; then: %v", err)
 		}
-		return 1
+		st = res.status
+		if msg := res.failure(*wait); msg != "" {
+			if !*asJSON {
+				res.print(stdout)
+			}
+			return fail(1, "%s %s", st.ID, msg)
+		}
+		if !*asJSON {
+			res.print(stdout)
+			return 0
+		}
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -315,4 +326,107 @@ func runTxOperate(op string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "transaction %s: %s\n", st.ID, st.State)
 	}
 	return 0
+}
+
+// resendResult is what became of an operator's resend of a decision, per
+// participant it went to.
+type resendResult struct {
+	status  wire.TxStatus
+	acked   []string
+	failed  []wire.BranchStatus // the resend failed again: LastError says why
+	waiting []string            // no answer yet
+}
+
+// awaitResend follows a transaction after RetryNow answered st, until
+// every participant the decision was resent to has acknowledged it or
+// failed again, or wait has passed. A resend resets the branch's next
+// retry; a failed delivery sets it again (and a later automatic retry adds
+// an attempt), so the status alone tells the outcomes apart.
+func awaitResend(ctx context.Context, cl *client.Client, st wire.TxStatus, wait time.Duration) (resendResult, error) {
+	base := map[string]int{} // attempts right after the resend
+	for _, b := range st.Branches {
+		if !b.Acknowledged && b.Vote != concord.VoteNo {
+			base[b.Participant] = b.Attempts
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		res := resendResult{status: st}
+		for _, b := range st.Branches {
+			n, resent := base[b.Participant]
+			switch {
+			case !resent:
+			case st.Done || b.Acknowledged:
+				res.acked = append(res.acked, b.Participant)
+			case !b.NextRetry.IsZero() || b.Attempts > n:
+				res.failed = append(res.failed, b)
+			default:
+				res.waiting = append(res.waiting, b.Participant)
+			}
+		}
+		if len(res.waiting) == 0 {
+			return res, nil
+		}
+		select {
+		case <-ctx.Done():
+			return res, nil
+		case <-tick.C:
+		}
+		next, err := cl.Get(ctx, st.ID)
+		if err != nil {
+			if ctx.Err() != nil {
+				return res, nil
+			}
+			return res, err
+		}
+		st = next
+	}
+}
+
+// failure says what went wrong with the resend, or "" if every participant
+// acknowledged.
+func (r resendResult) failure(wait time.Duration) string {
+	var parts []string
+	for _, b := range r.failed {
+		parts = append(parts, fmt.Sprintf("%s: %s", b.Participant, dash(b.LastError)))
+	}
+	msg := ""
+	if len(parts) > 0 {
+		msg = "resend failed again: " + strings.Join(parts, "; ")
+	}
+	if len(r.waiting) > 0 {
+		if msg != "" {
+			msg += "; "
+		}
+		msg += fmt.Sprintf("no answer within %v from %s", wait, strings.Join(r.waiting, ", "))
+	}
+	if msg != "" {
+		msg += " (the coordinator keeps retrying)"
+	}
+	return msg
+}
+
+// print shows each participant's answer to the resend.
+func (r resendResult) print(w io.Writer) {
+	if len(r.acked)+len(r.failed)+len(r.waiting) == 0 {
+		fmt.Fprintf(w, "transaction %s: %s; nothing to resend: every participant had acknowledged\n", r.status.ID, r.status.State)
+		return
+	}
+	fmt.Fprintf(w, "transaction %s: %s; decision resent\n", r.status.ID, r.status.State)
+	for _, p := range r.acked {
+		fmt.Fprintf(w, "  %s: acknowledged\n", p)
+	}
+	for _, b := range r.failed {
+		next := ""
+		if !b.NextRetry.IsZero() {
+			next = "; next retry " + b.NextRetry.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(w, "  %s: FAILED AGAIN: %s%s\n", b.Participant, dash(b.LastError), next)
+	}
+	for _, p := range r.waiting {
+		fmt.Fprintf(w, "  %s: no answer yet\n", p)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -73,10 +74,22 @@ func TestTxOperatorCommands(t *testing.T) {
 	if code != 1 || json.Unmarshal([]byte(out), &er) != nil || !strings.Contains(er.Error, "never aborted") {
 		t.Fatalf("tx abort of a commit: exit %d: %q %q", code, out, errs)
 	}
+	// hotels still refuses COMMIT: the resend fails again, and tx retry
+	// says so (exit 1), in JSON too.
+	code, out, errs = runCmd("tx", "retry", "both", "--coordinator", url)
+	if code != 1 || !strings.Contains(out, "hotels: FAILED AGAIN") || !strings.Contains(out, "next retry") ||
+		!strings.Contains(errs, "resend failed again: hotels") {
+		t.Fatalf("tx retry while hotels is down: exit %d: %q %q", code, out, errs)
+	}
+	code, out, errs = runCmd("tx", "retry", "both", "--json", "--coordinator", url)
+	er = wire.ErrorResponse{}
+	if code != 1 || json.Unmarshal([]byte(out), &er) != nil || !strings.Contains(er.Error, "resend failed again: hotels") {
+		t.Fatalf("tx retry --json while hotels is down: exit %d: %q %q", code, out, errs)
+	}
 	hotels.SetPathMode(wire.PathCommit, testutil.Normal)
 	code, out, errs = runCmd("tx", "retry", "both", "--json", "--coordinator", url)
 	var st wire.TxStatus
-	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st.ID != "both" || st.State != "committed" {
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st.ID != "both" || st.State != "committed" || !st.Done {
 		t.Fatalf("tx retry --json: exit %d: %q %q", code, out, errs)
 	}
 	if code, _, errs := runCmd("tx", "retry", "--reason", "x", "both"); code != 2 || !strings.Contains(errs, "reason") {
@@ -112,5 +125,87 @@ func TestLogFlags(t *testing.T) {
 	l.Warn("loud", "tx", "t2")
 	if s := buf.String(); strings.Contains(s, "quiet") || !strings.Contains(s, "level=WARN msg=loud tx=t2") {
 		t.Fatalf("text at warn: %q", s)
+	}
+}
+
+// A tx retry whose participant answers: each is reported acknowledged.
+func TestTxRetryReportsAcknowledged(t *testing.T) {
+	flights := testutil.NewParticipant(t, "flights")
+	hotels := testutil.NewParticipant(t, "hotels")
+	c, err := coordinator.New(coordinator.Options{Dir: "/c", FS: memfs.New(), CompactInterval: time.Hour,
+		RetryMin: time.Hour, RetryMax: time.Hour,
+		Participants: map[string]string{"flights": flights.URL, "hotels": hotels.URL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ln); err != nil {
+		t.Fatal(err)
+	}
+	hotels.SetPathMode(wire.PathCommit, testutil.Down)
+	if _, err := c.Submit(context.Background(), wire.SubmitRequest{ID: "t", Branches: []wire.Branch{{Participant: "flights"}, {Participant: "hotels"}}}); err != nil {
+		t.Fatal(err)
+	}
+	hotels.SetPathMode(wire.PathCommit, testutil.Normal)
+	code, out, errs := runCmd("tx", "retry", "t", "--coordinator", c.URL())
+	if code != 0 || !strings.Contains(out, "hotels: acknowledged") || strings.Contains(out, "FAILED") {
+		t.Fatalf("tx retry: exit %d: %q %q", code, out, errs)
+	}
+}
+
+// Every --json command that fails prints {"error": ...} on stdout, so that
+// a program reading it always gets JSON.
+func TestJSONCommandsPrintErrors(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := "http://" + ln.Addr().String()
+	ln.Close() // nothing listens there now
+	flights := testutil.NewParticipant(t, "flights")
+	c, err := coordinator.New(coordinator.Options{Dir: "/c", FS: memfs.New(), CompactInterval: time.Hour,
+		Participants: map[string]string{"flights": flights.URL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ln, err = net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ln); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"tx", "list", "--json", "--coordinator", down}, 1, "connect"},
+		{[]string{"tx", "list", "--json", "--limit", "0"}, 2, "--limit 0"},
+		{[]string{"tx", "show", "nobody", "--json", "--coordinator", c.URL()}, 1, "404"},
+		{[]string{"tx", "show", "nobody", "--json", "--events", "--coordinator", down}, 1, "connect"},
+		{[]string{"tx", "show", "--json"}, 2, "exactly one transaction ID"},
+		{[]string{"tx", "retry", "nobody", "--json", "--coordinator", c.URL()}, 1, "nobody"},
+		{[]string{"tx", "abort", "nobody", "--json", "--coordinator", down}, 1, "connect"},
+		{[]string{"book", "--json", "--flight", "FL100", "--coordinator", down}, bookError, "connect"},
+		{[]string{"book", "--json", "--coordinator", c.URL()}, bookError, "nothing to book"},
+		{[]string{"book", "--json", "--quantity", "0", "--flight", "FL100"}, bookError, "--quantity"},
+		{[]string{"log", "dump", "--json", filepath.Join(t.TempDir(), "none")}, logUsage, "no such directory"},
+		{[]string{"demo", "--json", "--trips", "1"}, 2, "--trips 1"},
+		{[]string{"bench", "--json", "--service-procs", "-1"}, 2, "--service-procs -1"},
+		{[]string{"chaos", "--json", "--seed", "x"}, chaosError, "--seed"},
+	} {
+		code, out, errs := runCmd(tc.args...)
+		var er wire.ErrorResponse
+		dec := json.NewDecoder(strings.NewReader(out))
+		dec.DisallowUnknownFields()
+		if code != tc.code || dec.Decode(&er) != nil || !strings.Contains(er.Error, tc.want) || dec.More() {
+			t.Errorf("%v: exit %d (want %d), stdout %q (want one {\"error\"} naming %q), stderr %q", tc.args, code, tc.code, out, tc.want, errs)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -141,11 +142,13 @@ func TestConsoleInABrowser(t *testing.T) {
 	cars.SetVote(func(concord.TxID, json.RawMessage) (concord.Vote, string) {
 		return concord.VoteNo, "C-SUV: not enough left (0 available, 1 asked)"
 	})
+	cars.SetPathMode(wire.PathHealth, testutil.Silent) // answers the protocol, not the probes
 	c, err := coordinator.New(coordinator.Options{
 		Dir: "/coordinator", FS: memfs.New(),
 		Participants: map[string]string{"flights": flights.URL, "hotels": hotels.URL, "cars": cars.URL},
 		RetryMin:     time.Hour, RetryMax: time.Hour, // only the operator retries in this test
 		CompactInterval: time.Hour,
+		ProbeInterval:   20 * time.Millisecond, ProbeTimeout: 100 * time.Millisecond, ProbeMax: 100 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -226,6 +229,20 @@ func TestConsoleInABrowser(t *testing.T) {
 	if row := text(t, ctx, `#participants tr[data-participant="hotels"]`); !strings.Contains(row, "failing") {
 		t.Errorf("hotels' health row reads %q", row)
 	}
+	// The probes and the traffic are two views: cars answers its requests
+	// but not the probes, flights both.
+	step(t, ctx, "probe views",
+		chromedp.WaitVisible(chromedp.CSS(`#participants tr[data-participant="cars"] .probe .b-failing`)),
+		chromedp.WaitVisible(chromedp.CSS(`#participants tr[data-participant="cars"] .traffic .b-ok`)),
+		chromedp.WaitVisible(chromedp.CSS(`#participants tr[data-participant="flights"] .probe .b-ok`)))
+	if cell := text(t, ctx, `#participants tr[data-participant="cars"] .probe`); !strings.Contains(cell, "in a row") {
+		t.Errorf("cars' probe cell reads %q", cell)
+	}
+	// The log tile says what its compaction count counts: passes, beside
+	// the segments they deleted.
+	if tiles := text(t, ctx, `#tiles`); !regexp.MustCompile(`\d+ compaction passes deleted \d+ segments`).MatchString(tiles) {
+		t.Errorf("the tiles read %q, without \"N compaction passes deleted M segments\"", tiles)
+	}
 	shot(t, ctx, "overview")
 
 	// hotels comes back; the operator retries trip-stuck from its page.
@@ -264,5 +281,12 @@ func TestConsoleInABrowser(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusConflict {
 		t.Fatalf("abort of a committed transaction: %d, want 409", resp.StatusCode)
+	}
+	// Committed and acknowledged: the list shows no error from the earlier
+	// failed delivery (the timeline keeps it).
+	step(t, ctx, "list after the retry", goTo("#/transactions?state=all"),
+		chromedp.WaitVisible(chromedp.CSS(`#tx-table tr[data-id="trip-stuck"]`)))
+	if row := text(t, ctx, `#tx-table tr[data-id="trip-stuck"]`); strings.Contains(row, "hotels:") || strings.Contains(row, "failed") {
+		t.Errorf("trip-stuck, finished, still shows an error in the list: %q", row)
 	}
 }

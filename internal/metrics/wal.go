@@ -6,6 +6,21 @@ import (
 	"github.com/concordtx/concord/wal"
 )
 
+// FsyncDesc describes concord_wal_fsync_seconds, the latency histogram of
+// a log's fsyncs, which the coordinator exports too.
+var FsyncDesc = prometheus.NewDesc("concord_wal_fsync_seconds",
+	"Fsyncs of the log's segment files, by latency (a histogram; _count is the number of fsyncs).", nil, nil)
+
+// FsyncHistogram is the log's fsync latency histogram as of st, over
+// wal.SyncBuckets.
+func FsyncHistogram(st wal.Stats) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(wal.SyncBuckets))
+	for i, b := range wal.SyncBuckets {
+		buckets[b.Seconds()] = uint64(st.SyncsWithin[i])
+	}
+	return prometheus.MustNewConstHistogram(FsyncDesc, uint64(st.Syncs), st.SyncTime.Seconds(), buckets)
+}
+
 // WALCollector exports a log's wal.Stats, read from stats at each scrape;
 // stats reports false when there is no log (a store that is not on wal).
 // The hot path pays nothing: wal counts these anyway.
@@ -21,7 +36,6 @@ func NewWALCollector(stats func() (wal.Stats, bool)) *WALCollector {
 }
 
 var (
-	descSyncs    = prometheus.NewDesc("concord_wal_fsync_seconds", "Fsyncs of the log's segment files: count and total time.", nil, nil)
 	descAppends  = prometheus.NewDesc("concord_wal_appends_total", "Records appended to the log.", nil, nil)
 	descWrites   = prometheus.NewDesc("concord_wal_writes_total", "Write calls (group-commit batches) to the log.", nil, nil)
 	descBytes    = prometheus.NewDesc("concord_wal_written_bytes_total", "Bytes of records written to the log (not the zeros written ahead of them).", nil, nil)
@@ -32,7 +46,7 @@ var (
 
 // Describe sends the descriptions of every metric.
 func (c *WALCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descSyncs, descAppends, descWrites, descBytes, descSegments, descCompact, descRemoved} {
+	for _, d := range []*prometheus.Desc{FsyncDesc, descAppends, descWrites, descBytes, descSegments, descCompact, descRemoved} {
 		ch <- d
 	}
 }
@@ -46,7 +60,7 @@ func (c *WALCollector) Collect(ch chan<- prometheus.Metric) {
 	counter := func(d *prometheus.Desc, v int64) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
 	}
-	ch <- prometheus.MustNewConstSummary(descSyncs, uint64(st.Syncs), st.SyncTime.Seconds(), nil)
+	ch <- FsyncHistogram(st)
 	counter(descAppends, st.Appends)
 	counter(descWrites, st.Writes)
 	counter(descBytes, st.Bytes)

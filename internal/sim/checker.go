@@ -114,7 +114,7 @@ func (s *sim) finalCheck() {
 	for _, p := range s.parts {
 		confirmed[p.name] = make(map[string]int64)
 		if ids, _ := p.res.Recover(context.Background()); len(ids) > 0 {
-			bad("liveness", ids[0], "%s still holds %d prepared transactions after settling", p.name, len(ids))
+			bad("liveness", ids[0].ID, "%s still holds %d prepared transactions after settling", p.name, len(ids))
 		}
 	}
 	for _, t := range h.order {

@@ -61,7 +61,7 @@ func (c *coordNode) start() {
 	c.inc++
 	c.isUp = true
 	c.txs = make(map[concord.TxID]*coordTx)
-	l, err := wal.Open(wal.Options{Dir: coordDir, FS: c.disk, SegmentSize: 1 << 10})
+	l, err := wal.Open(wal.Options{Dir: coordDir, FS: c.disk, SegmentSize: 1 << 10, IdleMark: -1, Logger: discardLogger})
 	if err != nil {
 		c.s.violate(Violation{Invariant: "durability", At: c.s.sched.elapsed(), Detail: fmt.Sprintf("coordinator log does not open: %v", err)})
 		c.isUp = false

@@ -32,10 +32,10 @@ func driveMachine(t *testing.T, m *tpc.Participant, r resource, rd tpc.Participa
 		switch a.Kind {
 		case tpc.ActPrepare:
 			var pr participant.PrepareResult
-			pr, err = r.Prepare(ctx, a.ID, a.Payload)
+			pr, err = r.Prepare(ctx, a.ID, a.Payload, participant.PrepareInfo{Deadline: a.Deadline})
 			res.Vote, res.Reason = pr.Vote, pr.Reason
 		case tpc.ActCommitOnePhase:
-			res.Outcome, res.Reason, err = r.CommitOnePhase(ctx, a.ID, a.Payload)
+			res.Outcome, res.Reason, err = r.CommitOnePhase(ctx, a.ID, a.Payload, participant.PrepareInfo{Deadline: a.Deadline})
 		case tpc.ActCommit:
 			err = r.Commit(ctx, a.ID)
 		case tpc.ActAbort:
@@ -86,7 +86,7 @@ func TestLateOnePhaseDuplicateAfterRefusal(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Another transaction holds all of A.
-			if res, err := r.Prepare(ctx, "tx-hold", travel.Request{SKU: "A", Quantity: 5}.Payload()); err != nil || res.Vote != concord.VoteYes {
+			if res, err := r.Prepare(ctx, "tx-hold", travel.Request{SKU: "A", Quantity: 5}.Payload(), participant.PrepareInfo{}); err != nil || res.Vote != concord.VoteYes {
 				t.Fatalf("prepare tx-hold: %v %v", res, err)
 			}
 			cfg := tpc.ParticipantConfig{OnePhase: false} // a resource without one-phase commit

@@ -92,7 +92,11 @@ func (p *partNode) start() {
 	p.wake, p.calls = time.Time{}, 0
 	p.checkConservation()
 	p.s.hist.restarted(p, inc)
-	ids, err := res.Recover(context.Background())
+	txs, err := res.Recover(context.Background())
+	ids := make([]concord.TxID, len(txs))
+	for i, tx := range txs {
+		ids[i] = tx.ID
+	}
 	if err != nil {
 		p.s.violate(Violation{Invariant: "durability", At: p.s.sched.elapsed(), Detail: fmt.Sprintf("%s: recover: %v", p.name, err)})
 		return
@@ -220,10 +224,10 @@ func (p *partNode) call(inc int, a tpc.ParticipantAction) {
 	switch a.Kind {
 	case tpc.ActPrepare:
 		var pr participant.PrepareResult
-		pr, err = p.res.Prepare(ctx, a.ID, a.Payload)
+		pr, err = p.res.Prepare(ctx, a.ID, a.Payload, participant.PrepareInfo{Deadline: a.Deadline})
 		res.Vote, res.Reason = pr.Vote, pr.Reason
 	case tpc.ActCommitOnePhase:
-		res.Outcome, res.Reason, err = p.res.CommitOnePhase(ctx, a.ID, a.Payload)
+		res.Outcome, res.Reason, err = p.res.CommitOnePhase(ctx, a.ID, a.Payload, participant.PrepareInfo{Deadline: a.Deadline})
 		switch {
 		case err == nil && res.Outcome == concord.OutcomeCommitted:
 			p.s.hist.partCommitted(p.name, a.ID)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/participant"
 	"github.com/concordtx/concord/travel"
 	"github.com/concordtx/concord/wal/memfs"
 )
@@ -31,7 +32,7 @@ func abortBeforePrepareSurvives(t *testing.T, open func(disk *memfs.FS) (resourc
 		t.Fatal(err)
 	}
 	defer r.close()
-	res, err := r.Prepare(ctx, "tx-late", travel.Request{SKU: "A", Quantity: 1}.Payload())
+	res, err := r.Prepare(ctx, "tx-late", travel.Request{SKU: "A", Quantity: 1}.Payload(), participant.PrepareInfo{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,11 +84,11 @@ func onePhaseRefusalSurvives(t *testing.T, open func(disk *memfs.FS) (resource, 
 	}
 	ctx := context.Background()
 	hold := travel.Request{SKU: "A", Quantity: 5}.Payload() // all of A
-	if res, err := r.Prepare(ctx, "tx-hold", hold); err != nil || res.Vote != concord.VoteYes {
+	if res, err := r.Prepare(ctx, "tx-hold", hold, participant.PrepareInfo{}); err != nil || res.Vote != concord.VoteYes {
 		t.Fatalf("prepare tx-hold: %v %v", res, err)
 	}
 	late := travel.Request{SKU: "A", Quantity: 1}.Payload()
-	if o, _, err := r.CommitOnePhase(ctx, "tx-late", late); err != nil || o != concord.OutcomeAborted {
+	if o, _, err := r.CommitOnePhase(ctx, "tx-late", late, participant.PrepareInfo{}); err != nil || o != concord.OutcomeAborted {
 		t.Fatalf("one-phase tx-late with A sold out: %v %v", o, err)
 	}
 	disk.Crash()
@@ -99,7 +100,7 @@ func onePhaseRefusalSurvives(t *testing.T, open func(disk *memfs.FS) (resource, 
 	if err := r.Abort(ctx, "tx-hold"); err != nil { // A is free again
 		t.Fatal(err)
 	}
-	o, _, err := r.CommitOnePhase(ctx, "tx-late", late)
+	o, _, err := r.CommitOnePhase(ctx, "tx-late", late, participant.PrepareInfo{})
 	if err != nil {
 		t.Fatal(err)
 	}

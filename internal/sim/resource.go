@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/participant"
@@ -106,6 +107,15 @@ func openFileResource(p *partNode) (*fileResource, error) {
 		// No other call can come along to share a commit's sync in a
 		// single-threaded run: waiting for one would only cost wall time.
 		CommitSyncDelay: -1,
+		// The log's idle mark runs on the wall clock, which would make a
+		// seed's run depend on how fast it ran; warnings of cut torn
+		// tails are the simulation's expected business.
+		IdleMark: -1, Logger: discardLogger,
+		// Time is the simulation's. Its PREPAREs carry no deadline: a
+		// day of lifetime keeps every decision for the whole of a run,
+		// as the count of 100,000 the store kept before did.
+		Now:       func() time.Time { return p.s.sched.now },
+		Retention: participant.Retention{MaxLifetime: 24 * time.Hour},
 	})
 	if err != nil {
 		return nil, err
@@ -132,9 +142,9 @@ func (r *fileResource) disarm(err error) error {
 	return err
 }
 
-func (r *fileResource) Prepare(ctx context.Context, id concord.TxID, payload json.RawMessage) (participant.PrepareResult, error) {
+func (r *fileResource) Prepare(ctx context.Context, id concord.TxID, payload json.RawMessage, info participant.PrepareInfo) (participant.PrepareResult, error) {
 	r.arm("filestore prepare " + string(id))
-	res, err := r.st.Prepare(ctx, id, payload)
+	res, err := r.st.Prepare(ctx, id, payload, info)
 	return res, r.disarm(err)
 }
 
@@ -148,13 +158,13 @@ func (r *fileResource) Abort(ctx context.Context, id concord.TxID) error {
 	return r.disarm(r.st.Abort(ctx, id))
 }
 
-func (r *fileResource) CommitOnePhase(ctx context.Context, id concord.TxID, payload json.RawMessage) (concord.Outcome, string, error) {
+func (r *fileResource) CommitOnePhase(ctx context.Context, id concord.TxID, payload json.RawMessage, info participant.PrepareInfo) (concord.Outcome, string, error) {
 	r.arm("filestore one-phase commit " + string(id))
-	o, reason, err := r.st.CommitOnePhase(ctx, id, payload)
+	o, reason, err := r.st.CommitOnePhase(ctx, id, payload, info)
 	return o, reason, r.disarm(err)
 }
 
-func (r *fileResource) Recover(ctx context.Context) ([]concord.TxID, error) {
+func (r *fileResource) Recover(ctx context.Context) ([]participant.RecoveredTx, error) {
 	return r.st.Recover(ctx)
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/participant"
@@ -62,7 +63,7 @@ func openSimStore(fsys wal.FS, dir string, stock []travel.Stock) (*simStore, err
 	if err != nil {
 		return nil, err
 	}
-	l, err := wal.Open(wal.Options{Dir: dir, FS: fsys, SegmentSize: 4 << 10})
+	l, err := wal.Open(wal.Options{Dir: dir, FS: fsys, SegmentSize: 4 << 10, IdleMark: -1, Logger: discardLogger})
 	if err != nil {
 		return nil, fmt.Errorf("open store log: %w", err)
 	}
@@ -126,7 +127,7 @@ func (s *simStore) write(typ uint8, id concord.TxID, payload json.RawMessage, sy
 	return nil
 }
 
-func (s *simStore) Prepare(_ context.Context, id concord.TxID, payload json.RawMessage) (participant.PrepareResult, error) {
+func (s *simStore) Prepare(_ context.Context, id concord.TxID, payload json.RawMessage, _ participant.PrepareInfo) (participant.PrepareResult, error) {
 	if isReadOnlyPayload(payload) {
 		return participant.PrepareResult{Vote: concord.VoteReadOnly}, nil
 	}
@@ -199,7 +200,7 @@ func (s *simStore) Abort(_ context.Context, id concord.TxID) error {
 	return s.inv.Abort(id)
 }
 
-func (s *simStore) CommitOnePhase(_ context.Context, id concord.TxID, payload json.RawMessage) (concord.Outcome, string, error) {
+func (s *simStore) CommitOnePhase(_ context.Context, id concord.TxID, payload json.RawMessage, _ participant.PrepareInfo) (concord.Outcome, string, error) {
 	if isReadOnlyPayload(payload) {
 		return concord.OutcomeCommitted, "read-only", nil
 	}
@@ -237,12 +238,12 @@ func (s *simStore) CommitOnePhase(_ context.Context, id concord.TxID, payload js
 	return concord.OutcomeCommitted, "", s.inv.Commit(id)
 }
 
-func (s *simStore) Recover(context.Context) ([]concord.TxID, error) {
-	var ids []concord.TxID
+func (s *simStore) Recover(context.Context) ([]participant.RecoveredTx, error) {
+	var txs []participant.RecoveredTx
 	for _, r := range s.inv.Reservations(travel.StatePrepared) {
-		ids = append(ids, r.ID)
+		txs = append(txs, participant.RecoveredTx{ID: r.ID})
 	}
-	return ids, nil
+	return txs, nil
 }
 
 // state is where transaction id stands in the store, for the checker.
@@ -276,3 +277,7 @@ func (s *simStore) items() []travel.Item { return s.inv.Items() }
 func (s *simStore) check() error         { return s.inv.Check() }
 func (s *simStore) snapshot() error      { return nil }
 func (s *simStore) close()               { s.log.Close() }
+
+// discardLogger takes the logs' warnings: torn tails cut after a simulated
+// crash are what the simulation is for, and the checker judges them.
+var discardLogger = slog.New(slog.DiscardHandler)

@@ -50,6 +50,8 @@ const (
 type Seen struct {
 	Path string
 	IDs  []concord.TxID
+	// DeadlinesMS are a PREPARE's deadline_ms, one per id.
+	DeadlinesMS []int64
 }
 
 // NewParticipant starts a double named name; it votes yes until SetVote.
@@ -88,7 +90,8 @@ func (p *Participant) SetMode(m Mode) {
 }
 
 // SetPathMode makes the double behave as m for requests on path only
-// (wire.PathPrepare, PathCommit or PathAbort); Normal there clears it.
+// (wire.PathPrepare, PathCommit, PathAbort, or PathHealth for the health
+// probes); Normal there clears it.
 func (p *Participant) SetPathMode(path string, m Mode) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -174,11 +177,16 @@ func (p *Participant) Requests(path string) int {
 }
 
 func (p *Participant) serve(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == wire.PathHealth {
+		p.serveHealth(w, r)
+		return
+	}
 	if r.Method != http.MethodPost {
 		wire.MethodNotAllowed(w, r, http.MethodPost)
 		return
 	}
 	var ids []concord.TxID
+	var deadlines []int64
 	var prep wire.PrepareRequest
 	var dec wire.DecisionRequest
 	var err error
@@ -187,6 +195,7 @@ func (p *Participant) serve(w http.ResponseWriter, r *http.Request) {
 		err = wire.DecodeRequest(w, r, 0, &prep)
 		for _, tx := range prep.Transactions {
 			ids = append(ids, tx.ID)
+			deadlines = append(deadlines, tx.DeadlineMS)
 		}
 	case wire.PathCommit, wire.PathAbort:
 		err = wire.DecodeRequest(w, r, 0, &dec)
@@ -209,7 +218,7 @@ func (p *Participant) serve(w http.ResponseWriter, r *http.Request) {
 	p.history = append(p.history, Seen{Path: r.URL.Path, IDs: ids})
 	p.mu.Unlock()
 	if seen != nil {
-		seen <- Seen{Path: r.URL.Path, IDs: ids}
+		seen <- Seen{Path: r.URL.Path, IDs: ids, DeadlinesMS: deadlines}
 	}
 	switch mode {
 	case Down:
@@ -316,3 +325,23 @@ func (p *Participant) decide(commit bool, ids []concord.TxID) wire.DecisionRespo
 
 // String describes the double for test messages.
 func (p *Participant) String() string { return fmt.Sprintf("participant %s at %s", p.Name, p.URL) }
+
+// serveHealth answers GET wire.PathHealth as the mode set for that path
+// says: 200 when Normal, never (Silent: a frozen process), a dropped
+// connection (Down). Probes are not counted among the protocol requests.
+func (p *Participant) serveHealth(w http.ResponseWriter, r *http.Request) {
+	p.mu.Lock()
+	mode, gate := p.modes[wire.PathHealth], p.gate
+	p.mu.Unlock()
+	switch mode {
+	case Down:
+		panic(http.ErrAbortHandler)
+	case Silent:
+		select {
+		case <-gate:
+		case <-r.Context().Done():
+		}
+		panic(http.ErrAbortHandler)
+	}
+	wire.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}

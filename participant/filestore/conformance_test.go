@@ -19,10 +19,11 @@ func yesPayload(n int) json.RawMessage { return takePayload(1 + n%3) }
 // that loses every write not synced.
 func TestConformanceMemFS(t *testing.T) {
 	participanttest.Run(t, participanttest.Harness{
-		New: func(t *testing.T) (participant.Resource, func(t *testing.T) participant.Resource) {
+		New: func(t *testing.T, env participanttest.Env) (participant.Resource, func(t *testing.T) participant.Resource) {
 			fs := memfs.New()
 			open := func(t *testing.T) *filestore.Store {
-				s, err := filestore.Open(filestore.Options{Dir: "/store", FS: fs, Machine: newCounter(1 << 30), SnapshotEvery: 50})
+				s, err := filestore.Open(filestore.Options{Dir: "/store", FS: fs, Machine: newCounter(1 << 30), SnapshotEvery: 50,
+					Now: env.Now, Retention: env.Retention})
 				if err != nil {
 					t.Fatalf("open: %v", err)
 				}
@@ -46,11 +47,12 @@ func TestConformanceMemFS(t *testing.T) {
 // memfs run checks what survives a crash.
 func TestConformanceOSFS(t *testing.T) {
 	participanttest.Run(t, participanttest.Harness{
-		New: func(t *testing.T) (participant.Resource, func(t *testing.T) participant.Resource) {
+		New: func(t *testing.T, env participanttest.Env) (participant.Resource, func(t *testing.T) participant.Resource) {
 			dir := t.TempDir()
 			var cur *filestore.Store
 			open := func(t *testing.T) *filestore.Store {
-				s, err := filestore.Open(filestore.Options{Dir: dir, FS: wal.OSFS{}, Machine: newCounter(1 << 30), SnapshotEvery: 50})
+				s, err := filestore.Open(filestore.Options{Dir: dir, FS: wal.OSFS{}, Machine: newCounter(1 << 30), SnapshotEvery: 50,
+					Now: env.Now, Retention: env.Retention})
 				if err != nil {
 					t.Fatalf("open: %v", err)
 				}

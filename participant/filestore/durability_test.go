@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/participant"
 	"github.com/concordtx/concord/participant/filestore"
 	"github.com/concordtx/concord/wal/memfs"
 )
@@ -24,7 +25,7 @@ func TestLowerMaxPayloadKeepsPrepared(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r, err := s.Prepare(context.Background(), "big", big); err != nil || r.Vote != concord.VoteYes {
+	if r, err := s.Prepare(context.Background(), "big", big, participant.PrepareInfo{}); err != nil || r.Vote != concord.VoteYes {
 		t.Fatalf("prepare = %v, %v", r, err)
 	}
 	fs.Crash() // the prepare, the last record, was synced
@@ -35,10 +36,10 @@ func TestLowerMaxPayloadKeepsPrepared(t *testing.T) {
 			t.Fatalf("open with a lower MaxPayload: %v", err)
 		}
 		ids, err := s.Recover(context.Background())
-		if err != nil || len(ids) != 1 || ids[0] != "big" {
+		if err != nil || len(ids) != 1 || ids[0].ID != "big" {
 			t.Fatalf("prepared after the restart: %v, %v; want [big]", ids, err)
 		}
-		if r, err := s.Prepare(context.Background(), "big2", big); err != nil || r.Vote != concord.VoteNo {
+		if r, err := s.Prepare(context.Background(), "big2", big, participant.PrepareInfo{}); err != nil || r.Vote != concord.VoteNo {
 			t.Fatalf("prepare above the new limit = %v, %v; want a no vote", r, err)
 		}
 		if err := s.Close(); err != nil {

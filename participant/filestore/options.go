@@ -48,22 +48,36 @@ type Options struct {
 	// Preallocate is the log's wal.Options.Preallocate: how many bytes of
 	// zeros it writes ahead of its records. Negative disables it.
 	Preallocate int64
+	// IdleMark is the log's wal.Options.IdleMark: how soon after its last
+	// sync an idle log writes a mark saying that sync happened. Zero means
+	// the wal's default; negative disables it (a deterministic simulation,
+	// whose time is not the wall clock's).
+	IdleMark time.Duration
 	// Logger receives the log's warnings at Open (a torn tail cut); nil
 	// means slog.Default().
 	Logger *slog.Logger
 	// SnapshotEvery is how many log records are appended between
-	// snapshots. A snapshot lets the log drop older segments, so that
-	// reopening replays at most about this many records. A snapshot writes
-	// every remembered decision (up to Retain), so the default takes one
-	// every Retain records: each record then pays for about one entry of a
-	// snapshot, where a shorter period pays for several.
+	// snapshots, at least: a snapshot writes every remembered transaction,
+	// so while the store remembers more than SnapshotEvery the period
+	// stretches to that many records, and each record pays for about one
+	// entry of a snapshot. A snapshot lets the log drop older segments, so
+	// that reopening replays at most about max(SnapshotEvery, remembered)
+	// records.
 	SnapshotEvery int
-	// Retain is how many decided transactions the store remembers, oldest
-	// forgotten first, across restarts. While remembered, a duplicate
-	// prepare, commit or abort is answered like the first and a prepare
-	// after an abort is refused; once forgotten, a commit is answered
-	// ErrUnknownTx and a prepare runs afresh.
-	Retain int
+	// Retention is the time rule for remembering decisions, across
+	// restarts (the remembered set is in the log and its snapshots): a
+	// decision (a commit, an abort, a no vote) is remembered until its
+	// transaction's deadline plus Retention.ClockSkew has passed by Now,
+	// and forgotten then; an abort of a transaction never prepared here is
+	// remembered as if its deadline were Retention.AbortDeadline of its
+	// time. A PREPARE the store holds no record of is refused (voted no,
+	// nothing remembered) once its deadline has passed. While remembered,
+	// a duplicate prepare, commit or abort is answered like the first;
+	// once forgotten, a commit is answered ErrUnknownTx. Zero fields take
+	// participant.DefaultRetention's values.
+	Retention participant.Retention
+	// Now is the store's clock for Retention; nil means time.Now.
+	Now func() time.Time
 	// MaxPayload bounds a prepare payload in bytes; a larger one is voted
 	// no.
 	MaxPayload int
@@ -89,7 +103,6 @@ var DefaultOptions = Options{
 	SegmentSize:   16 << 20,
 	Preallocate:   wal.DefaultPreallocate,
 	SnapshotEvery: 100_000,
-	Retain:        100_000,
 	MaxPayload:    1 << 20,
 
 	CommitSyncDelay: time.Millisecond,
@@ -127,8 +140,9 @@ func (o *Options) setDefaults() {
 	if o.SnapshotEvery == 0 {
 		o.SnapshotEvery = d.SnapshotEvery
 	}
-	if o.Retain == 0 {
-		o.Retain = d.Retain
+	o.Retention = o.Retention.WithDefaults()
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	if o.MaxPayload == 0 {
 		o.MaxPayload = d.MaxPayload
@@ -148,8 +162,8 @@ func (o *Options) validate() error {
 		return fmt.Errorf("%w: SegmentSize %d is negative", ErrBadOptions, o.SegmentSize)
 	case o.SnapshotEvery < 0:
 		return fmt.Errorf("%w: SnapshotEvery %d is negative", ErrBadOptions, o.SnapshotEvery)
-	case o.Retain < 0:
-		return fmt.Errorf("%w: Retain %d is negative", ErrBadOptions, o.Retain)
+	case o.Retention.Validate() != nil:
+		return fmt.Errorf("%w: %v", ErrBadOptions, o.Retention.Validate())
 	case o.MaxPayload < 0:
 		return fmt.Errorf("%w: MaxPayload %d is negative", ErrBadOptions, o.MaxPayload)
 	}

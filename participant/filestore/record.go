@@ -52,3 +52,57 @@ func decodeRec(b []byte) (concord.TxID, []byte, error) {
 	}
 	return id, b[k+int(n):], nil
 }
+
+// Record types that carry the transaction's deadline (and, for a prepare,
+// its coordinator). The older types above are still read: their
+// transactions get the deadline of a PREPARE that named none
+// (participant.Retention.Admit), from the time the store is opened.
+const (
+	// recPrepared2 is recPrepared with body: varint deadline (Unix ms),
+	// uvarint length and the encoded participant.CoordinatorRef, payload.
+	recPrepared2 uint8 = 5
+	// recOnePhase2 is recOnePhase with body: varint deadline, payload.
+	recOnePhase2 uint8 = 6
+	// recAbort2 is recAbort with body: varint deadline, reason. The
+	// deadline is what the decision is remembered by: the prepared
+	// transaction's, the refused PREPARE's, or for an abort before the
+	// prepare Retention.AbortDeadline of its time.
+	recAbort2 uint8 = 7
+)
+
+// appendPreparedBody appends the body of a recPrepared2 record to b.
+func appendPreparedBody(b []byte, deadlineMS int64, coord string, payload []byte) []byte {
+	b = binary.AppendVarint(b, deadlineMS)
+	b = binary.AppendUvarint(b, uint64(len(coord)))
+	b = append(b, coord...)
+	return append(b, payload...)
+}
+
+// appendDeadlineBody appends the body of a recOnePhase2 or recAbort2
+// record to b: the deadline, then rest (the payload or the reason).
+func appendDeadlineBody[T ~string | ~[]byte](b []byte, deadlineMS int64, rest T) []byte {
+	b = binary.AppendVarint(b, deadlineMS)
+	return append(b, rest...)
+}
+
+// decodeDeadlineBody reads what appendDeadlineBody wrote.
+func decodeDeadlineBody(body []byte) (deadlineMS int64, rest []byte, err error) {
+	d, k := binary.Varint(body)
+	if k <= 0 {
+		return 0, nil, fmt.Errorf("%w: bad deadline", ErrCorrupt)
+	}
+	return d, body[k:], nil
+}
+
+// decodePreparedBody reads what appendPreparedBody wrote.
+func decodePreparedBody(body []byte) (deadlineMS int64, coord string, payload []byte, err error) {
+	d, rest, err := decodeDeadlineBody(body)
+	if err != nil {
+		return 0, "", nil, err
+	}
+	n, k := binary.Uvarint(rest)
+	if k <= 0 || n > uint64(len(rest)-k) {
+		return 0, "", nil, fmt.Errorf("%w: bad coordinator length", ErrCorrupt)
+	}
+	return d, string(rest[k : k+int(n)]), rest[k+int(n):], nil
+}

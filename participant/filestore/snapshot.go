@@ -10,16 +10,21 @@ import (
 	"strings"
 
 	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/participant"
 )
 
 // A snapshot file, Dir/snapshot-<seq>.snap, holds the store's state after
-// log record seq: magic, uvarint seq, the prepared transactions, the
-// remembered decisions (oldest first), the Machine's snapshot, and a
-// CRC32C (Castagnoli) of everything before it. It is written to a temporary
+// log record seq: magic, uvarint seq, the prepared transactions (id, seq,
+// varint deadline in Unix ms, encoded coordinator), the remembered
+// decisions (id, state, seq, reason, varint deadline; soonest forgotten
+// first), the Machine's snapshot, and a CRC32C (Castagnoli) of everything
+// before it. Version 1 (snapMagicV1), still read, had no deadlines and no
+// coordinators. It is written to a temporary
 // name, synced, renamed and the directory synced, so a crash leaves either
 // the old snapshot or the new one, never half of one.
 const (
-	snapMagic   = "concord-filestore-snapshot-1\n"
+	snapMagic   = "concord-filestore-snapshot-2\n"
+	snapMagicV1 = "concord-filestore-snapshot-1\n"
 	snapPrefix  = "snapshot-"
 	snapSuffix  = ".snap"
 	tmpSuffix   = ".tmp"
@@ -124,8 +129,13 @@ type snapTables struct {
 func (s *Store) snapshotTables() snapTables {
 	t := snapTables{
 		prepared: make([]txEntry, 0, len(s.prepared)),
-		decided:  append([]*txEntry(nil), s.decided[s.head:]...),
+		decided:  make([]*txEntry, 0, s.decided.n),
 	}
+	s.decided.each(func(e *txEntry) {
+		if s.txs[e.id] == e {
+			t.decided = append(t.decided, e)
+		}
+	})
 	for _, e := range s.prepared {
 		t.prepared = append(t.prepared, *e)
 	}
@@ -146,6 +156,8 @@ func (t snapTables) encode(seq uint64, machine []byte) []byte {
 	for _, e := range t.prepared {
 		b = appendString(b, string(e.id))
 		b = binary.AppendUvarint(b, e.seq)
+		b = binary.AppendVarint(b, e.deadline)
+		b = appendString(b, e.coord)
 	}
 	b = binary.AppendUvarint(b, uint64(len(t.decided)))
 	for _, e := range t.decided {
@@ -153,6 +165,7 @@ func (t snapTables) encode(seq uint64, machine []byte) []byte {
 		b = append(b, byte(e.state))
 		b = binary.AppendUvarint(b, e.seq)
 		b = appendString(b, e.reason)
+		b = binary.AppendVarint(b, e.deadline)
 	}
 	b = appendString(b, string(machine))
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
@@ -168,6 +181,19 @@ func (r *snapReader) uvarint() uint64 {
 		return 0
 	}
 	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = errors.New("truncated number")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *snapReader) varint() int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.b)
 	if n <= 0 {
 		r.err = errors.New("truncated number")
 		return 0
@@ -201,9 +227,13 @@ func (r *snapReader) id() concord.TxID {
 }
 
 func (s *Store) decodeSnapshot(data []byte, wantSeq uint64) error {
-	if len(data) < len(snapMagic)+4 || string(data[:len(snapMagic)]) != snapMagic {
+	if len(data) < len(snapMagic)+4 || string(data[:len(snapMagic)]) != snapMagic && string(data[:len(snapMagicV1)]) != snapMagicV1 {
 		return fmt.Errorf("%w: not a filestore snapshot", ErrCorrupt)
 	}
+	v1 := string(data[:len(snapMagicV1)]) == snapMagicV1
+	// Version 1 kept no deadlines: its transactions get that of a PREPARE
+	// that named none, from now.
+	v1Deadline := s.opts.Retention.Admit(participant.PrepareInfo{}, s.opts.Now()).Deadline.UnixMilli()
 	body, sum := data[:len(data)-4], binary.LittleEndian.Uint32(data[len(data)-4:])
 	if crc32.Checksum(body, castagnoli) != sum {
 		return fmt.Errorf("%w: checksum mismatch", ErrCorrupt)
@@ -216,11 +246,15 @@ func (s *Store) decodeSnapshot(data []byte, wantSeq uint64) error {
 	for i := uint64(0); i < n && r.err == nil; i++ {
 		id := r.id()
 		seq := r.uvarint()
+		deadline, coord := v1Deadline, ""
+		if !v1 {
+			deadline, coord = r.varint(), string(r.bytes())
+		}
 		if r.err == nil && s.txs[id] != nil {
 			r.err = fmt.Errorf("transaction %s listed twice", id)
 		}
 		if r.err == nil {
-			s.setPrepared(id, seq)
+			s.setPrepared(id, seq, deadline, coord)
 		}
 	}
 	n = r.uvarint()
@@ -234,6 +268,10 @@ func (s *Store) decodeSnapshot(data []byte, wantSeq uint64) error {
 		r.b = r.b[1:]
 		seq := r.uvarint()
 		reason := string(r.bytes())
+		deadline := v1Deadline
+		if !v1 {
+			deadline = r.varint()
+		}
 		if r.err == nil && st != StateCommitted && st != StateAborted {
 			r.err = fmt.Errorf("decision of %s has state %d", id, st)
 		}
@@ -241,7 +279,7 @@ func (s *Store) decodeSnapshot(data []byte, wantSeq uint64) error {
 			r.err = fmt.Errorf("transaction %s listed twice", id)
 		}
 		if r.err == nil {
-			s.setDecided(id, st, seq, reason)
+			s.setDecided(id, st, seq, reason, deadline)
 		}
 	}
 	machine := r.bytes()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -48,7 +49,15 @@ type txEntry struct {
 	state  TxState
 	seq    uint64 // the record that put it in this state
 	reason string // for aborted
+	// deadline is the transaction's (Unix ms): a decision is remembered
+	// until Retention.ForgetAt of it.
+	deadline int64
+	// coord is the encoded participant.CoordinatorRef of a prepared
+	// transaction's PREPARE; often shared by every entry.
+	coord string
 }
+
+func (e *txEntry) deadlineTime() time.Time { return time.UnixMilli(e.deadline) }
 
 // Store is a durable participant.Resource over a Machine, and a
 // OnePhaseResource, BatchResource and OnePhaseBatchResource. It owns
@@ -79,16 +88,23 @@ type Store struct {
 	// hold mu and take tmu only while they change a table. Every
 	// transaction has at most one entry, in txs; a prepared one is in
 	// prepared too and becomes decided in place, and a decided one is in
-	// decided, once, until Retain newer decisions forget it.
-	mu        sync.RWMutex
-	tmu       sync.RWMutex
-	txs       map[concord.TxID]*txEntry
-	prepared  map[concord.TxID]*txEntry
-	decided   []*txEntry // oldest first, from head on
-	head      int
-	err       error  // ErrFailed or ErrClosed once broken
-	sinceSnap int    // records appended since the last snapshot
-	recBuf    []byte // encodes the record being appended; the log copies it
+	// decided, once, until its time (Retention.ForgetAt of its deadline)
+	// has passed and it is forgotten.
+	mu       sync.RWMutex
+	tmu      sync.RWMutex
+	txs      map[concord.TxID]*txEntry
+	prepared map[concord.TxID]*txEntry
+	decided  forgetQueue
+	// loading is set while Open replays: nothing is forgotten then, and a
+	// PREPARED record may follow a decision of the same id (written after
+	// it was forgotten).
+	loading   bool
+	lastRef   participant.CoordinatorRef // the coordinator of the latest prepare,
+	lastCoord string                     // and its encoding
+	bodyBuf   []byte                     // encodes a record's body
+	err       error                      // ErrFailed or ErrClosed once broken
+	sinceSnap int                        // records appended since the last snapshot
+	recBuf    []byte                     // encodes the record being appended; the log copies it
 
 	syncMu sync.Mutex
 	synced chan struct{} // closed and replaced after every sync durable makes
@@ -124,15 +140,18 @@ func Open(opts Options) (*Store, error) {
 	s := &Store{opts: opts, m: opts.Machine, walDir: filepath.Join(opts.Dir, "wal"),
 		txs: make(map[concord.TxID]*txEntry), prepared: make(map[concord.TxID]*txEntry), synced: make(chan struct{})}
 	log, err := wal.Open(wal.Options{Dir: s.walDir, FS: opts.FS, SegmentSize: opts.SegmentSize,
-		Preallocate: opts.Preallocate, MaxRecordSize: opts.MaxPayload + 1024, Logger: opts.Logger})
+		Preallocate: opts.Preallocate, MaxRecordSize: opts.MaxPayload + 1024, IdleMark: opts.IdleMark, Logger: opts.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("open log: %w", err)
 	}
 	s.log = log
+	s.loading = true
 	if err := s.load(); err != nil {
 		log.Close()
 		return nil, err
 	}
+	s.loading = false
+	s.forgetDue(s.opts.Now())
 	return s, nil
 }
 
@@ -174,34 +193,55 @@ func (s *Store) apply(r wal.Record) error {
 		return err
 	}
 	e := s.txs[id]
+	// A record of the older types carries no deadline: its transaction
+	// gets that of a PREPARE that named none.
+	deadline := s.opts.Retention.Admit(participant.PrepareInfo{}, s.opts.Now()).Deadline.UnixMilli()
+	coord := ""
 	switch r.Type {
-	case recPrepared, recOnePhase:
+	case recPrepared2:
+		if deadline, coord, body, err = decodePreparedBody(body); err != nil {
+			return err
+		}
+	case recOnePhase2, recAbort2:
+		if deadline, body, err = decodeDeadlineBody(body); err != nil {
+			return err
+		}
+	}
+	switch r.Type {
+	case recPrepared, recOnePhase, recPrepared2, recOnePhase2:
+		if e != nil && e.state == StatePrepared {
+			return fmt.Errorf("%w: %s prepared again while prepared", ErrCorrupt, id)
+		}
 		if e != nil {
-			return fmt.Errorf("%w: %s prepared again while %s", ErrCorrupt, id, e.state)
+			// Decided, then forgotten before this record was written.
+			s.forget(e)
 		}
 		if v := s.m.Prepare(id, json.RawMessage(body)); v.Vote != concord.VoteYes {
 			return fmt.Errorf("%w: replaying the prepare of %s voted %s (%s); it voted yes when written",
 				ErrNondeterministic, id, v.Vote, v.Reason)
 		}
-		if r.Type == recPrepared {
-			s.setPrepared(id, r.Seq)
+		if r.Type == recPrepared || r.Type == recPrepared2 {
+			s.setPrepared(id, r.Seq, deadline, coord)
 			return nil
 		}
 		s.m.Commit(id)
-		s.setDecided(id, StateCommitted, r.Seq, "")
+		s.setDecided(id, StateCommitted, r.Seq, "", deadline)
 	case recCommit:
 		if e == nil || e.state != StatePrepared {
 			return fmt.Errorf("%w: commit of %s, which is not prepared", ErrCorrupt, id)
 		}
 		s.m.Commit(id)
-		s.setDecided(id, StateCommitted, r.Seq, "")
-	case recAbort:
+		s.setDecided(id, StateCommitted, r.Seq, "", e.deadline)
+	case recAbort, recAbort2:
 		switch {
 		case e == nil:
-			s.setDecided(id, StateAborted, r.Seq, string(body))
+			s.setDecided(id, StateAborted, r.Seq, string(body), deadline)
 		case e.state == StatePrepared:
 			s.m.Abort(id)
-			s.setDecided(id, StateAborted, r.Seq, string(body))
+			if r.Type == recAbort {
+				deadline = e.deadline
+			}
+			s.setDecided(id, StateAborted, r.Seq, string(body), deadline)
 		case e.state == StateCommitted:
 			return fmt.Errorf("%w: abort of %s, which is committed", ErrCorrupt, id)
 		}
@@ -212,56 +252,90 @@ func (s *Store) apply(r wal.Record) error {
 }
 
 // setPrepared enters id, which has no entry, as prepared by record seq.
-func (s *Store) setPrepared(id concord.TxID, seq uint64) *txEntry {
+func (s *Store) setPrepared(id concord.TxID, seq uint64, deadline int64, coord string) *txEntry {
 	s.tmu.Lock()
 	defer s.tmu.Unlock()
-	e := &txEntry{id: id, state: StatePrepared, seq: seq}
+	e := &txEntry{id: id, state: StatePrepared, seq: seq, deadline: deadline, coord: coord}
 	s.txs[id] = e
 	s.prepared[id] = e
 	return e
 }
 
 // setDecided records a decision of a transaction that is prepared or has
-// no entry, and forgets the oldest decided transactions past Retain.
-// Called in log order, so replay forgets the same ones.
-func (s *Store) setDecided(id concord.TxID, st TxState, seq uint64, reason string) {
+// no entry, remembered until Retention.ForgetAt of deadline.
+func (s *Store) setDecided(id concord.TxID, st TxState, seq uint64, reason string, deadline int64) {
 	if e := s.prepared[id]; e != nil {
+		e.deadline = deadline
 		s.decidePrepared(e, st, seq, reason)
 		return
 	}
 	s.tmu.Lock()
 	defer s.tmu.Unlock()
-	e := &txEntry{id: id, state: st, seq: seq, reason: reason}
+	e := &txEntry{id: id, state: st, seq: seq, reason: reason, deadline: deadline}
 	s.txs[id] = e
 	s.remember(e)
 }
 
 // decidePrepared is setDecided for e, the entry of a prepared transaction,
-// which the caller has at hand: its id is not looked up again.
+// which the caller has at hand: its id is not looked up again. It keeps
+// e's deadline.
 func (s *Store) decidePrepared(e *txEntry, st TxState, seq uint64, reason string) {
 	s.tmu.Lock()
 	defer s.tmu.Unlock()
 	delete(s.prepared, e.id)
-	e.state, e.seq, e.reason = st, seq, reason
+	e.state, e.seq, e.reason, e.coord = st, seq, reason, ""
 	s.remember(e)
 }
 
-// remember queues e, just decided, for forgetting once Retain newer
-// decisions are made, and forgets those past it. s.tmu is held.
+// remember queues e, just decided, for forgetting once its time has
+// passed. s.tmu is held.
 func (s *Store) remember(e *txEntry) {
-	s.decided = append(s.decided, e)
-	for len(s.decided)-s.head > s.opts.Retain {
-		old := s.decided[s.head]
-		s.decided[s.head] = nil
-		s.head++
-		if s.txs[old.id] == old {
-			delete(s.txs, old.id)
+	s.decided.add(e, s.opts.Retention.ForgetAt(e.deadlineTime()))
+}
+
+// forgetDue forgets the decisions whose time has passed by now; s.mu is
+// held (or the store is being opened). Nothing is forgotten while the log
+// is replayed: a decision is forgotten by the clock, not by the records.
+func (s *Store) forgetDue(now time.Time) {
+	if s.loading {
+		return
+	}
+	if !s.decided.anyDue(now) {
+		return
+	}
+	s.tmu.Lock()
+	defer s.tmu.Unlock()
+	s.decided.due(now, func(e *txEntry) {
+		if s.txs[e.id] == e {
+			delete(s.txs, e.id)
 		}
+	})
+}
+
+// forget drops e, a decided entry, from the table before its time: during
+// replay, for a PREPARED record written after e was forgotten.
+func (s *Store) forget(e *txEntry) {
+	s.tmu.Lock()
+	defer s.tmu.Unlock()
+	if s.txs[e.id] == e {
+		delete(s.txs, e.id)
 	}
-	if s.head > 1024 && s.head > len(s.decided)/2 {
-		s.decided = append(s.decided[:0:0], s.decided[s.head:]...)
-		s.head = 0
+}
+
+// coordKey returns the stored form of ref, encoded once for a run of
+// prepares naming the same coordinator; s.mu is held.
+func (s *Store) coordKey(ref participant.CoordinatorRef) string {
+	if !ref.Equal(s.lastRef) || (s.lastCoord == "" && !ref.IsZero()) {
+		s.lastRef = participant.CoordinatorRef{URLs: slices.Clone(ref.URLs), Identity: ref.Identity}
+		s.lastCoord = string(ref.Encode())
 	}
+	return s.lastCoord
+}
+
+// appendAbort appends the recAbort2 record of an abort or a no vote.
+func (s *Store) appendAbort(id concord.TxID, reason string, deadline int64) (uint64, error) {
+	s.bodyBuf = appendDeadlineBody(s.bodyBuf[:0], deadline, reason)
+	return s.appendRec(recAbort2, id, s.bodyBuf)
 }
 
 // appendRec appends a record without waiting; s.mu is held, so records
@@ -274,7 +348,10 @@ func (s *Store) appendRec(typ uint8, id concord.TxID, body []byte) (uint64, erro
 		return 0, s.err
 	}
 	s.sinceSnap++
-	if s.sinceSnap >= s.opts.SnapshotEvery && !s.snapping && s.err == nil {
+	// A snapshot writes every remembered decision: with more of them than
+	// SnapshotEvery (a high rate times the time they are kept), wait for
+	// as many records, so that each record still pays for about one entry.
+	if s.sinceSnap >= s.opts.SnapshotEvery && s.sinceSnap >= len(s.txs) && !s.snapping && s.err == nil {
 		s.snapping = true
 		s.snapWG.Add(1)
 		go s.backgroundSnapshot()
@@ -334,9 +411,11 @@ func (s *Store) durableSoon(seq uint64) error {
 
 // Prepare implements participant.Resource. A yes vote returns once the
 // PREPARED record is durable.
-func (s *Store) Prepare(ctx context.Context, id concord.TxID, payload json.RawMessage) (participant.PrepareResult, error) {
+func (s *Store) Prepare(ctx context.Context, id concord.TxID, payload json.RawMessage, info participant.PrepareInfo) (participant.PrepareResult, error) {
 	s.mu.Lock()
-	r, seq, err := s.prepareLocked(id, payload)
+	now := s.opts.Now()
+	s.forgetDue(now)
+	r, seq, err := s.prepareLocked(id, payload, info, now)
 	s.mu.Unlock()
 	if seq != 0 {
 		if err := s.durable(seq); err != nil {
@@ -349,9 +428,9 @@ func (s *Store) Prepare(ctx context.Context, id concord.TxID, payload json.RawMe
 // PrepareBatch implements participant.BatchResource: every call is
 // prepared as by Prepare, and one sync makes every yes vote durable.
 func (s *Store) PrepareBatch(ctx context.Context, calls []participant.PrepareCall) {
-	err := s.batch(len(calls), s.durable, func(i int) (seq uint64) {
+	err := s.batch(len(calls), s.durable, func(i int, now time.Time) (seq uint64) {
 		c := &calls[i]
-		c.Result, seq, c.Err = s.prepareLocked(c.ID, c.Payload)
+		c.Result, seq, c.Err = s.prepareLocked(c.ID, c.Payload, c.Info, now)
 		return seq
 	})
 	if err != nil {
@@ -363,14 +442,16 @@ func (s *Store) PrepareBatch(ctx context.Context, calls []participant.PrepareCal
 	}
 }
 
-// batch makes the n calls of a batch, step(i) for each under one hold of
-// s.mu, each returning the record it needs durable (or 0), then waits with
-// wait for the newest of them. It returns wait's error.
-func (s *Store) batch(n int, wait func(seq uint64) error, step func(i int) uint64) error {
+// batch makes the n calls of a batch, step(i, now) for each under one
+// hold of s.mu, each returning the record it needs durable (or 0), then
+// waits with wait for the newest of them. It returns wait's error.
+func (s *Store) batch(n int, wait func(seq uint64) error, step func(i int, now time.Time) uint64) error {
 	var first, last uint64
 	s.mu.Lock()
+	now := s.opts.Now()
+	s.forgetDue(now)
 	for i := range n {
-		seq := step(i)
+		seq := step(i, now)
 		if first == 0 {
 			first = seq
 		}
@@ -389,7 +470,7 @@ func (s *Store) batch(n int, wait func(seq uint64) error, step func(i int) uint6
 // prepareLocked is Prepare without the wait for durability. For a yes
 // vote it also returns the record that must be durable before the vote
 // leaves (a duplicate's earlier one included); else 0. s.mu is held.
-func (s *Store) prepareLocked(id concord.TxID, payload json.RawMessage) (participant.PrepareResult, uint64, error) {
+func (s *Store) prepareLocked(id concord.TxID, payload json.RawMessage, info participant.PrepareInfo, now time.Time) (participant.PrepareResult, uint64, error) {
 	if err := concord.ValidateTxID(id); err != nil {
 		return participant.PrepareResult{}, 0, err
 	}
@@ -402,21 +483,32 @@ func (s *Store) prepareLocked(id concord.TxID, payload json.RawMessage) (partici
 		}
 		return participant.PrepareResult{Vote: concord.VoteNo, Reason: e.reason}, 0, nil
 	}
+	adm := s.opts.Retention.Admit(info, now)
+	deadline := adm.Deadline.UnixMilli()
+	if adm.Refuse != "" {
+		if !adm.Remember {
+			return participant.PrepareResult{Vote: concord.VoteNo, Reason: adm.Refuse}, 0, nil
+		}
+		r, _, err := s.refuse(id, adm.Refuse, deadline)
+		return r, 0, err
+	}
 	if len(payload) > s.opts.MaxPayload {
-		r, _, err := s.refuse(id, fmt.Sprintf("payload of %d bytes is over the limit of %d", len(payload), s.opts.MaxPayload))
+		r, _, err := s.refuse(id, fmt.Sprintf("payload of %d bytes is over the limit of %d", len(payload), s.opts.MaxPayload), deadline)
 		return r, 0, err
 	}
 	r := s.m.Prepare(id, payload)
 	switch r.Vote {
 	case concord.VoteYes:
-		seq, err := s.appendRec(recPrepared, id, payload)
+		coord := s.coordKey(info.Coordinator)
+		s.bodyBuf = appendPreparedBody(s.bodyBuf[:0], deadline, coord, payload)
+		seq, err := s.appendRec(recPrepared2, id, s.bodyBuf)
 		if err != nil {
 			return participant.PrepareResult{}, 0, err
 		}
-		s.setPrepared(id, seq)
+		s.setPrepared(id, seq, deadline, coord)
 		return r, seq, nil
 	case concord.VoteNo:
-		r, _, err := s.refuse(id, r.Reason)
+		r, _, err := s.refuse(id, r.Reason, deadline)
 		return r, 0, err
 	case concord.VoteReadOnly:
 		return r, 0, nil
@@ -426,13 +518,14 @@ func (s *Store) prepareLocked(id concord.TxID, payload json.RawMessage) (partici
 }
 
 // refuse records a no vote (not forced) so that a duplicate prepare gets
-// the same answer, and returns its record; s.mu is held.
-func (s *Store) refuse(id concord.TxID, reason string) (participant.PrepareResult, uint64, error) {
-	seq, err := s.appendRec(recAbort, id, []byte(reason))
+// the same answer until its time has passed, and returns its record; s.mu
+// is held.
+func (s *Store) refuse(id concord.TxID, reason string, deadline int64) (participant.PrepareResult, uint64, error) {
+	seq, err := s.appendAbort(id, reason, deadline)
 	if err != nil {
 		return participant.PrepareResult{}, 0, err
 	}
-	s.setDecided(id, StateAborted, seq, reason)
+	s.setDecided(id, StateAborted, seq, reason, deadline)
 	return participant.PrepareResult{Vote: concord.VoteNo, Reason: reason}, seq, nil
 }
 
@@ -440,6 +533,7 @@ func (s *Store) refuse(id concord.TxID, reason string) (participant.PrepareResul
 // is durable, which another call's sync may achieve within CommitSyncDelay.
 func (s *Store) Commit(ctx context.Context, id concord.TxID) error {
 	s.mu.Lock()
+	s.forgetDue(s.opts.Now())
 	seq, err := s.commitLocked(id)
 	s.mu.Unlock()
 	if err != nil {
@@ -452,7 +546,7 @@ func (s *Store) Commit(ctx context.Context, id concord.TxID) error {
 // committed as by Commit, and one sync (another call's, within
 // CommitSyncDelay) makes them all durable.
 func (s *Store) CommitBatch(ctx context.Context, calls []participant.CommitCall) {
-	err := s.batch(len(calls), s.durableSoon, func(i int) (seq uint64) {
+	err := s.batch(len(calls), s.durableSoon, func(i int, _ time.Time) (seq uint64) {
 		c := &calls[i]
 		seq, c.Err = s.commitLocked(c.ID)
 		return seq
@@ -505,11 +599,15 @@ func (s *Store) Abort(ctx context.Context, id concord.TxID) error {
 		defer s.mu.Unlock()
 		return s.err
 	}
+	now := s.opts.Now()
+	s.forgetDue(now)
 	e := s.txs[id]
 	reason := "aborted"
+	var deadline int64
 	switch {
 	case e == nil:
 		reason = "aborted before prepare"
+		deadline = s.opts.Retention.AbortDeadline(now).UnixMilli()
 	case e.state == StateAborted:
 		seq := e.seq
 		s.mu.Unlock()
@@ -519,13 +617,14 @@ func (s *Store) Abort(ctx context.Context, id concord.TxID) error {
 		return fmt.Errorf("abort %s: %w: it is committed", id, participant.ErrAlreadyDecided)
 	default:
 		s.m.Abort(id)
+		deadline = e.deadline
 	}
-	seq, err := s.appendRec(recAbort, id, []byte(reason))
+	seq, err := s.appendAbort(id, reason, deadline)
 	if err != nil {
 		s.mu.Unlock()
 		return err
 	}
-	s.setDecided(id, StateAborted, seq, reason)
+	s.setDecided(id, StateAborted, seq, reason, deadline)
 	s.mu.Unlock()
 	if e == nil {
 		return s.durable(seq)
@@ -535,9 +634,11 @@ func (s *Store) Abort(ctx context.Context, id concord.TxID) error {
 
 // CommitOnePhase implements participant.OnePhaseResource: the work and the
 // commit are one synced record.
-func (s *Store) CommitOnePhase(ctx context.Context, id concord.TxID, payload json.RawMessage) (concord.Outcome, string, error) {
+func (s *Store) CommitOnePhase(ctx context.Context, id concord.TxID, payload json.RawMessage, info participant.PrepareInfo) (concord.Outcome, string, error) {
 	s.mu.Lock()
-	o, reason, seq, err := s.commitOnePhaseLocked(id, payload)
+	now := s.opts.Now()
+	s.forgetDue(now)
+	o, reason, seq, err := s.commitOnePhaseLocked(id, payload, info, now)
 	s.mu.Unlock()
 	if err != nil {
 		return concord.OutcomePending, "", err
@@ -554,9 +655,9 @@ func (s *Store) CommitOnePhase(ctx context.Context, id concord.TxID, payload jso
 // call is made as by CommitOnePhase, and one sync makes every outcome
 // durable.
 func (s *Store) CommitOnePhaseBatch(ctx context.Context, calls []participant.OnePhaseCall) {
-	err := s.batch(len(calls), s.durable, func(i int) (seq uint64) {
+	err := s.batch(len(calls), s.durable, func(i int, now time.Time) (seq uint64) {
 		c := &calls[i]
-		c.Outcome, c.Reason, seq, c.Err = s.commitOnePhaseLocked(c.ID, c.Payload)
+		c.Outcome, c.Reason, seq, c.Err = s.commitOnePhaseLocked(c.ID, c.Payload, c.Info, now)
 		return seq
 	})
 	if err != nil {
@@ -574,7 +675,7 @@ func (s *Store) CommitOnePhaseBatch(ctx context.Context, calls []participant.One
 // like a commit: it is the transaction's outcome, reported to the client as
 // final, so a duplicate of the request after a crash must be refused too
 // (by then stock may have freed up). s.mu is held.
-func (s *Store) commitOnePhaseLocked(id concord.TxID, payload json.RawMessage) (concord.Outcome, string, uint64, error) {
+func (s *Store) commitOnePhaseLocked(id concord.TxID, payload json.RawMessage, info participant.PrepareInfo, now time.Time) (concord.Outcome, string, uint64, error) {
 	if err := concord.ValidateTxID(id); err != nil {
 		return concord.OutcomePending, "", 0, err
 	}
@@ -595,23 +696,32 @@ func (s *Store) commitOnePhaseLocked(id concord.TxID, payload json.RawMessage) (
 		}
 		return concord.OutcomeCommitted, "", seq, nil
 	}
+	adm := s.opts.Retention.Admit(info, now)
+	deadline := adm.Deadline.UnixMilli()
+	if adm.Refuse != "" {
+		if !adm.Remember {
+			return concord.OutcomeAborted, adm.Refuse, 0, nil
+		}
+		return s.refuseOnePhase(id, adm.Refuse, deadline)
+	}
 	if len(payload) > s.opts.MaxPayload {
-		return s.refuseOnePhase(id, fmt.Sprintf("payload of %d bytes is over the limit of %d", len(payload), s.opts.MaxPayload))
+		return s.refuseOnePhase(id, fmt.Sprintf("payload of %d bytes is over the limit of %d", len(payload), s.opts.MaxPayload), deadline)
 	}
 	r := s.m.Prepare(id, payload)
 	switch r.Vote {
 	case concord.VoteYes:
 		s.m.Commit(id)
-		seq, err := s.appendRec(recOnePhase, id, payload)
+		s.bodyBuf = appendDeadlineBody(s.bodyBuf[:0], deadline, payload)
+		seq, err := s.appendRec(recOnePhase2, id, s.bodyBuf)
 		if err != nil {
 			return concord.OutcomePending, "", 0, err
 		}
-		s.setDecided(id, StateCommitted, seq, "")
+		s.setDecided(id, StateCommitted, seq, "", deadline)
 		return concord.OutcomeCommitted, r.Reason, seq, nil
 	case concord.VoteReadOnly:
 		return concord.OutcomeCommitted, r.Reason, 0, nil
 	case concord.VoteNo:
-		return s.refuseOnePhase(id, r.Reason)
+		return s.refuseOnePhase(id, r.Reason, deadline)
 	default:
 		return concord.OutcomePending, "", 0, fmt.Errorf("filestore: machine voted %s on %s; want yes, no or read-only", r.Vote, id)
 	}
@@ -619,8 +729,8 @@ func (s *Store) commitOnePhaseLocked(id concord.TxID, payload json.RawMessage) (
 
 // refuseOnePhase records a one-phase refusal and returns it with its
 // record; s.mu is held.
-func (s *Store) refuseOnePhase(id concord.TxID, reason string) (concord.Outcome, string, uint64, error) {
-	r, seq, err := s.refuse(id, reason)
+func (s *Store) refuseOnePhase(id concord.TxID, reason string, deadline int64) (concord.Outcome, string, uint64, error) {
+	r, seq, err := s.refuse(id, reason, deadline)
 	if err != nil {
 		return concord.OutcomePending, "", 0, err
 	}
@@ -628,19 +738,39 @@ func (s *Store) refuseOnePhase(id concord.TxID, reason string) (concord.Outcome,
 }
 
 // Recover implements participant.Resource: the prepared, undecided
-// transactions, by id.
-func (s *Store) Recover(ctx context.Context) ([]concord.TxID, error) {
+// transactions, by id, each with the coordinator its PREPARE named.
+func (s *Store) Recover(ctx context.Context) ([]participant.RecoveredTx, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.err != nil {
 		return nil, s.err
 	}
-	ids := make([]concord.TxID, 0, len(s.prepared))
-	for id := range s.prepared {
-		ids = append(ids, id)
+	txs := make([]participant.RecoveredTx, 0, len(s.prepared))
+	for id, e := range s.prepared {
+		ref, err := participant.DecodeCoordinatorRef([]byte(e.coord))
+		if err != nil {
+			return nil, fmt.Errorf("%w: prepared transaction %s: %v", ErrCorrupt, id, err)
+		}
+		txs = append(txs, participant.RecoveredTx{ID: id, Coordinator: ref})
 	}
-	slices.Sort(ids)
-	return ids, nil
+	slices.SortFunc(txs, func(a, b participant.RecoveredTx) int { return strings.Compare(string(a.ID), string(b.ID)) })
+	return txs, nil
+}
+
+// Remembered counts the transactions whose id starts with prefix that the
+// store holds an entry for, prepared or decided, after forgetting the
+// decisions whose time has passed (participanttest.Remembering).
+func (s *Store) Remembered(ctx context.Context, prefix string) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.forgetDue(s.opts.Now())
+	n := 0
+	for id := range s.txs {
+		if strings.HasPrefix(string(id), prefix) {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // State returns where id stands, and for an aborted one why. It may be

@@ -9,10 +9,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/participant"
 	"github.com/concordtx/concord/participant/filestore"
+	"github.com/concordtx/concord/participant/participanttest"
 	"github.com/concordtx/concord/wal"
 	"github.com/concordtx/concord/wal/memfs"
 )
@@ -28,7 +30,7 @@ func openMem(t *testing.T, fs *memfs.FS, m filestore.Machine, every int) *filest
 
 func prepare(t *testing.T, s *filestore.Store, id concord.TxID, take int) participant.PrepareResult {
 	t.Helper()
-	r, err := s.Prepare(context.Background(), id, takePayload(take))
+	r, err := s.Prepare(context.Background(), id, takePayload(take), participant.PrepareInfo{})
 	if err != nil {
 		t.Fatalf("Prepare(%s) = %v", id, err)
 	}
@@ -50,8 +52,9 @@ func checkConserved(t *testing.T, s *filestore.Store, c *counter) {
 		if len(ids) != len(c.Holds) {
 			t.Fatalf("store lists %d prepared, machine holds %d", len(ids), len(c.Holds))
 		}
-		for _, id := range ids {
-			if _, ok := c.Holds[id]; !ok {
+		for _, tx := range ids {
+			if _, ok := c.Holds[tx.ID]; !ok {
+				id := tx.ID
 				t.Fatalf("prepared %s has no hold", id)
 			}
 		}
@@ -190,7 +193,7 @@ func crashOnce(t *testing.T, seed uint64) {
 					mu.Lock()
 					a.commitAsked = true
 					mu.Unlock()
-					o, _, err := s.CommitOnePhase(ctx, id, takePayload(take))
+					o, _, err := s.CommitOnePhase(ctx, id, takePayload(take), participant.PrepareInfo{})
 					if err != nil {
 						return
 					}
@@ -199,7 +202,7 @@ func crashOnce(t *testing.T, seed uint64) {
 					mu.Unlock()
 					continue
 				}
-				r, err := s.Prepare(ctx, id, takePayload(take))
+				r, err := s.Prepare(ctx, id, takePayload(take), participant.PrepareInfo{})
 				if err != nil {
 					return
 				}
@@ -274,7 +277,7 @@ func TestSyncFailureBreaksStore(t *testing.T) {
 		t.Fatal(r)
 	}
 	fs.FailNth(memfs.OpSync, 1, errors.New("injected EIO"))
-	if r, err := s.Prepare(ctx, "bad", takePayload(1)); err == nil {
+	if r, err := s.Prepare(ctx, "bad", takePayload(1), participant.PrepareInfo{}); err == nil {
 		t.Fatalf("prepare whose sync failed = %+v, nil; want an error, never a yes vote", r)
 	}
 	if err := s.Commit(ctx, "ok"); !errors.Is(err, filestore.ErrFailed) {
@@ -340,12 +343,17 @@ func TestCorruptSnapshotRefusedOnOpen(t *testing.T) {
 	}
 }
 
-// TestRetention: decided transactions past Retain are forgotten, oldest
-// first, and forgotten the same way after a restart.
-func TestRetention(t *testing.T) {
+// TestRetentionByTime: a decision is remembered until its deadline plus
+// the skew allowance by the store's clock, however many decisions follow,
+// and forgotten after it; the remembered set (with each one's deadline)
+// survives a restart, from the log and from a snapshot.
+func TestRetentionByTime(t *testing.T) {
 	fs := memfs.New()
+	start := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	clock := participanttest.NewFakeClock(start)
+	rt := participant.Retention{MaxLifetime: time.Minute, ClockSkew: 10 * time.Second}
 	open := func() *filestore.Store {
-		s, err := filestore.Open(filestore.Options{Dir: "/data", FS: fs, Machine: newCounter(100), Retain: 3})
+		s, err := filestore.Open(filestore.Options{Dir: "/data", FS: fs, Machine: newCounter(1 << 20), Now: clock.Now, Retention: rt, SnapshotEvery: 1 << 20})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -353,26 +361,71 @@ func TestRetention(t *testing.T) {
 	}
 	s := open()
 	ctx := context.Background()
-	for _, id := range []concord.TxID{"a", "b", "c", "d"} {
-		prepare(t, s, id, 1)
+	soon := participant.PrepareInfo{Deadline: start.Add(5 * time.Second)}
+	later := participant.PrepareInfo{Deadline: start.Add(50 * time.Second)}
+	for _, c := range []struct {
+		id   concord.TxID
+		info participant.PrepareInfo
+	}{{"a", soon}, {"b", later}} {
+		if r, err := s.Prepare(ctx, c.id, takePayload(1), c.info); err != nil || r.Vote != concord.VoteYes {
+			t.Fatalf("Prepare(%s) = %+v, %v", c.id, r, err)
+		}
+		if err := s.Commit(ctx, c.id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Abort(ctx, "never-seen"); err != nil { // remembered until start + 1m + 10s + 10s
+		t.Fatal(err)
+	}
+	for i := range 3000 { // many decisions, all with the later deadline
+		id := concord.TxID(fmt.Sprintf("x%d", i))
+		if r, err := s.Prepare(ctx, id, takePayload(1), later); err != nil || r.Vote != concord.VoteYes {
+			t.Fatalf("Prepare(%s) = %+v, %v", id, r, err)
+		}
 		if err := s.Commit(ctx, id); err != nil {
 			t.Fatal(err)
 		}
 	}
-	check := func(s *filestore.Store) {
+	remembered := func(s *filestore.Store, want int) {
 		t.Helper()
-		if err := s.Commit(ctx, "a"); !errors.Is(err, participant.ErrUnknownTx) {
-			t.Errorf("commit of forgotten a = %v, want ErrUnknownTx", err)
-		}
-		if err := s.Commit(ctx, "b"); err != nil {
-			t.Errorf("commit of remembered b = %v", err)
+		if n, _ := s.Remembered(ctx, ""); n != want {
+			t.Fatalf("at %v the store remembers %d transactions, want %d", clock.Now().Sub(start), n, want)
 		}
 	}
-	check(s)
+	remembered(s, 3003)
+	clock.Advance(15 * time.Second) // exactly a's deadline + skew: kept
+	remembered(s, 3003)
+	clock.Advance(time.Second)
+	remembered(s, 3002)
+	if err := s.Commit(ctx, "a"); !errors.Is(err, participant.ErrUnknownTx) {
+		t.Errorf("commit of forgotten a = %v, want ErrUnknownTx", err)
+	}
+	if err := s.Commit(ctx, "b"); err != nil {
+		t.Errorf("commit of remembered b = %v", err)
+	}
 	s.Close()
-	s = open()
+	s = open() // from the log
+	remembered(s, 3002)
+	if err := s.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = open() // from the snapshot
 	defer s.Close()
-	check(s)
+	remembered(s, 3002)
+	if st := s.Stats(); st.Replayed != 0 {
+		t.Fatalf("replayed %d records after a snapshot", st.Replayed)
+	}
+	if err := s.Abort(ctx, "b"); !errors.Is(err, participant.ErrAlreadyDecided) {
+		t.Errorf("abort of committed b after restarts = %v, want ErrAlreadyDecided", err)
+	}
+	if r, err := s.Prepare(ctx, "never-seen", takePayload(1), later); err != nil || r.Vote != concord.VoteNo {
+		t.Errorf("late prepare of the one aborted before prepare = %+v, %v; want no", r, err)
+	}
+	clock.Advance(50*time.Second - 16*time.Second + 10*time.Second + time.Second) // past later's deadline + skew
+	remembered(s, 1)
+	clock.Advance(time.Minute)
+	remembered(s, 0)
 }
 
 // TestGroupCommit: concurrent prepares on the real file system share
@@ -393,7 +446,7 @@ func TestGroupCommit(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			if r, err := s.Prepare(context.Background(), concord.TxID(fmt.Sprintf("g%d", i)), takePayload(1)); err != nil || r.Vote != concord.VoteYes {
+			if r, err := s.Prepare(context.Background(), concord.TxID(fmt.Sprintf("g%d", i)), takePayload(1), participant.PrepareInfo{}); err != nil || r.Vote != concord.VoteYes {
 				t.Errorf("prepare: %+v %v", r, err)
 			}
 		}()
@@ -412,7 +465,7 @@ func TestPayloadTooLargeVotesNo(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	r, err := s.Prepare(context.Background(), "big", json.RawMessage(`{"take":1,"pad":"`+strings.Repeat("x", 64)+`"}`))
+	r, err := s.Prepare(context.Background(), "big", json.RawMessage(`{"take":1,"pad":"`+strings.Repeat("x", 64)+`"}`), participant.PrepareInfo{})
 	if err != nil || r.Vote != concord.VoteNo || !strings.Contains(r.Reason, "limit") {
 		t.Fatalf("prepare of a large payload = %+v, %v; want a no vote naming the limit", r, err)
 	}
@@ -422,7 +475,7 @@ func TestBadOptions(t *testing.T) {
 	for _, o := range []filestore.Options{
 		{Machine: newCounter(1)},
 		{Dir: "/d"},
-		{Dir: "/d", Machine: newCounter(1), Retain: -1},
+		{Dir: "/d", Machine: newCounter(1), Retention: participant.Retention{ClockSkew: -1}},
 	} {
 		o.FS = memfs.New()
 		if _, err := filestore.Open(o); !errors.Is(err, filestore.ErrBadOptions) {
@@ -449,7 +502,7 @@ func TestStateInsideView(t *testing.T) {
 					return
 				default:
 				}
-				s.Prepare(context.Background(), concord.TxID(fmt.Sprintf("v%d-%d", w, i)), takePayload(1))
+				s.Prepare(context.Background(), concord.TxID(fmt.Sprintf("v%d-%d", w, i)), takePayload(1), participant.PrepareInfo{})
 			}
 		}()
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/participant"
 )
 
 // BenchmarkPrepareCommit measures one participant's share of a two-phase
@@ -23,7 +24,7 @@ func BenchmarkPrepareCommit(b *testing.B) {
 		for pb.Next() {
 			i := n.Add(1)
 			id := concord.TxID(fmt.Sprintf("b-%d", i))
-			res, err := r.Prepare(ctx, id, op{K: fmt.Sprintf("k%d", i), Add: 1}.payload())
+			res, err := r.Prepare(ctx, id, op{K: fmt.Sprintf("k%d", i), Add: 1}.payload(), participant.PrepareInfo{})
 			if err != nil || res.Vote != concord.VoteYes {
 				b.Errorf("prepare: %v %v", res, err)
 				return

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/participant"
 	"github.com/concordtx/concord/participant/mysqlxa"
 	"github.com/concordtx/concord/participant/participanttest"
@@ -30,11 +31,13 @@ func TestConformance(t *testing.T) {
 
 func conformance(t *testing.T, maxPinned int) {
 	participanttest.Run(t, participanttest.Harness{
-		New: func(t *testing.T) (participant.Resource, func(t *testing.T) participant.Resource) {
+		New: func(t *testing.T, env participanttest.Env) (participant.Resource, func(t *testing.T) participant.Resource) {
 			e := newEnv(t)
+			e.now, e.remember = env.Now, env.Retention
 			open := func() (*mysqlxa.Resource, *sql.DB) {
 				db := openDB(t, e.db.URL)
-				r, err := mysqlxa.New(context.Background(), mysqlxa.Options{DB: db, Name: "conf", Work: counterWork, MaxPinned: maxPinned})
+				r, err := mysqlxa.New(context.Background(), mysqlxa.Options{DB: db, Name: "conf", Work: counterWork, MaxPinned: maxPinned,
+					Now: env.Now, Remember: env.Retention})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -55,4 +58,13 @@ func conformance(t *testing.T, maxPinned int) {
 		Concurrency:  8,
 		Transactions: 64,
 	})
+}
+
+// recoveredIDs are the ids Recover listed.
+func recoveredIDs(txs []participant.RecoveredTx) []concord.TxID {
+	ids := make([]concord.TxID, len(txs))
+	for i, tx := range txs {
+		ids[i] = tx.ID
+	}
+	return ids
 }

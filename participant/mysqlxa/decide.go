@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/concordtx/concord"
@@ -63,7 +64,7 @@ func (r *Resource) Status(ctx context.Context, id concord.TxID) (Status, error) 
 	if ok {
 		return Status{State: StatePrepared}, nil
 	}
-	ids, err := r.Recover(ctx)
+	ids, err := r.prepared(ctx)
 	if err != nil {
 		return Status{}, err
 	}
@@ -78,9 +79,13 @@ func (r *Resource) Status(ctx context.Context, id concord.TxID) (Status, error) 
 // record inserts a decision row for id unless one exists, and returns the
 // row that is there afterwards. It fails with a lock wait timeout while a
 // transaction in flight or prepared holds id's row.
-func (r *Resource) record(ctx context.Context, q querier, id concord.TxID, state State, reason string) (Status, error) {
-	_, err := q.ExecContext(ctx, "INSERT INTO "+r.table+" (participant, txid, state, reason) VALUES (?, ?, ?, ?) ON DUPLICATE KEY UPDATE state = state",
-		r.name, string(id), string(state), reason)
+//
+// The row is kept until the forget time of id's prepare, if its coordinator
+// was recorded, else forget (Unix ms).
+func (r *Resource) record(ctx context.Context, q querier, id concord.TxID, state State, reason string, forget int64) (Status, error) {
+	_, err := q.ExecContext(ctx, "INSERT INTO "+r.table+` (participant, txid, state, reason, forget_ms) VALUES (?, ?, ?, ?,
+			COALESCE((SELECT forget_ms FROM `+r.coords+` WHERE participant = ? AND txid = ?), ?)) ON DUPLICATE KEY UPDATE state = state`,
+		r.name, string(id), string(state), reason, r.name, string(id), forget)
 	if err != nil {
 		return Status{}, err
 	}
@@ -129,7 +134,7 @@ func (r *Resource) Commit(ctx context.Context, id concord.TxID) error {
 		}
 		// Unknown to this connection, yet XA RECOVER may list it: still
 		// attached to a session that is going away. Wait for it to detach.
-		ids, err := r.Recover(ctx)
+		ids, err := r.prepared(ctx)
 		if err != nil {
 			return err
 		}
@@ -170,7 +175,7 @@ func (r *Resource) Abort(ctx context.Context, id concord.TxID) error {
 	xid := r.XID(id)
 	if c, ok := r.unpin(id); ok {
 		if _, err := c.ExecContext(ctx, "XA ROLLBACK "+xid); err == nil {
-			_, err := r.record(ctx, c, id, StateAborted, "aborted")
+			_, err := r.record(ctx, c, id, StateAborted, "aborted", r.abortForget())
 			if err != nil {
 				discard(c.Conn)
 				return fmt.Errorf("mysqlxa: abort %s: record: %w", id, err)
@@ -189,7 +194,7 @@ func (r *Resource) Abort(ctx context.Context, id concord.TxID) error {
 		case isNumber(err, errXANota):
 			// Unknown to this connection, yet XA RECOVER may list it:
 			// still attached to a session that is going away.
-			ids, err := r.Recover(ctx)
+			ids, err := r.prepared(ctx)
 			if err != nil {
 				return err
 			}
@@ -203,7 +208,7 @@ func (r *Resource) Abort(ctx context.Context, id concord.TxID) error {
 		default:
 			return fmt.Errorf("mysqlxa: XA ROLLBACK %s: %w", id, err)
 		}
-		st, err := r.record(ctx, r.db, id, StateAborted, reason)
+		st, err := r.record(ctx, r.db, id, StateAborted, reason, r.abortForget())
 		if isNumber(err, errLockWaitTimeout) && attempt < 50 {
 			continue // a prepare of id is in flight or was just prepared: roll it back
 		}
@@ -219,8 +224,97 @@ func (r *Resource) Abort(ctx context.Context, id concord.TxID) error {
 }
 
 // Recover lists this participant's prepared XA transactions in this
-// database, as XA RECOVER reports them.
-func (r *Resource) Recover(ctx context.Context) ([]concord.TxID, error) {
+// database, as XA RECOVER reports them, each with the coordinator its
+// PREPARE named (none for one prepared by an older version).
+func (r *Resource) Recover(ctx context.Context) ([]participant.RecoveredTx, error) {
+	ids, err := r.prepared(ctx)
+	if err != nil {
+		return nil, err
+	}
+	txs := make([]participant.RecoveredTx, len(ids))
+	if len(ids) == 0 {
+		return txs, nil
+	}
+	args := []any{r.name}
+	marks := make([]string, len(ids))
+	for i, id := range ids {
+		args, marks[i] = append(args, string(id)), "?"
+	}
+	rows, err := r.db.QueryContext(ctx, "SELECT txid, coordinator FROM "+r.coords+" WHERE participant = ? AND txid IN ("+strings.Join(marks, ",")+")", args...)
+	if err != nil {
+		return nil, fmt.Errorf("mysqlxa: recover: coordinators: %w", err)
+	}
+	defer rows.Close()
+	coords := map[string]string{}
+	for rows.Next() {
+		var id, c string
+		if err := rows.Scan(&id, &c); err != nil {
+			return nil, fmt.Errorf("mysqlxa: recover: coordinators: %w", err)
+		}
+		coords[id] = c
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("mysqlxa: recover: coordinators: %w", err)
+	}
+	for i, id := range ids {
+		ref, err := participant.DecodeCoordinatorRef([]byte(coords[string(id)]))
+		if err != nil {
+			return nil, fmt.Errorf("mysqlxa: recover %s: %w", id, err)
+		}
+		txs[i] = participant.RecoveredTx{ID: id, Coordinator: ref}
+	}
+	return txs, nil
+}
+
+// abortForget is when the ABORT, now, of a transaction never prepared
+// here may be forgotten (Unix ms).
+func (r *Resource) abortForget() int64 {
+	return r.remember.ForgetAt(r.remember.AbortDeadline(r.now())).UnixMilli()
+}
+
+// Remembered counts the transactions whose id starts with prefix that the
+// database holds a decision row for or has prepared, after pruning the
+// rows whose time has passed (participanttest.Remembering).
+func (r *Resource) Remembered(ctx context.Context, prefix string) (int, error) {
+	if err := r.prune(ctx); err != nil {
+		return 0, err
+	}
+	rows, err := r.db.QueryContext(ctx, "SELECT txid FROM "+r.table+" WHERE participant = ? AND txid LIKE CONCAT(?, '%')", r.name, likeEscape(prefix))
+	if err != nil {
+		return 0, fmt.Errorf("mysqlxa: count remembered: %w", err)
+	}
+	defer rows.Close()
+	seen := map[string]bool{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return 0, fmt.Errorf("mysqlxa: count remembered: %w", err)
+		}
+		seen[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("mysqlxa: count remembered: %w", err)
+	}
+	ids, err := r.prepared(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for _, id := range ids {
+		if strings.HasPrefix(string(id), prefix) {
+			seen[string(id)] = true
+		}
+	}
+	return len(seen), nil
+}
+
+// likeEscape escapes the LIKE wildcards of s (backslash is the default
+// escape character).
+func likeEscape(s string) string {
+	return strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(s)
+}
+
+// prepared lists the ids of this participant's prepared XA transactions.
+func (r *Resource) prepared(ctx context.Context) ([]concord.TxID, error) {
 	rows, err := r.db.QueryContext(ctx, "XA RECOVER")
 	if err != nil {
 		return nil, fmt.Errorf("mysqlxa: XA RECOVER: %w", err)
@@ -263,11 +357,93 @@ func (r *Resource) Prune(ctx context.Context, before time.Time) (int64, error) {
 }
 
 // noteDecision counts a recorded decision and, every PruneEvery of them,
-// deletes the decision rows older than Retention. Pruning is best effort: a
-// failure leaves the rows for the next prune.
+// prunes. Pruning is best effort: a failure leaves the rows for the next
+// prune.
 func (r *Resource) noteDecision(ctx context.Context) {
-	if r.retention < 0 || r.pruneEvery <= 0 || r.decisions.Add(1)%r.pruneEvery != 0 {
+	if r.pruneEvery <= 0 || r.decisions.Add(1)%r.pruneEvery != 0 {
 		return
 	}
-	_, _ = r.db.ExecContext(ctx, "DELETE FROM "+r.table+" WHERE participant = ? AND decided_at < NOW(6) - INTERVAL ? MICROSECOND", r.name, r.retention.Microseconds())
+	_ = r.prune(ctx)
+}
+
+// prune deletes the decision rows whose forget time has passed by the
+// resource's clock (rows of older versions: those older than Retention, by
+// the database's), and the coordinators of transactions whose forget time
+// has passed and that are not prepared. The coordinators go first, while
+// the decision rows that show a transaction decided are still there.
+func (r *Resource) prune(ctx context.Context) error {
+	now := r.now().UnixMilli()
+	ids, err := r.prepared(ctx)
+	if err != nil {
+		return err
+	}
+	keep := []any{r.name, now}
+	marks := []string{"''"}
+	for _, id := range ids {
+		keep, marks = append(keep, string(id)), append(marks, "?")
+	}
+	if _, err := r.db.ExecContext(ctx, "DELETE FROM "+r.coords+" WHERE participant = ? AND forget_ms < ? AND txid NOT IN ("+strings.Join(marks, ",")+")", keep...); err != nil {
+		return fmt.Errorf("mysqlxa: prune coordinators: %w", err)
+	}
+	// A DELETE scanning the table would wait for the row lock of every
+	// prepared transaction's own row; a plain SELECT (a consistent read)
+	// takes no lock and sees only committed rows, which are then deleted
+	// by key.
+	for {
+		rows, err := r.db.QueryContext(ctx, "SELECT txid FROM "+r.table+` WHERE participant = ? AND (forget_ms < ?
+			OR forget_ms IS NULL AND ? >= 0 AND decided_at < NOW(6) - INTERVAL ? MICROSECOND) LIMIT 1000`,
+			r.name, now, r.retention.Microseconds(), r.retention.Microseconds())
+		if err != nil {
+			return fmt.Errorf("mysqlxa: prune: %w", err)
+		}
+		del := []any{r.name}
+		marks := []string{}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return fmt.Errorf("mysqlxa: prune: %w", err)
+			}
+			del, marks = append(del, id), append(marks, "?")
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("mysqlxa: prune: %w", err)
+		}
+		if len(marks) == 0 {
+			return nil
+		}
+		if err := r.deleteDecisions(ctx, marks, del); err != nil {
+			return err
+		}
+		if len(marks) < 1000 {
+			return nil
+		}
+	}
+}
+
+// deleteDecisions deletes the decision rows of this participant with the
+// ids in args (after the name), one statement each: a delete of several
+// keys reads past them and waits for the row lock of a prepared
+// transaction next to one.
+func (r *Resource) deleteDecisions(ctx context.Context, marks []string, args []any) error {
+	tx, err := r.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	if err != nil {
+		return fmt.Errorf("mysqlxa: prune: %w", err)
+	}
+	defer tx.Rollback()
+	stmt, err := tx.PrepareContext(ctx, "DELETE FROM "+r.table+" WHERE participant = ? AND txid = ?")
+	if err != nil {
+		return fmt.Errorf("mysqlxa: prune: %w", err)
+	}
+	defer stmt.Close()
+	for _, id := range args[1:] {
+		if _, err := stmt.ExecContext(ctx, args[0], id); err != nil {
+			return fmt.Errorf("mysqlxa: prune: delete: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("mysqlxa: prune: %w", err)
+	}
+	return nil
 }

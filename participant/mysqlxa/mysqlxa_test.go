@@ -18,6 +18,7 @@ import (
 	"github.com/concordtx/concord/internal/testutil/testdb"
 	"github.com/concordtx/concord/participant"
 	"github.com/concordtx/concord/participant/mysqlxa"
+	"github.com/concordtx/concord/participant/participanttest"
 )
 
 // op is the test payload: add Add to counter K, then vote Vote.
@@ -54,6 +55,9 @@ func counterWork(ctx context.Context, conn mysqlxa.Conn, _ concord.TxID, payload
 type env struct {
 	db  testdb.TestDB
 	sql *sql.DB // the test's own view of the database
+	// now and remember, when set, are the Resources' Now and Remember.
+	now      func() time.Time
+	remember participant.Retention
 }
 
 func newEnv(t testing.TB) *env {
@@ -84,6 +88,7 @@ func (e *env) open(t testing.TB, name string, lockTimeout time.Duration) (*mysql
 	db := openDB(t, e.db.URL)
 	r, err := mysqlxa.New(context.Background(), mysqlxa.Options{
 		DB: db, Name: name, Work: counterWork, LockTimeout: lockTimeout,
+		Now: e.now, Remember: e.remember,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -155,14 +160,14 @@ func TestPrepareCommitIsDurableAndIdempotent(t *testing.T) {
 	e := newEnv(t)
 	r, _ := e.open(t, "p", 0)
 	ctx := context.Background()
-	yes(t)(r.Prepare(ctx, "tx-1", op{K: "a", Add: 5}.payload()))
+	yes(t)(r.Prepare(ctx, "tx-1", op{K: "a", Add: 5}.payload(), participant.PrepareInfo{}))
 	if !e.prepared(t, r, "tx-1") {
 		t.Fatalf("XA RECOVER does not list tx-1 after a yes vote: %q", e.xaRecover(t))
 	}
 	if n := e.counter(t, "a"); n != 0 {
 		t.Fatalf("prepared work visible before commit: counter = %d", n)
 	}
-	yes(t)(r.Prepare(ctx, "tx-1", op{K: "a", Add: 5}.payload())) // repeated: no work redone
+	yes(t)(r.Prepare(ctx, "tx-1", op{K: "a", Add: 5}.payload(), participant.PrepareInfo{})) // repeated: no work redone
 	if err := r.Commit(ctx, "tx-1"); err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +180,7 @@ func TestPrepareCommitIsDurableAndIdempotent(t *testing.T) {
 	if err := r.Commit(ctx, "tx-1"); err != nil {
 		t.Fatalf("second commit: %v", err)
 	}
-	yes(t)(r.Prepare(ctx, "tx-1", op{K: "a", Add: 5}.payload()))
+	yes(t)(r.Prepare(ctx, "tx-1", op{K: "a", Add: 5}.payload(), participant.PrepareInfo{}))
 	if err := r.Abort(ctx, "tx-1"); !errors.Is(err, participant.ErrAlreadyDecided) {
 		t.Fatalf("abort after commit = %v, want ErrAlreadyDecided", err)
 	}
@@ -191,7 +196,7 @@ func TestAbortReleasesAndRefusesLatePrepare(t *testing.T) {
 	e := newEnv(t)
 	r, _ := e.open(t, "p", 0)
 	ctx := context.Background()
-	yes(t)(r.Prepare(ctx, "tx-1", op{K: "a", Add: 1}.payload()))
+	yes(t)(r.Prepare(ctx, "tx-1", op{K: "a", Add: 1}.payload(), participant.PrepareInfo{}))
 	if err := r.Abort(ctx, "tx-1"); err != nil {
 		t.Fatal(err)
 	}
@@ -204,13 +209,13 @@ func TestAbortReleasesAndRefusesLatePrepare(t *testing.T) {
 	if err := r.Commit(ctx, "tx-1"); !errors.Is(err, participant.ErrAlreadyDecided) {
 		t.Fatalf("commit after abort = %v, want ErrAlreadyDecided", err)
 	}
-	res, err := r.Prepare(ctx, "tx-1", op{K: "a", Add: 1}.payload())
+	res, err := r.Prepare(ctx, "tx-1", op{K: "a", Add: 1}.payload(), participant.PrepareInfo{})
 	mustVote(t, res, err, concord.VoteNo)
 
 	if err := r.Abort(ctx, "tx-2"); err != nil { // before its prepare
 		t.Fatal(err)
 	}
-	res, err = r.Prepare(ctx, "tx-2", op{K: "a", Add: 1}.payload())
+	res, err = r.Prepare(ctx, "tx-2", op{K: "a", Add: 1}.payload(), participant.PrepareInfo{})
 	mustVote(t, res, err, concord.VoteNo)
 	if n := e.counter(t, "a"); n != 0 || e.prepared(t, r, "tx-2") {
 		t.Fatalf("late prepare after abort did work: counter = %d, prepared = %v", n, e.prepared(t, r, "tx-2"))
@@ -229,16 +234,16 @@ func TestNoAndReadOnlyVotesAreRememberedAndLeaveNothing(t *testing.T) {
 	e := newEnv(t)
 	r, _ := e.open(t, "p", 0)
 	ctx := context.Background()
-	res, err := r.Prepare(ctx, "no-1", op{K: "a", Add: 1, Vote: "no"}.payload())
+	res, err := r.Prepare(ctx, "no-1", op{K: "a", Add: 1, Vote: "no"}.payload(), participant.PrepareInfo{})
 	mustVote(t, res, err, concord.VoteNo)
-	res, err = r.Prepare(ctx, "no-1", op{K: "a", Add: 1}.payload())
+	res, err = r.Prepare(ctx, "no-1", op{K: "a", Add: 1}.payload(), participant.PrepareInfo{})
 	mustVote(t, res, err, concord.VoteNo)
 	if res.Reason != "told to say no" {
 		t.Fatalf("repeated reason = %q", res.Reason)
 	}
-	res, err = r.Prepare(ctx, "ro-1", op{K: "a", Add: 1, Vote: "read-only"}.payload())
+	res, err = r.Prepare(ctx, "ro-1", op{K: "a", Add: 1, Vote: "read-only"}.payload(), participant.PrepareInfo{})
 	mustVote(t, res, err, concord.VoteReadOnly)
-	res, err = r.Prepare(ctx, "ro-1", op{K: "a", Add: 1}.payload())
+	res, err = r.Prepare(ctx, "ro-1", op{K: "a", Add: 1}.payload(), participant.PrepareInfo{})
 	mustVote(t, res, err, concord.VoteReadOnly)
 	if n := e.counter(t, "a"); n != 0 {
 		t.Fatalf("counter = %d: a no or read-only vote kept its work", n)
@@ -255,8 +260,8 @@ func TestPreparedSurvivesCrashOfParticipant(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	r1, db1 := e.open(t, "p", 0)
-	yes(t)(r1.Prepare(ctx, "tx-1", op{K: "a", Add: 3}.payload()))
-	yes(t)(r1.Prepare(ctx, "tx-2", op{K: "b", Add: 4}.payload()))
+	yes(t)(r1.Prepare(ctx, "tx-1", op{K: "a", Add: 3}.payload(), participant.PrepareInfo{}))
+	yes(t)(r1.Prepare(ctx, "tx-2", op{K: "b", Add: 4}.payload(), participant.PrepareInfo{}))
 	r1.Close() // the process dies: its connections close, nothing is decided
 	db1.Close()
 
@@ -275,8 +280,9 @@ func TestPreparedSurvivesCrashOfParticipant(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	slices.Sort(ids)
-	if fmt.Sprint(ids) != "[tx-1 tx-2]" {
+	listed := recoveredIDs(ids)
+	slices.Sort(listed)
+	if fmt.Sprint(listed) != "[tx-1 tx-2]" {
 		t.Fatalf("recover after crash = %v, want [tx-1 tx-2]", ids)
 	}
 	if err := r2.Commit(ctx, "tx-1"); err != nil {
@@ -298,16 +304,17 @@ func TestRecoverListsOnlyItsOwnTransactions(t *testing.T) {
 	ctx := context.Background()
 	a, _ := e.open(t, "a", 0)
 	b, _ := e.open(t, "b", 0)
-	yes(t)(a.Prepare(ctx, "tx-1", op{K: "x", Add: 1}.payload()))
-	yes(t)(b.Prepare(ctx, "tx-1", op{K: "y", Add: 1}.payload()))
-	yes(t)(b.Prepare(ctx, "tx-2", op{K: "z", Add: 1}.payload()))
+	yes(t)(a.Prepare(ctx, "tx-1", op{K: "x", Add: 1}.payload(), participant.PrepareInfo{}))
+	yes(t)(b.Prepare(ctx, "tx-1", op{K: "y", Add: 1}.payload(), participant.PrepareInfo{}))
+	yes(t)(b.Prepare(ctx, "tx-2", op{K: "z", Add: 1}.payload(), participant.PrepareInfo{}))
 	ids, err := a.Recover(ctx)
-	if err != nil || fmt.Sprint(ids) != "[tx-1]" {
+	if err != nil || fmt.Sprint(recoveredIDs(ids)) != "[tx-1]" {
 		t.Fatalf("a.Recover = %v, %v; want [tx-1]", ids, err)
 	}
 	ids, err = b.Recover(ctx)
-	slices.Sort(ids)
-	if err != nil || fmt.Sprint(ids) != "[tx-1 tx-2]" {
+	listed := recoveredIDs(ids)
+	slices.Sort(listed)
+	if err != nil || fmt.Sprint(listed) != "[tx-1 tx-2]" {
 		t.Fatalf("b.Recover = %v, %v; want [tx-1 tx-2]", ids, err)
 	}
 	if err := a.Commit(ctx, "tx-1"); err != nil {
@@ -330,13 +337,13 @@ func TestLockTimeoutVotesNo(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	r, _ := e.open(t, "p", time.Second)
-	yes(t)(r.Prepare(ctx, "tx-1", op{K: "a", Add: 1}.payload()))
-	res, err := r.Prepare(ctx, "tx-2", op{K: "a", Add: 1}.payload())
+	yes(t)(r.Prepare(ctx, "tx-1", op{K: "a", Add: 1}.payload(), participant.PrepareInfo{}))
+	res, err := r.Prepare(ctx, "tx-2", op{K: "a", Add: 1}.payload(), participant.PrepareInfo{})
 	mustVote(t, res, err, concord.VoteNo)
 	if err := r.Commit(ctx, "tx-1"); err != nil {
 		t.Fatal(err)
 	}
-	res, err = r.Prepare(ctx, "tx-2", op{K: "a", Add: 1}.payload())
+	res, err = r.Prepare(ctx, "tx-2", op{K: "a", Add: 1}.payload(), participant.PrepareInfo{})
 	mustVote(t, res, err, concord.VoteNo) // a no vote is final
 	if n := e.counter(t, "a"); n != 1 {
 		t.Fatalf("counter = %d, want 1", n)
@@ -347,15 +354,15 @@ func TestCommitOnePhase(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	r, _ := e.open(t, "p", 0)
-	out, _, err := r.CommitOnePhase(ctx, "one-1", op{K: "a", Add: 2}.payload())
+	out, _, err := r.CommitOnePhase(ctx, "one-1", op{K: "a", Add: 2}.payload(), participant.PrepareInfo{})
 	if err != nil || out != concord.OutcomeCommitted {
 		t.Fatalf("one-phase = %v, %v", out, err)
 	}
-	out, _, err = r.CommitOnePhase(ctx, "one-1", op{K: "a", Add: 2}.payload())
+	out, _, err = r.CommitOnePhase(ctx, "one-1", op{K: "a", Add: 2}.payload(), participant.PrepareInfo{})
 	if err != nil || out != concord.OutcomeCommitted {
 		t.Fatalf("repeated one-phase = %v, %v", out, err)
 	}
-	out, reason, err := r.CommitOnePhase(ctx, "one-2", op{K: "a", Add: 2, Vote: "no"}.payload())
+	out, reason, err := r.CommitOnePhase(ctx, "one-2", op{K: "a", Add: 2, Vote: "no"}.payload(), participant.PrepareInfo{})
 	if err != nil || out != concord.OutcomeAborted || reason != "told to say no" {
 		t.Fatalf("refused one-phase = %v %q %v", out, reason, err)
 	}
@@ -382,7 +389,7 @@ func TestConcurrentTransactions(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			id := concord.TxID(fmt.Sprintf("tx-%d", i))
-			res, err := r.Prepare(ctx, id, op{K: fmt.Sprintf("k%d", i), Add: 1}.payload())
+			res, err := r.Prepare(ctx, id, op{K: fmt.Sprintf("k%d", i), Add: 1}.payload(), participant.PrepareInfo{})
 			if err != nil || res.Vote != concord.VoteYes {
 				errs <- fmt.Errorf("%s: %v %v", id, res, err)
 				return
@@ -433,11 +440,11 @@ func TestIDsDifferingInCaseAreDistinct(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	r, _ := e.open(t, "p", 0)
-	yes(t)(r.Prepare(ctx, "tx-a", op{K: "a", Add: 1}.payload()))
+	yes(t)(r.Prepare(ctx, "tx-a", op{K: "a", Add: 1}.payload(), participant.PrepareInfo{}))
 	if err := r.Commit(ctx, "tx-a"); err != nil {
 		t.Fatal(err)
 	}
-	yes(t)(r.Prepare(ctx, "tx-A", op{K: "b", Add: 1}.payload()))
+	yes(t)(r.Prepare(ctx, "tx-A", op{K: "b", Add: 1}.payload(), participant.PrepareInfo{}))
 	if err := r.Abort(ctx, "tx-A"); err != nil {
 		t.Fatalf("abort of tx-A after commit of tx-a: %v", err)
 	}
@@ -451,7 +458,7 @@ func TestIDsDifferingInCaseAreDistinct(t *testing.T) {
 // the XA transaction prepared, holding its locks until a restart.
 func TestLostPrepareAnswerLeavesNothingPrepared(t *testing.T) {
 	e := newEnv(t)
-	proxy := testdb.NewCutProxy(t, "127.0.0.1:3306", []byte("XA PREPARE"))
+	proxy := testdb.NewCutProxy(t, e.db.Addr, []byte("XA PREPARE"))
 	cfg, err := mysql.ParseDSN(e.db.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -464,7 +471,7 @@ func TestLostPrepareAnswerLeavesNothingPrepared(t *testing.T) {
 	}
 	t.Cleanup(func() { r.Close() })
 	ctx := context.Background()
-	res, err := r.Prepare(ctx, "tx-1", op{K: "a", Add: 1}.payload())
+	res, err := r.Prepare(ctx, "tx-1", op{K: "a", Add: 1}.payload(), participant.PrepareInfo{})
 	if err == nil {
 		t.Fatalf("prepare answered %+v although its answer was cut", res)
 	}
@@ -481,33 +488,38 @@ func TestLostPrepareAnswerLeavesNothingPrepared(t *testing.T) {
 	}
 }
 
-// Decision rows are pruned every PruneEvery decisions once older than
-// Retention; until then they answer repeats, after it the transaction is
-// forgotten.
+// Decision rows are pruned every PruneEvery decisions once their time
+// (deadline plus the skew allowance, by the resource's clock) has passed;
+// until then they answer repeats, after it the transaction is forgotten.
 func TestDecisionsArePruned(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	r, err := mysqlxa.New(ctx, mysqlxa.Options{DB: e.sql, Name: "prune", Work: counterWork, Retention: time.Microsecond, PruneEvery: 3})
+	start := time.Now()
+	clock := participanttest.NewFakeClock(start)
+	rt := participant.Retention{MaxLifetime: time.Minute, ClockSkew: time.Second}
+	r, err := mysqlxa.New(ctx, mysqlxa.Options{DB: e.sql, Name: "prune", Work: counterWork, PruneEvery: 3, Now: clock.Now, Remember: rt})
 	if err != nil {
 		t.Fatal(err)
 	}
-	yes(t)(r.Prepare(ctx, "tx-1", op{K: "a", Add: 1}.payload()))
+	yes(t)(r.Prepare(ctx, "tx-1", op{K: "a", Add: 1}.payload(), participant.PrepareInfo{Deadline: start.Add(time.Second)}))
 	if err := r.Commit(ctx, "tx-1"); err != nil { // decision 1
 		t.Fatal(err)
 	}
-	if err := r.Abort(ctx, "tx-2"); err != nil { // decision 2
+	if err := r.Abort(ctx, "tx-2"); err != nil { // decision 2: remembered for a minute and 2s
 		t.Fatal(err)
 	}
-	if err := r.Commit(ctx, "tx-1"); err != nil { // no new decision: still remembered
+	clock.Advance(2*time.Second + time.Millisecond) // past tx-1's deadline + skew
+	if err := r.Commit(ctx, "tx-1"); err != nil {   // no new decision: still remembered
 		t.Fatalf("repeated commit before the prune: %v", err)
 	}
-	if err := r.Abort(ctx, "tx-3"); err != nil { // decision 3: prunes what is older than 1µs
+	if err := r.Abort(ctx, "tx-3"); err != nil { // decision 3: prunes
 		t.Fatal(err)
 	}
-	for _, id := range []concord.TxID{"tx-1", "tx-2"} {
-		if st, err := r.Status(ctx, id); err != nil || st.State != mysqlxa.StateUnknown {
-			t.Errorf("%s after the prune: %+v, %v; want forgotten", id, st, err)
-		}
+	if st, err := r.Status(ctx, "tx-1"); err != nil || st.State != mysqlxa.StateUnknown {
+		t.Errorf("tx-1 after the prune: %+v, %v; want forgotten", st, err)
+	}
+	if st, err := r.Status(ctx, "tx-2"); err != nil || st.State != mysqlxa.StateAborted {
+		t.Errorf("tx-2 after the prune: %+v, %v; want still remembered", st, err)
 	}
 	if err := r.Commit(ctx, "tx-1"); !errors.Is(err, participant.ErrUnknownTx) {
 		t.Fatalf("commit of a forgotten transaction = %v, want ErrUnknownTx", err)

@@ -31,6 +31,9 @@ type Resource struct {
 	name     string
 	work     Work
 	table    string // quoted identifier
+	coords   string // quoted identifier of the table of prepared transactions' coordinators
+	remember participant.Retention
+	now      func() time.Time
 	bqual    string // "<database>/<name>"
 	lockWait int64  // innodb_lock_wait_timeout for Work, seconds
 
@@ -66,6 +69,9 @@ func New(ctx context.Context, opts Options) (*Resource, error) {
 		name:       opts.Name,
 		work:       opts.Work,
 		table:      "`" + opts.Table + "`",
+		coords:     "`" + opts.Table + "_coordinators`",
+		remember:   opts.Remember,
+		now:        opts.Now,
 		bqual:      db.String + "/" + opts.Name,
 		lockWait:   opts.lockWaitSeconds(),
 		retention:  opts.Retention,
@@ -83,9 +89,13 @@ func New(ctx context.Context, opts Options) (*Resource, error) {
 		state       VARCHAR(16) NOT NULL,
 		reason      TEXT NOT NULL,
 		decided_at  TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+		forget_ms   BIGINT NULL,
 		PRIMARY KEY (participant, txid)) ENGINE=InnoDB`)
 	if err != nil {
 		return nil, fmt.Errorf("mysqlxa: create decision table %s: %w", r.table, err)
+	}
+	if err := r.upgradeTables(ctx, opts.Table); err != nil {
+		return nil, err
 	}
 	return r, nil
 }
@@ -188,7 +198,12 @@ func (r *Resource) unpin(id concord.TxID) (xaConn, bool) {
 // Prepare runs Work for id in an XA transaction and prepares it on a yes
 // vote. A transaction already prepared or committed votes yes again, one
 // aborted or refused votes no again, without running Work.
-func (r *Resource) Prepare(ctx context.Context, id concord.TxID, payload json.RawMessage) (participant.PrepareResult, error) {
+//
+// A transaction with no row is first admitted by Options.Remember
+// (participant.Retention.Admit): past its deadline it votes no and nothing
+// is recorded. Before the work, the coordinator the PREPARE names is
+// recorded (committed on its own), for Recover to return.
+func (r *Resource) Prepare(ctx context.Context, id concord.TxID, payload json.RawMessage, info participant.PrepareInfo) (participant.PrepareResult, error) {
 	if err := concord.ValidateTxID(id); err != nil {
 		return participant.PrepareResult{}, fmt.Errorf("mysqlxa: prepare: %w", err)
 	}
@@ -205,7 +220,22 @@ func (r *Resource) Prepare(ctx context.Context, id concord.TxID, payload json.Ra
 		case StateReadOnly:
 			return participant.PrepareResult{Vote: concord.VoteReadOnly}, nil
 		}
-		res, err := r.run(ctx, id, payload, false)
+		forget, refused, done, err := r.admit(ctx, id, info)
+		if errors.Is(err, errRaced) {
+			// Prepared (XA START answers for it) or decided meanwhile.
+			res, err := r.run(ctx, id, payload, false, forget)
+			if errors.Is(err, errRaced) {
+				continue
+			}
+			return res, err
+		}
+		if done || err != nil {
+			return refused, err
+		}
+		if err := r.keepCoordinator(ctx, id, info.Coordinator, forget); err != nil {
+			return participant.PrepareResult{}, err
+		}
+		res, err := r.run(ctx, id, payload, false, forget)
 		if errors.Is(err, errRaced) {
 			continue
 		}
@@ -220,7 +250,7 @@ var errRaced = errors.New("raced with another call on the same transaction")
 // run does the work of id in one XA transaction: the yes vote's decision
 // row, then Work; it ends with XA PREPARE (or XA COMMIT ONE PHASE) on a yes
 // vote and records a no or read-only vote in the decision table.
-func (r *Resource) run(ctx context.Context, id concord.TxID, payload json.RawMessage, onePhase bool) (res participant.PrepareResult, err error) {
+func (r *Resource) run(ctx context.Context, id concord.TxID, payload json.RawMessage, onePhase bool, forget int64) (res participant.PrepareResult, err error) {
 	c, err := r.db.Conn(ctx)
 	if err != nil {
 		return res, fmt.Errorf("mysqlxa: prepare %s: connect: %w", id, err)
@@ -263,7 +293,7 @@ func (r *Resource) run(ctx context.Context, id concord.TxID, payload json.RawMes
 		return res, fmt.Errorf("mysqlxa: prepare %s: XA START: %w", id, err)
 	}
 	state = "active"
-	_, err = conn.ExecContext(ctx, "INSERT INTO "+r.table+" (participant, txid, state, reason) VALUES (?, ?, 'committed', '')", r.name, string(id))
+	_, err = conn.ExecContext(ctx, "INSERT INTO "+r.table+" (participant, txid, state, reason, forget_ms) VALUES (?, ?, 'committed', '', ?)", r.name, string(id), forget)
 	if err != nil {
 		if isNumber(err, errDupEntry) || isNumber(err, errLockWaitTimeout) {
 			r.rollback(ctx, conn, xid, &state)
@@ -275,7 +305,7 @@ func (r *Resource) run(ctx context.Context, id concord.TxID, payload json.RawMes
 	if err != nil {
 		r.rollback(ctx, conn, xid, &state)
 		if reason, ok := transient(err); ok {
-			return r.refuse(ctx, id, participant.PrepareResult{Vote: concord.VoteNo, Reason: reason})
+			return r.refuse(ctx, id, participant.PrepareResult{Vote: concord.VoteNo, Reason: reason}, forget)
 		}
 		return participant.PrepareResult{}, fmt.Errorf("mysqlxa: prepare %s: %w", id, err)
 	}
@@ -286,14 +316,14 @@ func (r *Resource) run(ctx context.Context, id concord.TxID, payload json.RawMes
 		if state != "idle" {
 			return participant.PrepareResult{}, fmt.Errorf("mysqlxa: prepare %s: could not roll back", id)
 		}
-		return r.refuse(ctx, id, res)
+		return r.refuse(ctx, id, res, forget)
 	default:
 		r.rollback(ctx, conn, xid, &state)
 		return participant.PrepareResult{}, fmt.Errorf("mysqlxa: prepare %s: Work voted %v; want yes, no or read-only", id, res.Vote)
 	}
 	if _, err := conn.ExecContext(ctx, "XA END "+xid); err != nil {
 		r.rollback(ctx, conn, xid, &state)
-		return r.failed(ctx, id, "XA END", err)
+		return r.failed(ctx, id, "XA END", err, forget)
 	}
 	state = "ended"
 	end := "XA PREPARE " + xid
@@ -310,7 +340,7 @@ func (r *Resource) run(ctx context.Context, id concord.TxID, payload json.RawMes
 			state = "gone"
 			r.rollbackLost(ctx, id)
 		}
-		return r.failed(ctx, id, end, err)
+		return r.failed(ctx, id, end, err, forget)
 	}
 	state = "prepared"
 	return participant.PrepareResult{Vote: concord.VoteYes}, nil
@@ -318,9 +348,9 @@ func (r *Resource) run(ctx context.Context, id concord.TxID, payload json.RawMes
 
 // failed turns an error ending the XA transaction into a no vote when it is
 // a conflict with other transactions, or an error.
-func (r *Resource) failed(ctx context.Context, id concord.TxID, what string, err error) (participant.PrepareResult, error) {
+func (r *Resource) failed(ctx context.Context, id concord.TxID, what string, err error, forget int64) (participant.PrepareResult, error) {
 	if reason, ok := transient(err); ok {
-		return r.refuse(ctx, id, participant.PrepareResult{Vote: concord.VoteNo, Reason: reason})
+		return r.refuse(ctx, id, participant.PrepareResult{Vote: concord.VoteNo, Reason: reason}, forget)
 	}
 	return participant.PrepareResult{}, fmt.Errorf("mysqlxa: prepare %s: %s: %w", id, what, err)
 }
@@ -342,12 +372,12 @@ func (r *Resource) rollback(ctx context.Context, conn xaConn, xid string, state 
 }
 
 // refuse records a no or read-only vote so a repeated prepare gets it again.
-func (r *Resource) refuse(ctx context.Context, id concord.TxID, res participant.PrepareResult) (participant.PrepareResult, error) {
+func (r *Resource) refuse(ctx context.Context, id concord.TxID, res participant.PrepareResult, forget int64) (participant.PrepareResult, error) {
 	state := StateAborted
 	if res.Vote == concord.VoteReadOnly {
 		state = StateReadOnly
 	}
-	st, err := r.record(ctx, r.db, id, state, res.Reason)
+	st, err := r.record(ctx, r.db, id, state, res.Reason, forget)
 	if err != nil {
 		return participant.PrepareResult{}, fmt.Errorf("mysqlxa: prepare %s: record %s vote: %w", id, res.Vote, err)
 	}
@@ -361,7 +391,7 @@ func (r *Resource) refuse(ctx context.Context, id concord.TxID, res participant.
 // CommitOnePhase runs Work for id and commits at once with XA COMMIT ... ONE
 // PHASE on a yes vote, for a transaction with this participant alone. It is
 // idempotent on id like Prepare.
-func (r *Resource) CommitOnePhase(ctx context.Context, id concord.TxID, payload json.RawMessage) (concord.Outcome, string, error) {
+func (r *Resource) CommitOnePhase(ctx context.Context, id concord.TxID, payload json.RawMessage, info participant.PrepareInfo) (concord.Outcome, string, error) {
 	if err := concord.ValidateTxID(id); err != nil {
 		return concord.OutcomeAborted, "", fmt.Errorf("mysqlxa: one-phase commit: %w", err)
 	}
@@ -376,7 +406,16 @@ func (r *Resource) CommitOnePhase(ctx context.Context, id concord.TxID, payload 
 		case StateAborted:
 			return concord.OutcomeAborted, st.Reason, nil
 		}
-		res, err := r.run(ctx, id, payload, true)
+		forget, refused, done, err := r.admit(ctx, id, info)
+		switch {
+		case errors.Is(err, errRaced):
+			// Prepared (XA START answers for it) or decided meanwhile.
+		case err != nil:
+			return concord.OutcomeAborted, "", err
+		case done:
+			return concord.OutcomeAborted, refused.Reason, nil
+		}
+		res, err := r.run(ctx, id, payload, true, forget)
 		if errors.Is(err, errRaced) {
 			continue
 		}
@@ -404,7 +443,7 @@ func (r *Resource) rollbackLost(ctx context.Context, id concord.TxID) {
 		if err == nil || !isNumber(err, errXANota) {
 			return
 		}
-		ids, err := r.Recover(ctx)
+		ids, err := r.prepared(ctx)
 		if err != nil || !slices.Contains(ids, id) {
 			return // not prepared at all
 		}
@@ -416,4 +455,69 @@ func (r *Resource) rollbackLost(ctx context.Context, id concord.TxID) {
 		case <-t.C:
 		}
 	}
+}
+
+// upgradeTables adds forget_ms to a decision table an older version
+// created, if missing (ALTER TABLE waits for every prepared transaction
+// holding a row lock in it), and creates the table of coordinators.
+func (r *Resource) upgradeTables(ctx context.Context, table string) error {
+	var n int
+	if err := r.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM information_schema.columns
+		WHERE table_schema = DATABASE() AND table_name = ? AND column_name = 'forget_ms'`, table).Scan(&n); err != nil {
+		return fmt.Errorf("mysqlxa: read the columns of %s: %w", r.table, err)
+	}
+	if n == 0 {
+		if _, err := r.db.ExecContext(ctx, "ALTER TABLE "+r.table+" ADD COLUMN forget_ms BIGINT NULL"); err != nil {
+			return fmt.Errorf("mysqlxa: add forget_ms to the decision table %s: %w", r.table, err)
+		}
+	}
+	_, err := r.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+r.coords+` (
+		participant VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+		txid        VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+		coordinator TEXT NOT NULL,
+		forget_ms   BIGINT NOT NULL,
+		PRIMARY KEY (participant, txid)) ENGINE=InnoDB`)
+	if err != nil {
+		return fmt.Errorf("mysqlxa: create the coordinator table %s: %w", r.coords, err)
+	}
+	return nil
+}
+
+// admit applies Options.Remember to a PREPARE of id, which has no row: it
+// returns when the decision will be forgotten (Unix ms), or, done, the
+// refusal to answer (nothing recorded past the deadline; recorded for a
+// deadline too far ahead). errRaced means id is known after all: answer
+// from what is there.
+func (r *Resource) admit(ctx context.Context, id concord.TxID, info participant.PrepareInfo) (forget int64, refused participant.PrepareResult, done bool, err error) {
+	adm := r.remember.Admit(info, r.now())
+	forget = r.remember.ForgetAt(adm.Deadline).UnixMilli()
+	if adm.Refuse == "" {
+		return forget, participant.PrepareResult{}, false, nil
+	}
+	// The decision table does not show a prepared transaction (its row is
+	// written inside it): one must be answered from what it is, whatever
+	// the time. Only a refusal pays for the look.
+	if st, err := r.Status(ctx, id); err != nil {
+		return forget, participant.PrepareResult{}, false, err
+	} else if st.State != StateUnknown {
+		return forget, participant.PrepareResult{}, false, errRaced // answer from the record, or from XA START
+	}
+	res := participant.PrepareResult{Vote: concord.VoteNo, Reason: adm.Refuse}
+	if !adm.Remember {
+		return forget, res, true, nil
+	}
+	res, err = r.refuse(ctx, id, res, forget)
+	return forget, res, true, err
+}
+
+// keepCoordinator records the coordinator of id's PREPARE, before it is
+// prepared.
+func (r *Resource) keepCoordinator(ctx context.Context, id concord.TxID, c participant.CoordinatorRef, forget int64) error {
+	_, err := r.db.ExecContext(ctx, `INSERT INTO `+r.coords+` (participant, txid, coordinator, forget_ms) VALUES (?, ?, ?, ?)
+		ON DUPLICATE KEY UPDATE coordinator = VALUES(coordinator), forget_ms = VALUES(forget_ms)`,
+		r.name, string(id), string(c.Encode()), forget)
+	if err != nil {
+		return fmt.Errorf("mysqlxa: prepare %s: record the coordinator: %w", id, err)
+	}
+	return nil
 }

@@ -9,8 +9,9 @@ import (
 
 func TestMemResourceConformance(t *testing.T) {
 	participanttest.Run(t, participanttest.Harness{
-		New: func(t *testing.T) (participant.Resource, func(t *testing.T) participant.Resource) {
+		New: func(t *testing.T, env participanttest.Env) (participant.Resource, func(t *testing.T) participant.Resource) {
 			m := participanttest.NewMemResource()
+			m.Now, m.Retention = env.Now, env.Retention
 			return m, func(t *testing.T) participant.Resource { return m }
 		},
 		Yes: participanttest.YesPayload,

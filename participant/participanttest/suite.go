@@ -24,7 +24,11 @@ type Harness struct {
 	// the resource with no clean shutdown, losing whatever the resource had
 	// not made durable, and opens a new one on the same storage. New and
 	// Restart fail t themselves on error and register their own cleanup.
-	New func(t *testing.T) (r participant.Resource, restart func(t *testing.T) participant.Resource)
+	//
+	// The resource, and every one Restart opens, must take its time from
+	// env.Now and its time rule from env.Retention: the suite moves the
+	// clock to check what is remembered and for how long.
+	New func(t *testing.T, env Env) (r participant.Resource, restart func(t *testing.T) participant.Resource)
 	// Yes returns a payload the resource votes yes on. Payloads for
 	// different n must not conflict: the suite prepares many at once.
 	Yes func(n int) json.RawMessage
@@ -36,6 +40,25 @@ type Harness struct {
 	// Transactions is how many transactions the concurrency test runs in
 	// all; 0 means 8 times Concurrency.
 	Transactions int
+}
+
+// Env is what the suite gives a backend to open a resource with.
+type Env struct {
+	// Now is the resource's clock, a FakeClock the suite moves.
+	Now func() time.Time
+	// Retention is the time rule the resource must apply.
+	Retention participant.Retention
+}
+
+// Remembering is implemented by a resource that can count the decided and
+// prepared transactions it holds a record of. The suite needs it to check
+// that decisions are forgotten once their time has passed, so that memory
+// stays bounded by the rate of transactions, not by their number.
+type Remembering interface {
+	// Remembered counts the transactions whose id starts with prefix that
+	// the resource holds a record of, after forgetting every decision
+	// whose time (participant.Retention.ForgetAt) has passed by its clock.
+	Remembered(ctx context.Context, prefix string) (int, error)
 }
 
 // Run runs the conformance suite against the backend h describes. Each
@@ -50,7 +73,9 @@ func Run(t *testing.T, h Harness) {
 	if h.Transactions <= 0 {
 		h.Transactions = 8 * h.Concurrency
 	}
-	s := &suite{h: h, prefix: randomPrefix()}
+	s := &suite{h: h, prefix: randomPrefix(),
+		clock:     NewFakeClock(time.Now().UTC().Truncate(time.Millisecond)),
+		retention: participant.Retention{MaxLifetime: time.Minute, ClockSkew: 30 * time.Second}}
 	for _, c := range []struct {
 		name string
 		fn   func(t *testing.T)
@@ -72,14 +97,33 @@ func Run(t *testing.T, h Harness) {
 		{"OnePhaseBatch", s.onePhaseBatch},
 		{"InDoubtAskedAfterCrash", s.inDoubt},
 		{"WireProtocol", s.wireProtocol},
+		{"LateOnePhaseAfterAbortRemembered", s.lateOnePhaseAfterAbort},
+		{"PastDeadlineRefusedRemembersNothing", s.pastDeadline},
+		{"DuplicateOfCommittedNeverReserves", s.duplicateOfCommitted},
+		{"DecisionsForgottenAfterDeadlinePlusSkew", s.forgotten},
+		{"PreparedKeepsCoordinator", s.keepsCoordinator},
 	} {
 		t.Run(c.name, c.fn)
 	}
 }
 
 type suite struct {
-	h      Harness
-	prefix string
+	h         Harness
+	prefix    string
+	clock     *FakeClock
+	retention participant.Retention
+}
+
+// env is the Env every resource of the suite is opened with.
+func (s *suite) env() Env { return Env{Now: s.clock.Now, Retention: s.retention} }
+
+// suiteCoordinator is the coordinator the suite's PREPAREs name.
+var suiteCoordinator = participant.CoordinatorRef{URLs: []string{"http://127.0.0.1:1"}}
+
+// info is what an ordinary PREPARE of the suite says: a deadline 30
+// seconds ahead of the resource's clock.
+func (s *suite) info() participant.PrepareInfo {
+	return participant.PrepareInfo{Deadline: s.clock.Now().Add(30 * time.Second), Coordinator: suiteCoordinator}
 }
 
 func randomPrefix() string {
@@ -106,9 +150,14 @@ func ctxFor(t *testing.T) context.Context {
 	return ctx
 }
 
-func mustPrepare(t *testing.T, r participant.Resource, id concord.TxID, payload json.RawMessage, want concord.Vote) {
+func (s *suite) mustPrepare(t *testing.T, r participant.Resource, id concord.TxID, payload json.RawMessage, want concord.Vote) {
 	t.Helper()
-	got, err := r.Prepare(ctxFor(t), id, payload)
+	mustPrepareWith(t, r, id, payload, s.info(), want)
+}
+
+func mustPrepareWith(t *testing.T, r participant.Resource, id concord.TxID, payload json.RawMessage, info participant.PrepareInfo, want concord.Vote) {
+	t.Helper()
+	got, err := r.Prepare(ctxFor(t), id, payload, info)
 	if err != nil {
 		t.Fatalf("Prepare(%s) = %v", id, err)
 	}
@@ -134,12 +183,13 @@ func mustErr(t *testing.T, what string, err, want error) {
 // namespace; other tests may share the storage).
 func recovered(t *testing.T, r participant.Resource) map[concord.TxID]bool {
 	t.Helper()
-	ids, err := r.Recover(ctxFor(t))
+	txs, err := r.Recover(ctxFor(t))
 	if err != nil {
 		t.Fatalf("Recover = %v", err)
 	}
-	m := make(map[concord.TxID]bool, len(ids))
-	for _, id := range ids {
+	m := make(map[concord.TxID]bool, len(txs))
+	for _, tx := range txs {
+		id := tx.ID
 		if m[id] {
 			t.Fatalf("Recover lists %s twice", id)
 		}
@@ -167,32 +217,32 @@ func wantRecovered(t *testing.T, r participant.Resource, listed []concord.TxID, 
 }
 
 func (s *suite) prepareCommit(t *testing.T) {
-	r, _ := s.h.New(t)
+	r, _ := s.h.New(t, s.env())
 	ctx := ctxFor(t)
 	a := s.id(t, 1)
-	mustPrepare(t, r, a, s.h.Yes(1), concord.VoteYes)
+	s.mustPrepare(t, r, a, s.h.Yes(1), concord.VoteYes)
 	wantRecovered(t, r, []concord.TxID{a}, nil)
 	mustErr(t, "Commit", r.Commit(ctx, a), nil)
 	wantRecovered(t, r, nil, []concord.TxID{a})
 }
 
 func (s *suite) prepareAbort(t *testing.T) {
-	r, _ := s.h.New(t)
+	r, _ := s.h.New(t, s.env())
 	ctx := ctxFor(t)
 	a := s.id(t, 1)
-	mustPrepare(t, r, a, s.h.Yes(1), concord.VoteYes)
+	s.mustPrepare(t, r, a, s.h.Yes(1), concord.VoteYes)
 	mustErr(t, "Abort", r.Abort(ctx, a), nil)
 	wantRecovered(t, r, nil, []concord.TxID{a})
 	// The same id is refused from now on.
-	mustPrepare(t, r, a, s.h.Yes(1), concord.VoteNo)
+	s.mustPrepare(t, r, a, s.h.Yes(1), concord.VoteNo)
 	wantRecovered(t, r, nil, []concord.TxID{a})
 }
 
 func (s *suite) voteNo(t *testing.T) {
-	r, _ := s.h.New(t)
+	r, _ := s.h.New(t, s.env())
 	ctx := ctxFor(t)
 	a := s.id(t, 1)
-	got, err := r.Prepare(ctx, a, s.h.No(1))
+	got, err := r.Prepare(ctx, a, s.h.No(1), s.info())
 	if err != nil || got.Vote != concord.VoteNo {
 		t.Fatalf("Prepare(no payload) = %+v, %v; want a no vote", got, err)
 	}
@@ -201,38 +251,38 @@ func (s *suite) voteNo(t *testing.T) {
 	}
 	wantRecovered(t, r, nil, []concord.TxID{a})
 	// A duplicate prepare gets the same answer, and a no voter aborts.
-	mustPrepare(t, r, a, s.h.No(1), concord.VoteNo)
+	s.mustPrepare(t, r, a, s.h.No(1), concord.VoteNo)
 	mustErr(t, "Abort after a no vote", r.Abort(ctx, a), nil)
 	mustErr(t, "Commit after a no vote", r.Commit(ctx, a), participant.ErrAlreadyDecided)
 }
 
 func (s *suite) duplicates(t *testing.T) {
-	r, _ := s.h.New(t)
+	r, _ := s.h.New(t, s.env())
 	ctx := ctxFor(t)
 	a, b := s.id(t, 1), s.id(t, 2)
-	mustPrepare(t, r, a, s.h.Yes(1), concord.VoteYes)
-	mustPrepare(t, r, a, s.h.Yes(1), concord.VoteYes)
-	ids, err := r.Recover(ctx)
+	s.mustPrepare(t, r, a, s.h.Yes(1), concord.VoteYes)
+	s.mustPrepare(t, r, a, s.h.Yes(1), concord.VoteYes)
+	txs, err := r.Recover(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := count(ids, a); n != 1 {
+	if n := count(txs, a); n != 1 {
 		t.Fatalf("after a duplicate prepare Recover lists %s %d times", a, n)
 	}
 	mustErr(t, "Commit", r.Commit(ctx, a), nil)
 	mustErr(t, "second Commit", r.Commit(ctx, a), nil)
-	mustPrepare(t, r, a, s.h.Yes(1), concord.VoteYes) // prepare after commit: the earlier vote
+	s.mustPrepare(t, r, a, s.h.Yes(1), concord.VoteYes) // prepare after commit: the earlier vote
 
-	mustPrepare(t, r, b, s.h.Yes(2), concord.VoteYes)
+	s.mustPrepare(t, r, b, s.h.Yes(2), concord.VoteYes)
 	mustErr(t, "Abort", r.Abort(ctx, b), nil)
 	mustErr(t, "second Abort", r.Abort(ctx, b), nil)
 	wantRecovered(t, r, nil, []concord.TxID{a, b})
 }
 
-func count(ids []concord.TxID, id concord.TxID) int {
+func count(txs []participant.RecoveredTx, id concord.TxID) int {
 	n := 0
-	for _, x := range ids {
-		if x == id {
+	for _, x := range txs {
+		if x.ID == id {
 			n++
 		}
 	}
@@ -240,17 +290,17 @@ func count(ids []concord.TxID, id concord.TxID) int {
 }
 
 func (s *suite) commitUnknown(t *testing.T) {
-	r, _ := s.h.New(t)
+	r, _ := s.h.New(t, s.env())
 	mustErr(t, "Commit of a never prepared transaction", r.Commit(ctxFor(t), s.id(t, 1)), participant.ErrUnknownTx)
 }
 
 func (s *suite) latePrepare(t *testing.T) {
-	r, _ := s.h.New(t)
+	r, _ := s.h.New(t, s.env())
 	ctx := ctxFor(t)
 	a := s.id(t, 1)
 	mustErr(t, "Abort of an unknown transaction", r.Abort(ctx, a), nil)
 	mustErr(t, "second Abort", r.Abort(ctx, a), nil)
-	got, err := r.Prepare(ctx, a, s.h.Yes(1))
+	got, err := r.Prepare(ctx, a, s.h.Yes(1), s.info())
 	if err != nil {
 		t.Fatalf("late Prepare = %v", err)
 	}
@@ -262,29 +312,29 @@ func (s *suite) latePrepare(t *testing.T) {
 }
 
 func (s *suite) decidedOtherWay(t *testing.T) {
-	r, _ := s.h.New(t)
+	r, _ := s.h.New(t, s.env())
 	ctx := ctxFor(t)
 	a, b := s.id(t, 1), s.id(t, 2)
-	mustPrepare(t, r, a, s.h.Yes(1), concord.VoteYes)
+	s.mustPrepare(t, r, a, s.h.Yes(1), concord.VoteYes)
 	mustErr(t, "Commit", r.Commit(ctx, a), nil)
 	mustErr(t, "Abort after Commit", r.Abort(ctx, a), participant.ErrAlreadyDecided)
 	mustErr(t, "Commit again", r.Commit(ctx, a), nil)
 
-	mustPrepare(t, r, b, s.h.Yes(2), concord.VoteYes)
+	s.mustPrepare(t, r, b, s.h.Yes(2), concord.VoteYes)
 	mustErr(t, "Abort", r.Abort(ctx, b), nil)
 	mustErr(t, "Commit after Abort", r.Commit(ctx, b), participant.ErrAlreadyDecided)
 }
 
 func (s *suite) preparedSurvivesCrash(t *testing.T) {
-	r, restart := s.h.New(t)
+	r, restart := s.h.New(t, s.env())
 	ctx := ctxFor(t)
 	a, b, c := s.id(t, 1), s.id(t, 2), s.id(t, 3)
 	for i, id := range []concord.TxID{a, b, c} {
-		mustPrepare(t, r, id, s.h.Yes(i+1), concord.VoteYes)
+		s.mustPrepare(t, r, id, s.h.Yes(i+1), concord.VoteYes)
 	}
 	r = restart(t)
 	wantRecovered(t, r, []concord.TxID{a, b, c}, nil)
-	mustPrepare(t, r, c, s.h.Yes(3), concord.VoteYes) // a duplicate after the crash
+	s.mustPrepare(t, r, c, s.h.Yes(3), concord.VoteYes) // a duplicate after the crash
 	mustErr(t, "Commit after restart", r.Commit(ctx, a), nil)
 	mustErr(t, "Abort after restart", r.Abort(ctx, b), nil)
 	wantRecovered(t, r, []concord.TxID{c}, []concord.TxID{a})
@@ -300,12 +350,12 @@ func (s *suite) preparedSurvivesCrash(t *testing.T) {
 }
 
 func (s *suite) commitSurvivesCrash(t *testing.T) {
-	r, restart := s.h.New(t)
+	r, restart := s.h.New(t, s.env())
 	ctx := ctxFor(t)
 	ids := make([]concord.TxID, 8)
 	for i := range ids {
 		ids[i] = s.id(t, i)
-		mustPrepare(t, r, ids[i], s.h.Yes(i), concord.VoteYes)
+		s.mustPrepare(t, r, ids[i], s.h.Yes(i), concord.VoteYes)
 	}
 	for _, id := range ids {
 		mustErr(t, "Commit", r.Commit(ctx, id), nil)
@@ -319,21 +369,21 @@ func (s *suite) commitSurvivesCrash(t *testing.T) {
 }
 
 func (s *suite) onePhase(t *testing.T) {
-	r, restart := s.h.New(t)
+	r, restart := s.h.New(t, s.env())
 	op, ok := r.(participant.OnePhaseResource)
 	if !ok {
 		t.Skip("the resource does not implement participant.OnePhaseResource")
 	}
 	ctx := ctxFor(t)
 	a, b := s.id(t, 1), s.id(t, 2)
-	o, reason, err := op.CommitOnePhase(ctx, a, s.h.Yes(1))
+	o, reason, err := op.CommitOnePhase(ctx, a, s.h.Yes(1), s.info())
 	if err != nil || o != concord.OutcomeCommitted {
 		t.Fatalf("CommitOnePhase(yes) = %s %q %v, want committed", o, reason, err)
 	}
-	if o, _, err = op.CommitOnePhase(ctx, a, s.h.Yes(1)); err != nil || o != concord.OutcomeCommitted {
+	if o, _, err = op.CommitOnePhase(ctx, a, s.h.Yes(1), s.info()); err != nil || o != concord.OutcomeCommitted {
 		t.Fatalf("duplicate CommitOnePhase = %s %v, want committed", o, err)
 	}
-	o, reason, err = op.CommitOnePhase(ctx, b, s.h.No(2))
+	o, reason, err = op.CommitOnePhase(ctx, b, s.h.No(2), s.info())
 	if err != nil || o != concord.OutcomeAborted || reason == "" {
 		t.Fatalf("CommitOnePhase(no) = %s %q %v, want aborted with a reason", o, reason, err)
 	}
@@ -343,7 +393,7 @@ func (s *suite) onePhase(t *testing.T) {
 	op = r.(participant.OnePhaseResource)
 	wantRecovered(t, r, nil, []concord.TxID{a, b})
 	mustErr(t, "Abort of a one-phase commit after the crash", r.Abort(ctx, a), participant.ErrAlreadyDecided)
-	if o, _, err = op.CommitOnePhase(ctx, a, s.h.Yes(1)); err != nil || o != concord.OutcomeCommitted {
+	if o, _, err = op.CommitOnePhase(ctx, a, s.h.Yes(1), s.info()); err != nil || o != concord.OutcomeCommitted {
 		t.Fatalf("CommitOnePhase after the crash = %s %v, want committed", o, err)
 	}
 }
@@ -351,7 +401,7 @@ func (s *suite) onePhase(t *testing.T) {
 // concurrent runs many transactions at once, each one prepared and then
 // committed or aborted, and checks every outcome, before and after a crash.
 func (s *suite) concurrent(t *testing.T) {
-	r, restart := s.h.New(t)
+	r, restart := s.h.New(t, s.env())
 	ctx := ctxFor(t)
 	n := s.h.Transactions
 	ids := make([]concord.TxID, n)
@@ -370,7 +420,7 @@ func (s *suite) concurrent(t *testing.T) {
 				if i%5 == 4 {
 					payload, want = s.h.No(i), concord.VoteNo
 				}
-				v, err := r.Prepare(ctx, id, payload)
+				v, err := r.Prepare(ctx, id, payload, s.info())
 				if err != nil {
 					return fmt.Errorf("Prepare(%s): %w", id, err)
 				}
@@ -420,14 +470,14 @@ func (s *suite) concurrent(t *testing.T) {
 // late one-phase prepare accepted then would commit a transaction the
 // coordinator reported aborted.
 func (s *suite) abortBeforePrepareSurvivesCrash(t *testing.T) {
-	r, restart := s.h.New(t)
+	r, restart := s.h.New(t, s.env())
 	ctx := ctxFor(t)
 	a := s.id(t, 1)
 	mustErr(t, "Abort of an unknown transaction", r.Abort(ctx, a), nil)
 	r = restart(t)
-	mustPrepare(t, r, a, s.h.Yes(1), concord.VoteNo)
+	s.mustPrepare(t, r, a, s.h.Yes(1), concord.VoteNo)
 	if op, ok := r.(participant.OnePhaseResource); ok {
-		o, _, err := op.CommitOnePhase(ctx, a, s.h.Yes(1))
+		o, _, err := op.CommitOnePhase(ctx, a, s.h.Yes(1), s.info())
 		if err != nil || o != concord.OutcomeAborted {
 			t.Fatalf("late one-phase prepare after the abort and a crash = %s %v, want aborted", o, err)
 		}
@@ -439,18 +489,18 @@ func (s *suite) abortBeforePrepareSurvivesCrash(t *testing.T) {
 // outcome, reported to the client as final, so a duplicate of the request
 // after a crash must be refused too (by then it might succeed).
 func (s *suite) onePhaseRefusalSurvivesCrash(t *testing.T) {
-	r, restart := s.h.New(t)
+	r, restart := s.h.New(t, s.env())
 	if _, ok := r.(participant.OnePhaseResource); !ok {
 		t.Skip("the resource does not implement participant.OnePhaseResource")
 	}
 	ctx := ctxFor(t)
 	a := s.id(t, 1)
-	o, _, err := r.(participant.OnePhaseResource).CommitOnePhase(ctx, a, s.h.No(1))
+	o, _, err := r.(participant.OnePhaseResource).CommitOnePhase(ctx, a, s.h.No(1), s.info())
 	if err != nil || o != concord.OutcomeAborted {
 		t.Fatalf("CommitOnePhase(no) = %s %v, want aborted", o, err)
 	}
 	r = restart(t)
-	o, _, err = r.(participant.OnePhaseResource).CommitOnePhase(ctx, a, s.h.Yes(1))
+	o, _, err = r.(participant.OnePhaseResource).CommitOnePhase(ctx, a, s.h.Yes(1), s.info())
 	if err != nil || o != concord.OutcomeAborted {
 		t.Fatalf("the same one-phase transaction after a crash = %s %v, want aborted as before", o, err)
 	}
@@ -462,13 +512,13 @@ func (s *suite) onePhaseRefusalSurvivesCrash(t *testing.T) {
 // vote, unknown, decided the other way), and what they answered survives a
 // crash. A resource without them skips it.
 func (s *suite) batch(t *testing.T) {
-	r, restart := s.h.New(t)
+	r, restart := s.h.New(t, s.env())
 	if _, ok := r.(participant.BatchResource); !ok {
 		t.Skip("not a participant.BatchResource")
 	}
 	ctx := ctxFor(t)
 	a, b, c, d, aborted, unknown := s.id(t, 1), s.id(t, 2), s.id(t, 3), s.id(t, 4), s.id(t, 5), s.id(t, 6)
-	mustPrepare(t, r, a, s.h.Yes(1), concord.VoteYes)
+	s.mustPrepare(t, r, a, s.h.Yes(1), concord.VoteYes)
 	mustErr(t, "Abort before prepare", r.Abort(ctx, aborted), nil)
 
 	prep := []participant.PrepareCall{
@@ -513,20 +563,20 @@ func (s *suite) batch(t *testing.T) {
 // in two phases, one aborted before prepare), and the outcomes survive a
 // crash. A resource without it skips it.
 func (s *suite) onePhaseBatch(t *testing.T) {
-	r, restart := s.h.New(t)
+	r, restart := s.h.New(t, s.env())
 	if _, ok := r.(participant.OnePhaseBatchResource); !ok {
 		t.Skip("not a participant.OnePhaseBatchResource")
 	}
 	ctx := ctxFor(t)
 	yes, no, done, refused, prepared, aborted := s.id(t, 1), s.id(t, 2), s.id(t, 3), s.id(t, 4), s.id(t, 5), s.id(t, 6)
 	op := r.(participant.OnePhaseResource)
-	if o, _, err := op.CommitOnePhase(ctx, done, s.h.Yes(3)); err != nil || o != concord.OutcomeCommitted {
+	if o, _, err := op.CommitOnePhase(ctx, done, s.h.Yes(3), s.info()); err != nil || o != concord.OutcomeCommitted {
 		t.Fatalf("CommitOnePhase(yes) = %s %v, want committed", o, err)
 	}
-	if o, _, err := op.CommitOnePhase(ctx, refused, s.h.No(4)); err != nil || o != concord.OutcomeAborted {
+	if o, _, err := op.CommitOnePhase(ctx, refused, s.h.No(4), s.info()); err != nil || o != concord.OutcomeAborted {
 		t.Fatalf("CommitOnePhase(no) = %s %v, want aborted", o, err)
 	}
-	mustPrepare(t, r, prepared, s.h.Yes(5), concord.VoteYes)
+	s.mustPrepare(t, r, prepared, s.h.Yes(5), concord.VoteYes)
 	mustErr(t, "Abort before prepare", r.Abort(ctx, aborted), nil)
 
 	// Some outcomes start out wrong: the resource must set each one.

@@ -2,6 +2,7 @@ package participanttest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -29,8 +30,14 @@ type FakeCoordinator struct {
 // NewFakeCoordinator starts a FakeCoordinator on a loopback port; t's
 // cleanup stops it.
 func NewFakeCoordinator(t *testing.T) *FakeCoordinator {
+	return NewFakeCoordinatorTLS(t, nil)
+}
+
+// NewFakeCoordinatorTLS is NewFakeCoordinator serving https with cfg (plain
+// http if cfg is nil).
+func NewFakeCoordinatorTLS(t *testing.T, cfg *tls.Config) *FakeCoordinator {
 	f := &FakeCoordinator{Queries: make(chan concord.TxID, 1024), outcomes: make(map[concord.TxID]concord.Outcome)}
-	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	f.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rest, ok := strings.CutPrefix(r.URL.Path, wire.PathTransactions+"/")
 		id, ok2 := strings.CutSuffix(rest, "/outcome")
 		if !ok || !ok2 || r.Method != http.MethodGet {
@@ -46,6 +53,12 @@ func NewFakeCoordinator(t *testing.T) *FakeCoordinator {
 		}
 		wire.WriteJSON(w, http.StatusOK, wire.OutcomeResponse{ID: concord.TxID(id), Outcome: o})
 	}))
+	if cfg != nil {
+		f.Server.TLS = cfg
+		f.Server.StartTLS()
+	} else {
+		f.Server.Start()
+	}
 	t.Cleanup(f.Server.Close)
 	return f
 }
@@ -89,25 +102,32 @@ func (c *callLog) Abort(ctx context.Context, id concord.TxID) error {
 
 // inDoubt crashes a resource holding prepared transactions, then drives a
 // participant.Server over the restarted one against a fake coordinator:
-// the server recovers them, asks the coordinator (its configured default
-// URL), applies what it is told, keeps asking while the answer is pending,
-// and never aborts a prepared transaction on its own.
+// the server recovers them, asks the coordinator their PREPAREs named (not
+// another one it is now configured with, which answers every query with
+// presumed abort), applies what it is told, keeps asking while the answer
+// is pending, and never aborts a prepared transaction on its own.
 func (s *suite) inDoubt(t *testing.T) {
-	r, restart := s.h.New(t)
+	r, restart := s.h.New(t, s.env())
+	coord := NewFakeCoordinator(t)
+	other := NewFakeCoordinator(t) // a fresh coordinator at the configured address: it knows nothing
 	a, b, c, d := s.id(t, 1), s.id(t, 2), s.id(t, 3), s.id(t, 4)
+	info := participant.PrepareInfo{Deadline: s.clock.Now().Add(30 * time.Second),
+		Coordinator: participant.CoordinatorRef{URLs: []string{coord.URL()}}}
 	for i, id := range []concord.TxID{a, b, c, d} {
-		mustPrepare(t, r, id, s.h.Yes(i+1), concord.VoteYes)
+		mustPrepareWith(t, r, id, s.h.Yes(i+1), info, concord.VoteYes)
 	}
 	r = restart(t)
 	wantRecovered(t, r, []concord.TxID{a, b, c, d}, nil)
 
-	coord := NewFakeCoordinator(t)
 	coord.Set(a, concord.OutcomeCommitted)
 	coord.Set(b, concord.OutcomeAborted) // c and d: pending for now
+	for _, id := range []concord.TxID{a, b, c, d} {
+		other.Set(id, concord.OutcomeAborted)
+	}
 	clock := NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	logged := &callLog{Resource: r, calls: make(chan call, 64)}
 	srv, err := participant.NewServer(participant.Options{
-		Resource: logged, Coordinator: coord.URL(), Clock: clock,
+		Resource: logged, Coordinator: other.URL(), Clock: clock,
 		InDoubtAfter: time.Second, QueryMin: time.Second, QueryMax: 8 * time.Second, TickInterval: time.Second,
 	})
 	if err != nil {
@@ -159,6 +179,9 @@ func (s *suite) inDoubt(t *testing.T) {
 			t.Fatalf("in-doubt queries: after 30s only %v", asked)
 		}
 	}
+	if len(other.Queries) > 0 {
+		t.Fatalf("the server asked %s, its configured coordinator, about %s: its PREPARE named %s", other.URL(), <-other.Queries, coord.URL())
+	}
 	for len(logged.calls) > 0 {
 		cl := <-logged.calls
 		t.Fatalf("%s of %s while the coordinator says pending: a participant never decides alone after voting yes", cl.op, cl.id)
@@ -189,7 +212,7 @@ func (s *suite) inDoubt(t *testing.T) {
 // wireProtocol drives a participant.Server over the resource through its
 // HTTP handler, as a coordinator would.
 func (s *suite) wireProtocol(t *testing.T) {
-	r, _ := s.h.New(t)
+	r, _ := s.h.New(t, s.env())
 	srv, err := participant.NewServer(participant.Options{Resource: r, Clock: NewFakeClock(time.Unix(0, 0))})
 	if err != nil {
 		t.Fatal(err)

@@ -58,18 +58,21 @@ func (r *Resource) Status(ctx context.Context, id concord.TxID) (Status, error) 
 }
 
 // record inserts a decision row for id unless one exists, and returns the
-// row that is there afterwards. It fails with a lock-timeout error while a
-// transaction in flight or prepared holds id's row.
-func (r *Resource) record(ctx context.Context, id concord.TxID, state State, reason string) (Status, error) {
+// row that is there afterwards. The row is kept until the forget time of
+// id's prepare, if its coordinator was recorded, else forget (Unix ms). It
+// fails with a lock-timeout error while a transaction in flight or prepared
+// holds id's row.
+func (r *Resource) record(ctx context.Context, id concord.TxID, state State, reason string, forget int64) (Status, error) {
 	tx, err := r.pool.BeginTx(ctx, pgx.TxOptions{BeginQuery: r.beginSQL})
 	if err != nil {
 		return Status{}, err
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
 	var s, why string
-	err = tx.QueryRow(ctx, `INSERT INTO `+r.table+` (participant, txid, state, reason) VALUES ($1, $2, $3, $4)
+	err = tx.QueryRow(ctx, `INSERT INTO `+r.table+` (participant, txid, state, reason, forget_ms) VALUES ($1, $2, $3, $4,
+			COALESCE((SELECT forget_ms FROM `+r.coordTable+` WHERE participant = $1 AND txid = $2), $5))
 		ON CONFLICT (participant, txid) DO UPDATE SET state = `+r.table+`.state
-		RETURNING state, reason`, r.name, string(id), string(state), reason).Scan(&s, &why)
+		RETURNING state, reason`, r.name, string(id), string(state), reason, forget).Scan(&s, &why)
 	if err != nil {
 		return Status{}, err
 	}
@@ -144,7 +147,7 @@ func (r *Resource) Abort(ctx context.Context, id concord.TxID) error {
 		default:
 			return fmt.Errorf("pgxa: rollback prepared %s: %w", id, err)
 		}
-		st, err := r.record(ctx, id, StateAborted, reason)
+		st, err := r.record(ctx, id, StateAborted, reason, r.remember.ForgetAt(r.remember.AbortDeadline(r.now())).UnixMilli())
 		if isCode(err, codeLockNotAvailable) {
 			continue // a prepare of id is in flight or was just prepared: roll it back
 		}
@@ -160,8 +163,9 @@ func (r *Resource) Abort(ctx context.Context, id concord.TxID) error {
 }
 
 // Recover lists this participant's prepared transactions in this database,
-// oldest first.
-func (r *Resource) Recover(ctx context.Context) ([]concord.TxID, error) {
+// oldest first, each with the coordinator its PREPARE named (none for one
+// prepared by an older version).
+func (r *Resource) Recover(ctx context.Context) ([]participant.RecoveredTx, error) {
 	rows, err := r.pool.Query(ctx, `SELECT gid FROM pg_prepared_xacts
 		WHERE database = current_database() AND starts_with(gid, $1) ORDER BY prepared, gid`, r.gidPrefix)
 	if err != nil {
@@ -179,7 +183,63 @@ func (r *Resource) Recover(ctx context.Context) ([]concord.TxID, error) {
 		}
 		ids = append(ids, id)
 	}
-	return ids, nil
+	return r.withCoordinators(ctx, ids)
+}
+
+// withCoordinators pairs each of ids with its recorded coordinator.
+func (r *Resource) withCoordinators(ctx context.Context, ids []concord.TxID) ([]participant.RecoveredTx, error) {
+	txs := make([]participant.RecoveredTx, len(ids))
+	if len(ids) == 0 {
+		return txs, nil
+	}
+	strs := make([]string, len(ids))
+	for i, id := range ids {
+		strs[i] = string(id)
+	}
+	rows, err := r.pool.Query(ctx, `SELECT txid, coordinator FROM `+r.coordTable+` WHERE participant = $1 AND txid = ANY($2)`, r.name, strs)
+	if err != nil {
+		return nil, fmt.Errorf("pgxa: recover: coordinators: %w", err)
+	}
+	coords := map[string]string{}
+	for rows.Next() {
+		var id, c string
+		if err := rows.Scan(&id, &c); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("pgxa: recover: coordinators: %w", err)
+		}
+		coords[id] = c
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("pgxa: recover: coordinators: %w", err)
+	}
+	for i, id := range ids {
+		ref, err := participant.DecodeCoordinatorRef([]byte(coords[string(id)]))
+		if err != nil {
+			return nil, fmt.Errorf("pgxa: recover %s: %w", id, err)
+		}
+		txs[i] = participant.RecoveredTx{ID: id, Coordinator: ref}
+	}
+	return txs, nil
+}
+
+// Remembered counts the transactions whose id starts with prefix that the
+// database holds a decision row for or has prepared, after pruning the
+// rows whose time has passed (participanttest.Remembering).
+func (r *Resource) Remembered(ctx context.Context, prefix string) (int, error) {
+	if err := r.prune(ctx); err != nil {
+		return 0, err
+	}
+	var n int
+	err := r.pool.QueryRow(ctx, `SELECT count(*) FROM (
+			SELECT txid FROM `+r.table+` WHERE participant = $1 AND starts_with(txid, $2)
+			UNION
+			SELECT substr(gid, length($3) + 1) FROM pg_prepared_xacts
+			WHERE database = current_database() AND starts_with(gid, $3 || $2)) t`,
+		r.name, prefix, r.gidPrefix).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("pgxa: count remembered: %w", err)
+	}
+	return n, nil
 }
 
 // Prune forgets the decisions recorded before the given time and returns how
@@ -211,11 +271,32 @@ func backoff(ctx context.Context, attempt int) error {
 }
 
 // noteDecision counts a recorded decision and, every PruneEvery of them,
-// deletes the decision rows older than Retention. Pruning is best effort: a
-// failure leaves the rows for the next prune.
+// prunes. Pruning is best effort: a failure leaves the rows for the next
+// prune.
 func (r *Resource) noteDecision(ctx context.Context) {
-	if r.retention < 0 || r.pruneEvery <= 0 || r.decisions.Add(1)%r.pruneEvery != 0 {
+	if r.pruneEvery <= 0 || r.decisions.Add(1)%r.pruneEvery != 0 {
 		return
 	}
-	_, _ = r.pool.Exec(ctx, "DELETE FROM "+r.table+" WHERE participant = $1 AND decided_at < now() - $2 * interval '1 microsecond'", r.name, r.retention.Microseconds())
+	_ = r.prune(ctx)
+}
+
+// prune deletes the decision rows whose forget time has passed by the
+// resource's clock (rows of older versions: those older than Retention, by
+// the database's), and the coordinators of transactions no longer prepared
+// whose forget time has passed.
+func (r *Resource) prune(ctx context.Context) error {
+	now := r.now().UnixMilli()
+	_, err := r.pool.Exec(ctx, `DELETE FROM `+r.table+` WHERE participant = $1 AND (forget_ms < $2
+		OR forget_ms IS NULL AND $3::bigint >= 0 AND decided_at < now() - $3::bigint * interval '1 microsecond')`,
+		r.name, now, r.retention.Microseconds())
+	if err != nil {
+		return fmt.Errorf("pgxa: prune: %w", err)
+	}
+	_, err = r.pool.Exec(ctx, `DELETE FROM `+r.coordTable+` c WHERE participant = $1 AND forget_ms < $2
+		AND NOT EXISTS (SELECT 1 FROM pg_prepared_xacts p WHERE p.database = current_database() AND p.gid = $3 || c.txid)`,
+		r.name, now, r.gidPrefix)
+	if err != nil {
+		return fmt.Errorf("pgxa: prune coordinators: %w", err)
+	}
+	return nil
 }

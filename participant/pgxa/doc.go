@@ -13,4 +13,15 @@
 // becomes visible exactly when COMMIT PREPARED succeeds; an abort or a no vote
 // inserts an "aborted" row, so a duplicate or late PREPARE is refused and a
 // COMMIT of a transaction never prepared is told apart from a repeated one.
+//
+// A decision row is kept by the time rule of participant.Retention
+// (Options.Remember, with the clock Options.Now): in forget_ms it holds when
+// it may be pruned, its transaction's deadline plus the skew allowance, and
+// every PruneEvery decisions the rows past it are deleted (rows an older
+// version wrote, without forget_ms, by Options.Retention as before). A
+// PREPARE past its deadline for a transaction with no row is refused and
+// nothing is written. The coordinator a PREPARE names is written, committed
+// on its own, to <Table>_coordinators before the work starts, and Recover
+// returns it with each prepared transaction; a row there is pruned once its
+// time has passed and its transaction is no longer prepared.
 package pgxa

@@ -60,16 +60,26 @@ type Options struct {
 	// row lock, which a prepared transaction holds until it is decided; a
 	// timed-out prepare votes no. Default DefaultLockTimeout.
 	LockTimeout time.Duration
-	// Retention is how long a decision row is kept. While it is, a repeated
-	// commit succeeds and a late prepare is refused; once it is gone, a
-	// commit is participant.ErrUnknownTx and a prepare starts afresh. Every
-	// PruneEvery decisions, rows older than Retention by the database's
-	// clock are deleted, so the table stays small. Default DefaultRetention;
-	// negative keeps every row.
+	// Retention is how long a decision row written without a forget time
+	// (by a version older than Remember) is kept, by the database's clock,
+	// before a prune deletes it. Default DefaultRetention; negative keeps
+	// those rows.
 	Retention time.Duration
 	// PruneEvery is how many decisions pass between prunes. Default
 	// DefaultPruneEvery.
 	PruneEvery int
+	// Remember is the time rule for decisions (participant.Retention): a
+	// PREPARE for a transaction with no row is refused, and nothing
+	// recorded, once its deadline has passed by Now; a decision row
+	// written by this version is kept until its transaction's deadline
+	// plus Remember.ClockSkew (an abort before any prepare: as if its
+	// deadline were Remember.AbortDeadline of its time) and pruned after
+	// it. Rows written without a deadline (by an older version) are
+	// pruned by Retention. Zero fields take participant.DefaultRetention's
+	// values.
+	Remember participant.Retention
+	// Now is the clock of Remember; nil means time.Now.
+	Now func() time.Time
 }
 
 var (
@@ -90,6 +100,10 @@ func (o *Options) setDefaults() {
 	if o.PruneEvery == 0 {
 		o.PruneEvery = DefaultPruneEvery
 	}
+	o.Remember = o.Remember.WithDefaults()
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 }
 
 func (o *Options) validate() error {
@@ -102,6 +116,8 @@ func (o *Options) validate() error {
 		return fmt.Errorf("%w: Name %q: want 1 to 64 letters, digits, '.', '_' or '-'", ErrBadOptions, o.Name)
 	case o.PruneEvery < 0:
 		return fmt.Errorf("%w: PruneEvery %d is negative", ErrBadOptions, o.PruneEvery)
+	case o.Remember.Validate() != nil:
+		return fmt.Errorf("%w: Remember: %v", ErrBadOptions, o.Remember.Validate())
 	case o.LockTimeout < time.Millisecond:
 		return fmt.Errorf("%w: LockTimeout %v: want at least 1ms", ErrBadOptions, o.LockTimeout)
 	}

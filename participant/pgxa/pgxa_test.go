@@ -16,6 +16,7 @@ import (
 	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/internal/testutil/testdb"
 	"github.com/concordtx/concord/participant"
+	"github.com/concordtx/concord/participant/participanttest"
 	"github.com/concordtx/concord/participant/pgxa"
 )
 
@@ -53,6 +54,9 @@ func counterWork(ctx context.Context, tx pgx.Tx, _ concord.TxID, payload json.Ra
 type env struct {
 	db   testdb.TestDB
 	pool *pgxpool.Pool // the test's own view of the database
+	// now and remember, when set, are the Resources' Now and Remember.
+	now      func() time.Time
+	remember participant.Retention
 }
 
 func newEnv(t testing.TB) *env {
@@ -86,6 +90,7 @@ func (e *env) open(t testing.TB, name string, lockTimeout time.Duration) (*pgxa.
 	pool := openPool(t, e.db.URL)
 	r, err := pgxa.New(context.Background(), pgxa.Options{
 		Pool: pool, Name: e.db.Name + "-" + name, Work: counterWork, LockTimeout: lockTimeout,
+		Now: e.now, Remember: e.remember,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -129,7 +134,7 @@ func TestPrepareCommitIsDurableAndIdempotent(t *testing.T) {
 	e := newEnv(t)
 	r, _ := e.open(t, "p", 0)
 	ctx := context.Background()
-	res, err := r.Prepare(ctx, "tx-1", op{K: "a", Add: 5}.payload())
+	res, err := r.Prepare(ctx, "tx-1", op{K: "a", Add: 5}.payload(), participant.PrepareInfo{})
 	mustVote(t, res, err, concord.VoteYes)
 	if !e.prepared(t, r, "tx-1") {
 		t.Fatal("no prepared transaction in pg_prepared_xacts after a yes vote")
@@ -138,7 +143,7 @@ func TestPrepareCommitIsDurableAndIdempotent(t *testing.T) {
 		t.Fatalf("prepared work visible before commit: counter = %d", n)
 	}
 	// A repeated prepare votes yes without doing the work again.
-	res, err = r.Prepare(ctx, "tx-1", op{K: "a", Add: 5}.payload())
+	res, err = r.Prepare(ctx, "tx-1", op{K: "a", Add: 5}.payload(), participant.PrepareInfo{})
 	mustVote(t, res, err, concord.VoteYes)
 	if err := r.Commit(ctx, "tx-1"); err != nil {
 		t.Fatal(err)
@@ -153,7 +158,7 @@ func TestPrepareCommitIsDurableAndIdempotent(t *testing.T) {
 	if err := r.Commit(ctx, "tx-1"); err != nil {
 		t.Fatalf("second commit: %v", err)
 	}
-	res, err = r.Prepare(ctx, "tx-1", op{K: "a", Add: 5}.payload())
+	res, err = r.Prepare(ctx, "tx-1", op{K: "a", Add: 5}.payload(), participant.PrepareInfo{})
 	mustVote(t, res, err, concord.VoteYes)
 	if err := r.Abort(ctx, "tx-1"); !errors.Is(err, participant.ErrAlreadyDecided) {
 		t.Fatalf("abort after commit = %v, want ErrAlreadyDecided", err)
@@ -170,7 +175,7 @@ func TestAbortReleasesAndRefusesLatePrepare(t *testing.T) {
 	e := newEnv(t)
 	r, _ := e.open(t, "p", 0)
 	ctx := context.Background()
-	res, err := r.Prepare(ctx, "tx-1", op{K: "a", Add: 1}.payload())
+	res, err := r.Prepare(ctx, "tx-1", op{K: "a", Add: 1}.payload(), participant.PrepareInfo{})
 	mustVote(t, res, err, concord.VoteYes)
 	if err := r.Abort(ctx, "tx-1"); err != nil {
 		t.Fatal(err)
@@ -184,7 +189,7 @@ func TestAbortReleasesAndRefusesLatePrepare(t *testing.T) {
 	if err := r.Commit(ctx, "tx-1"); !errors.Is(err, participant.ErrAlreadyDecided) {
 		t.Fatalf("commit after abort = %v, want ErrAlreadyDecided", err)
 	}
-	res, err = r.Prepare(ctx, "tx-1", op{K: "a", Add: 1}.payload())
+	res, err = r.Prepare(ctx, "tx-1", op{K: "a", Add: 1}.payload(), participant.PrepareInfo{})
 	mustVote(t, res, err, concord.VoteNo)
 	if n := e.counter(t, "a"); n != 0 {
 		t.Fatalf("counter = %d after abort, want 0", n)
@@ -194,7 +199,7 @@ func TestAbortReleasesAndRefusesLatePrepare(t *testing.T) {
 	if err := r.Abort(ctx, "tx-2"); err != nil {
 		t.Fatal(err)
 	}
-	res, err = r.Prepare(ctx, "tx-2", op{K: "a", Add: 1}.payload())
+	res, err = r.Prepare(ctx, "tx-2", op{K: "a", Add: 1}.payload(), participant.PrepareInfo{})
 	mustVote(t, res, err, concord.VoteNo)
 	if n := e.counter(t, "a"); n != 0 || e.prepared(t, r, "tx-2") {
 		t.Fatalf("late prepare after abort did work: counter = %d, prepared = %v", n, e.prepared(t, r, "tx-2"))
@@ -213,20 +218,20 @@ func TestNoAndReadOnlyVotesAreRememberedAndLeaveNothing(t *testing.T) {
 	e := newEnv(t)
 	r, _ := e.open(t, "p", 0)
 	ctx := context.Background()
-	res, err := r.Prepare(ctx, "no-1", op{K: "a", Add: 1, Vote: "no"}.payload())
+	res, err := r.Prepare(ctx, "no-1", op{K: "a", Add: 1, Vote: "no"}.payload(), participant.PrepareInfo{})
 	mustVote(t, res, err, concord.VoteNo)
 	if res.Reason != "told to say no" {
 		t.Fatalf("reason = %q", res.Reason)
 	}
 	// The repeat answers the same without running the work (which would now say yes).
-	res, err = r.Prepare(ctx, "no-1", op{K: "a", Add: 1}.payload())
+	res, err = r.Prepare(ctx, "no-1", op{K: "a", Add: 1}.payload(), participant.PrepareInfo{})
 	mustVote(t, res, err, concord.VoteNo)
 	if res.Reason != "told to say no" {
 		t.Fatalf("repeated reason = %q", res.Reason)
 	}
-	res, err = r.Prepare(ctx, "ro-1", op{K: "a", Add: 1, Vote: "read-only"}.payload())
+	res, err = r.Prepare(ctx, "ro-1", op{K: "a", Add: 1, Vote: "read-only"}.payload(), participant.PrepareInfo{})
 	mustVote(t, res, err, concord.VoteReadOnly)
-	res, err = r.Prepare(ctx, "ro-1", op{K: "a", Add: 1}.payload())
+	res, err = r.Prepare(ctx, "ro-1", op{K: "a", Add: 1}.payload(), participant.PrepareInfo{})
 	mustVote(t, res, err, concord.VoteReadOnly)
 	if n := e.counter(t, "a"); n != 0 {
 		t.Fatalf("counter = %d: a no or read-only vote kept its work", n)
@@ -243,9 +248,9 @@ func TestPreparedSurvivesCrashOfParticipant(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	r1, pool1 := e.open(t, "p", 0)
-	res, err := r1.Prepare(ctx, "tx-1", op{K: "a", Add: 3}.payload())
+	res, err := r1.Prepare(ctx, "tx-1", op{K: "a", Add: 3}.payload(), participant.PrepareInfo{})
 	mustVote(t, res, err, concord.VoteYes)
-	res, err = r1.Prepare(ctx, "tx-2", op{K: "b", Add: 4}.payload())
+	res, err = r1.Prepare(ctx, "tx-2", op{K: "b", Add: 4}.payload(), participant.PrepareInfo{})
 	mustVote(t, res, err, concord.VoteYes)
 	pool1.Close() // the process dies: every connection closes, nothing is decided
 
@@ -271,7 +276,7 @@ func TestPreparedSurvivesCrashOfParticipant(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fmt.Sprint(ids) != "[tx-1 tx-2]" {
+	if fmt.Sprint(recoveredIDs(ids)) != "[tx-1 tx-2]" {
 		t.Fatalf("recover after crash = %v, want [tx-1 tx-2]", ids)
 	}
 	if err := r2.Commit(ctx, "tx-1"); err != nil {
@@ -293,15 +298,15 @@ func TestRecoverListsOnlyItsOwnTransactions(t *testing.T) {
 	ctx := context.Background()
 	a, _ := e.open(t, "a", 0)
 	b, _ := e.open(t, "b", 0)
-	yes(t)(a.Prepare(ctx, "tx-1", op{K: "x", Add: 1}.payload()))
-	yes(t)(b.Prepare(ctx, "tx-1", op{K: "y", Add: 1}.payload()))
-	yes(t)(b.Prepare(ctx, "tx-2", op{K: "z", Add: 1}.payload()))
+	yes(t)(a.Prepare(ctx, "tx-1", op{K: "x", Add: 1}.payload(), participant.PrepareInfo{}))
+	yes(t)(b.Prepare(ctx, "tx-1", op{K: "y", Add: 1}.payload(), participant.PrepareInfo{}))
+	yes(t)(b.Prepare(ctx, "tx-2", op{K: "z", Add: 1}.payload(), participant.PrepareInfo{}))
 	ids, err := a.Recover(ctx)
-	if err != nil || fmt.Sprint(ids) != "[tx-1]" {
+	if err != nil || fmt.Sprint(recoveredIDs(ids)) != "[tx-1]" {
 		t.Fatalf("a.Recover = %v, %v; want [tx-1]", ids, err)
 	}
 	ids, err = b.Recover(ctx)
-	if err != nil || fmt.Sprint(ids) != "[tx-1 tx-2]" {
+	if err != nil || fmt.Sprint(recoveredIDs(ids)) != "[tx-1 tx-2]" {
 		t.Fatalf("b.Recover = %v, %v; want [tx-1 tx-2]", ids, err)
 	}
 	// The same transaction id decided differently at two participants of one database.
@@ -333,8 +338,8 @@ func TestLockTimeoutVotesNo(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	r, _ := e.open(t, "p", 50*time.Millisecond)
-	yes(t)(r.Prepare(ctx, "tx-1", op{K: "a", Add: 1}.payload()))
-	res, err := r.Prepare(ctx, "tx-2", op{K: "a", Add: 1}.payload())
+	yes(t)(r.Prepare(ctx, "tx-1", op{K: "a", Add: 1}.payload(), participant.PrepareInfo{}))
+	res, err := r.Prepare(ctx, "tx-2", op{K: "a", Add: 1}.payload(), participant.PrepareInfo{})
 	mustVote(t, res, err, concord.VoteNo)
 	if res.Reason == "" {
 		t.Fatal("no reason for a lock-timeout no vote")
@@ -351,15 +356,15 @@ func TestCommitOnePhase(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	r, _ := e.open(t, "p", 0)
-	out, _, err := r.CommitOnePhase(ctx, "one-1", op{K: "a", Add: 2}.payload())
+	out, _, err := r.CommitOnePhase(ctx, "one-1", op{K: "a", Add: 2}.payload(), participant.PrepareInfo{})
 	if err != nil || out != concord.OutcomeCommitted {
 		t.Fatalf("one-phase = %v, %v", out, err)
 	}
-	out, _, err = r.CommitOnePhase(ctx, "one-1", op{K: "a", Add: 2}.payload())
+	out, _, err = r.CommitOnePhase(ctx, "one-1", op{K: "a", Add: 2}.payload(), participant.PrepareInfo{})
 	if err != nil || out != concord.OutcomeCommitted {
 		t.Fatalf("repeated one-phase = %v, %v", out, err)
 	}
-	out, reason, err := r.CommitOnePhase(ctx, "one-2", op{K: "a", Add: 2, Vote: "no"}.payload())
+	out, reason, err := r.CommitOnePhase(ctx, "one-2", op{K: "a", Add: 2, Vote: "no"}.payload(), participant.PrepareInfo{})
 	if err != nil || out != concord.OutcomeAborted || reason != "told to say no" {
 		t.Fatalf("refused one-phase = %v %q %v", out, reason, err)
 	}
@@ -384,7 +389,7 @@ func TestConcurrentTransactions(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			id := concord.TxID(fmt.Sprintf("tx-%d", i))
-			res, err := r.Prepare(ctx, id, op{K: fmt.Sprintf("k%d", i), Add: 1}.payload())
+			res, err := r.Prepare(ctx, id, op{K: fmt.Sprintf("k%d", i), Add: 1}.payload(), participant.PrepareInfo{})
 			if err != nil || res.Vote != concord.VoteYes {
 				errs <- fmt.Errorf("%s: %v %v", id, res, err)
 				return
@@ -441,7 +446,7 @@ func TestBadOptions(t *testing.T) {
 // not leave the transaction prepared, holding its locks until a restart.
 func TestLostPrepareAnswerLeavesNothingPrepared(t *testing.T) {
 	e := newEnv(t)
-	proxy := testdb.NewCutProxy(t, "127.0.0.1:5432", []byte("PREPARE TRANSACTION"))
+	proxy := testdb.NewCutProxy(t, e.db.Addr, []byte("PREPARE TRANSACTION"))
 	u, err := url.Parse(e.db.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -453,7 +458,7 @@ func TestLostPrepareAnswerLeavesNothingPrepared(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	res, err := r.Prepare(ctx, "tx-1", op{K: "a", Add: 1}.payload())
+	res, err := r.Prepare(ctx, "tx-1", op{K: "a", Add: 1}.payload(), participant.PrepareInfo{})
 	if err == nil {
 		t.Fatalf("prepare answered %+v although its answer was cut", res)
 	}
@@ -471,33 +476,38 @@ func TestLostPrepareAnswerLeavesNothingPrepared(t *testing.T) {
 	}
 }
 
-// Decision rows are pruned every PruneEvery decisions once older than
-// Retention; until then they answer repeats, after it the transaction is
-// forgotten.
+// Decision rows are pruned every PruneEvery decisions once their time
+// (deadline plus the skew allowance, by the resource's clock) has passed;
+// until then they answer repeats, after it the transaction is forgotten.
 func TestDecisionsArePruned(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	r, err := pgxa.New(ctx, pgxa.Options{Pool: e.pool, Name: e.db.Name + "-prune", Work: counterWork, Retention: time.Microsecond, PruneEvery: 3})
+	start := time.Now()
+	clock := participanttest.NewFakeClock(start)
+	rt := participant.Retention{MaxLifetime: time.Minute, ClockSkew: time.Second}
+	r, err := pgxa.New(ctx, pgxa.Options{Pool: e.pool, Name: e.db.Name + "-prune", Work: counterWork, PruneEvery: 3, Now: clock.Now, Remember: rt})
 	if err != nil {
 		t.Fatal(err)
 	}
-	yes(t)(r.Prepare(ctx, "tx-1", op{K: "a", Add: 1}.payload()))
+	yes(t)(r.Prepare(ctx, "tx-1", op{K: "a", Add: 1}.payload(), participant.PrepareInfo{Deadline: start.Add(time.Second)}))
 	if err := r.Commit(ctx, "tx-1"); err != nil { // decision 1
 		t.Fatal(err)
 	}
-	if err := r.Abort(ctx, "tx-2"); err != nil { // decision 2
+	if err := r.Abort(ctx, "tx-2"); err != nil { // decision 2: remembered for a minute and 2s
 		t.Fatal(err)
 	}
-	if err := r.Commit(ctx, "tx-1"); err != nil { // no new decision: still remembered
+	clock.Advance(2*time.Second + time.Millisecond) // past tx-1's deadline + skew
+	if err := r.Commit(ctx, "tx-1"); err != nil {   // no new decision: still remembered
 		t.Fatalf("repeated commit before the prune: %v", err)
 	}
-	if err := r.Abort(ctx, "tx-3"); err != nil { // decision 3: prunes what is older than 1µs
+	if err := r.Abort(ctx, "tx-3"); err != nil { // decision 3: prunes
 		t.Fatal(err)
 	}
-	for _, id := range []concord.TxID{"tx-1", "tx-2"} {
-		if st, err := r.Status(ctx, id); err != nil || st.State != pgxa.StateUnknown {
-			t.Errorf("%s after the prune: %+v, %v; want forgotten", id, st, err)
-		}
+	if st, err := r.Status(ctx, "tx-1"); err != nil || st.State != pgxa.StateUnknown {
+		t.Errorf("tx-1 after the prune: %+v, %v; want forgotten", st, err)
+	}
+	if st, err := r.Status(ctx, "tx-2"); err != nil || st.State != pgxa.StateAborted {
+		t.Errorf("tx-2 after the prune: %+v, %v; want still remembered", st, err)
 	}
 	if err := r.Commit(ctx, "tx-1"); !errors.Is(err, participant.ErrUnknownTx) {
 		t.Fatalf("commit of a forgotten transaction = %v, want ErrUnknownTx", err)

@@ -26,6 +26,9 @@ type Resource struct {
 	work        Work
 	gidPrefix   string // "concord/<database>/<schema>/<name>/"
 	table       string // quoted identifier
+	coordTable  string // quoted identifier of the table of prepared transactions' coordinators
+	remember    participant.Retention
+	now         func() time.Time
 	beginSQL    string // begins a transaction with the lock timeout set
 	lockTimeout string // milliseconds, as SET LOCAL wants it
 	retention   time.Duration
@@ -70,6 +73,9 @@ func New(ctx context.Context, opts Options) (*Resource, error) {
 		work:        opts.Work,
 		gidPrefix:   "concord/" + db + "/" + *schema + "/" + opts.Name + "/",
 		table:       ident.Sanitize(),
+		coordTable:  coordIdent(ident).Sanitize(),
+		remember:    opts.Remember,
+		now:         opts.Now,
 		lockTimeout: fmt.Sprint(opts.LockTimeout.Milliseconds()),
 		retention:   opts.Retention,
 		pruneEvery:  int64(opts.PruneEvery),
@@ -121,11 +127,32 @@ func (r *Resource) createTable(ctx context.Context) error {
 			state       text NOT NULL CHECK (state IN ('committed', 'aborted', 'read-only')),
 			reason      text NOT NULL DEFAULT '',
 			decided_at  timestamptz NOT NULL DEFAULT now(),
+			forget_ms   bigint,
+			PRIMARY KEY (participant, txid))`,
+		`CREATE TABLE IF NOT EXISTS ` + r.coordTable + ` (
+			participant text NOT NULL,
+			txid        text NOT NULL,
+			coordinator text NOT NULL,
+			forget_ms   bigint NOT NULL,
 			PRIMARY KEY (participant, txid))`,
 	}
 	for _, s := range stmts {
 		if _, err := tx.Exec(ctx, s); err != nil {
 			return fmt.Errorf("pgxa: create decision table %s: %w", r.table, err)
+		}
+	}
+	// forget_ms: when the row may be pruned (Unix ms by the resource's
+	// clock); NULL for rows of older versions. Added to a table an older
+	// version created only if missing: ALTER TABLE waits for every
+	// prepared transaction holding a row lock in it.
+	var has bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_attribute
+		WHERE attrelid = $1::regclass AND attname = 'forget_ms' AND NOT attisdropped)`, r.table).Scan(&has); err != nil {
+		return fmt.Errorf("pgxa: create decision table %s: %w", r.table, err)
+	}
+	if !has {
+		if _, err := tx.Exec(ctx, `ALTER TABLE `+r.table+` ADD COLUMN IF NOT EXISTS forget_ms bigint`); err != nil {
+			return fmt.Errorf("pgxa: add forget_ms to the decision table %s: %w", r.table, err)
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -148,7 +175,12 @@ func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''
 // Prepare runs Work for id in a transaction and prepares it on a yes vote.
 // A transaction already prepared or committed votes yes again, one aborted or
 // refused votes no again, without running Work.
-func (r *Resource) Prepare(ctx context.Context, id concord.TxID, payload json.RawMessage) (participant.PrepareResult, error) {
+//
+// A transaction with no row is first admitted by Options.Remember
+// (participant.Retention.Admit): past its deadline it votes no and nothing
+// is recorded. Before the work, the coordinator the PREPARE names is
+// recorded (committed on its own), for Recover to return.
+func (r *Resource) Prepare(ctx context.Context, id concord.TxID, payload json.RawMessage, info participant.PrepareInfo) (participant.PrepareResult, error) {
 	if err := concord.ValidateTxID(id); err != nil {
 		return participant.PrepareResult{}, fmt.Errorf("pgxa: prepare: %w", err)
 	}
@@ -156,7 +188,17 @@ func (r *Resource) Prepare(ctx context.Context, id concord.TxID, payload json.Ra
 		if res, done, err := r.known(ctx, id); done || err != nil {
 			return res, err
 		}
-		res, err := r.run(ctx, id, payload, false)
+		forget, refused, done, err := r.admit(ctx, id, info)
+		if errors.Is(err, errRaced) {
+			continue
+		}
+		if done || err != nil {
+			return refused, err
+		}
+		if err := r.keepCoordinator(ctx, id, info.Coordinator, forget); err != nil {
+			return participant.PrepareResult{}, err
+		}
+		res, err := r.run(ctx, id, payload, false, forget)
 		if errors.Is(err, errRaced) {
 			continue // decided or prepared meanwhile: answer from the record
 		}
@@ -188,7 +230,7 @@ var errRaced = errors.New("raced with another call on the same transaction")
 // run does the work of id in one transaction: the yes vote's decision row,
 // then Work; it ends with PREPARE TRANSACTION (or COMMIT when onePhase) on a
 // yes vote and records a no or read-only vote in the decision table.
-func (r *Resource) run(ctx context.Context, id concord.TxID, payload json.RawMessage, onePhase bool) (participant.PrepareResult, error) {
+func (r *Resource) run(ctx context.Context, id concord.TxID, payload json.RawMessage, onePhase bool, forget int64) (participant.PrepareResult, error) {
 	end := "PREPARE TRANSACTION " + quoteLiteral(r.GID(id))
 	if onePhase {
 		end = "COMMIT"
@@ -198,7 +240,7 @@ func (r *Resource) run(ctx context.Context, id concord.TxID, payload json.RawMes
 		return participant.PrepareResult{}, fmt.Errorf("pgxa: prepare %s: begin: %w", id, err)
 	}
 	defer func() { _ = tx.Rollback(ctx) }() // a no-op once committed or prepared
-	_, err = tx.Exec(ctx, "INSERT INTO "+r.table+" (participant, txid, state) VALUES ($1, $2, 'committed')", r.name, string(id))
+	_, err = tx.Exec(ctx, "INSERT INTO "+r.table+" (participant, txid, state, forget_ms) VALUES ($1, $2, 'committed', $3)", r.name, string(id), forget)
 	if err != nil {
 		if isCode(err, codeUniqueViolation) || isCode(err, codeLockNotAvailable) {
 			return participant.PrepareResult{}, errRaced
@@ -209,7 +251,7 @@ func (r *Resource) run(ctx context.Context, id concord.TxID, payload json.RawMes
 	if err != nil {
 		_ = tx.Rollback(ctx)
 		if reason, ok := transient(err); ok {
-			return r.refuse(ctx, id, participant.PrepareResult{Vote: concord.VoteNo, Reason: reason})
+			return r.refuse(ctx, id, participant.PrepareResult{Vote: concord.VoteNo, Reason: reason}, forget)
 		}
 		return participant.PrepareResult{}, fmt.Errorf("pgxa: prepare %s: %w", id, err)
 	}
@@ -219,7 +261,7 @@ func (r *Resource) run(ctx context.Context, id concord.TxID, payload json.RawMes
 		if err := tx.Rollback(ctx); err != nil {
 			return participant.PrepareResult{}, fmt.Errorf("pgxa: prepare %s: roll back: %w", id, err)
 		}
-		return r.refuse(ctx, id, res)
+		return r.refuse(ctx, id, res, forget)
 	default:
 		return participant.PrepareResult{}, fmt.Errorf("pgxa: prepare %s: Work voted %v; want yes, no or read-only", id, res.Vote)
 	}
@@ -227,14 +269,14 @@ func (r *Resource) run(ctx context.Context, id concord.TxID, payload json.RawMes
 		switch {
 		case isCode(err, codeOutOfMemory):
 			// "maximum number of prepared transactions reached"
-			return r.refuse(ctx, id, participant.PrepareResult{Vote: concord.VoteNo, Reason: "database busy: " + pgMessage(err)})
+			return r.refuse(ctx, id, participant.PrepareResult{Vote: concord.VoteNo, Reason: "database busy: " + pgMessage(err)}, forget)
 		case isCode(err, codeDuplicateObject):
 			return participant.PrepareResult{}, errRaced
 		case errors.Is(err, pgx.ErrTxCommitRollback):
 			return participant.PrepareResult{}, fmt.Errorf("pgxa: prepare %s: the transaction failed inside Work and was rolled back", id)
 		}
 		if reason, ok := transient(err); ok {
-			return r.refuse(ctx, id, participant.PrepareResult{Vote: concord.VoteNo, Reason: reason})
+			return r.refuse(ctx, id, participant.PrepareResult{Vote: concord.VoteNo, Reason: reason}, forget)
 		}
 		if !onePhase && !isServerError(err) {
 			// The answer was lost: the transaction may be prepared.
@@ -258,12 +300,12 @@ func (r *Resource) rollbackLost(ctx context.Context, id concord.TxID) {
 }
 
 // refuse records a no or read-only vote so a repeated prepare gets it again.
-func (r *Resource) refuse(ctx context.Context, id concord.TxID, res participant.PrepareResult) (participant.PrepareResult, error) {
+func (r *Resource) refuse(ctx context.Context, id concord.TxID, res participant.PrepareResult, forget int64) (participant.PrepareResult, error) {
 	state := StateAborted
 	if res.Vote == concord.VoteReadOnly {
 		state = StateReadOnly
 	}
-	st, err := r.record(ctx, id, state, res.Reason)
+	st, err := r.record(ctx, id, state, res.Reason, forget)
 	if err != nil {
 		return participant.PrepareResult{}, fmt.Errorf("pgxa: prepare %s: record %s vote: %w", id, res.Vote, err)
 	}
@@ -277,7 +319,7 @@ func (r *Resource) refuse(ctx context.Context, id concord.TxID, res participant.
 // CommitOnePhase runs Work for id and commits at once on a yes vote, for a
 // transaction with this participant alone. It is idempotent on id like
 // Prepare.
-func (r *Resource) CommitOnePhase(ctx context.Context, id concord.TxID, payload json.RawMessage) (concord.Outcome, string, error) {
+func (r *Resource) CommitOnePhase(ctx context.Context, id concord.TxID, payload json.RawMessage, info participant.PrepareInfo) (concord.Outcome, string, error) {
 	if err := concord.ValidateTxID(id); err != nil {
 		return concord.OutcomeAborted, "", fmt.Errorf("pgxa: one-phase commit: %w", err)
 	}
@@ -294,7 +336,16 @@ func (r *Resource) CommitOnePhase(ctx context.Context, id concord.TxID, payload 
 		case StatePrepared:
 			return concord.OutcomeAborted, "", fmt.Errorf("pgxa: one-phase commit %s: already prepared in two phases; decide it with Commit or Abort", id)
 		}
-		res, err := r.run(ctx, id, payload, true)
+		forget, refused, done, err := r.admit(ctx, id, info)
+		switch {
+		case errors.Is(err, errRaced):
+			continue // known after all: answer from what is there
+		case err != nil:
+			return concord.OutcomeAborted, "", err
+		case done:
+			return concord.OutcomeAborted, refused.Reason, nil
+		}
+		res, err := r.run(ctx, id, payload, true, forget)
 		if errors.Is(err, errRaced) {
 			continue
 		}
@@ -307,4 +358,44 @@ func (r *Resource) CommitOnePhase(ctx context.Context, id concord.TxID, payload 
 		return concord.OutcomeCommitted, "", nil
 	}
 	return concord.OutcomeAborted, "", fmt.Errorf("pgxa: one-phase commit %s: the decision table keeps changing under it", id)
+}
+
+// coordIdent names the table of prepared transactions' coordinators beside
+// the decision table: <table>_coordinators, in the same schema.
+func coordIdent(decisions pgx.Identifier) pgx.Identifier {
+	id := append(pgx.Identifier(nil), decisions...)
+	id[len(id)-1] += "_coordinators"
+	return id
+}
+
+// admit applies Options.Remember to a PREPARE of id, which has no row: it
+// returns when the decision will be forgotten (Unix ms), or, done, the
+// refusal to answer (nothing recorded past the deadline; recorded for a
+// deadline too far ahead). errRaced means id is known after all: answer
+// from what is there.
+func (r *Resource) admit(ctx context.Context, id concord.TxID, info participant.PrepareInfo) (forget int64, refused participant.PrepareResult, done bool, err error) {
+	adm := r.remember.Admit(info, r.now())
+	forget = r.remember.ForgetAt(adm.Deadline).UnixMilli()
+	if adm.Refuse == "" {
+		return forget, participant.PrepareResult{}, false, nil
+	}
+	res := participant.PrepareResult{Vote: concord.VoteNo, Reason: adm.Refuse}
+	if !adm.Remember {
+		return forget, res, true, nil
+	}
+	res, err = r.refuse(ctx, id, res, forget)
+	return forget, res, true, err
+}
+
+// keepCoordinator records the coordinator of id's PREPARE, before it is
+// prepared, until forget or until a prune finds it neither prepared nor
+// forgettable.
+func (r *Resource) keepCoordinator(ctx context.Context, id concord.TxID, c participant.CoordinatorRef, forget int64) error {
+	_, err := r.pool.Exec(ctx, `INSERT INTO `+r.coordTable+` (participant, txid, coordinator, forget_ms) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (participant, txid) DO UPDATE SET coordinator = EXCLUDED.coordinator, forget_ms = EXCLUDED.forget_ms`,
+		r.name, string(id), string(c.Encode()), forget)
+	if err != nil {
+		return fmt.Errorf("pgxa: prepare %s: record the coordinator: %w", id, err)
+	}
+	return nil
 }

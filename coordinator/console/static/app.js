@@ -136,13 +136,14 @@ async function loadOverview() {
       tile("Awaiting acknowledgement", o.awaiting_ack, "decided, a participant has not confirmed", o.awaiting_ack > 0),
       tile("Participants failing", failing.length + " / " + o.participants.length,
         failing.length ? failing.map(p => p.name).join(", ") : "all answering", failing.length > 0),
-      tile("Log segments", o.log_segments, o.log_syncs + " fsyncs, " + o.compactions + " compactions")),
+      tile("Log segments", o.log_segments, o.log_syncs + " fsyncs; " + o.compactions + " compaction passes deleted " + o.log_segments_removed + " segments")),
     h("h2", {}, "Participants"),
     h("table", {id: "participants"},
-      h("thead", {}, h("tr", {}, ["Participant", "Health", "Last success", "Last error", "Errors in a row", "Requests", "Errors", "Pending acks"].map(t => h("th", {}, t)))),
+      h("thead", {}, h("tr", {}, ["Participant", "Traffic", "Probe", "Last success", "Last error", "Errors in a row", "Requests", "Errors", "Pending acks"].map(t => h("th", {}, t)))),
       h("tbody", {}, o.participants.map(p => h("tr", {"data-participant": p.name},
         h("td", {}, h("a", {href: "#/transactions?state=all&participant=" + encodeURIComponent(p.name)}, p.name)),
-        h("td", {}, badge(p.state)),
+        h("td", {class: "traffic"}, badge(p.state)),
+        h("td", {class: "probe" + (p.probe === "failing" ? " err" : "")}, probeCell(p, o.now)),
         h("td", {}, ago(p.last_ok, o.now)),
         h("td", {class: p.state === "failing" ? "err" : ""}, p.last_error ? ago(p.last_error_at, o.now) + ": " + p.last_error : "–"),
         h("td", {class: "num"}, p.consecutive_errors),
@@ -156,6 +157,17 @@ async function loadOverview() {
       o.submitted + " submitted · " + o.remembered + " finished transactions remembered · raw metrics at ", h("a", {href: "/metrics"}, "/metrics")));
 }
 
+// probeCell is what the health probes saw of participant p, apart from its
+// traffic: a frozen participant fails them with no transaction under way.
+function probeCell(p, now) {
+  const kind = {ok: "ok", failing: "failing", waiting: "waiting"}[p.probe] || "idle";
+  let note = "not probed";
+  if (p.probe === "ok") note = "answered " + ago(p.probe_last_ok, now);
+  else if (p.probe === "failing") note = p.probe_failures + " in a row since " + ago(p.probe_last_error_at, now) + ": " + p.probe_last_error;
+  else if (p.probe === "waiting") note = "first probe pending";
+  return [badge(p.probe || "off", kind), " ", h("span", {class: "hint"}, note)];
+}
+
 function branchSummary(t) {
   return t.branches.map(b => {
     let note = b.vote === "none" ? "no vote" : b.vote;
@@ -165,8 +177,10 @@ function branchSummary(t) {
   });
 }
 
+// lastError is the errors of the branches still waiting: one a participant
+// has since acknowledged is history (the timeline keeps it), not a problem.
 function lastError(t) {
-  const errs = t.branches.filter(b => b.last_error).map(b => b.participant + ": " + b.last_error);
+  const errs = t.branches.filter(b => b.last_error && !b.acknowledged).map(b => b.participant + ": " + b.last_error);
   return errs.join("; ");
 }
 

@@ -32,11 +32,27 @@ func New(t testing.TB, name string) *PKI {
 	return &PKI{Dir: dir, CA: ca, t: t}
 }
 
-// Files issues a certificate for identity name (server: usable to serve as
-// well as to call) and returns its files with the CA's.
+// Files issues a certificate for identity name and returns its files with
+// the CA's. A server certificate (usable to serve as well as to call) is in
+// role coordinator when name is "coordinator", participant otherwise; any
+// other is in role client. FilesRole names the role.
 func (p *PKI) Files(name string, server bool) security.TLSFiles {
 	p.t.Helper()
-	c, k, err := p.CA.Issue(name, server, time.Now())
+	role := security.RoleClient
+	switch {
+	case server && name == "coordinator":
+		role = security.RoleCoordinator
+	case server:
+		role = security.RoleParticipant
+	}
+	return p.FilesRole(name, role)
+}
+
+// FilesRole issues a certificate for identity name in role and returns its
+// files with the CA's.
+func (p *PKI) FilesRole(name, role string) security.TLSFiles {
+	p.t.Helper()
+	c, k, err := p.CA.Issue(name, role, time.Now())
 	if err != nil {
 		p.t.Fatal(err)
 	}
@@ -50,10 +66,20 @@ func (p *PKI) Files(name string, server bool) security.TLSFiles {
 	return f
 }
 
-// Load issues a certificate for name and loads it.
+// Load issues a certificate for name (see Files) and loads it.
 func (p *PKI) Load(name string, server bool) *security.TLS {
 	p.t.Helper()
 	m, err := security.LoadTLS(p.Files(name, server))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return m
+}
+
+// LoadRole issues a certificate for name in role and loads it.
+func (p *PKI) LoadRole(name, role string) *security.TLS {
+	p.t.Helper()
+	m, err := security.LoadTLS(p.FilesRole(name, role))
 	if err != nil {
 		p.t.Fatal(err)
 	}

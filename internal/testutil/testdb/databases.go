@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,10 +17,11 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Environment variables that point the database tests at other servers.
+// Environment variables that point the database tests at other servers, or
+// (set to Throwaway) at a throwaway server even when the default one serves.
 const (
-	EnvPostgres = "CONCORD_TEST_POSTGRES" // a postgres:// URL; default DefaultPostgresURL
-	EnvMySQL    = "CONCORD_TEST_MYSQL"    // a go-sql-driver DSN; default DefaultMySQLDSN
+	EnvPostgres = "CONCORD_TEST_POSTGRES" // a postgres:// URL or "throwaway"; default DefaultPostgresURL
+	EnvMySQL    = "CONCORD_TEST_MYSQL"    // a go-sql-driver DSN or "throwaway"; default DefaultMySQLDSN
 )
 
 // The local servers the database tests use by default.
@@ -40,16 +40,9 @@ type TestDB struct {
 	// URL connects to the namespace: a postgres:// URL whose search_path is
 	// the schema, or a go-sql-driver DSN whose database is Name.
 	URL string
-}
-
-// unreachable fails the test in CI (CI=true), where the servers must be up,
-// and skips it elsewhere with a message saying what is missing.
-func unreachable(t testing.TB, what, env string, err error) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is unreachable and CI=true, so this test may not be skipped: %v", what, err)
-	}
-	t.Skipf("skipping: %s is unreachable (%v); start it or set %s (in CI this fails)", what, err, env)
+	// Addr is the server's host:port (a throwaway server's port is not the
+	// default one).
+	Addr string
 }
 
 // namePrefix starts every test namespace; the creation time follows, so
@@ -87,17 +80,22 @@ var sweepPostgresOnce, sweepMySQLOnce sync.Once
 // Postgres creates a fresh schema on the test PostgreSQL server and drops it,
 // with every prepared transaction whose gid names it, when the test ends.
 // The first call in a process also sweeps schemas a killed run left behind.
+//
+// The server is the one EnvPostgres names, else the one at
+// DefaultPostgresURL if it is up with prepared transactions on, else a
+// throwaway cluster started once per test binary from the installed server
+// binaries (the package's TestMain must call Main, which removes it). The
+// test is skipped, saying why, only when there is no server and no binary
+// to start one; under CI=true it fails instead.
 func Postgres(t testing.TB) TestDB {
 	t.Helper()
-	base := os.Getenv(EnvPostgres)
-	if base == "" {
-		base = DefaultPostgresURL
-	}
+	pgChosen.Do(func() { pgTarget = choosePostgres() })
+	base := use(t, &pgTarget, &pgNoted)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, base)
 	if err != nil {
-		unreachable(t, "PostgreSQL at "+redact(base), EnvPostgres, err)
+		t.Fatalf("PostgreSQL at %s: %v", redact(base), err)
 	}
 	defer conn.Close(context.Background())
 	sweepPostgresOnce.Do(func() {
@@ -124,7 +122,7 @@ func Postgres(t testing.TB) TestDB {
 	q.Set("search_path", name)
 	u.RawQuery = q.Encode()
 	t.Cleanup(func() { dropPostgres(t.Errorf, base, name) })
-	return TestDB{Name: name, URL: u.String()}
+	return TestDB{Name: name, URL: u.String(), Addr: pgTarget.addr}
 }
 
 func dropPostgres(report func(format string, args ...any), base, name string) {
@@ -160,13 +158,12 @@ func dropPostgres(report func(format string, args ...any), base, name string) {
 // MySQL creates a fresh database on the test MySQL/MariaDB server and drops
 // it, with every prepared XA transaction whose branch names it, when the test
 // ends. The first call in a process also sweeps databases a killed run left
-// behind.
+// behind. The server is chosen as Postgres chooses its own: EnvMySQL, else
+// DefaultMySQLDSN if it is up, else a throwaway MariaDB.
 func MySQL(t testing.TB) TestDB {
 	t.Helper()
-	base := os.Getenv(EnvMySQL)
-	if base == "" {
-		base = DefaultMySQLDSN
-	}
+	myChosen.Do(func() { myTarget = chooseMySQL() })
+	base := use(t, &myTarget, &myNoted)
 	cfg, err := mysql.ParseDSN(base)
 	if err != nil {
 		t.Fatalf("parse %s: %v", EnvMySQL, err)
@@ -179,7 +176,7 @@ func MySQL(t testing.TB) TestDB {
 	}
 	defer db.Close()
 	if err := db.PingContext(ctx); err != nil {
-		unreachable(t, "MySQL/MariaDB at "+cfg.Addr, EnvMySQL, err)
+		t.Fatalf("MySQL/MariaDB at %s: %v", cfg.Addr, err)
 	}
 	sweepMySQLOnce.Do(func() {
 		rows, err := db.QueryContext(ctx, "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE ?", namePrefix+"%")
@@ -204,7 +201,7 @@ func MySQL(t testing.TB) TestDB {
 	}
 	cfg.DBName = name
 	t.Cleanup(func() { dropMySQL(t.Errorf, base, name) })
-	return TestDB{Name: name, URL: cfg.FormatDSN()}
+	return TestDB{Name: name, URL: cfg.FormatDSN(), Addr: myTarget.addr}
 }
 
 func dropMySQL(report func(format string, args ...any), base, name string) {

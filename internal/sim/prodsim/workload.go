@@ -57,6 +57,16 @@ func (w *world) workload(wg *sync.WaitGroup) {
 					// The same request twice at once.
 					wg.Go(func() { w.submit(cl, r, r.req, false) })
 				}
+				if w.float() < 0.03 {
+					// An operator's abort racing the transaction.
+					wg.Go(func() {
+						time.Sleep(w.dur(30 * time.Millisecond))
+						ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+						defer cancel()
+						_, err := cl.Abort(ctx, r.id)
+						w.tracef("client", "%s abort asked: %v", r.id, err)
+					})
+				}
 				w.submit(cl, r, r.req, false)
 				if w.float() < 0.05 {
 					// The same id with a changed body: 409 within the

@@ -587,6 +587,7 @@ func (p *coordProc) start() error {
 		Participants: urls, Transport: coordinator.NewHTTPTransport(urls, hc),
 		AdvertiseURL:    baseURL(coordName),
 		DefaultTimeout:  time.Second,
+		MaxTimeout:      2 * time.Second,
 		RetryMin:        20 * time.Millisecond,
 		RetryMax:        500 * time.Millisecond,
 		RequestTimeout:  500 * time.Millisecond,
@@ -632,7 +633,10 @@ func (p *partProc) start() error {
 	w := p.w
 	p.inc++
 	fo := p.fopts
-	st, err := travel.OpenFileStore(travel.StoreConfig{Service: p.name, Dir: "/data", FS: p.fs, Stock: p.stock, FileStore: &fo})
+	// Decisions are remembered for seconds, not minutes, so that
+	// forgetting happens within a run (the coordinator's MaxTimeout is 2s).
+	st, err := travel.OpenFileStore(travel.StoreConfig{Service: p.name, Dir: "/data", FS: p.fs, Stock: p.stock, FileStore: &fo,
+		Remember: participant.Retention{MaxLifetime: 2 * time.Second, ClockSkew: time.Second}})
 	if err != nil {
 		return err
 	}

@@ -25,6 +25,11 @@ var (
 	ErrConflict = errors.New("transaction id already used for a different request")
 	// ErrNotFound: no transaction of that id is known.
 	ErrNotFound = errors.New("transaction not found")
+	// ErrForgotten, which wraps ErrNotFound: the coordinator holds no
+	// record of the id, live or finished inside the idempotency window. It
+	// was never submitted, or finished longer ago than the window; which of
+	// the two cannot be told. Over HTTP: 404 with state "forgotten".
+	ErrForgotten = fmt.Errorf("%w: not remembered (never submitted, or finished longer ago than the idempotency window)", ErrNotFound)
 	// ErrUnavailable: the coordinator has stopped (closing, or halted by a
 	// log failure) and takes no more work.
 	ErrUnavailable = errors.New("coordinator unavailable")
@@ -89,7 +94,13 @@ func (c *Coordinator) submit(ctx context.Context, req wire.SubmitRequest) (*wire
 	t.preparing.Store(true)
 	t.written.Store(now.UnixNano())
 	t.mu.Lock()
-	old, fin, ok := c.table.admitBounded(t, int64(c.opts.MaxLive))
+	// A generated id is new by construction: only one a client chose is
+	// looked up among the finished.
+	old, fin, ok, err := c.table.admitBounded(t, int64(c.opts.MaxLive), resubmittable)
+	if err != nil {
+		t.mu.Unlock()
+		return nil, fmt.Errorf("%w: read the remembered transactions: %v", ErrUnavailable, err)
+	}
 	if !ok {
 		t.mu.Unlock()
 		c.stats.overloaded.Add(1)
@@ -238,14 +249,16 @@ func (c *Coordinator) Status(id concord.TxID) (wire.TxStatus, error) {
 	if err := concord.ValidateTxID(id); err != nil {
 		return wire.TxStatus{}, fmt.Errorf("%w: %v", ErrBadRequest, err)
 	}
-	t, fin := c.table.lookup(id)
+	t, fin, err := c.table.lookup(id)
 	switch {
+	case err != nil:
+		return wire.TxStatus{}, fmt.Errorf("%w: read the remembered transactions: %v", ErrUnavailable, err)
 	case t != nil:
 		return c.liveStatus(t)
 	case fin != nil:
 		return statusOf(fin.status), nil
 	}
-	return wire.TxStatus{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+	return wire.TxStatus{}, fmt.Errorf("%w: %s (window %v)", ErrForgotten, id, c.opts.IdempotencyWindow)
 }
 
 func (c *Coordinator) liveStatus(t *txState) (wire.TxStatus, error) {
@@ -264,25 +277,40 @@ func (c *Coordinator) liveStatus(t *txState) (wire.TxStatus, error) {
 
 // Outcome answers a participant in doubt: committed once the commit
 // decision is durable, aborted for an aborted transaction or one the
-// coordinator has no record of (presumed abort), pending otherwise.
+// coordinator has no record of (presumed abort), pending otherwise. See
+// OutcomeOf for whether it had a record.
 func (c *Coordinator) Outcome(id concord.TxID) (concord.Outcome, error) {
+	o, _, err := c.OutcomeOf(id)
+	return o, err
+}
+
+// OutcomeOf is Outcome also reporting whether the coordinator had no
+// record of id (forgotten: never submitted, or finished longer ago than the
+// idempotency window). A forgotten id's outcome is aborted for a
+// participant in doubt, by presumed abort: a transaction is forgotten only
+// once finished, which for a commit means every yes voter acknowledged it,
+// so no participant is in doubt about a forgotten commit. A client must not
+// read it as aborted: its real outcome is unknown.
+func (c *Coordinator) OutcomeOf(id concord.TxID) (o concord.Outcome, forgotten bool, err error) {
 	if err := c.unavailable(); err != nil {
-		return concord.OutcomePending, err
+		return concord.OutcomePending, false, err
 	}
 	if err := concord.ValidateTxID(id); err != nil {
-		return concord.OutcomePending, fmt.Errorf("%w: %v", ErrBadRequest, err)
+		return concord.OutcomePending, false, fmt.Errorf("%w: %v", ErrBadRequest, err)
 	}
-	t, fin := c.table.lookup(id)
+	t, fin, err := c.table.lookup(id)
 	switch {
+	case err != nil:
+		return concord.OutcomePending, false, fmt.Errorf("%w: read the remembered transactions: %v", ErrUnavailable, err)
 	case t != nil:
 		if r := t.result.Load(); r != nil {
-			return r.Outcome, nil
+			return r.Outcome, false, nil
 		}
-		return concord.OutcomePending, nil
+		return concord.OutcomePending, false, nil
 	case fin != nil && fin.status.Outcome != concord.OutcomePending:
-		return fin.status.Outcome, nil
+		return fin.status.Outcome, false, nil
 	}
-	return concord.OutcomeAborted, nil
+	return concord.OutcomeAborted, true, nil
 }
 
 // List filters for List.
@@ -322,9 +350,10 @@ func (c *Coordinator) List(state string, limit int) (wire.TxList, error) {
 	if state != ListPending {
 		// Live transactions are read first, so one that finished meanwhile
 		// shows in both lists: the live status stands.
+		now := c.clock.Now()
 		for _, f := range c.table.finishedList() {
 			st := statusOf(f.status)
-			if seen[st.ID] {
+			if seen[st.ID] || !c.table.store.fresh(f, now) {
 				continue
 			}
 			if state == ListAll || st.State == state {

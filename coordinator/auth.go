@@ -144,7 +144,11 @@ func (c *Coordinator) mayAskOutcome(r *http.Request, p security.Principal) error
 // ownerAndBranches returns who submitted transaction id and its
 // participants, and false if the coordinator has no record of it.
 func (c *Coordinator) ownerAndBranches(id concord.TxID) (owner string, branches []string, known bool) {
-	t, fin := c.table.lookup(id)
+	t, fin, err := c.table.lookup(id)
+	if err != nil {
+		c.opts.Logf("authorize a request on %s: %v", id, err)
+		return "", nil, false
+	}
 	var st []string
 	switch {
 	case t != nil:

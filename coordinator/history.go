@@ -254,7 +254,7 @@ func (c *Coordinator) Timeline(id concord.TxID) (wire.TxTimeline, error) {
 		return wire.TxTimeline{}, err
 	}
 	var tl wire.TxTimeline
-	if t, _ := c.table.lookup(id); t != nil {
+	if t := c.table.live(id); t != nil {
 		t.mu.Lock()
 		tl.Events, tl.Dropped = t.hist.wire()
 		tl.Traceparent = t.traceparent

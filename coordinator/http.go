@@ -122,12 +122,12 @@ func (c *Coordinator) serveOutcome(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := concord.TxID(r.PathValue("id"))
-	o, err := c.Outcome(id)
+	o, forgotten, err := c.OutcomeOf(id)
 	if err != nil {
 		writeErr(w, err)
 		return
 	}
-	wire.WriteJSON(w, http.StatusOK, wire.OutcomeResponse{ID: id, Outcome: o})
+	wire.WriteJSON(w, http.StatusOK, wire.OutcomeResponse{ID: id, Outcome: o, Forgotten: forgotten})
 }
 
 func (c *Coordinator) serveRetry(w http.ResponseWriter, r *http.Request) {
@@ -203,6 +203,10 @@ func writeErr(w http.ResponseWriter, err error) {
 		status = http.StatusForbidden
 	case errors.Is(err, ErrUnauthenticated):
 		status = http.StatusUnauthorized
+	}
+	if errors.Is(err, ErrForgotten) {
+		wire.WriteJSON(w, status, wire.ErrorResponse{Error: err.Error(), State: wire.StateForgotten})
+		return
 	}
 	wire.WriteError(w, status, err.Error())
 }

@@ -23,7 +23,10 @@ func (c *Coordinator) liveTx(id concord.TxID) (*txState, error) {
 	if err := concord.ValidateTxID(id); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadRequest, err)
 	}
-	t, fin := c.table.lookup(id)
+	t, fin, err := c.table.lookup(id)
+	if err != nil {
+		return nil, err
+	}
 	if t == nil {
 		if fin != nil {
 			return nil, fmt.Errorf("%w: %s is finished (%s): nothing to do", ErrNotFound, id, fin.status.Outcome)
@@ -64,7 +67,7 @@ func (c *Coordinator) RetryNow(id concord.TxID) (wire.TxStatus, error) {
 func (c *Coordinator) Abort(id concord.TxID, reason string) (wire.TxStatus, error) {
 	t, err := c.liveTx(id)
 	if err != nil {
-		if _, fin := c.table.lookup(id); fin != nil && fin.status.Outcome == concord.OutcomeCommitted {
+		if _, fin, _ := c.table.lookup(id); fin != nil && fin.status.Outcome == concord.OutcomeCommitted {
 			err = fmt.Errorf("%w: %s is committed, and a committed transaction is never aborted", ErrDecided, id)
 		}
 		c.logAction("abort", id, "", err)

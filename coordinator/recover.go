@@ -59,7 +59,21 @@ func (c *Coordinator) recover() ([]resumed, error) {
 	now := c.clock.Now()
 	live, finished := tpc.Recover(c.cfg, records, now)
 	for _, st := range finished {
-		c.table.remember(st.TxID, &finishedTx{status: st, digest: digests[st.TxID], owner: owners[st.TxID]})
+		// Compaction deletes a finished transaction's first records only
+		// once the remembered set holds it whole, so what the set holds
+		// stands. What it lacks finished before the last crash and was not
+		// yet written there: it is added now, its window starting now. A
+		// transaction with no branches left (only its END survived
+		// compaction) is not in the set only because the window has
+		// passed: it stays forgotten.
+		f, err := c.table.store.getAny(st.TxID)
+		if err != nil {
+			return nil, fmt.Errorf("recover %s: %w", st.TxID, err)
+		}
+		if f != nil || len(st.Branches) == 0 {
+			continue
+		}
+		c.table.remember(&finishedTx{status: st, digest: digests[st.TxID], owner: owners[st.TxID], finished: now.UnixNano()})
 	}
 	out := make([]resumed, 0, len(live))
 	for _, r := range live {
@@ -75,7 +89,7 @@ func (c *Coordinator) recover() ([]resumed, error) {
 				}
 			}
 		}
-		if old, _ := c.table.admit(t); old != nil {
+		if old := c.table.admit(t); old != nil {
 			return nil, fmt.Errorf("%w: transaction %s recovered twice", ErrBadLogEntry, id)
 		}
 		out = append(out, resumed{tx: t, ready: r.Ready})

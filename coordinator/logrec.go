@@ -133,7 +133,7 @@ func decodeRequest(b []byte) (concord.TxID, digest, string, error) {
 		return "", d, "", fmt.Errorf("request record: %d bytes after the id length, want at least %d", len(rest), n+uint64(len(d)))
 	}
 	id := concord.TxID(rest[:n])
-	if err := concord.ValidateTxID(id); err != nil {
+	if err := concord.ValidateStoredTxID(id); err != nil {
 		return "", d, "", fmt.Errorf("request record: %w", err)
 	}
 	copy(d[:], rest[n:])

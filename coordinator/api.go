@@ -130,12 +130,12 @@ func (c *Coordinator) submit(ctx context.Context, req wire.SubmitRequest) (*wire
 // resubmitted answers a request whose id is already known.
 func (c *Coordinator) resubmitted(ctx context.Context, req *wire.SubmitRequest, d digest, live *txState, fin *finishedTx) (*wire.SubmitResponse, error) {
 	if live != nil {
-		if live.digest != d && live.digest != (digest{}) {
+		if live.digest != (digest{}) && !sameDigest(live.digest, live.legacy, req, d) {
 			return nil, fmt.Errorf("%w: %s", ErrConflict, req.ID)
 		}
 		return c.wait(ctx, live)
 	}
-	same := fin.digest == d
+	same := sameDigest(fin.digest, fin.legacy, req, d)
 	if fin.digest == (digest{}) {
 		// Recovered without its request record: the participants must match.
 		same = len(fin.status.Branches) == len(req.Branches)
@@ -148,6 +148,15 @@ func (c *Coordinator) resubmitted(ctx context.Context, req *wire.SubmitRequest, 
 	}
 	r := responseOf(fin.status)
 	return &r, nil
+}
+
+// sameDigest reports whether req, of digest d, is the request whose digest
+// is kept (a requestDigestV1 if legacy).
+func sameDigest(kept digest, legacy bool, req *wire.SubmitRequest, d digest) bool {
+	if legacy {
+		return requestDigestV1(req) == kept
+	}
+	return kept == d
 }
 
 // wait returns t's outcome once reported: the response t holds, which

@@ -19,6 +19,7 @@ type resumed struct {
 func (c *Coordinator) recover() ([]resumed, error) {
 	var records []tpc.Record
 	digests := make(map[concord.TxID]digest)
+	legacy := make(map[concord.TxID]bool)
 	owners := make(map[concord.TxID]string)
 	first := make(map[concord.TxID]uint64)
 	note := func(id concord.TxID, seq uint64) {
@@ -29,11 +30,12 @@ func (c *Coordinator) recover() ([]resumed, error) {
 	err := c.log.Replay(0, func(r wal.Record) error {
 		switch {
 		case r.Type == entryRequest:
-			id, d, owner, err := decodeRequest(r.Payload)
+			id, d, owner, old, err := decodeRequest(r.Payload)
 			if err != nil {
 				return fmt.Errorf("%w: record %d: %v", ErrBadLogEntry, r.Seq, err)
 			}
 			digests[id] = d
+			legacy[id] = old
 			if owner != "" {
 				owners[id] = owner
 			}
@@ -73,12 +75,12 @@ func (c *Coordinator) recover() ([]resumed, error) {
 		if f != nil || len(st.Branches) == 0 {
 			continue
 		}
-		c.table.remember(&finishedTx{status: st, digest: digests[st.TxID], owner: owners[st.TxID], finished: now.UnixNano()})
+		c.table.remember(&finishedTx{status: st, digest: digests[st.TxID], legacy: legacy[st.TxID], owner: owners[st.TxID], finished: now.UnixNano()})
 	}
 	out := make([]resumed, 0, len(live))
 	for _, r := range live {
 		id := r.Tx.ID()
-		t := &txState{id: id, digest: digests[id], owner: owners[id], done: make(chan struct{}), core: r.Tx}
+		t := &txState{id: id, digest: digests[id], legacy: legacy[id], owner: owners[id], done: make(chan struct{}), core: r.Tx}
 		t.firstSeq.Store(first[id])
 		t.written.Store(now.UnixNano())
 		t.noteLocked(now, evRecovered, "", noValue, "recovered from the log at a restart; resuming")

@@ -34,6 +34,7 @@ import (
 type finishedTx struct {
 	status   tpc.Status
 	digest   digest
+	legacy   bool   // digest is a requestDigestV1
 	owner    string // identity of the submitter; "" if unknown
 	finished int64  // Unix nanoseconds when it finished (or was recovered finished)
 }
@@ -185,7 +186,7 @@ func (r *remembered) close(skip bool) error {
 // Entry encoding, version 1:
 //
 //	1 version | 8 finished (Unix ns, big-endian) | 1 outcome | 1 flags
-//	(1 done, 2 digest present) | [32 digest] | owner | reason | uvarint
+//	(1 done, 2 digest present, 4 legacy digest) | [32 digest] | owner | reason | uvarint
 //	branches, each: participant | 1 vote | 1 acknowledged | reason
 //
 // where each string is a uvarint length and its bytes. Reasons are cut to
@@ -195,6 +196,7 @@ const (
 	maxKeptReason = 512
 	flagDone      = 1
 	flagDigest    = 2
+	flagLegacy    = 4 // the digest is a requestDigestV1
 )
 
 func appendString(b []byte, s string) []byte {
@@ -224,6 +226,9 @@ func encodeFinished(f *finishedTx) []byte {
 	}
 	if f.digest != (digest{}) {
 		flags |= flagDigest
+	}
+	if f.legacy {
+		flags |= flagLegacy
 	}
 	b = append(b, byte(st.Outcome), flags)
 	if flags&flagDigest != 0 {
@@ -258,6 +263,7 @@ func decodeFinished(id concord.TxID, b []byte) (*finishedTx, error) {
 	f.status.Outcome = concord.Outcome(b[9])
 	flags := b[10]
 	f.status.Done = flags&flagDone != 0
+	f.legacy = flags&flagLegacy != 0
 	b = b[11:]
 	if f.status.Outcome > concord.OutcomeAborted {
 		return bad("unknown outcome")

@@ -43,7 +43,11 @@ type txState struct {
 	wake     time.Time
 	gen      uint64 // of the armed timer; a stale timer's tick is ignored
 	finished bool   // Done: out of the live table
-	hist     history
+	// legacy: digest is a requestDigestV1 (recovered from a record of a
+	// version before requestDigest). Set before the transaction is in the
+	// table, then only read.
+	legacy bool
+	hist   history
 
 	// Set before the transaction is in the table, then only read.
 	traceparent string // W3C trace context of the submit, "" if none
@@ -156,7 +160,7 @@ func (t *table) admitBounded(tx *txState, limit int64, remembered bool) (old *tx
 // so that compaction, which reads the live table and then writes the
 // remembered set out, cannot miss it) and the cache.
 func (t *table) finish(tx *txState, st tpc.Status) {
-	f := &finishedTx{status: st, digest: tx.digest, owner: tx.owner, finished: t.store.clock.Now().UnixNano()}
+	f := &finishedTx{status: st, digest: tx.digest, legacy: tx.legacy, owner: tx.owner, finished: t.store.clock.Now().UnixNano()}
 	t.store.add(f)
 	s := t.shard(tx.id)
 	s.mu.Lock()

@@ -3,6 +3,7 @@ package coordinator_test
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -153,5 +154,46 @@ func TestFinishedRememberedForTheWindow(t *testing.T) {
 	e.restart()
 	if code, _ := e.get(wire.TransactionPath(id)); code != http.StatusNotFound {
 		t.Fatalf("status of %s past the window after a restart: %d", id, code)
+	}
+}
+
+// A client that re-serialises its request on retry (members in another
+// order, other white space, 1.0 for 1, the branches in another order,
+// another timeout) sends the same request: it is answered as the first
+// time, before and after a restart, and nothing runs again.
+func TestReserialisedResubmissionIsTheSame(t *testing.T) {
+	e := newEnv(t, "flights", "hotels")
+	e.start()
+	first := `{"id":"trip-re","timeout_ms":5000,"branches":[` +
+		`{"participant":"flights","payload":{"sku":"F-1","quantity":1,"who":{"first":"Ada","last":"L"}}},` +
+		`{"participant":"hotels","payload":{"sku":"H-1","nights":2}}]}`
+	again := `{ "branches" : [ {"payload": {"nights": 2.0, "sku": "H\u002d1"}, "participant": "hotels"},` + "\n" +
+		`{"payload":{"who":{"last":"L","first":"Ada"},"quantity":1e0,"sku":"F-1"},"participant":"flights"} ],` +
+		` "timeout_ms": 9000, "id": "trip-re" }`
+	code, body := e.post(wire.PathTransactions, first)
+	if code != http.StatusOK {
+		t.Fatalf("first: %d %s", code, body)
+	}
+	var r1 wire.SubmitResponse
+	json.Unmarshal(body, &r1)
+	for _, restart := range []bool{false, true} {
+		if restart {
+			eventually(t, "the acknowledgements", func() bool { return e.c.Stats().Live == 0 })
+			e.restart()
+		}
+		before := prepares(e)
+		code, body := e.post(wire.PathTransactions, again)
+		if code != http.StatusOK {
+			t.Fatalf("re-serialised resubmission (restart %v): %d %s; the first answer was %v", restart, code, body, r1.Outcome)
+		}
+		var r wire.SubmitResponse
+		json.Unmarshal(body, &r)
+		if r.Outcome != r1.Outcome || prepares(e) != before {
+			t.Fatalf("re-serialised resubmission (restart %v): %+v and %d PREPAREs, first %+v", restart, r, prepares(e)-before, r1)
+		}
+	}
+	changed := strings.Replace(again, `"nights": 2.0`, `"nights": 3`, 1)
+	if code, body := e.post(wire.PathTransactions, changed); code != http.StatusConflict {
+		t.Fatalf("a changed payload under the same id: %d %s, want 409", code, body)
 	}
 }

@@ -90,6 +90,8 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	tokens := fs.String("client-tokens", "", "`file` of client bearer tokens, lines of \"name token [operator]\" (needs TLS)")
 	operators := fs.String("operators", "", "comma-separated `identities` (certificate or token names) that may see and act on every transaction")
 	maxInFlight := fs.Int("max-in-flight", coordinator.DefaultMaxLive, "most transactions in flight; past it a submission is answered 503 with Retry-After")
+	window := fs.Duration("idempotency-window", coordinator.DefaultIdempotencyWindow,
+		"how long a finished transaction is remembered (its id answered as the first time, never run again); kept in remembered.db of --data")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: concord coordinator --listen ADDR --data DIR --participant NAME=URL [--participant NAME=URL ...]")
 		fmt.Fprintln(stderr, "Runs the two-phase-commit coordinator until SIGINT or SIGTERM.")
@@ -124,6 +126,12 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 		CrashHook:      hitFailpoint,
 		Logger:         logger,
 		MaxLive:        *maxInFlight,
+		RememberPath:   filepath.Join(*data, "remembered.db"),
+		// Checked here too, as New takes 0 for the default.
+		IdempotencyWindow: *window,
+	}
+	if *window <= 0 {
+		return usageErr("--idempotency-window %v: want a positive duration, e.g. 24h", *window)
 	}
 	if err := coordinatorSecurity(&opts, tlsf, *tokens, *operators); err != nil {
 		return usageErr("%v", err)
@@ -146,8 +154,8 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 		warnPlainHTTP(stderr, "coordinator", c.URL())
 	}
 	st := c.Stats()
-	fmt.Fprintf(stdout, "coordinator serving on %s (log %s; participants %s; %d transactions recovered to finish)\n",
-		c.URL(), opts.Dir, parts, st.Live)
+	fmt.Fprintf(stdout, "coordinator serving on %s (log %s; participants %s; %d transactions recovered to finish; finished ones remembered for %v in %s)\n",
+		c.URL(), opts.Dir, parts, st.Live, opts.IdempotencyWindow, opts.RememberPath)
 	fmt.Fprintf(stdout, "console at %s/ui/, metrics at %s/metrics\n", c.URL(), c.URL())
 	select {
 	case <-ctx.Done():

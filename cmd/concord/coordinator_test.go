@@ -168,7 +168,7 @@ func TestCoordinatorCommandServesAndStops(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, `"transactions"`) {
 		t.Fatalf("tx list --json: exit %d: %q", code, stdout)
 	}
-	if code, _, stderr = runCmd("tx", "show", "nobody", "--coordinator", url); code != 1 || !strings.Contains(stderr, "404") {
+	if code, _, stderr = runCmd("tx", "show", "nobody", "--coordinator", url); code != 1 || !strings.Contains(stderr, "forgotten") {
 		t.Fatalf("tx show unknown: exit %d: %q", code, stderr)
 	}
 	if code, _, stderr = runCmd("tx", "retry", "trip-cli", "--coordinator", url); code != 0 {

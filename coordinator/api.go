@@ -90,7 +90,7 @@ func (c *Coordinator) submit(ctx context.Context, req wire.SubmitRequest) (*wire
 		return nil, fmt.Errorf("%w: the identity of the submitter has %d bytes, at most %d are kept", ErrBadRequest, len(owner), MaxOwnerLen)
 	}
 	t := &txState{id: req.ID, digest: d, done: make(chan struct{}), deadline: now.Add(timeout),
-		traceparent: wire.TraceparentFrom(ctx), admitted: now.UnixNano(), owner: owner}
+		traceparent: wire.TraceparentFrom(ctx), admitted: now.UnixNano(), owner: owner, chosen: resubmittable}
 	t.preparing.Store(true)
 	t.written.Store(now.UnixNano())
 	t.mu.Lock()

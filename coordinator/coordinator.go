@@ -255,9 +255,9 @@ func (c *Coordinator) openRemembered() (*remembered, error) {
 		return newRemembered(&memBackend{}, math.MaxInt64, c.opts.IdempotencyWindow, c.clock, c.opts.Logf), nil
 	}
 	if path == "" {
-		path = filepath.Join(c.opts.Dir, "remembered.db")
+		path = filepath.Join(c.opts.Dir, "remembered")
 	}
-	b, oldest, err := openBolt(path)
+	b, oldest, err := openPebble(path)
 	if err != nil {
 		return nil, fmt.Errorf("coordinator: %w", err)
 	}

@@ -51,7 +51,7 @@ func newEnv(t *testing.T, names ...string) *env {
 		FS:  e.fs,
 		// On the real file system: it outlives a crash of the memory one
 		// whole, as synced data does.
-		RememberPath:    filepath.Join(t.TempDir(), "remembered.db"),
+		RememberPath:    filepath.Join(t.TempDir(), "remembered"),
 		Participants:    urls,
 		Clock:           e.clock,
 		RequestTimeout:  5 * time.Second,

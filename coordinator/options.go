@@ -110,7 +110,7 @@ type Options struct {
 	// Default DefaultIdempotencyWindow (24 hours).
 	IdempotencyWindow time.Duration
 	// RememberPath is the file that keeps the finished transactions for
-	// the window (a bbolt database). Default: remembered.db in Dir. With FS
+	// the window (a directory: a Pebble database). Default: remembered in Dir. With FS
 	// set and RememberPath empty they are kept in memory only, for tests and
 	// simulators: a restart then knows what the log still holds.
 	RememberPath string

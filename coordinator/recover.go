@@ -80,7 +80,9 @@ func (c *Coordinator) recover() ([]resumed, error) {
 	out := make([]resumed, 0, len(live))
 	for _, r := range live {
 		id := r.Tx.ID()
-		t := &txState{id: id, digest: digests[id], legacy: legacy[id], owner: owners[id], done: make(chan struct{}), core: r.Tx}
+		// Whether the client chose the id is not in the log: remembered as
+		// if it did.
+		t := &txState{id: id, digest: digests[id], legacy: legacy[id], owner: owners[id], done: make(chan struct{}), core: r.Tx, chosen: true}
 		t.firstSeq.Store(first[id])
 		t.written.Store(now.UnixNano())
 		t.noteLocked(now, evRecovered, "", noValue, "recovered from the log at a restart; resuming")

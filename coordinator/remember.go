@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,22 +12,23 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/bloom"
 	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/tpc"
-	bolt "go.etcd.io/bbolt"
 )
 
 // The remembered set holds every finished transaction for the idempotency
 // window (Options.IdempotencyWindow), measured from when it finished: a
 // resubmission of its id is answered from it, and so are status and
-// outcome queries. It lives in a bbolt file beside the log (Options.
+// outcome queries. It lives in a Pebble database beside the log (Options.
 // RememberPath), written in batches: a transaction that finishes is added
-// to an in-memory batch, which is written in one bbolt transaction (one
-// sync) when it grows past rememberFlushAt entries and before every log
+// to an in-memory batch, which is written in one Pebble batch (one sync)
+// when it grows past rememberFlushAt entries and before every log
 // compaction. Compaction deletes a finished transaction's records only
 // after such a write, so at any crash a finished transaction is either in
 // the file or still in the log, where recovery finds it and adds it again.
-// Expiry walks a second bucket ordered by finish time from its oldest
+// Expiry walks a second key space ordered by finish time from its oldest
 // entry: each write deletes what has expired since, a bounded number at a
 // time, and never scans the rest.
 
@@ -314,110 +316,155 @@ func decodeFinished(id concord.TxID, b []byte) (*finishedTx, error) {
 	return f, nil
 }
 
-// boltBackend keeps the remembered set in a bbolt file: bucket "ids" maps
-// an id to its entry, bucket "expiry" holds one key per entry, its finish
-// time (8 bytes, big-endian) then its id, so that the oldest come first.
-type boltBackend struct {
-	db *bolt.DB
+// pebbleBackend keeps the remembered set in a Pebble database (an LSM
+// tree: a batch is one sequential write and one sync, whatever its ids;
+// bloom filters answer most look-ups of a new id without reading a
+// table). Key "i" + id holds an entry; key "e" + finish time (8 bytes,
+// big-endian) + id marks it for expiry, so that the oldest come first.
+type pebbleBackend struct {
+	db    *pebble.DB
+	cache *pebble.Cache
+	// from is the expiry key of the oldest entry not yet expired, or
+	// "e": expiry scans start there, not among the tombstones before it.
+	from []byte
 }
 
-var (
-	bucketIDs    = []byte("ids")
-	bucketExpiry = []byte("expiry")
+// Pebble's memory: its block cache, and at most rememberMemTables
+// memtables of rememberMemTableSize.
+const (
+	rememberCacheSize    = 64 << 20
+	rememberMemTableSize = 4 << 20
+	rememberMemTables    = 4
 )
 
-func openBolt(path string) (*boltBackend, int64, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second,
-		NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
-	if err != nil {
-		return nil, 0, fmt.Errorf("open the remembered transactions in %s: %w", path, err)
+// quietLogger drops Pebble's informational lines; a fatal error panics,
+// as Pebble's own logger would exit.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any)                   {}
+func (quietLogger) Fatalf(format string, args ...any)      { panic(fmt.Sprintf(format, args...)) }
+func (quietLogger) Errorf(format string, args ...any)      {}
+func (quietLogger) Eventf(context.Context, string, ...any) {}
+func (quietLogger) IsTracingEnabled(context.Context) bool  { return false }
+
+func openPebble(dir string) (*pebbleBackend, int64, error) {
+	cache := pebble.NewCache(rememberCacheSize)
+	opts := &pebble.Options{Cache: cache, MemTableSize: rememberMemTableSize,
+		MemTableStopWritesThreshold: rememberMemTables, Logger: quietLogger{}}
+	opts.Levels = make([]pebble.LevelOptions, 7)
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+		opts.Levels[i].FilterType = pebble.TableFilter
 	}
-	oldest := int64(math.MaxInt64)
-	err = db.Update(func(tx *bolt.Tx) error {
-		if _, err := tx.CreateBucketIfNotExists(bucketIDs); err != nil {
-			return err
-		}
-		exp, err := tx.CreateBucketIfNotExists(bucketExpiry)
-		if err != nil {
-			return err
-		}
-		if k, _ := exp.Cursor().First(); len(k) >= 8 {
-			oldest = int64(binary.BigEndian.Uint64(k))
-		}
-		return nil
-	})
+	db, err := pebble.Open(dir, opts)
 	if err != nil {
-		db.Close()
-		return nil, 0, fmt.Errorf("open the remembered transactions in %s: %w", path, err)
+		cache.Unref()
+		return nil, 0, fmt.Errorf("open the remembered transactions in %s: %w", dir, err)
 	}
-	return &boltBackend{db: db}, oldest, nil
+	s := &pebbleBackend{db: db, cache: cache, from: []byte("e")}
+	oldest, err := s.oldest()
+	if err != nil {
+		s.close()
+		return nil, 0, fmt.Errorf("open the remembered transactions in %s: %w", dir, err)
+	}
+	return s, oldest, nil
 }
 
-func (s *boltBackend) get(id concord.TxID) (*finishedTx, error) {
-	var f *finishedTx
-	err := s.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketIDs).Get([]byte(id))
-		if v == nil {
-			return nil
-		}
-		var err error
-		f, err = decodeFinished(id, v)
-		return err
-	})
-	return f, err
+// oldest returns the finish time of the oldest entry, and moves from to
+// its expiry key.
+func (s *pebbleBackend) oldest() (int64, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: s.from, UpperBound: []byte("f")})
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	if it.First() && len(it.Key()) >= 9 {
+		s.from = bytes.Clone(it.Key())
+		return int64(binary.BigEndian.Uint64(it.Key()[1:9])), nil
+	}
+	return math.MaxInt64, it.Error()
 }
 
-func expiryKey(finished int64, id concord.TxID) []byte {
-	k := make([]byte, 8, 8+len(id))
-	binary.BigEndian.PutUint64(k, uint64(finished))
+func idKey(id concord.TxID) []byte {
+	k := make([]byte, 1, 1+len(id))
+	k[0] = 'i'
 	return append(k, id...)
 }
 
-func (s *boltBackend) write(batch []*finishedTx, cutoff int64, limit int) (int64, error) {
-	oldest := int64(math.MaxInt64)
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		ids, exp := tx.Bucket(bucketIDs), tx.Bucket(bucketExpiry)
-		for _, f := range batch {
-			key := []byte(f.status.TxID)
-			if old := ids.Get(key); len(old) >= 9 {
-				// A later episode of the id: its old expiry key goes.
-				if err := exp.Delete(expiryKey(int64(binary.BigEndian.Uint64(old[1:9])), f.status.TxID)); err != nil {
-					return err
-				}
-			}
-			if err := ids.Put(key, encodeFinished(f)); err != nil {
-				return err
-			}
-			if err := exp.Put(expiryKey(f.finished, f.status.TxID), nil); err != nil {
-				return err
-			}
-		}
-		var gone [][]byte
-		c := exp.Cursor()
-		k, _ := c.First()
-		for ; k != nil && len(gone) < limit; k, _ = c.Next() {
-			if len(k) < 8 || int64(binary.BigEndian.Uint64(k)) >= cutoff {
-				break
-			}
-			gone = append(gone, bytes.Clone(k))
-		}
-		for _, k := range gone {
-			if err := exp.Delete(k); err != nil {
-				return err
-			}
-			if err := ids.Delete(k[8:]); err != nil {
-				return err
-			}
-		}
-		if k, _ := c.First(); len(k) >= 8 {
-			oldest = int64(binary.BigEndian.Uint64(k))
-		}
-		return nil
-	})
-	return oldest, err
+func (s *pebbleBackend) get(id concord.TxID) (*finishedTx, error) {
+	v, closer, err := s.db.Get(idKey(id))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer closer.Close()
+	return decodeFinished(id, v)
 }
 
-func (s *boltBackend) close() error { return s.db.Close() }
+func expiryKey(finished int64, id concord.TxID) []byte {
+	k := make([]byte, 9, 9+len(id))
+	k[0] = 'e'
+	binary.BigEndian.PutUint64(k[1:], uint64(finished))
+	return append(k, id...)
+}
+
+func (s *pebbleBackend) write(batch []*finishedTx, cutoff int64, limit int) (int64, error) {
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, f := range batch {
+		// A later episode of an id leaves the earlier one's expiry key;
+		// expiry checks the entry's time before deleting it.
+		if err := b.Set(idKey(f.status.TxID), encodeFinished(f), nil); err != nil {
+			return 0, err
+		}
+		if err := b.Set(expiryKey(f.finished, f.status.TxID), nil, nil); err != nil {
+			return 0, err
+		}
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: s.from, UpperBound: expiryKey(cutoff, "")})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for ok := it.First(); ok && n < limit; ok = it.Next() {
+		k := it.Key()
+		if len(k) < 9 {
+			continue
+		}
+		id := concord.TxID(k[9:])
+		f, err := s.get(id)
+		if err != nil {
+			it.Close()
+			return 0, err
+		}
+		if f != nil && f.finished == int64(binary.BigEndian.Uint64(k[1:9])) {
+			if err := b.Delete(idKey(id), nil); err != nil {
+				it.Close()
+				return 0, err
+			}
+		}
+		if err := b.Delete(bytes.Clone(k), nil); err != nil {
+			it.Close()
+			return 0, err
+		}
+		n++
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return 0, err
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return 0, err
+	}
+	return s.oldest()
+}
+
+func (s *pebbleBackend) close() error {
+	err := s.db.Close()
+	s.cache.Unref()
+	return err
+}
 
 // memBackend keeps the remembered set in memory: for a coordinator on a
 // file system of a test or simulator (Options.FS without RememberPath).

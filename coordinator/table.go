@@ -47,6 +47,11 @@ type txState struct {
 	// version before requestDigest). Set before the transaction is in the
 	// table, then only read.
 	legacy bool
+	// chosen: the client chose the id (an idempotency key), so the
+	// transaction is kept in the remembered set for the window once
+	// finished; one the coordinator made up only in the cache. Set before
+	// the transaction is in the table, then only read.
+	chosen bool
 	hist   history
 
 	// Set before the transaction is in the table, then only read.
@@ -156,12 +161,15 @@ func (t *table) admitBounded(tx *txState, limit int64, remembered bool) (old *tx
 	return nil, nil, true, nil
 }
 
-// finish moves tx from live to finished: into the remembered set (first,
-// so that compaction, which reads the live table and then writes the
-// remembered set out, cannot miss it) and the cache.
+// finish moves tx from live to finished: into the remembered set if its
+// id is the client's (first, so that compaction, which reads the live
+// table and then writes the remembered set out, cannot miss it) and the
+// cache.
 func (t *table) finish(tx *txState, st tpc.Status) {
 	f := &finishedTx{status: st, digest: tx.digest, legacy: tx.legacy, owner: tx.owner, finished: t.store.clock.Now().UnixNano()}
-	t.store.add(f)
+	if tx.chosen {
+		t.store.add(f)
+	}
 	s := t.shard(tx.id)
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -91,7 +91,7 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	operators := fs.String("operators", "", "comma-separated `identities` (certificate or token names) that may see and act on every transaction")
 	maxInFlight := fs.Int("max-in-flight", coordinator.DefaultMaxLive, "most transactions in flight; past it a submission is answered 503 with Retry-After")
 	window := fs.Duration("idempotency-window", coordinator.DefaultIdempotencyWindow,
-		"how long a finished transaction is remembered (its id answered as the first time, never run again); kept in remembered.db of --data")
+		"how long a finished transaction is remembered (its id answered as the first time, never run again); kept in remembered/ of --data")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: concord coordinator --listen ADDR --data DIR --participant NAME=URL [--participant NAME=URL ...]")
 		fmt.Fprintln(stderr, "Runs the two-phase-commit coordinator until SIGINT or SIGTERM.")
@@ -126,7 +126,7 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 		CrashHook:      hitFailpoint,
 		Logger:         logger,
 		MaxLive:        *maxInFlight,
-		RememberPath:   filepath.Join(*data, "remembered.db"),
+		RememberPath:   filepath.Join(*data, "remembered"),
 		// Checked here too, as New takes 0 for the default.
 		IdempotencyWindow: *window,
 	}

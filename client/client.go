@@ -169,7 +169,10 @@ func NewID() concord.TxID {
 // Submit runs a transaction and returns its outcome once the decision is
 // durable. A request without an id gets one here (NewID), and the answer
 // carries it even with an error, so that submitting again with that id
-// after a network error is safe: the coordinator runs one id once.
+// after a network error is safe: the coordinator runs one id once, and
+// answers a resubmission of the same request (docs/protocol.md says what
+// is the same) with the first answer for its idempotency window (24 hours
+// by default) after the transaction finished, across its restarts.
 func (c *Client) Submit(ctx context.Context, req wire.SubmitRequest) (wire.SubmitResponse, error) {
 	if req.ID == "" {
 		req.ID = NewID()

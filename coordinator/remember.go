@@ -72,6 +72,11 @@ type remembered struct {
 	writeMu sync.Mutex // one write at a time
 	oldest  int64      // finish time of the oldest stored entry; guarded by writeMu
 
+	// life is held (read) around every use of the backend, and (write)
+	// to close it, so that nothing uses a closed backend.
+	life   sync.RWMutex
+	closed bool
+
 	writes, written, expired, failures atomic.Int64
 }
 
@@ -126,8 +131,15 @@ func (r *remembered) getAny(id concord.TxID) (*finishedTx, error) {
 	if f != nil {
 		return f, nil
 	}
+	r.life.RLock()
+	defer r.life.RUnlock()
+	if r.closed {
+		return nil, errRememberedClosed
+	}
 	return r.backend.get(id)
 }
+
+var errRememberedClosed = errors.New("the remembered transactions are closed")
 
 // flush writes every entry added before it was called, and expires what
 // the window has passed. A failed batch stays to be written next time.
@@ -154,7 +166,12 @@ func (r *remembered) flush() error {
 		return bytes.Compare([]byte(a.status.TxID), []byte(b.status.TxID))
 	})
 	// Expire at least as fast as entries arrive, in bounded steps.
-	oldest, err := r.backend.write(list, cutoff, 2*len(list)+4096)
+	r.life.RLock()
+	oldest, err := int64(0), errRememberedClosed
+	if !r.closed {
+		oldest, err = r.backend.write(list, cutoff, 2*len(list)+4096)
+	}
+	r.life.RUnlock()
 
 	r.mu.Lock()
 	r.writing = nil
@@ -182,6 +199,12 @@ func (r *remembered) close(skip bool) error {
 	if !skip {
 		err = r.flush()
 	}
+	r.life.Lock()
+	defer r.life.Unlock()
+	if r.closed {
+		return err
+	}
+	r.closed = true
 	return errors.Join(err, r.backend.close())
 }
 

@@ -163,7 +163,7 @@ func (*failingBackend) write([]*finishedTx, int64, int) (int64, error) {
 // deletes nothing (and says why), and once it can, compaction goes on.
 func TestCompactionWaitsForTheRememberedSet(t *testing.T) {
 	c, err := New(Options{Dir: "/c", FS: memfs.New(), SegmentSize: 2048, Transport: &fakeTransport{},
-		Participants: map[string]string{"flights": "http://127.0.0.1:1", "hotels": "http://127.0.0.1:2"},
+		Participants:    map[string]string{"flights": "http://127.0.0.1:1", "hotels": "http://127.0.0.1:2"},
 		CompactInterval: time.Hour, DecisionDelay: -1})
 	if err != nil {
 		t.Fatal(err)

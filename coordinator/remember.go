@@ -77,7 +77,7 @@ type remembered struct {
 	life   sync.RWMutex
 	closed bool
 
-	writes, written, expired, failures atomic.Int64
+	writes, written, failures atomic.Int64 // for Stats
 }
 
 // newRemembered returns the remembered set kept by b, whose oldest entry

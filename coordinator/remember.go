@@ -161,10 +161,6 @@ func (r *remembered) flush() error {
 	for _, f := range batch {
 		list = append(list, f)
 	}
-	// In key order, so that the B+tree's pages are visited once each.
-	slices.SortFunc(list, func(a, b *finishedTx) int {
-		return bytes.Compare([]byte(a.status.TxID), []byte(b.status.TxID))
-	})
 	// Expire at least as fast as entries arrive, in bounded steps.
 	r.life.RLock()
 	oldest, err := int64(0), errRememberedClosed

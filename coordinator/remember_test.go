@@ -12,6 +12,7 @@ import (
 
 	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/tpc"
+	"github.com/concordtx/concord/wal"
 	"github.com/concordtx/concord/wal/memfs"
 	"github.com/concordtx/concord/wire"
 )
@@ -197,5 +198,58 @@ func TestCompactionWaitsForTheRememberedSet(t *testing.T) {
 		if f, _ := good.get(concord.TxID(fmt.Sprintf("t-%d", i))); f == nil {
 			t.Fatalf("t-%d is not in the remembered set after compaction", i)
 		}
+	}
+}
+
+// A transaction recovered from a request record written before the
+// canonical digest (version 1) is matched with the digest it holds: an
+// identical resubmission is answered as the first time, not 409.
+func TestLegacyDigestRecovered(t *testing.T) {
+	fs := memfs.New()
+	l, err := wal.Open(wal.Options{Dir: "/c", FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := wire.SubmitRequest{ID: "old-1", TimeoutMS: 2000, Branches: []wire.Branch{
+		{Participant: "flights", Payload: []byte(`{"sku":"F-1","quantity":1}`)}, {Participant: "hotels"}}}
+	parts := []string{"flights", "hotels"}
+	votes := []concord.Vote{concord.VoteYes, concord.VoteYes}
+	recs := []tpc.Record{
+		{Type: tpc.RecBegin, TxID: "old-1", Participants: parts},
+		{Type: tpc.RecCommit, TxID: "old-1", Participants: parts, Votes: votes, Outcome: concord.OutcomeCommitted},
+		{Type: tpc.RecEnd, TxID: "old-1", Outcome: concord.OutcomeCommitted},
+	}
+	if _, err := l.Append(entryRequest, encodeRequest("old-1", requestDigestV1(&req), "", true)); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		b, err := r.AppendBinary(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Append(uint8(r.Type), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	prepared := 0
+	tr := &fakeTransport{prepare: func(string, wire.PrepareRequest) (wire.PrepareResponse, error) {
+		prepared++
+		return wire.PrepareResponse{}, errors.New("nothing may be prepared")
+	}}
+	c, err := New(Options{Dir: "/c", FS: fs, Transport: tr, CompactInterval: time.Hour,
+		Participants: map[string]string{"flights": "http://127.0.0.1:1", "hotels": "http://127.0.0.1:2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r, err := c.Submit(context.Background(), req)
+	if err != nil || r.Outcome != concord.OutcomeCommitted || prepared != 0 {
+		t.Fatalf("identical resubmission of a transaction with a version 1 digest: %+v %v, %d PREPAREs", r, err, prepared)
+	}
+	other := req
+	other.Branches = other.Branches[:1]
+	if _, err := c.Submit(context.Background(), other); !errors.Is(err, ErrConflict) {
+		t.Fatalf("a different request: %v, want ErrConflict", err)
 	}
 }

@@ -9,7 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cockroachdb/pebble/vfs"
 	"github.com/concordtx/concord"
+
 	"github.com/concordtx/concord/security"
 	"github.com/concordtx/concord/tpc"
 	"github.com/concordtx/concord/wal"
@@ -123,6 +125,13 @@ type Options struct {
 	// set and RememberPath empty they are kept in memory only, for tests and
 	// simulators: a restart then knows what the log still holds.
 	RememberPath string
+	// RememberFS, when set, is the file system of the remembered set's
+	// Pebble database (at RememberPath, default "remembered" in Dir), even
+	// with FS set: a simulator gives Pebble's strict in-memory file system
+	// (vfs.NewStrictMem) so that a crash loses what was not synced. nil
+	// means the operating system's (or, with FS set and no RememberPath,
+	// memory only).
+	RememberFS vfs.FS
 	// RememberFinished bounds how many finished transactions are cached in
 	// memory in front of the remembered set (the rest are read from
 	// RememberPath).

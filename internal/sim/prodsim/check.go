@@ -39,8 +39,14 @@ func (w *world) check() {
 		}
 		final := concord.OutcomePending
 		if coordOK {
-			o, err := w.coord.c.Outcome(r.id)
-			if err == nil {
+			o, forgotten, err := w.coord.c.OutcomeOf(r.id)
+			switch {
+			case err != nil:
+				bad("checker", r.id, "outcome: %v", err)
+			case forgotten && first != concord.OutcomePending:
+				// The run is far shorter than the idempotency window.
+				bad("one id, one answer", r.id, "client told %s, but the coordinator has forgotten it within the idempotency window", first)
+			case !forgotten:
 				final = o
 			}
 		}

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cockroachdb/pebble/vfs"
+
 	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/client"
 	"github.com/concordtx/concord/coordinator"
@@ -243,7 +245,7 @@ func (w *world) procs() []proc {
 }
 
 func (w *world) run() {
-	w.coord = &coordProc{w: w, procState: procState{fs: memfs.New()}}
+	w.coord = &coordProc{w: w, procState: procState{fs: memfs.New()}, rfs: vfs.NewStrictMem()}
 	for i := range w.opts.Participants {
 		p := &partProc{w: w, name: services[i], procState: procState{fs: memfs.New()}, stock: w.drawStock()}
 		// Small segments and frequent snapshots, so that rolls, snapshots
@@ -377,6 +379,15 @@ func (w *world) crash(p proc) {
 		}
 	}
 	w.tracef(p.procName(), "CRASH (mode %d)%s", mode, damage)
+	if c, ok := p.(*coordProc); ok {
+		// What the dead process still writes and syncs is lost with what
+		// it had not synced.
+		c.rfs.SetIgnoreSyncs(true)
+		p.kill()
+		c.rfs.ResetToSyncedState()
+		c.rfs.SetIgnoreSyncs(false)
+		return
+	}
 	p.kill()
 }
 
@@ -569,6 +580,9 @@ type coordProc struct {
 	w       *world
 	segSize int64
 	c       *coordinator.Coordinator
+	// rfs is the remembered set's disk: Pebble's strict in-memory file
+	// system, which a crash resets to what was synced.
+	rfs *vfs.MemFS
 }
 
 func (p *coordProc) procName() string { return coordName }
@@ -584,6 +598,7 @@ func (p *coordProc) start() error {
 	hc := w.net.client(coordName, p.inc)
 	c, err := coordinator.New(coordinator.Options{
 		Dir: p.walDir(), FS: p.fs, SegmentSize: p.segSize,
+		RememberFS: p.rfs, RememberPath: "/remembered",
 		Participants: urls, Transport: coordinator.NewHTTPTransport(urls, hc),
 		AdvertiseURL:    baseURL(coordName),
 		DefaultTimeout:  time.Second,

@@ -154,6 +154,11 @@ func (w *world) submit(cl *client.Client, r *txRecord, req wire.SubmitRequest, c
 			w.violate(Violation{Invariant: "workload", Tx: r.id, Detail: "a valid request was refused: " + err.Error()})
 			return
 		}
+		if err != nil {
+			w.tracef("client", "%s submit: %v", r.id, err)
+		} else {
+			w.tracef("client", "%s submit: %s", r.id, resp.Outcome)
+		}
 		if w.anyRefused() {
 			return // no answer can be promised while a process refuses to start
 		}

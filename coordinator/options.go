@@ -15,6 +15,7 @@ import (
 	"github.com/concordtx/concord/security"
 	"github.com/concordtx/concord/tpc"
 	"github.com/concordtx/concord/wal"
+	"github.com/concordtx/concord/wire"
 )
 
 // ErrInvalidOptions is returned by New for Options it cannot use.
@@ -159,6 +160,11 @@ type Options struct {
 	// ShutdownTimeout bounds how long Close lets in-flight requests finish.
 	ShutdownTimeout time.Duration
 
+	// VotesHook, for tests only (nil in production), rewrites the votes
+	// one participant's answer holds on one transaction before they are
+	// counted (a simulator plants a defect with it, such as taking the
+	// first of two votes).
+	VotesHook func(vs []wire.VoteReply) []wire.VoteReply
 	// CrashHook, when set, is called at every CrashPoint; a non-nil error
 	// stops the coordinator there as if its process had died. For tests;
 	// nil in production.

@@ -35,4 +35,9 @@ func TestProdCheckerBites(t *testing.T) {
 	t.Run("BatchAnswersBeforeSync", func(t *testing.T) {
 		bite(t, Bugs{BatchAnswersBeforeSync: true}, crashy, 300, "atomicity", "committed at every branch", "conservation", "durability")
 	})
+	t.Run("FirstVoteWins", func(t *testing.T) {
+		f := *crashy
+		f.Net.Malformed = 0.3
+		bite(t, Bugs{FirstVoteWins: true}, &f, 100, "liveness", "committed at every branch", "no reservation held forever")
+	})
 }

@@ -1,9 +1,15 @@
 package prodsim
 
 import (
+	"encoding/json"
+	"slices"
+	"strconv"
+
 	"bytes"
 	"context"
 	"errors"
+	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/wire"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +25,10 @@ type NetFaults struct {
 	MaxDelay  time.Duration // each way, uniform in 0..MaxDelay (so requests reorder)
 	Slow      float64       // a request is held SlowDelay more
 	SlowDelay time.Duration
+	// Malformed: a PREPARE answer holding a no vote gets a yes vote for the
+	// same transaction put before it, the malformed answer of a faulty
+	// participant or proxy (a coordinator must take it as no answer).
+	Malformed float64
 }
 
 // errNet is what a sender sees of a lost request or answer, a partition
@@ -110,8 +120,8 @@ type roundTripper struct {
 
 // draw is one request's fate.
 type draw struct {
-	delay, back           time.Duration
-	dropReq, dropAns, dup bool
+	delay, back                      time.Duration
+	dropReq, dropAns, dup, malformed bool
 }
 
 func (n *network) draw() draw {
@@ -136,6 +146,7 @@ func (n *network) draw() draw {
 	d.dropReq = f.Drop > 0 && r.Float64() < f.Drop/2
 	d.dropAns = f.Drop > 0 && r.Float64() < f.Drop/2
 	d.dup = f.Duplicate > 0 && r.Float64() < f.Duplicate
+	d.malformed = f.Malformed > 0 && r.Float64() < f.Malformed
 	if d.dropReq || d.dropAns {
 		n.dropped++
 	}
@@ -225,9 +236,33 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	if d.dropAns || !n.stillUp(to, inc) || (rt.inc != 0 && !n.stillUp(rt.from, rt.inc)) {
 		return nil, errNet
 	}
+	if d.malformed && req.URL.Path == wire.PathPrepare && rec.Code == http.StatusOK {
+		malform(rec)
+	}
 	resp := rec.Result()
 	resp.Request = req
 	return resp, nil
+}
+
+// malform puts a yes vote before the first no vote of a PREPARE answer.
+func malform(rec *httptest.ResponseRecorder) {
+	var pr wire.PrepareResponse
+	if json.Unmarshal(rec.Body.Bytes(), &pr) != nil {
+		return
+	}
+	for i, v := range pr.Votes {
+		if v.Vote == concord.VoteNo {
+			pr.Votes = slices.Insert(pr.Votes, i, wire.VoteReply{ID: v.ID, Vote: concord.VoteYes})
+			b, err := json.Marshal(pr)
+			if err != nil {
+				return
+			}
+			rec.Body.Reset()
+			rec.Body.Write(b)
+			rec.Header().Set("Content-Length", strconv.Itoa(len(b)))
+			return
+		}
+	}
 }
 
 func serve(ctx context.Context, h http.Handler, req *http.Request, body []byte) *httptest.ResponseRecorder {

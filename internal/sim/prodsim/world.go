@@ -67,6 +67,10 @@ type Bugs struct {
 	// records to be durable (filestore.Options.BatchWait); the single calls
 	// still sync.
 	BatchAnswersBeforeSync bool
+	// FirstVoteWins makes the coordinator count the first of several votes
+	// an answer holds on one transaction (coordinator.Options.VotesHook),
+	// the defect of issue 16 that let a malformed answer commit.
+	FirstVoteWins bool
 }
 
 // Result is what one run did and found.
@@ -182,6 +186,7 @@ func drawFaults(r *rand.Rand) Faults {
 	f.Net.Duplicate = pick(0, 0.05, 0.2)
 	f.Net.Slow = pick(0, 0.02, 0.1)
 	f.Net.SlowDelay = pickD(100*time.Millisecond, time.Second, 3*time.Second)
+	f.Net.Malformed = pick(0, 0, 0.02)
 	f.CrashEvery = pickD(0, 300*time.Millisecond, time.Second, 3*time.Second)
 	f.RestartMax = pickD(10*time.Millisecond, 300*time.Millisecond, 2*time.Second)
 	if r.IntN(2) == 0 {
@@ -611,6 +616,7 @@ func (p *coordProc) start() error {
 		AnswerGrace:     time.Second,
 		ShutdownTimeout: time.Second,
 		Logger:          discard,
+		VotesHook:       p.votesHook(),
 	})
 	if err != nil {
 		return err
@@ -618,6 +624,19 @@ func (p *coordProc) start() error {
 	p.c, p.up = c, true
 	w.net.up(coordName, p.inc, c.Handler())
 	return nil
+}
+
+// votesHook is nil unless a bug is planted in how votes are counted.
+func (p *coordProc) votesHook() func([]wire.VoteReply) []wire.VoteReply {
+	if !p.w.opts.Bugs.FirstVoteWins {
+		return nil
+	}
+	return func(vs []wire.VoteReply) []wire.VoteReply {
+		if len(vs) > 1 {
+			return vs[:1]
+		}
+		return vs
+	}
 }
 
 func (p *coordProc) kill() {

@@ -162,7 +162,7 @@ func (w *world) submit(cl *client.Client, r *txRecord, req wire.SubmitRequest, c
 		if w.anyRefused() {
 			return // no answer can be promised while a process refuses to start
 		}
-		if attempt > 400 {
+		if attempt > 100 {
 			w.violate(Violation{Invariant: "liveness", Tx: r.id, Detail: fmt.Sprintf("no definite answer after %d submissions: %v", attempt, err)})
 			return
 		}

@@ -1,0 +1,32 @@
+package declog_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/concordtx/concord/declog"
+	"github.com/concordtx/concord/declog/declogtest"
+	"github.com/concordtx/concord/wal"
+	"github.com/concordtx/concord/wal/memfs"
+)
+
+// TestWALConformance runs the conformance suite against the local
+// write-ahead log, on the crash-simulating file system so that a fault can
+// poison it.
+func TestWALConformance(t *testing.T) {
+	declogtest.Run(t, declogtest.Impl{
+		New: func(t *testing.T) declogtest.Store {
+			fs := memfs.New()
+			return declogtest.Store{
+				Open: func() (declog.Log, error) {
+					return wal.Open(wal.Options{Dir: "/wal", FS: fs, SegmentSize: 4096, MaxRecordSize: 8192})
+				},
+				Poison: func(t *testing.T) {
+					fs.FailNth(memfs.OpSync, 1, errors.New("injected fsync failure"))
+				},
+			}
+		},
+		MaxRecordSize: 8192,
+		CompactUnit:   4096 / 120,
+	})
+}

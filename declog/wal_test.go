@@ -3,6 +3,7 @@ package declog_test
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/concordtx/concord/declog"
 	"github.com/concordtx/concord/declog/declogtest"
@@ -17,6 +18,15 @@ func TestWALConformance(t *testing.T) {
 	declogtest.Run(t, declogtest.Impl{
 		New: func(t *testing.T) declogtest.Store {
 			fs := memfs.New()
+			// An fsync that takes time, as a disk's does: without it the
+			// in-memory file system syncs at once and appenders seldom
+			// overlap enough to share one.
+			fs.SetFault(func(op memfs.Op, _ string) error {
+				if op == memfs.OpSync {
+					time.Sleep(200 * time.Microsecond)
+				}
+				return nil
+			})
 			return declogtest.Store{
 				Open: func() (declog.Log, error) {
 					return wal.Open(wal.Options{Dir: "/wal", FS: fs, SegmentSize: 4096, MaxRecordSize: 8192})

@@ -1,0 +1,51 @@
+package etcdlog
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/concordtx/concord/declog"
+	"github.com/concordtx/concord/declog/declogtest"
+)
+
+// TestConformance runs the decision log's conformance suite against etcd.
+func TestConformance(t *testing.T) {
+	const maxChunk = 64 << 10
+	declogtest.Run(t, declogtest.Impl{
+		New: func(t *testing.T) declogtest.Store {
+			cli := newClient(t)
+			sess := newSession(t, cli, "owner-a", 10*time.Second)
+			name := newClusterName(t)
+			claim := mustClaim(t, sess, name, 0)
+			var cur *Log
+			return declogtest.Store{
+				Open: func() (declog.Log, error) {
+					l, err := Open(context.Background(), Options{Claim: claim, MaxChunkBytes: maxChunk})
+					cur = l
+					return l, err
+				},
+				// Another writer put a valid chunk where this log's next
+				// record goes: the log cannot go on.
+				Poison: func(t *testing.T) {
+					seq := cur.LastSeq() + 1
+					rogue := appendFrame(nil, seq, 99, []byte("rogue"))
+					if _, err := cli.Put(context.Background(), claim.Keys().chunkKey(seq), string(rogue)); err != nil {
+						t.Fatal(err)
+					}
+				},
+				// The owner key goes (as when the lease lapses) and
+				// another session claims the shard.
+				Fence: func(t *testing.T) {
+					if _, err := cli.Delete(context.Background(), claim.Keys().Owner); err != nil {
+						t.Fatal(err)
+					}
+					other := newSession(t, cli, "owner-b", 10*time.Second)
+					mustClaim(t, other, name, 0)
+				},
+			}
+		},
+		MaxRecordSize: maxChunk - frameHeaderSize,
+		CompactUnit:   4, // every sequential Append is a chunk
+	})
+}

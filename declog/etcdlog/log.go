@@ -19,7 +19,8 @@ type mvccKV = mvccpb.KeyValue
 
 // Defaults for zero Options fields.
 const (
-	DefaultTimeout = 5 * time.Second
+	DefaultTimeout        = 5 * time.Second
+	DefaultAttemptTimeout = time.Second
 	// DefaultMaxChunkBytes keeps a chunk's Txn well below etcd's default
 	// request limit (--max-request-bytes, 1.5 MiB).
 	DefaultMaxChunkBytes = 1 << 20
@@ -35,7 +36,7 @@ const maxQueuedBytes = 8 << 20
 // maxBackoff.
 const (
 	minBackoff = 20 * time.Millisecond
-	maxBackoff = time.Second
+	maxBackoff = 200 * time.Millisecond
 )
 
 // Options configures Open.
@@ -47,6 +48,13 @@ type Options struct {
 	// it bounds Open, Replay's reads and Compact too. Default
 	// DefaultTimeout.
 	Timeout time.Duration
+	// AttemptTimeout bounds one attempt of a chunk's Txn, after which it is
+	// sent again (the same Txn, which writes the chunk at most once). A
+	// request a follower forwarded to a leader that died waits for etcd's
+	// own request timeout (5 s and two election timeouts) unless the
+	// client gives up on it first. Default DefaultAttemptTimeout, at most
+	// Timeout.
+	AttemptTimeout time.Duration
 	// MaxChunkBytes is the most bytes of frames one Txn writes (one record
 	// may take a chunk alone). Default DefaultMaxChunkBytes.
 	MaxChunkBytes int
@@ -115,6 +123,9 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	if opts.Timeout == 0 {
 		opts.Timeout = DefaultTimeout
 	}
+	if opts.AttemptTimeout == 0 {
+		opts.AttemptTimeout = min(DefaultAttemptTimeout, opts.Timeout)
+	}
 	if opts.MaxChunkBytes == 0 {
 		opts.MaxChunkBytes = DefaultMaxChunkBytes
 	}
@@ -124,6 +135,8 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	switch {
 	case opts.Timeout < 0:
 		return nil, fmt.Errorf("etcdlog: Options.Timeout %v is negative", opts.Timeout)
+	case opts.AttemptTimeout < 0 || opts.AttemptTimeout > opts.Timeout:
+		return nil, fmt.Errorf("etcdlog: Options.AttemptTimeout %v: want 0 to Timeout (%v)", opts.AttemptTimeout, opts.Timeout)
 	case opts.MaxChunkBytes <= frameHeaderSize:
 		return nil, fmt.Errorf("etcdlog: Options.MaxChunkBytes %d: want more than %d", opts.MaxChunkBytes, frameHeaderSize)
 	case opts.MaxRecordSize < 0 || opts.MaxRecordSize > opts.MaxChunkBytes-frameHeaderSize:
@@ -391,7 +404,7 @@ func (l *Log) writeBatch(b *batch, timeout time.Duration, once bool) error {
 	var err error
 	for {
 		start := time.Now()
-		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		ctx, cancel := context.WithDeadline(context.Background(), minTime(deadline, start.Add(l.opts.AttemptTimeout)))
 		var resp *clientv3.TxnResponse
 		resp, err = l.client.Txn(ctx).
 			If(
@@ -418,7 +431,7 @@ func (l *Log) writeBatch(b *batch, timeout time.Duration, once bool) error {
 			l.done(b)
 			return nil
 		}
-		if once || time.Now().Add(backoff).After(deadline) {
+		if once || !time.Now().Add(backoff).Before(deadline) {
 			break
 		}
 		time.Sleep(backoff)
@@ -705,4 +718,11 @@ func (l *Log) Close() error {
 		}
 	}
 	return err
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }

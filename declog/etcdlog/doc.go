@@ -45,8 +45,10 @@
 // Compact(before) deletes, in one fenced Txn (a ranged delete), the chunks
 // whose records are all below before, and raises the low key. Every chunk
 // and every deletion leaves a revision in etcd's history, so etcd itself
-// must compact its history (--auto-compaction-mode/-retention; `concord
-// etcd` does so by default) and its space quota (--quota-backend-bytes)
-// must hold the chunks between two compactions of the log; see
-// docs/ha.md.
+// must compact its history: CompactHistory does so (one process of the
+// cluster calls it every few seconds), and etcd's own auto compaction
+// (--auto-compaction-mode/-retention; `concord etcd` sets it by default)
+// is the backstop. Its space quota (--quota-backend-bytes) must hold the
+// chunks kept between two compactions of the logs and the history kept;
+// see docs/ha.md.
 package etcdlog

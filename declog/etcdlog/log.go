@@ -509,7 +509,7 @@ func (l *Log) failQueue(err error) {
 
 // Replay calls fn for every record with Seq >= from, in order. It first
 // waits until every record appended before the call is in etcd (as Sync),
-// then reads the chunks at one revision. Compact waits while Replay runs.
+// then reads the chunks, 64 to a request. Compact waits while Replay runs.
 func (l *Log) Replay(from uint64, fn func(wal.Record) error) error {
 	if err := l.Sync(); err != nil && !errors.Is(err, declog.ErrClosed) {
 		return err
@@ -527,22 +527,19 @@ func (l *Log) Replay(from uint64, fn func(wal.Record) error) error {
 	}
 	end := l.durableNext
 	l.mu.Unlock()
+	// Pages are read at the latest revision each, not at one: a chunk's
+	// value never changes once written, only this process deletes chunks
+	// (Compact, which waits), so pages at later revisions see the same
+	// chunks plus perhaps newer ones after them; and a revision held for
+	// a long replay could be compacted away under it.
 	const page = 64
-	var rev int64
 	var expect uint64 // the next record's sequence number, once known
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), l.opts.Timeout)
-		opts := []clientv3.OpOption{clientv3.WithRange(clientv3.GetPrefixRangeEnd(l.keys.Log)), clientv3.WithLimit(page)}
-		if rev != 0 {
-			opts = append(opts, clientv3.WithRev(rev))
-		}
-		resp, err := l.client.Get(ctx, start, opts...)
+		resp, err := l.client.Get(ctx, start, clientv3.WithRange(clientv3.GetPrefixRangeEnd(l.keys.Log)), clientv3.WithLimit(page))
 		cancel()
 		if err != nil {
 			return fmt.Errorf("etcdlog: replay shard %d from %s: %w", l.claim.shard, start, err)
-		}
-		if rev == 0 {
-			rev = resp.Header.Revision
 		}
 		for _, kv := range resp.Kvs {
 			key := string(kv.Key)

@@ -116,6 +116,12 @@ var _ declog.Log = (*Log)(nil)
 // Open opens the log of the shard opts.Claim owns: it reads the chunk keys
 // and the last chunk (to learn the next sequence number), creating the low
 // key if the shard has none yet, all fenced by the claim.
+//
+// Open a claim's log again only after the previous Log of it closed
+// cleanly (Close returned nil). After a Close that gave records up as
+// unknown, a Txn of the old Log might still land; claim the shard anew
+// (Release, then Claim: a new revision fences every old attempt), or the
+// new Log may find its first chunk taken and poison itself.
 func Open(ctx context.Context, opts Options) (*Log, error) {
 	if opts.Claim == nil {
 		return nil, errors.New("etcdlog: Options.Claim is nil")

@@ -31,6 +31,8 @@ func TestWALConformance(t *testing.T) {
 				Open: func() (declog.Log, error) {
 					return wal.Open(wal.Options{Dir: "/wal", FS: fs, SegmentSize: 4096, MaxRecordSize: 8192})
 				},
+				// A power loss: files go back to what was synced.
+				Crash: func(t *testing.T) { fs.Crash() },
 				Poison: func(t *testing.T) {
 					fs.FailNth(memfs.OpSync, 1, errors.New("injected fsync failure"))
 				},

@@ -7,6 +7,7 @@
 // across Close and reopen; AppendAsync made durable by Sync and by Close;
 // group commit under concurrent appenders (run it with -race); Compact
 // keeping every record at or after its bound and freeing some before it;
-// and the final states: closed, poisoned (with Impl.Poison) and fenced
-// (with Impl.Fence).
+// every acknowledged record surviving a crash (with Store.Crash); and the
+// final states: closed, poisoned (with Store.Poison) and fenced (with
+// Store.Fence).
 package declogtest

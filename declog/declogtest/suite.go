@@ -29,6 +29,11 @@ type Store struct {
 	// Open opens the log: each call opens the same log (after the previous
 	// one is closed), so that a test can close it and open it again.
 	Open func() (declog.Log, error)
+	// Crash, if not nil, ends the open log as a crash of its process
+	// would: whatever was not durable may be lost, and the log object is
+	// not used again (not even closed). The next Open opens what
+	// survived. nil skips the test.
+	Crash func(t *testing.T)
 	// Poison, if not nil, makes the next write of the open log fail as the
 	// storage would on a fault that leaves the log unusable (a failed
 	// fsync). nil skips the test.
@@ -50,6 +55,7 @@ func Run(t *testing.T, impl Impl) {
 	t.Run("Compact", func(t *testing.T) { testCompact(t, impl) })
 	t.Run("CompactAll", func(t *testing.T) { testCompactAll(t, impl) })
 	t.Run("TooLarge", func(t *testing.T) { testTooLarge(t, impl) })
+	t.Run("Crash", func(t *testing.T) { testCrash(t, impl) })
 	t.Run("Closed", func(t *testing.T) { testClosed(t, impl) })
 	t.Run("Poisoned", func(t *testing.T) { testPoisoned(t, impl) })
 	t.Run("Fenced", func(t *testing.T) { testFenced(t, impl) })
@@ -388,6 +394,64 @@ func testCompactAll(t *testing.T, impl Impl) {
 	appendN(t, l, n+1, 1, 100)
 	recs := collect(t, l, n+1)
 	checkRecords(t, recs, n+1, n+1, 100)
+}
+
+// testCrash: everything acknowledged as durable survives a crash, records
+// appended asynchronously without a sync may or may not, and the log goes
+// on after what survived.
+func testCrash(t *testing.T, impl Impl) {
+	s := impl.New(t)
+	if s.Crash == nil {
+		t.Skip("implementation has no crash hook")
+	}
+	l := mustOpen(t, s)
+	appendN(t, l, 1, 5, 30)
+	// Enough asynchronous bytes that they cannot all be written in the
+	// moment before the crash unless Sync waited for them.
+	size := min(4000, impl.MaxRecordSize)
+	sizes := map[uint64]int{}
+	for seq := uint64(1); seq <= 5; seq++ {
+		sizes[seq] = 30
+	}
+	for seq := uint64(6); seq <= 105; seq++ {
+		if _, err := l.AppendAsync(byte(seq), payload(seq, size)); err != nil {
+			t.Fatal(err)
+		}
+		sizes[seq] = size
+	}
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	s.Crash(t)
+	l = mustOpen(t, s)
+	if got := l.LastSeq(); got != 105 {
+		t.Fatalf("after a crash right after Sync the log ends at %d, want 105", got)
+	}
+	if _, err := l.AppendBatch([]wal.Entry{{Type: 106, Payload: payload(106, 30)}, {Type: 107, Payload: payload(107, 30)}}, true); err != nil {
+		t.Fatal(err)
+	}
+	sizes[106], sizes[107], sizes[108] = 30, 30, 30
+	if _, err := l.AppendAsync(108, payload(108, 30)); err != nil {
+		t.Fatal(err)
+	}
+	s.Crash(t)
+	l = mustOpen(t, s)
+	defer closeLog(t, l)
+	last := l.LastSeq()
+	if last != 107 && last != 108 {
+		t.Fatalf("after a crash the log ends at %d, want 107 (or 108)", last)
+	}
+	recs := collect(t, l, 0)
+	if len(recs) != int(last) {
+		t.Fatalf("after a crash %d records replayed, LastSeq %d", len(recs), last)
+	}
+	for i, r := range recs {
+		seq := uint64(i + 1)
+		if r.Seq != seq || r.Type != byte(seq) || !bytes.Equal(r.Payload, payload(seq, sizes[seq])) {
+			t.Fatalf("after a crash record %d is seq %d type %d, not what was appended", seq, r.Seq, r.Type)
+		}
+	}
+	appendN(t, l, last+1, 1, 30)
 }
 
 func testTooLarge(t *testing.T, impl Impl) {

@@ -19,11 +19,28 @@ func TestConformance(t *testing.T) {
 			name := newClusterName(t)
 			claim := mustClaim(t, sess, name, 0)
 			var cur *Log
+			var crashed []*Log // closed when the test ends, not before
 			return declogtest.Store{
 				Open: func() (declog.Log, error) {
 					l, err := Open(context.Background(), Options{Claim: claim, MaxChunkBytes: maxChunk})
 					cur = l
 					return l, err
+				},
+				// The process is gone: another claims the shard (here the
+				// same session, after the key is deleted, as the lease's
+				// lapse would), which fences every write of the old Log
+				// still under way. What it had not written is lost.
+				Crash: func(t *testing.T) {
+					crashed = append(crashed, cur)
+					t.Cleanup(func() {
+						for _, l := range crashed {
+							l.Close()
+						}
+					})
+					if _, err := cli.Delete(context.Background(), claim.Keys().Owner); err != nil {
+						t.Fatal(err)
+					}
+					claim = mustClaim(t, sess, name, 0)
 				},
 				// Another writer put a valid chunk where this log's next
 				// record goes: the log cannot go on.

@@ -191,3 +191,61 @@ func TestLeaseExpiryTakeover(t *testing.T) {
 		t.Fatalf("new owner's append: %d %v", seq, err)
 	}
 }
+
+// TestSessionLostFencesIdleLog: a coordinator cut off from etcd past its
+// lease's TTL counts its session as lost and its logs as fenced, by itself,
+// while still cut off (it cannot know whether another took the shard):
+// Sync and Check fail with ErrFenced without any answer from etcd.
+func TestSessionLostFencesIdleLog(t *testing.T) {
+	var eps []string
+	var proxies []*etcdtest.Proxy
+	for _, m := range cluster.Members {
+		u, err := url.Parse(m.ClientURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := etcdtest.NewProxy(u.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		proxies = append(proxies, p)
+		eps = append(eps, "http://"+p.Addr())
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	s := newSession(t, cli, "a", 2*time.Second)
+	claim := mustClaim(t, s, newClusterName(t), 0)
+	l := mustOpenLog(t, Options{Claim: claim})
+	defer l.Close()
+	if _, err := l.Append(1, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range proxies {
+		p.Cut()
+	}
+	cut := time.Now()
+	for {
+		err := l.Sync()
+		if errors.Is(err, declog.ErrFenced) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("Sync of an idle log cut off from etcd: %v", err)
+		}
+		if time.Since(cut) > 10*time.Second {
+			t.Fatal("idle log not fenced 10s after being cut off with a 2s lease")
+		}
+		time.Sleep(20 * time.Millisecond) // poll
+	}
+	t.Logf("fenced %v after being cut off", time.Since(cut).Round(time.Millisecond))
+	if err := claim.Check(context.Background()); !errors.Is(err, declog.ErrFenced) {
+		t.Fatalf("Check after the session was lost: %v, want ErrFenced", err)
+	}
+	if _, err := l.Append(1, []byte("y")); !errors.Is(err, declog.ErrFenced) {
+		t.Fatalf("Append after the session was lost: %v, want ErrFenced", err)
+	}
+}

@@ -10,21 +10,23 @@ import (
 // BenchmarkGroupCommit64: 64 appenders at once, each Append of a 100-byte
 // record waiting for its chunk's fenced Txn, on the 3-member loopback
 // cluster. Reports records/s, Txn/s and records per Txn.
-func BenchmarkGroupCommit64(b *testing.B) { benchGroupCommit(b, 1) }
+func BenchmarkGroupCommit64(b *testing.B) { benchGroupCommit(b, 1, 0) }
+
+// BenchmarkGroupCommit64InFlight1 is BenchmarkGroupCommit64 with one chunk
+// Txn in flight at a time (no pipelining), for comparison in one run.
+func BenchmarkGroupCommit64InFlight1(b *testing.B) { benchGroupCommit(b, 1, 1) }
 
 // BenchmarkGroupCommit64Shards8 is BenchmarkGroupCommit64 with the 64
-// appenders spread over the logs of 8 shards (of one session), 8 each: a
-// log has one chunk Txn in flight at a time, and etcd commits the Txns of
-// several logs together.
-func BenchmarkGroupCommit64Shards8(b *testing.B) { benchGroupCommit(b, 8) }
+// appenders spread over the logs of 8 shards (of one session), 8 each.
+func BenchmarkGroupCommit64Shards8(b *testing.B) { benchGroupCommit(b, 8, 0) }
 
-func benchGroupCommit(b *testing.B, shards int) {
+func benchGroupCommit(b *testing.B, shards, inFlight int) {
 	cli := newClient(b)
 	s := newSession(b, cli, "bench", 30*time.Second)
 	name := newClusterName(b)
 	var logs []*Log
 	for i := range shards {
-		l := mustOpenLog(b, Options{Claim: mustClaim(b, s, name, i)})
+		l := mustOpenLog(b, Options{Claim: mustClaim(b, s, name, i), MaxInFlight: inFlight})
 		defer l.Close()
 		logs = append(logs, l)
 	}

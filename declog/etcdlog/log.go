@@ -26,6 +26,14 @@ const (
 	DefaultMaxChunkBytes = 1 << 20
 	// DefaultMaxRecordSize is the largest payload by default.
 	DefaultMaxRecordSize = DefaultMaxChunkBytes - frameHeaderSize
+	// DefaultMaxInFlight is how many chunk Txns a log has in flight at
+	// most by default.
+	DefaultMaxInFlight = 8
+	// MaxMaxInFlight bounds Options.MaxInFlight. A gap (a chunk that never
+	// landed, followed by some that did) can only arise among the chunks
+	// in flight at once, so Open looks for one in the last MaxMaxInFlight
+	// chunks only.
+	MaxMaxInFlight = 64
 )
 
 // maxQueuedBytes bounds the bytes waiting to be written: appenders wait
@@ -61,6 +69,15 @@ type Options struct {
 	// MaxRecordSize is the largest payload, at most MaxChunkBytes minus
 	// the 20-byte frame header. Default that.
 	MaxRecordSize int
+	// MaxInFlight is how many chunk Txns may be in flight at once (1 to
+	// MaxMaxInFlight). Records are acknowledged in order all the same: a
+	// record only once it and every record before it are in etcd. Default
+	// DefaultMaxInFlight.
+	MaxInFlight int
+
+	// Test seams: called before each attempt of a chunk's Txn and after
+	// its outcome was settled, with the chunk's first sequence number.
+	beforeTxn, afterTxn func(first uint64)
 }
 
 // Log is one shard's decision log in etcd; it implements declog.Log. Its
@@ -73,7 +90,7 @@ type Log struct {
 
 	mu          sync.Mutex
 	space       *sync.Cond // signalled when queued bytes drop
-	queue       []*batch   // waiting to be written, oldest first; queue[0] may be in flight
+	queue       []*batch   // not yet acknowledged, oldest first
 	queued      int        // bytes in queue
 	nextSeq     uint64     // of the next record appended
 	durableNext uint64     // every record below it is in etcd
@@ -82,14 +99,16 @@ type Log struct {
 	err         error      // final: fenced or poisoned
 	unavailable error      // etcd has not confirmed queue[0] within the timeout
 	closed      bool
-	wake        chan struct{}
+	change      *sync.Cond // signalled when the writer may have work, or a send ended
+	inflight    int        // sends running
+	stuck       int        // sends past the timeout without an answer
 	writerDone  chan struct{}
 
 	// compactMu: Replay holds it shared, Compact exclusively.
 	compactMu sync.RWMutex
 
 	stats struct {
-		appends, txns, txnNanos, bytes, compactions, removed atomic.Int64
+		appends, txns, txnNanos, bytes, compactions, removed, gapChunks atomic.Int64
 	}
 }
 
@@ -99,6 +118,9 @@ type batch struct {
 	first    uint64
 	n        uint64 // records
 	inflight bool   // the writer has taken it: nothing more goes in
+	landed   bool   // its Txn succeeded; acknowledged once every batch before it landed
+	dropped  bool   // failed and taken from the queue
+	stuck    bool   // past the timeout without an answer; counted in Log.stuck
 	wait     *waiter
 }
 
@@ -138,6 +160,9 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	if opts.MaxRecordSize == 0 {
 		opts.MaxRecordSize = opts.MaxChunkBytes - frameHeaderSize
 	}
+	if opts.MaxInFlight == 0 {
+		opts.MaxInFlight = DefaultMaxInFlight
+	}
 	switch {
 	case opts.Timeout < 0:
 		return nil, fmt.Errorf("etcdlog: Options.Timeout %v is negative", opts.Timeout)
@@ -147,6 +172,8 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		return nil, fmt.Errorf("etcdlog: Options.MaxChunkBytes %d: want more than %d", opts.MaxChunkBytes, frameHeaderSize)
 	case opts.MaxRecordSize < 0 || opts.MaxRecordSize > opts.MaxChunkBytes-frameHeaderSize:
 		return nil, fmt.Errorf("etcdlog: Options.MaxRecordSize %d: want 0 to MaxChunkBytes-%d (%d)", opts.MaxRecordSize, frameHeaderSize, opts.MaxChunkBytes-frameHeaderSize)
+	case opts.MaxInFlight < 0 || opts.MaxInFlight > MaxMaxInFlight:
+		return nil, fmt.Errorf("etcdlog: Options.MaxInFlight %d: want 0 to %d", opts.MaxInFlight, MaxMaxInFlight)
 	}
 	c := opts.Claim
 	l := &Log{
@@ -154,16 +181,17 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		claim:      c,
 		keys:       c.keys,
 		opts:       opts,
-		wake:       make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
 	}
 	l.space = sync.NewCond(&l.mu)
+	l.change = sync.NewCond(&l.mu)
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
 	if err := l.load(ctx); err != nil {
 		return nil, err
 	}
 	go l.writer()
+	go l.watchSession()
 	return l, nil
 }
 
@@ -183,7 +211,6 @@ func (l *Log) load(ctx context.Context) error {
 		Then(
 			clientv3.OpGet(l.keys.Low),
 			clientv3.OpGet(l.keys.Log, clientv3.WithPrefix(), clientv3.WithKeysOnly()),
-			clientv3.OpGet(l.keys.Log, append(clientv3.WithLastKey(), clientv3.WithPrefix())...),
 		).
 		Commit()
 	if err != nil {
@@ -206,20 +233,82 @@ func (l *Log) load(ctx context.Context) error {
 		}
 		l.chunks = append(l.chunks, first)
 	}
-	next := max(l.low, 1)
-	if last := resp.Responses[2].GetResponseRange().Kvs; len(last) > 0 {
-		key := string(last[0].Key)
-		first, err := l.keys.parseChunkKey(key)
-		if err != nil {
-			return fmt.Errorf("%w: %w", declog.ErrCorrupt, err)
-		}
-		end, err := decodeChunk(key, last[0].Value, first, l.opts.MaxChunkBytes, nil)
-		if err != nil {
+	next, gap, err := l.findGap(ctx)
+	if err != nil {
+		return err
+	}
+	if gap < len(l.chunks) {
+		if err := l.deleteAfterGap(ctx, gap); err != nil {
 			return err
 		}
-		next = max(next, end)
 	}
 	l.nextSeq, l.durableNext = next, next
+	return nil
+}
+
+// findGap returns where the log's records end: the end of the chunks that
+// follow each other from the first, and the index in l.chunks of the first
+// chunk after a gap (len(l.chunks) if none).
+//
+// The log begins at the first chunk, which starts at or below the low key
+// (Compact deletes only chunks wholly below it), or at the low key if no
+// chunk is left. With several chunk Txns in flight a later chunk may land
+// and an earlier one not (its Txn failed, or was fenced by a new owner):
+// its records were never acknowledged, as acknowledgements go in order, and
+// they follow a record that was never written, so they are not part of the
+// log. Such a gap lies among the last MaxMaxInFlight chunks, as every owner
+// deletes the chunks after a gap on opening the log before it writes.
+func (l *Log) findGap(ctx context.Context) (next uint64, gap int, err error) {
+	start := max(l.low, 1)
+	if len(l.chunks) == 0 {
+		return start, 0, nil
+	}
+	if l.chunks[0] > start {
+		return start, 0, nil
+	}
+	// Chunks before the tail are taken to follow each other: decode the
+	// tail (and the chunk before it, whose end its first must meet).
+	i0 := max(0, len(l.chunks)-MaxMaxInFlight-1)
+	resp, err := l.client.Get(ctx, l.keys.chunkKey(l.chunks[i0]), clientv3.WithRange(clientv3.GetPrefixRangeEnd(l.keys.Log)))
+	if err != nil {
+		return 0, 0, fmt.Errorf("etcdlog: open shard %d: %w", l.claim.shard, err)
+	}
+	if len(resp.Kvs) != len(l.chunks)-i0 {
+		return 0, 0, fmt.Errorf("%w: shard %d: the chunks changed while the log was opened (does another process write it under this claim?)", declog.ErrPoisoned, l.claim.shard)
+	}
+	next = l.chunks[i0]
+	for i, kv := range resp.Kvs {
+		key := string(kv.Key)
+		first := l.chunks[i0+i]
+		if key != l.keys.chunkKey(first) {
+			return 0, 0, fmt.Errorf("%w: shard %d: the chunks changed while the log was opened", declog.ErrPoisoned, l.claim.shard)
+		}
+		if first != next {
+			return next, i0 + i, nil
+		}
+		if next, err = decodeChunk(key, kv.Value, first, l.opts.MaxChunkBytes, nil); err != nil {
+			return 0, 0, err
+		}
+	}
+	return max(next, start), len(l.chunks), nil
+}
+
+// deleteAfterGap deletes, fenced by the claim, the chunks from l.chunks[gap]
+// on: records written after a gap, never acknowledged.
+func (l *Log) deleteAfterGap(ctx context.Context, gap int) error {
+	from := l.keys.chunkKey(l.chunks[gap])
+	resp, err := l.client.Txn(ctx).
+		If(l.claim.ownerCmp()).
+		Then(clientv3.OpDelete(from, clientv3.WithRange(clientv3.GetPrefixRangeEnd(l.keys.Log)))).
+		Commit()
+	if err != nil {
+		return fmt.Errorf("etcdlog: open shard %d: delete the chunks after a gap, from %s: %w", l.claim.shard, from, err)
+	}
+	if !resp.Succeeded {
+		return l.claim.fenced("lost before the log was opened")
+	}
+	l.stats.gapChunks.Add(int64(len(l.chunks) - gap))
+	l.chunks = l.chunks[:gap]
 	return nil
 }
 
@@ -301,8 +390,8 @@ func (l *Log) enqueue(entries []wal.Entry, sync bool) (uint64, error) {
 	}
 	w := b.wait
 	l.stats.appends.Add(int64(len(entries)))
+	l.change.Broadcast()
 	l.mu.Unlock()
-	l.kick()
 	if !sync {
 		return first, nil
 	}
@@ -311,13 +400,6 @@ func (l *Log) enqueue(entries []wal.Entry, sync bool) (uint64, error) {
 		return 0, w.err
 	}
 	return first, nil
-}
-
-func (l *Log) kick() {
-	select {
-	case l.wake <- struct{}{}:
-	default:
-	}
 }
 
 // Sync returns once every record appended before it is in etcd.
@@ -337,82 +419,80 @@ func (l *Log) Sync() error {
 	return w.err
 }
 
-// writer writes the queued batches, oldest first, one Txn each, until the
-// log is closed and the queue empty, or the log fails for good.
+// writer sends the queued batches, oldest first, each in its own goroutine
+// (send), at most MaxInFlight at once, until the log is closed and the
+// queue empty, or the log failed for good; then it waits for the sends
+// still running.
 func (l *Log) writer() {
 	defer close(l.writerDone)
-	backoff := minBackoff
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	for {
-		l.mu.Lock()
-		for len(l.queue) == 0 && !l.closed && l.err == nil {
-			l.mu.Unlock()
-			select {
-			case <-l.wake:
-			case <-l.claim.session.lost:
-				l.mu.Lock()
-				if l.err == nil {
-					l.fail(l.claim.fenced(ErrSessionLost.Error()))
-				}
-				l.mu.Unlock()
+		if l.err != nil || (l.closed && len(l.queue) == 0) {
+			for l.inflight > 0 {
+				l.change.Wait()
 			}
-			l.mu.Lock()
-		}
-		if len(l.queue) == 0 || l.err != nil {
-			l.mu.Unlock()
 			return
 		}
-		if l.closed && l.unavailable != nil {
-			// Closing while etcd does not answer: one last try each, then
-			// give the records up as unknown.
-			if err := l.writeBatch(l.queue[0], l.opts.Timeout, true); err != nil {
-				l.mu.Unlock()
-				return
+		var next *batch
+		if l.inflight < l.opts.MaxInFlight && (l.unavailable == nil || l.closed) {
+			for _, b := range l.queue {
+				if !b.inflight {
+					next = b
+					break
+				}
 			}
-			l.mu.Unlock()
+		}
+		if next == nil {
+			l.change.Wait()
 			continue
 		}
-		b := l.queue[0]
-		b.inflight = true
-		l.mu.Unlock()
-
-		if err := l.writeOne(b); err != nil {
-			// Unavailable: every waiter has been told; retry after a pause,
-			// unless closed meanwhile (then the branch above decides).
-			select {
-			case <-time.After(backoff):
-			case <-l.wake:
-			}
-			backoff = min(2*backoff, maxBackoff)
-			continue
-		}
-		backoff = minBackoff
+		next.inflight = true
+		l.inflight++
+		go l.send(next)
 	}
 }
 
-// writeOne writes b, retrying for up to the timeout (or one timeout while
-// unavailable), and settles its waiters: nil on success, an error when the
-// log failed for good or etcd did not confirm in time. It returns the
-// latter error, for which b stays queued.
-func (l *Log) writeOne(b *batch) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.writeBatch(b, l.opts.Timeout, false)
+// watchSession fences the log once its session is lost, without waiting
+// for a write to be refused.
+func (l *Log) watchSession() {
+	select {
+	case <-l.claim.session.lost:
+		l.mu.Lock()
+		if l.err == nil {
+			l.fail(l.claim.fenced(ErrSessionLost.Error()))
+		}
+		l.mu.Unlock()
+	case <-l.writerDone:
+	}
 }
 
-// writeBatch is writeOne's body; l.mu is held, and released while etcd is
-// asked. With once, it makes a single attempt.
-func (l *Log) writeBatch(b *batch, timeout time.Duration, once bool) error {
+// send writes b by one Txn, sent again while etcd does not answer (the
+// same Txn, which writes the chunk at most once), and settles it: a batch
+// that landed is acknowledged once every batch before it has landed too;
+// a final error fails the log and every batch queued. Past the timeout
+// without an answer, the waiters of every queued batch are told
+// ErrUnavailable and no further batch is sent until this one lands; the
+// log goes on trying, unless it is closed, when the records are given up
+// as unknown.
+func (l *Log) send(b *batch) {
+	defer func() {
+		l.mu.Lock()
+		l.inflight--
+		l.change.Broadcast()
+		l.mu.Unlock()
+	}()
 	key := l.keys.chunkKey(b.first)
 	val := string(b.buf)
-	deadline := time.Now().Add(timeout)
+	deadline := time.Now().Add(l.opts.Timeout)
 	backoff := minBackoff
-	l.mu.Unlock()
-	var err error
 	for {
+		if h := l.opts.beforeTxn; h != nil {
+			h(b.first)
+		}
 		start := time.Now()
 		ctx, cancel := context.WithDeadline(context.Background(), minTime(deadline, start.Add(l.opts.AttemptTimeout)))
-		var resp *clientv3.TxnResponse
-		resp, err = l.client.Txn(ctx).
+		resp, err := l.client.Txn(ctx).
 			If(
 				l.claim.ownerCmp(),
 				clientv3.Compare(clientv3.CreateRevision(key), "=", 0),
@@ -424,41 +504,64 @@ func (l *Log) writeBatch(b *batch, timeout time.Duration, once bool) error {
 		cancel()
 		if err == nil {
 			err = l.settled(resp, key, val)
-			if err == nil {
+			l.mu.Lock()
+			if b.stuck {
+				l.stuck--
+			}
+			if err != nil {
+				if !b.dropped && l.err == nil {
+					l.fail(err)
+				}
+			} else {
 				l.stats.txns.Add(1)
 				l.stats.txnNanos.Add(int64(time.Since(start)))
 				l.stats.bytes.Add(int64(len(b.buf)))
+				if !b.dropped {
+					b.landed = true
+					l.ack()
+				}
 			}
-			l.mu.Lock()
-			if err != nil {
-				l.fail(err)
-				return nil
+			l.mu.Unlock()
+			if h := l.opts.afterTxn; h != nil {
+				h(b.first)
 			}
-			l.done(b)
-			return nil
+			return
 		}
-		if once || !time.Now().Add(backoff).Before(deadline) {
-			break
+		l.mu.Lock()
+		if b.dropped || l.err != nil {
+			// The log failed meanwhile: what this chunk carries was
+			// given up. (Should it land, it follows a record that may
+			// never have: the next owner deletes it.)
+			l.mu.Unlock()
+			return
 		}
+		if !time.Now().Add(backoff).Before(deadline) {
+			u := fmt.Errorf("%w: shard %d: chunk %s not confirmed within %v: %w", declog.ErrUnavailable, l.claim.shard, key, l.opts.Timeout, err)
+			if l.closed {
+				// Close waits for the writer: give the records up as
+				// unknown, this batch's and every later one's, rather
+				// than retry without end.
+				l.dropFrom(b, u)
+				l.mu.Unlock()
+				return
+			}
+			if !b.stuck {
+				b.stuck = true
+				l.stuck++
+			}
+			l.unavailable = u
+			for _, q := range l.queue {
+				q.wait.err = u
+				close(q.wait.done)
+				q.wait = newWaiter()
+			}
+			l.space.Broadcast()
+			deadline = time.Now().Add(l.opts.Timeout)
+		}
+		l.mu.Unlock()
 		time.Sleep(backoff)
 		backoff = min(2*backoff, maxBackoff)
 	}
-	l.mu.Lock()
-	u := fmt.Errorf("%w: shard %d: chunk %s not confirmed within %v: %w", declog.ErrUnavailable, l.claim.shard, key, timeout, err)
-	if l.closed {
-		// Close waits for the writer: give the records up as unknown
-		// rather than retry without end.
-		l.failQueue(u)
-		return u
-	}
-	l.unavailable = u
-	for _, q := range l.queue {
-		q.wait.err = u
-		close(q.wait.done)
-		q.wait = newWaiter()
-	}
-	l.space.Broadcast()
-	return u
 }
 
 // settled interprets a chunk Txn that etcd answered: nil if the chunk is
@@ -485,15 +588,22 @@ func (l *Log) settled(resp *clientv3.TxnResponse, key, val string) error {
 	return fmt.Errorf("%w: chunk %s is below the log's low key (%s)", declog.ErrPoisoned, key, low)
 }
 
-// done records b as written and releases its waiters. l.mu is held.
-func (l *Log) done(b *batch) {
-	l.queue = l.queue[1:]
-	l.queued -= len(b.buf)
-	l.chunks = append(l.chunks, b.first)
-	l.durableNext = b.first + b.n
-	l.unavailable = nil
-	close(b.wait.done)
+// ack acknowledges the batches at the head of the queue that have landed,
+// in order, up to the first that has not. l.mu is held.
+func (l *Log) ack() {
+	for len(l.queue) > 0 && l.queue[0].landed {
+		b := l.queue[0]
+		l.queue = l.queue[1:]
+		l.queued -= len(b.buf)
+		l.chunks = append(l.chunks, b.first)
+		l.durableNext = b.first + b.n
+		close(b.wait.done)
+	}
+	if l.stuck == 0 {
+		l.unavailable = nil
+	}
 	l.space.Broadcast()
+	l.change.Broadcast()
 }
 
 // fail makes err the log's final state and fails everything queued. l.mu
@@ -505,17 +615,34 @@ func (l *Log) fail(err error) {
 
 // failQueue fails every queued batch with err and drops them. l.mu is held.
 func (l *Log) failQueue(err error) {
-	for _, q := range l.queue {
+	l.dropFrom(nil, err)
+}
+
+// dropFrom fails with err the queued batch b and every one after it (all
+// of them if b is nil), and drops them from the queue. l.mu is held.
+func (l *Log) dropFrom(b *batch, err error) {
+	i := 0
+	if b != nil {
+		for i < len(l.queue) && l.queue[i] != b {
+			i++
+		}
+	}
+	for _, q := range l.queue[i:] {
+		q.dropped = true
 		q.wait.err = err
 		close(q.wait.done)
+		l.queued -= len(q.buf)
 	}
-	l.queue, l.queued = nil, 0
+	l.queue = l.queue[:i]
 	l.space.Broadcast()
+	l.change.Broadcast()
 }
 
 // Replay calls fn for every record with Seq >= from, in order. It first
 // waits until every record appended before the call is in etcd (as Sync),
-// then reads the chunks, 64 to a request. Compact waits while Replay runs.
+// then reads the chunks, 64 to a request, up to the first gap after those
+// records (a later chunk that landed while one before it is in flight).
+// Compact waits while Replay runs.
 func (l *Log) Replay(from uint64, fn func(wal.Record) error) error {
 	if err := l.Sync(); err != nil && !errors.Is(err, declog.ErrClosed) {
 		return err
@@ -554,6 +681,12 @@ func (l *Log) Replay(from uint64, fn func(wal.Record) error) error {
 				return fmt.Errorf("%w: %w", declog.ErrCorrupt, err)
 			}
 			if expect != 0 && first != expect {
+				if expect >= end {
+					// A chunk after one still in flight (or that
+					// failed): not acknowledged, not yet part of the
+					// log.
+					return nil
+				}
 				return fmt.Errorf("%w: shard %d: chunk %s follows records up to %d", declog.ErrCorrupt, l.claim.shard, key, expect-1)
 			}
 			expect, err = decodeChunk(key, kv.Value, first, l.opts.MaxChunkBytes, func(r wal.Record) error {
@@ -711,8 +844,8 @@ func (l *Log) Close() error {
 	}
 	err := l.err
 	l.space.Broadcast()
+	l.change.Broadcast()
 	l.mu.Unlock()
-	l.kick()
 	<-l.writerDone
 	if w != nil {
 		<-w.done

@@ -12,9 +12,15 @@ import (
 // cluster. Reports records/s, Txn/s and records per Txn.
 func BenchmarkGroupCommit64(b *testing.B) { benchGroupCommit(b, 1, 0) }
 
-// BenchmarkGroupCommit64InFlight1 is BenchmarkGroupCommit64 with one chunk
-// Txn in flight at a time (no pipelining), for comparison in one run.
-func BenchmarkGroupCommit64InFlight1(b *testing.B) { benchGroupCommit(b, 1, 1) }
+// BenchmarkGroupCommit64InFlight8 is BenchmarkGroupCommit64 with up to 8
+// chunk Txns in flight (pipelining), for comparison in one run.
+func BenchmarkGroupCommit64InFlight8(b *testing.B) { benchGroupCommit(b, 1, 8) }
+
+// BenchmarkGroupCommit64InFlight2: two in flight.
+func BenchmarkGroupCommit64InFlight2(b *testing.B) { benchGroupCommit(b, 1, 2) }
+
+// BenchmarkGroupCommit64InFlight4: four in flight.
+func BenchmarkGroupCommit64InFlight4(b *testing.B) { benchGroupCommit(b, 1, 4) }
 
 // BenchmarkGroupCommit64Shards8 is BenchmarkGroupCommit64 with the 64
 // appenders spread over the logs of 8 shards (of one session), 8 each.

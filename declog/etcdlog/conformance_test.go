@@ -2,6 +2,7 @@ package etcdlog
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -9,8 +10,15 @@ import (
 	"github.com/concordtx/concord/declog/declogtest"
 )
 
-// TestConformance runs the decision log's conformance suite against etcd.
+// TestConformance runs the decision log's conformance suite against etcd,
+// with one chunk Txn in flight at a time (the default) and with 8.
 func TestConformance(t *testing.T) {
+	for _, inFlight := range []int{1, 8} {
+		t.Run(fmt.Sprintf("InFlight%d", inFlight), func(t *testing.T) { conformance(t, inFlight) })
+	}
+}
+
+func conformance(t *testing.T, inFlight int) {
 	const maxChunk = 64 << 10
 	declogtest.Run(t, declogtest.Impl{
 		New: func(t *testing.T) declogtest.Store {
@@ -22,7 +30,7 @@ func TestConformance(t *testing.T) {
 			var crashed []*Log // closed when the test ends, not before
 			return declogtest.Store{
 				Open: func() (declog.Log, error) {
-					l, err := Open(context.Background(), Options{Claim: claim, MaxChunkBytes: maxChunk})
+					l, err := Open(context.Background(), Options{Claim: claim, MaxChunkBytes: maxChunk, MaxInFlight: inFlight})
 					cur = l
 					return l, err
 				},

@@ -18,6 +18,17 @@
 // gaps across chunks; a chunk's key is the sequence number of its first
 // record.
 //
+// Pipelining. Up to Options.MaxInFlight chunk Txns are in flight at once
+// (each the next chunk's records), and they may land in any order; a record
+// is acknowledged only once its chunk and every chunk before it have
+// landed. A chunk refused for good fails the log and everything after it;
+// one etcd does not confirm in time makes the log unavailable until it
+// lands. A later chunk may thus be in etcd while an earlier one never
+// landed (a gap): its records were never acknowledged. Replay stops at the
+// first gap after the records acknowledged, and Open, under a new claim,
+// deletes (fenced) every chunk after a gap before writing, so that a
+// record after a gap is never replayed.
+//
 // Ownership and fencing. Each coordinator process holds a Session: an etcd
 // lease, kept alive. Session.Claim puts the shard's owner key with that
 // lease if the key is absent (a Txn comparing its CreateRevision with 0);

@@ -27,8 +27,12 @@ const (
 	// DefaultMaxRecordSize is the largest payload by default.
 	DefaultMaxRecordSize = DefaultMaxChunkBytes - frameHeaderSize
 	// DefaultMaxInFlight is how many chunk Txns a log has in flight at
-	// most by default.
-	DefaultMaxInFlight = 8
+	// most by default: one. With 64 appenders on this project's 2-core
+	// test machine, 8 in flight made twice the Txns but a fifth of the
+	// records each, and half the records/s (etcd short of CPU, each Txn's
+	// cost mostly fixed); see docs/ha.md. More in flight pays where
+	// etcd's latency, not its CPU, is the limit.
+	DefaultMaxInFlight = 1
 	// MaxMaxInFlight bounds Options.MaxInFlight. A gap (a chunk that never
 	// landed, followed by some that did) can only arise among the chunks
 	// in flight at once, so Open looks for one in the last MaxMaxInFlight

@@ -545,6 +545,9 @@ func (l *Log) send(b *batch) {
 				// Close waits for the writer: give the records up as
 				// unknown, this batch's and every later one's, rather
 				// than retry without end.
+				if b.stuck {
+					l.stuck--
+				}
 				l.dropFrom(b, u)
 				l.mu.Unlock()
 				return

@@ -41,6 +41,9 @@ func TestDotAndEscapedIDsOnEveryRoute(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if rt.method == http.MethodPost {
+				req.Header.Set("Content-Type", "application/json") // else 415 before any route
+			}
 			resp, err := noRedirect.Do(req)
 			if err != nil {
 				t.Fatalf("%s %s: %v", rt.method, url, err)

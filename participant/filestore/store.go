@@ -243,7 +243,11 @@ func (s *Store) apply(r wal.Record) error {
 			}
 			s.setDecided(id, StateAborted, r.Seq, string(body), deadline)
 		case e.state == StateCommitted:
-			return fmt.Errorf("%w: abort of %s, which is committed", ErrCorrupt, id)
+			// Decided, then forgotten before this record was written (the
+			// store records an ABORT of an id it no longer knows), as for
+			// a prepare above; the commit stays done in the Machine.
+			s.forget(e)
+			s.setDecided(id, StateAborted, r.Seq, string(body), deadline)
 		}
 	default:
 		return fmt.Errorf("%w: unknown record type %d", ErrCorrupt, r.Type)

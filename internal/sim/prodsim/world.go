@@ -362,6 +362,12 @@ func (w *world) crasher(stop chan struct{}) {
 // and then what is left of the process is closed (every write of it fails).
 func (w *world) crash(p proc) {
 	w.net.down(p.procName())
+	c, isCoord := p.(*coordProc)
+	if isCoord {
+		// Both disks die at once: what the dead process still writes and
+		// syncs to the remembered set is lost with what it had not synced.
+		c.rfs.SetIgnoreSyncs(true)
+	}
 	r := w.childRand()
 	fs := p.disk()
 	mode := r.IntN(4)
@@ -384,10 +390,7 @@ func (w *world) crash(p proc) {
 		}
 	}
 	w.tracef(p.procName(), "CRASH (mode %d)%s", mode, damage)
-	if c, ok := p.(*coordProc); ok {
-		// What the dead process still writes and syncs is lost with what
-		// it had not synced.
-		c.rfs.SetIgnoreSyncs(true)
+	if isCoord {
 		p.kill()
 		c.rfs.ResetToSyncedState()
 		c.rfs.SetIgnoreSyncs(false)

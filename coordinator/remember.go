@@ -371,6 +371,9 @@ func (quietLogger) IsTracingEnabled(context.Context) bool  { return false }
 // openPebble opens the remembered set in dir on fs (nil: the operating
 // system's).
 func openPebble(dir string, fs vfs.FS) (*pebbleBackend, int64, error) {
+	if fs == nil {
+		fs = vfs.Default
+	}
 	cache := pebble.NewCache(rememberCacheSize)
 	opts := &pebble.Options{Cache: cache, MemTableSize: rememberMemTableSize,
 		MemTableStopWritesThreshold: rememberMemTables, Logger: quietLogger{}, FS: fs}

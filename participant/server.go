@@ -642,7 +642,10 @@ func (s *Server) checkIDs(ids []concord.TxID) error {
 		return fmt.Errorf("%w: %d ids in one batch, at most %d", ErrBadRequest, len(ids), s.opts.MaxBatch)
 	}
 	for i, id := range ids {
-		if err := concord.ValidateTxID(id); err != nil {
+		// The stored check: a COMMIT or ABORT may be for a transaction
+		// prepared before ids made only of dots were refused (PREPAREs
+		// are held to the strict one, so no new such id gets here).
+		if err := concord.ValidateStoredTxID(id); err != nil {
 			return fmt.Errorf("%w: ids[%d]: %v", ErrBadRequest, i, err)
 		}
 	}

@@ -31,7 +31,9 @@ var ErrClosed = errors.New("participant: server closed")
 // Server speaks the participant protocol on top of a Resource. It owns the
 // protocol (the state machine in package tpc): duplicate requests are
 // answered the same, an ABORT that arrives before its PREPARE is remembered
-// and the late PREPARE refused, a COMMIT for an unknown transaction fails,
+// and the late PREPARE refused, a COMMIT for an unknown transaction fails
+// (unless it is past its deadline plus the clock skew allowance: see
+// CommitRequest),
 // an ABORT for a transaction committed in one phase fails with outcome
 // committed, no two resource calls for one transaction run at once, and a
 // prepared transaction left without a decision is resolved by asking the

@@ -19,7 +19,7 @@ import (
 // The machine owns the protocol rules: a duplicate request is answered like
 // the first; an ABORT that arrives before its PREPARE is remembered and the
 // late PREPARE is refused; a COMMIT for a transaction the resource does not
-// know is a failure; an ABORT for a transaction committed in one phase is a
+// know is a failure (past its forget time, see CommitBy, an acknowledgement); an ABORT for a transaction committed in one phase is a
 // failure carrying outcome committed; at most one resource call per
 // transaction is in flight, and requests that arrive meanwhile wait for it.
 // After a yes vote it never aborts on its own: with no decision after

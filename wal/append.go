@@ -320,6 +320,7 @@ func (l *Log) cover() error {
 	if err := l.syncActive(); err != nil {
 		return l.fail(err)
 	}
+	l.stats.markSyncs.Add(1)
 	return nil
 }
 

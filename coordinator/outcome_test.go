@@ -222,8 +222,11 @@ func TestOnePhase(t *testing.T) {
 		t.Fatalf("flights holds %q", s)
 	}
 	after := e.c.Stats()
-	if n := after.ForcedAppends - before.ForcedAppends; n != 0 {
-		t.Fatalf("%d forced writes for a one-phase commit, want 0", n)
+	// With the client's id the end is forced (its participant keeps the
+	// outcome only until the deadline plus clock skew, not for the
+	// idempotency window); docs/protocol.md's cost table says so.
+	if n := after.ForcedAppends - before.ForcedAppends; n != 1 {
+		t.Fatalf("%d forced writes for a one-phase commit with the client's id, want 1", n)
 	}
 	if !e.status("solo").Done {
 		t.Fatal("one-phase transaction not done")

@@ -279,7 +279,9 @@ func (l *Log) armIdle() {
 // and hands the flush over as flushCur does.
 func (l *Log) idleFlush() {
 	l.mu.Unlock()
+	before := l.stats.syncs.Load()
 	err := l.cover()
+	l.stats.idleSyncs.Add(l.stats.syncs.Load() - before)
 	l.mu.Lock()
 	if err != nil && l.err == nil {
 		l.err = err

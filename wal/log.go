@@ -58,8 +58,8 @@ type Log struct {
 	compactMu sync.RWMutex
 
 	stats struct {
-		appends, syncs, syncNanos, bytes, writes, compactions, removed atomic.Int64
-		preallocated, segments                                         atomic.Int64
+		appends, syncs, syncNanos, bytes, writes, compactions, removed, idleSyncs atomic.Int64
+		preallocated, segments                                                    atomic.Int64
 		// syncsIn[i] counts fsyncs slower than SyncBuckets[i-1] and at
 		// most SyncBuckets[i]; the last, those slower than every bound.
 		syncsIn [len(SyncBuckets) + 1]atomic.Int64
@@ -104,6 +104,9 @@ type Stats struct {
 	Segments        int                     `json:"segments"`           // segment files now
 	Compactions     int64                   `json:"compactions"`        // Compact calls that removed at least one segment
 	SegmentsRemoved int64                   `json:"segments_removed"`   // segments removed by Compact
+	// IdleSyncs counts the fsyncs (part of Syncs) of marks written alone
+	// when the log went idle (Options.IdleMark): no record waited for them.
+	IdleSyncs int64 `json:"idle_syncs"`
 }
 
 // Stats returns the log's counters. It is cheap and safe to call at any time.
@@ -118,6 +121,7 @@ func (l *Log) Stats() Stats {
 		Segments:        int(l.stats.segments.Load()),
 		Compactions:     l.stats.compactions.Load(),
 		SegmentsRemoved: l.stats.removed.Load(),
+		IdleSyncs:       l.stats.idleSyncs.Load(),
 	}
 	var n int64
 	for i := range st.SyncsWithin {

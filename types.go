@@ -14,12 +14,29 @@ type TxID string
 // participant adds its own prefix.
 const MaxTxIDLen = 64
 
-// ErrBadTxID is returned by ValidateTxID for an id that is empty, too long or
-// holds a character outside [A-Za-z0-9._:-].
+// ErrBadTxID is returned by ValidateTxID for an id that is empty, too long,
+// holds a character outside [A-Za-z0-9._:-] or is made only of dots.
 var ErrBadTxID = errors.New("bad transaction id")
 
-// ValidateTxID reports whether id may name a transaction.
+// ValidateTxID reports whether id may name a transaction. An id is a path
+// segment of the coordinator's API (/v1/transactions/{id}), so an id made
+// only of dots ("." and ".." are dot segments, which HTTP servers and URL
+// libraries remove before a request is served) is refused with the rest.
 func ValidateTxID(id TxID) error {
+	if err := ValidateStoredTxID(id); err != nil {
+		return err
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] != '.' {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %q is made only of dots, which a URL path cannot carry as a segment", ErrBadTxID, id)
+}
+
+// ValidateStoredTxID is ValidateTxID as it was before ids made only of dots
+// were refused: for reading records written then, which may hold one.
+func ValidateStoredTxID(id TxID) error {
 	if len(id) == 0 {
 		return fmt.Errorf("%w: empty", ErrBadTxID)
 	}

@@ -10,16 +10,22 @@ import (
 )
 
 func TestValidateTxID(t *testing.T) {
-	good := []TxID{"a", "trip-42", "A.b_c:d-9", TxID(strings.Repeat("x", MaxTxIDLen))}
+	good := []TxID{"a", "trip-42", "A.b_c:d-9", TxID(strings.Repeat("x", MaxTxIDLen)), ".a", "a..", "..:", "-"}
 	for _, id := range good {
 		if err := ValidateTxID(id); err != nil {
 			t.Errorf("ValidateTxID(%q) = %v, want nil", id, err)
 		}
 	}
-	bad := []TxID{"", "a b", "a/b", "é", "x'y", TxID(strings.Repeat("x", MaxTxIDLen+1))}
+	bad := []TxID{"", "a b", "a/b", "é", "x'y", TxID(strings.Repeat("x", MaxTxIDLen+1)), ".", "..", "...", TxID(strings.Repeat(".", MaxTxIDLen))}
 	for _, id := range bad {
 		if err := ValidateTxID(id); !errors.Is(err, ErrBadTxID) {
 			t.Errorf("ValidateTxID(%q) = %v, want ErrBadTxID", id, err)
+		}
+	}
+	// Records written before dot-only ids were refused can still be read.
+	for _, id := range []TxID{".", ".."} {
+		if err := ValidateStoredTxID(id); err != nil {
+			t.Errorf("ValidateStoredTxID(%q) = %v, want nil", id, err)
 		}
 	}
 }
@@ -30,7 +36,8 @@ func TestValidateTxIDEveryByte(t *testing.T) {
 	const allowed = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-"
 	for c := range 256 {
 		want := strings.IndexByte(allowed, byte(c)) >= 0
-		for _, id := range []TxID{TxID([]byte{byte(c)}), TxID("tx-" + string([]byte{byte(c)}) + "-1")} {
+		for i, id := range []TxID{TxID([]byte{byte(c)}), TxID("tx-" + string([]byte{byte(c)}) + "-1")} {
+			want := want && (i == 1 || c != '.') // "." alone is a dot segment
 			if err := ValidateTxID(id); (err == nil) != want {
 				t.Errorf("ValidateTxID(%q) = %v, want allowed %v", id, err, want)
 			}

@@ -28,12 +28,20 @@ var (
 	ErrUnauthorized = errors.New("not authenticated")           // 401: no or unknown certificate or token
 	ErrForbidden    = errors.New("forbidden")                   // 403: another client's transaction, or operators only
 	ErrInvalidInput = errors.New("client: invalid input")       // refused before sending
+	// ErrForgotten: the coordinator holds no record of the id (404 with
+	// state "forgotten", or an outcome answer marked forgotten): it was
+	// never submitted, or finished longer ago than the coordinator's
+	// idempotency window. Its outcome is unknown, not aborted. An error
+	// matching it matches ErrNotFound too.
+	ErrForgotten = errors.New("transaction forgotten: never submitted, or finished longer ago than the idempotency window")
 )
 
 // APIError is an error answer from the coordinator.
 type APIError struct {
 	StatusCode int
 	Message    string
+	// State qualifies the error when the coordinator says: "forgotten".
+	State string
 }
 
 func (e *APIError) Error() string { return fmt.Sprintf("coordinator: %d: %s", e.StatusCode, e.Message) }
@@ -44,7 +52,7 @@ func (e *APIError) Is(target error) bool {
 	case http.StatusBadRequest, http.StatusMethodNotAllowed, http.StatusRequestEntityTooLarge:
 		return target == ErrBadRequest
 	case http.StatusNotFound:
-		return target == ErrNotFound
+		return target == ErrNotFound || target == ErrForgotten && e.State == wire.StateForgotten
 	case http.StatusConflict:
 		return target == ErrConflict
 	case http.StatusServiceUnavailable:
@@ -155,7 +163,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	err := wire.Do(ctx, c.opts.HTTPClient, method, c.base+path, in, out)
 	var se *wire.StatusError
 	if errors.As(err, &se) {
-		return &APIError{StatusCode: se.Code, Message: se.Message}
+		return &APIError{StatusCode: se.Code, Message: se.Message, State: se.State}
 	}
 	if err != nil {
 		return fmt.Errorf("%s %s%s: %w", method, c.base, path, err)
@@ -173,7 +181,10 @@ func NewID() concord.TxID {
 // Submit runs a transaction and returns its outcome once the decision is
 // durable. A request without an id gets one here (NewID), and the answer
 // carries it even with an error, so that submitting again with that id
-// after a network error is safe: the coordinator runs one id once.
+// after a network error is safe: the coordinator runs one id once, and
+// answers a resubmission of the same request (docs/protocol.md says what
+// is the same) with the first answer for its idempotency window (24 hours
+// by default) after the transaction finished, across its restarts.
 func (c *Client) Submit(ctx context.Context, req wire.SubmitRequest) (wire.SubmitResponse, error) {
 	if req.ID == "" {
 		req.ID = NewID()
@@ -222,14 +233,24 @@ func (c *Client) List(ctx context.Context, state string, limit int) (wire.TxList
 }
 
 // Outcome asks what a participant in doubt asks: committed, aborted, or
-// pending. A transaction the coordinator has no record of is aborted.
+// pending. For an id the coordinator has no record of it returns
+// OutcomePending and an error matching ErrForgotten (and ErrNotFound): the
+// outcome is unknown. (A participant in doubt may take that as aborted:
+// the coordinator forgets a commit only once every participant that
+// voted yes acknowledged it.)
 func (c *Client) Outcome(ctx context.Context, id concord.TxID) (concord.Outcome, error) {
 	if err := concord.ValidateTxID(id); err != nil {
 		return concord.OutcomePending, fmt.Errorf("%w: %w", ErrInvalidInput, err)
 	}
 	var o wire.OutcomeResponse
-	err := c.do(ctx, http.MethodGet, wire.OutcomePath(id), nil, &o)
-	return o.Outcome, err
+	if err := c.do(ctx, http.MethodGet, wire.OutcomePath(id), nil, &o); err != nil {
+		return concord.OutcomePending, err
+	}
+	if o.Forgotten {
+		return concord.OutcomePending, &APIError{StatusCode: http.StatusNotFound, State: wire.StateForgotten,
+			Message: fmt.Sprintf("%s: the coordinator holds no record of it (never submitted, or finished longer ago than its idempotency window)", id)}
+	}
+	return o.Outcome, nil
 }
 
 // Health returns nil while the coordinator is up and working.

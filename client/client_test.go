@@ -64,8 +64,17 @@ func TestClientRoundTrip(t *testing.T) {
 	if o, err := cl.Outcome(ctx, resp.ID); err != nil || o != concord.OutcomeCommitted {
 		t.Fatalf("%v %v", o, err)
 	}
-	if o, err := cl.Outcome(ctx, "unknown-id"); err != nil || o != concord.OutcomeAborted {
-		t.Fatalf("unknown: %v %v", o, err)
+	// An id the coordinator holds no record of is forgotten, not aborted.
+	if o, err := cl.Outcome(ctx, "unknown-id"); !errors.Is(err, client.ErrForgotten) || !errors.Is(err, client.ErrNotFound) || o != concord.OutcomePending {
+		t.Fatalf("unknown: %v %v, want pending and ErrForgotten", o, err)
+	}
+	if _, err := cl.Get(ctx, "unknown-id"); !errors.Is(err, client.ErrForgotten) {
+		t.Fatalf("status of an unknown id: %v, want ErrForgotten", err)
+	}
+	for _, id := range []concord.TxID{".", ".."} {
+		if _, err := cl.Get(ctx, id); !errors.Is(err, client.ErrInvalidInput) {
+			t.Fatalf("id %q: %v, want ErrInvalidInput", id, err)
+		}
 	}
 	l, err := cl.List(ctx, "all", 10)
 	if err != nil || len(l.Transactions) != 1 || l.Transactions[0].ID != resp.ID {

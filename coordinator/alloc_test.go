@@ -71,8 +71,8 @@ func TestStepEntriesAreOneAllocation(t *testing.T) {
 	if err != nil || len(entries) != 3 || entries[0].Type != entryRequest {
 		t.Fatalf("entries %v, %v", entries, err)
 	}
-	id, d, owner, err := decodeRequest(entries[0].Payload)
-	if err != nil || id != tx.id || d != tx.digest || owner != tx.owner {
+	id, d, owner, legacy, err := decodeRequest(entries[0].Payload)
+	if err != nil || id != tx.id || d != tx.digest || owner != tx.owner || legacy {
 		t.Errorf("request entry reads %q %x %q %v", id, d, owner, err)
 	}
 	for i, r := range recs {

@@ -25,6 +25,11 @@ var (
 	ErrConflict = errors.New("transaction id already used for a different request")
 	// ErrNotFound: no transaction of that id is known.
 	ErrNotFound = errors.New("transaction not found")
+	// ErrForgotten, which wraps ErrNotFound: the coordinator holds no
+	// record of the id, live or finished inside the idempotency window. It
+	// was never submitted, or finished longer ago than the window; which of
+	// the two cannot be told. Over HTTP: 404 with state "forgotten".
+	ErrForgotten = fmt.Errorf("%w: not remembered (never submitted, or finished longer ago than the idempotency window)", ErrNotFound)
 	// ErrUnavailable: the coordinator has stopped (closing, or halted by a
 	// log failure) and takes no more work.
 	ErrUnavailable = errors.New("coordinator unavailable")
@@ -85,11 +90,17 @@ func (c *Coordinator) submit(ctx context.Context, req wire.SubmitRequest) (*wire
 		return nil, fmt.Errorf("%w: the identity of the submitter has %d bytes, at most %d are kept", ErrBadRequest, len(owner), MaxOwnerLen)
 	}
 	t := &txState{id: req.ID, digest: d, done: make(chan struct{}), deadline: now.Add(timeout),
-		traceparent: wire.TraceparentFrom(ctx), admitted: now.UnixNano(), owner: owner}
+		traceparent: wire.TraceparentFrom(ctx), admitted: now.UnixNano(), owner: owner, chosen: resubmittable}
 	t.preparing.Store(true)
 	t.written.Store(now.UnixNano())
 	t.mu.Lock()
-	old, fin, ok := c.table.admitBounded(t, int64(c.opts.MaxLive))
+	// A generated id is new by construction: only one a client chose is
+	// looked up among the finished.
+	old, fin, ok, err := c.table.admitBounded(t, int64(c.opts.MaxLive), resubmittable)
+	if err != nil {
+		t.mu.Unlock()
+		return nil, fmt.Errorf("%w: read the remembered transactions: %v", ErrUnavailable, err)
+	}
 	if !ok {
 		t.mu.Unlock()
 		c.stats.overloaded.Add(1)
@@ -119,12 +130,12 @@ func (c *Coordinator) submit(ctx context.Context, req wire.SubmitRequest) (*wire
 // resubmitted answers a request whose id is already known.
 func (c *Coordinator) resubmitted(ctx context.Context, req *wire.SubmitRequest, d digest, live *txState, fin *finishedTx) (*wire.SubmitResponse, error) {
 	if live != nil {
-		if live.digest != d && live.digest != (digest{}) {
+		if live.digest != (digest{}) && !sameDigest(live.digest, live.legacy, req, d) {
 			return nil, fmt.Errorf("%w: %s", ErrConflict, req.ID)
 		}
 		return c.wait(ctx, live)
 	}
-	same := fin.digest == d
+	same := sameDigest(fin.digest, fin.legacy, req, d)
 	if fin.digest == (digest{}) {
 		// Recovered without its request record: the participants must match.
 		same = len(fin.status.Branches) == len(req.Branches)
@@ -137,6 +148,15 @@ func (c *Coordinator) resubmitted(ctx context.Context, req *wire.SubmitRequest, 
 	}
 	r := responseOf(fin.status)
 	return &r, nil
+}
+
+// sameDigest reports whether req, of digest d, is the request whose digest
+// is kept (a requestDigestV1 if legacy).
+func sameDigest(kept digest, legacy bool, req *wire.SubmitRequest, d digest) bool {
+	if legacy {
+		return requestDigestV1(req) == kept
+	}
+	return kept == d
 }
 
 // wait returns t's outcome once reported: the response t holds, which
@@ -244,8 +264,10 @@ func (c *Coordinator) status(ctx context.Context, id concord.TxID) (wire.TxStatu
 	if err := concord.ValidateTxID(id); err != nil {
 		return wire.TxStatus{}, fmt.Errorf("%w: %v", ErrBadRequest, err)
 	}
-	t, fin := c.table.lookup(id)
+	t, fin, err := c.table.lookup(id)
 	switch {
+	case err != nil:
+		return wire.TxStatus{}, fmt.Errorf("%w: read the remembered transactions: %v", ErrUnavailable, err)
 	case t != nil:
 		return c.liveStatusFor(ctx, t)
 	case fin != nil:
@@ -254,7 +276,7 @@ func (c *Coordinator) status(ctx context.Context, id concord.TxID) (wire.TxStatu
 		}
 		return statusOf(fin.status), nil
 	}
-	return wire.TxStatus{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+	return wire.TxStatus{}, fmt.Errorf("%w: %s (window %v)", ErrForgotten, id, c.opts.IdempotencyWindow)
 }
 
 func (c *Coordinator) liveStatus(t *txState) (wire.TxStatus, error) {
@@ -280,21 +302,36 @@ func (c *Coordinator) liveStatusFor(ctx context.Context, t *txState) (wire.TxSta
 
 // Outcome answers a participant in doubt: committed once the commit
 // decision is durable, aborted for an aborted transaction or one the
-// coordinator has no record of (presumed abort), pending otherwise.
+// coordinator has no record of (presumed abort), pending otherwise. See
+// OutcomeOf for whether it had a record.
 func (c *Coordinator) Outcome(id concord.TxID) (concord.Outcome, error) {
+	o, _, err := c.OutcomeOf(id)
+	return o, err
+}
+
+// OutcomeOf is Outcome also reporting whether the coordinator had no
+// record of id (forgotten: never submitted, or finished longer ago than the
+// idempotency window). A forgotten id's outcome is aborted for a
+// participant in doubt, by presumed abort: a transaction is forgotten only
+// once finished, which for a commit means every yes voter acknowledged it,
+// so no participant is in doubt about a forgotten commit. A client must not
+// read it as aborted: its real outcome is unknown.
+func (c *Coordinator) OutcomeOf(id concord.TxID) (o concord.Outcome, forgotten bool, err error) {
 	return c.outcome(context.Background(), id)
 }
 
-// outcome is Outcome for the caller in ctx (see authorizeOutcome).
-func (c *Coordinator) outcome(ctx context.Context, id concord.TxID) (concord.Outcome, error) {
+// outcome is OutcomeOf for the caller in ctx (see authorizeOutcome).
+func (c *Coordinator) outcome(ctx context.Context, id concord.TxID) (o concord.Outcome, forgotten bool, err error) {
 	if err := c.unavailable(); err != nil {
-		return concord.OutcomePending, err
+		return concord.OutcomePending, false, err
 	}
 	if err := concord.ValidateTxID(id); err != nil {
-		return concord.OutcomePending, fmt.Errorf("%w: %v", ErrBadRequest, err)
+		return concord.OutcomePending, false, fmt.Errorf("%w: %v", ErrBadRequest, err)
 	}
-	t, fin := c.table.lookup(id)
+	t, fin, err := c.table.lookup(id)
 	switch {
+	case err != nil:
+		return concord.OutcomePending, false, fmt.Errorf("%w: read the remembered transactions: %v", ErrUnavailable, err)
 	case t != nil:
 		t.mu.Lock()
 		err := c.authorizeOutcome(ctx, id, t.owner, func() []string {
@@ -305,21 +342,21 @@ func (c *Coordinator) outcome(ctx context.Context, id concord.TxID) (concord.Out
 		})
 		t.mu.Unlock()
 		if err != nil {
-			return concord.OutcomePending, err
+			return concord.OutcomePending, false, err
 		}
 		if r := t.result.Load(); r != nil {
-			return r.Outcome, nil
+			return r.Outcome, false, nil
 		}
-		return concord.OutcomePending, nil
+		return concord.OutcomePending, false, nil
 	case fin != nil:
 		if err := c.authorizeOutcome(ctx, id, fin.owner, func() []string { return branchNames(fin.status) }); err != nil {
-			return concord.OutcomePending, err
+			return concord.OutcomePending, false, err
 		}
 		if fin.status.Outcome != concord.OutcomePending {
-			return fin.status.Outcome, nil
+			return fin.status.Outcome, false, nil
 		}
 	}
-	return concord.OutcomeAborted, nil
+	return concord.OutcomeAborted, true, nil
 }
 
 func branchNames(s tpc.Status) []string {
@@ -392,9 +429,10 @@ func (c *Coordinator) list(state string, f listFilter, limit int) (wire.TxList, 
 	if state != ListPending {
 		// Live transactions are read first, so one that finished meanwhile
 		// shows in both lists: the live status stands.
+		now := c.clock.Now()
 		for _, fin := range c.table.finishedList() {
 			st := statusOf(fin.status)
-			if seen[st.ID] || !f.keep(fin.owner, &st) {
+			if seen[st.ID] || !c.table.store.fresh(fin, now) || !f.keep(fin.owner, &st) {
 				continue
 			}
 			if state == ListAll || st.State == state {

@@ -139,7 +139,7 @@ func TestAuthorizationOnTheObjectActedOn(t *testing.T) {
 					alice <- err
 				}()
 				deadline := time.Now().Add(10 * time.Second)
-				for t1, _ := coord.table.lookup(id); t1 == nil; t1, _ = coord.table.lookup(id) {
+				for t1, _, _ := coord.table.lookup(id); t1 == nil; t1, _, _ = coord.table.lookup(id) {
 					if time.Now().After(deadline) {
 						t.Error("alice's transaction never became live")
 						return
@@ -209,7 +209,7 @@ func TestActionLogsBoundedAndRateLimited(t *testing.T) {
 		call(t, srv, aliceTok, "POST", wire.PathTransactions, submitOf("held", "flights", "hotels"))
 	}()
 	deadline := time.Now().Add(10 * time.Second)
-	for t1, _ := coord.table.lookup("held"); t1 == nil; t1, _ = coord.table.lookup("held") {
+	for t1, _, _ := coord.table.lookup("held"); t1 == nil; t1, _, _ = coord.table.lookup("held") {
 		if time.Now().After(deadline) {
 			t.Fatal("the transaction never became live")
 		}

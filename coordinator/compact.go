@@ -60,6 +60,13 @@ func (c *Coordinator) Compact() error {
 			before = s
 		}
 	})
+	// Every transaction that finished before the scan above is in the
+	// remembered set's batch (table.finish adds it there before taking it
+	// out of the live table): written out now, so that the records deleted
+	// below are no longer its only copy.
+	if err := c.table.store.flush(); err != nil {
+		return fmt.Errorf("before compaction: %w", err)
+	}
 	if before <= c.log.FirstSeq() {
 		return nil
 	}

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,7 +89,6 @@ func New(opts Options) (*Coordinator, error) {
 		opts:   opts,
 		cfg:    tpc.Config{RetryMin: opts.RetryMin, RetryMax: opts.RetryMax},
 		clock:  opts.Clock,
-		table:  newTable(opts.RememberFinished),
 		haltCh: make(chan struct{}),
 
 		timelines: newTimelines(opts.KeepTimelines),
@@ -137,10 +138,18 @@ func New(opts Options) (*Coordinator, error) {
 		c.cancel()
 		return nil, fmt.Errorf("coordinator log: %w", err)
 	}
+	store, err := c.openRemembered()
+	if err != nil {
+		c.cancel()
+		c.log.Close()
+		return nil, err
+	}
+	c.table = newTable(opts.RememberFinished, store)
 	resume, err := c.recover()
 	if err != nil {
 		c.cancel()
 		c.log.Close()
+		store.close(true)
 		return nil, err
 	}
 	for _, r := range resume {
@@ -222,6 +231,7 @@ func (c *Coordinator) Close() error {
 			cancel()
 		}
 		c.closing.Store(true)
+		halted := c.stopped() // a halted coordinator writes nothing more
 		c.halt(ErrClosed)
 		c.compactMu.Lock()
 		if c.compactTimer != nil {
@@ -249,11 +259,34 @@ func (c *Coordinator) Close() error {
 		if t, ok := c.transport.(interface{ CloseIdleConnections() }); ok && c.opts.Transport == nil {
 			t.CloseIdleConnections()
 		}
-		if err := c.log.Close(); err != nil && !errors.Is(err, wal.ErrClosed) {
-			c.closeErr = fmt.Errorf("close log: %w", err)
+		// The remembered set before the log: what it is written from is
+		// in the log until then.
+		var errs []error
+		if err := c.table.store.close(halted); err != nil {
+			errs = append(errs, fmt.Errorf("close the remembered transactions: %w", err))
 		}
+		if err := c.log.Close(); err != nil && !errors.Is(err, wal.ErrClosed) {
+			errs = append(errs, fmt.Errorf("close log: %w", err))
+		}
+		c.closeErr = errors.Join(errs...)
 	})
 	return c.closeErr
+}
+
+// openRemembered opens the remembered set (Options.RememberPath).
+func (c *Coordinator) openRemembered() (*remembered, error) {
+	path := c.opts.RememberPath
+	if path == "" && c.opts.FS != nil {
+		return newRemembered(&memBackend{}, math.MaxInt64, c.opts.IdempotencyWindow, c.clock, c.opts.Logf), nil
+	}
+	if path == "" {
+		path = filepath.Join(c.opts.Dir, "remembered")
+	}
+	b, oldest, err := openPebble(path)
+	if err != nil {
+		return nil, fmt.Errorf("coordinator: %w", err)
+	}
+	return newRemembered(b, oldest, c.opts.IdempotencyWindow, c.clock, c.opts.Logf), nil
 }
 
 // halt stops the coordinator doing any more work: nothing more is logged,

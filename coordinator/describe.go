@@ -12,7 +12,7 @@ import (
 // coordinator record.
 func DescribeLogEntry(typ uint8, payload []byte) (string, bool) {
 	if typ == entryRequest {
-		id, _, owner, err := decodeRequest(payload)
+		id, _, owner, _, err := decodeRequest(payload)
 		if err != nil {
 			return "", false
 		}

@@ -29,17 +29,26 @@
 //
 // # Idempotency window
 //
-// A submitted id is remembered with a digest of its request: while it runs,
-// resubmissions wait for its outcome; once finished, the last
-// Options.RememberFinished finished transactions (100,000 by default) are
-// kept in memory. On a restart every transaction whose records are still in
-// the log is rebuilt, with its digest when its request record survived
-// compaction (otherwise resubmissions are matched on the participants
-// alone). Past that window an id is unknown again: resubmitting it runs a new
-// transaction, participants see an id they may remember, and the outcome
-// endpoint presumes it aborted. That presumption misleads no participant:
-// a transaction leaves the log and the table only once finished, which for
-// a commit means every yes voter acknowledged it.
+// A submitted id is remembered with a digest of its request (requestDigest:
+// the set of branches with their payloads in canonical JSON, see
+// docs/protocol.md): while it runs, resubmissions wait for its outcome;
+// once finished, a transaction whose id the client chose is kept for
+// Options.IdempotencyWindow (24 hours by default) from when it finished, in
+// the remembered set (a Pebble database at Options.RememberPath, with the
+// last Options.RememberFinished in a memory cache in front), across
+// restarts and compactions: a resubmission of the same request is answered
+// as the first time and runs nothing, a different one gets ErrConflict.
+// The set is written in batches; compaction writes it out before it deletes
+// any log record, so a finished transaction is always in the set or still
+// in the log. Expiry follows finish time, from the oldest entry, a bounded
+// number per write. An id the coordinator made up is only cached (and
+// rebuilt from the log while its records last).
+//
+// Past the window an id is forgotten (ErrForgotten): resubmitting it runs a
+// new transaction, and the outcome endpoint answers aborted with
+// "forgotten" set. That presumption misleads no participant: a transaction
+// is forgotten only once finished, which for a commit means every yes
+// voter acknowledged it.
 //
 // # Log size
 //

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -46,8 +47,11 @@ func newEnv(t *testing.T, names ...string) *env {
 		urls[n] = p.URL
 	}
 	e.opts = coordinator.Options{
-		Dir:             "/data/coordinator",
-		FS:              e.fs,
+		Dir: "/data/coordinator",
+		FS:  e.fs,
+		// On the real file system: it outlives a crash of the memory one
+		// whole, as synced data does.
+		RememberPath:    filepath.Join(t.TempDir(), "remembered"),
 		Participants:    urls,
 		Clock:           e.clock,
 		RequestTimeout:  5 * time.Second,

@@ -81,3 +81,32 @@ func FuzzParticipantAnswers(f *testing.F) {
 		}
 	})
 }
+
+// An answer that votes twice on one transaction is malformed: whatever
+// the two votes are, the transaction aborts, as with no answer. Taking the
+// first vote committed a transaction whose participant had said no.
+func TestDoubleVoteAborts(t *testing.T) {
+	for _, hotels := range []string{
+		`{"votes":[{"id":"t","vote":"yes"},{"id":"t","vote":"no"}]}`,
+		`{"votes":[{"id":"t","vote":"no"},{"id":"t","vote":"yes"}]}`,
+		`{"votes":[{"id":"t","vote":"yes"},{"id":"t","vote":"yes"}]}`,
+		`{"votes":[{"id":"t","vote":"yes"},{"id":"t","vote":"read-only"}]}`,
+	} {
+		tr := &answerTransport{prepare: map[string][]byte{"flights": []byte(`{"votes":[{"id":"t","vote":"yes"}]}`), "hotels": []byte(hotels)},
+			decide: []byte(`{"acknowledged":["t"]}`)}
+		c, err := New(Options{Dir: "/c", FS: memfs.New(), Transport: tr,
+			Participants: map[string]string{"flights": "http://127.0.0.1:1", "hotels": "http://127.0.0.1:2"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := c.Submit(context.Background(), wire.SubmitRequest{ID: "t", TimeoutMS: 1000,
+			Branches: []wire.Branch{{Participant: "flights"}, {Participant: "hotels"}}})
+		c.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Outcome != concord.OutcomeAborted || resp.Branches[1].Vote != concord.VoteUnreachable {
+			t.Errorf("hotels answering %s: %v, hotels %v (%s); want aborted, hotels unreachable", hotels, resp.Outcome, resp.Branches[1].Vote, resp.Branches[1].Reason)
+		}
+	}
+}

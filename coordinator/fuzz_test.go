@@ -47,17 +47,19 @@ func (f *fakeTransport) Abort(_ context.Context, _ string, ids []concord.TxID) (
 // The request record decoder refuses every malformed input with an error,
 // never a panic, and round-trips what it encodes.
 func FuzzDecodeRequest(f *testing.F) {
-	f.Add(encodeRequest("trip-1", digest{1, 2, 3}, ""))
-	f.Add(encodeRequest("trip-1", digest{1, 2, 3}, "alice"))
+	f.Add(encodeRequest("trip-1", digest{1, 2, 3}, "", false))
+	f.Add(encodeRequest("trip-1", digest{1, 2, 3}, "alice", false))
+	f.Add(encodeRequest("trip-1", digest{1, 2, 3}, "", true))
+	f.Add(encodeRequest("trip-1", digest{1, 2, 3}, "alice", true))
 	f.Add([]byte{})
 	f.Add([]byte{requestVersion, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
 	f.Add([]byte{requestVersion, 3, 'a', 'b'})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		id, d, owner, err := decodeRequest(b)
+		id, d, owner, legacy, err := decodeRequest(b)
 		if err != nil {
 			return
 		}
-		if !bytes.Equal(encodeRequest(id, d, owner), b) {
+		if !bytes.Equal(encodeRequest(id, d, owner, legacy), b) {
 			t.Fatalf("decoded %q %x %q from %x, which encodes differently", id, d, owner, b)
 		}
 	})

@@ -261,7 +261,7 @@ func (c *Coordinator) timeline(ctx context.Context, id concord.TxID) (wire.TxTim
 		return wire.TxTimeline{}, err
 	}
 	var tl wire.TxTimeline
-	if t, _ := c.table.lookup(id); t != nil {
+	if t := c.table.live(id); t != nil {
 		t.mu.Lock()
 		if err := c.authorize(ctx, id, t.owner); err != nil {
 			t.mu.Unlock()

@@ -3,8 +3,11 @@ package coordinator
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"path"
 	"strconv"
+	"strings"
 
 	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/security"
@@ -42,7 +45,24 @@ func (c *Coordinator) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		wire.WriteError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
 	})
-	return security.Protect(c.secure(mux))
+	return security.Protect(cleanPaths(c.secure(mux)))
+}
+
+// cleanPaths answers 400 to a request whose path has an empty, "." or ".."
+// segment (escaped or not), which ServeMux would otherwise redirect to
+// another path: GET /v1/transactions/./outcome to the status of the
+// transaction "outcome", /v1/transactions//outcome likewise. No route has
+// such a segment, and no valid id is one (concord.ValidateTxID).
+func cleanPaths(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if strings.HasPrefix(p, "/") && p != "/" && path.Clean(p) != strings.TrimSuffix(p, "/") {
+			wire.WriteError(w, http.StatusBadRequest, fmt.Sprintf("path %q has an empty, \".\" or \"..\" segment: "+
+				"no route has one, and a transaction id made only of dots is not valid", p))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func (c *Coordinator) serveTransactions(w http.ResponseWriter, r *http.Request) {
@@ -130,12 +150,12 @@ func (c *Coordinator) serveOutcome(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := concord.TxID(r.PathValue("id"))
-	o, err := c.outcome(r.Context(), id)
+	o, forgotten, err := c.outcome(r.Context(), id)
 	if err != nil {
 		writeErr(w, err)
 		return
 	}
-	wire.WriteJSON(w, http.StatusOK, wire.OutcomeResponse{ID: id, Outcome: o})
+	wire.WriteJSON(w, http.StatusOK, wire.OutcomeResponse{ID: id, Outcome: o, Forgotten: forgotten})
 }
 
 func (c *Coordinator) serveRetry(w http.ResponseWriter, r *http.Request) {
@@ -219,6 +239,10 @@ func writeErr(w http.ResponseWriter, err error) {
 	case errors.Is(err, ErrUnauthenticated):
 		status = http.StatusUnauthorized
 		w.Header().Set("Connection", "close")
+	}
+	if errors.Is(err, ErrForgotten) {
+		wire.WriteJSON(w, status, wire.ErrorResponse{Error: err.Error(), State: wire.StateForgotten})
+		return
 	}
 	wire.WriteError(w, status, err.Error())
 }

@@ -27,10 +27,69 @@ var ErrBadLogEntry = errors.New("coordinator: unreadable log entry")
 // digest identifies a submitted request's content.
 type digest [sha256.Size]byte
 
-// requestDigest hashes what makes two submissions "the same body": the
-// timeout given and each branch's participant and payload (JSON compacted,
-// so whitespace does not matter).
+// requestDigest hashes what makes two submissions "the same request"
+// (docs/protocol.md): the set of branches, each a participant and its
+// payload in canonical form (appendCanonical: white space, member order,
+// string escapes and the spelling of a number do not matter); a payload
+// with no canonical form (invalid JSON, a repeated key) by its bytes, and
+// none the same as null. The branches' order and timeout_ms do not count.
 func requestDigest(req *wire.SubmitRequest) digest {
+	var order [16]int // the branches by participant, on the stack for a usual request
+	idx := order[:0]
+	n := 8
+	for i, b := range req.Branches {
+		idx = append(idx, i)
+		n += 32 + len(b.Participant) + 2*len(b.Payload)
+	}
+	for i := 1; i < len(idx); i++ { // insertion sort: few branches
+		for j := i; j > 0 && req.Branches[idx[j]].Participant < req.Branches[idx[j-1]].Participant; j-- {
+			idx[j], idx[j-1] = idx[j-1], idx[j]
+		}
+	}
+	var room [512]byte
+	buf := room[:0]
+	if n > len(room) {
+		buf = make([]byte, 0, n)
+	}
+	buf = append(buf, "request/2"...)
+	for _, i := range idx {
+		b := &req.Branches[i]
+		buf = append(buf, "\x00p"...)
+		buf = strconv.AppendInt(buf, int64(len(b.Participant)), 10)
+		buf = append(buf, ':')
+		buf = append(buf, b.Participant...)
+		mark := len(buf)
+		buf = append(buf, "\x00j"...)
+		lenAt := len(buf)
+		c, ok := appendCanonical(buf, b.Payload)
+		switch {
+		case len(b.Payload) == 0 || ok && string(c[lenAt:]) == "null":
+			buf = append(buf[:mark], "\x00n"...)
+		case ok:
+			// The length goes before the text: move the text up.
+			text := len(c) - lenAt
+			var num [20]byte
+			l := strconv.AppendInt(num[:0], int64(text), 10)
+			l = append(l, ':')
+			c = append(c, l...) // room for it
+			copy(c[lenAt+len(l):], c[lenAt:lenAt+text])
+			copy(c[lenAt:], l)
+			buf = c
+		default:
+			buf = append(buf[:mark], "\x00r"...)
+			buf = strconv.AppendInt(buf, int64(len(b.Payload)), 10)
+			buf = append(buf, ':')
+			buf = append(buf, b.Payload...)
+		}
+	}
+	return sha256.Sum256(buf)
+}
+
+// requestDigestV1 is the digest of request records of versions 1 and 2,
+// written before requestDigest: the timeout given and each branch's
+// participant and payload in order (JSON compacted). A transaction
+// recovered with such a digest is matched with it.
+func requestDigestV1(req *wire.SubmitRequest) digest {
 	n := 32
 	for _, b := range req.Branches {
 		n += 32 + len(b.Participant) + len(b.Payload)
@@ -81,16 +140,19 @@ func compacted(payload []byte) ([]byte, bool) {
 
 // Request record versions: 1 holds the id and digest; 2 adds the
 // submitter's identity (empty when the coordinator authenticates no one).
+// Both hold a requestDigestV1; 3 and 4 are 1 and 2 with a requestDigest.
 const (
-	requestVersion      = 1
-	requestVersionOwner = 2
+	requestVersionV1      = 1
+	requestVersionOwnerV1 = 2
+	requestVersion        = 3
+	requestVersionOwner   = 4
 )
 
 // MaxOwnerLen bounds the submitter identity kept in a request record.
 const MaxOwnerLen = 255
 
-func encodeRequest(id concord.TxID, d digest, owner string) []byte {
-	return appendRequest(make([]byte, 0, requestSizeBound(id, owner)), id, d, owner)
+func encodeRequest(id concord.TxID, d digest, owner string, legacy bool) []byte {
+	return appendRequest(make([]byte, 0, requestSizeBound(id, owner)), id, d, owner, legacy)
 }
 
 // requestSizeBound returns a size a request record does not exceed.
@@ -99,28 +161,43 @@ func requestSizeBound(id concord.TxID, owner string) int {
 }
 
 // appendRequest appends the request record encodeRequest returns to b.
-func appendRequest(b []byte, id concord.TxID, d digest, owner string) []byte {
+func appendRequest(b []byte, id concord.TxID, d digest, owner string, legacy bool) []byte {
 	v := byte(requestVersion)
 	if owner != "" {
 		v = requestVersionOwner
+	}
+	if legacy {
+		v -= requestVersion - requestVersionV1
 	}
 	b = append(b, v)
 	b = binary.AppendUvarint(b, uint64(len(id)))
 	b = append(b, id...)
 	b = append(b, d[:]...)
-	if v == requestVersionOwner {
+	if owner != "" {
 		b = binary.AppendUvarint(b, uint64(len(owner)))
 		b = append(b, owner...)
 	}
 	return b
 }
 
-func decodeRequest(b []byte) (concord.TxID, digest, string, error) {
-	var d digest
-	if len(b) < 1 || (b[0] != requestVersion && b[0] != requestVersionOwner) {
-		return "", d, "", fmt.Errorf("request record: unknown version")
+// decodeRequest decodes a request record; legacy is set for a
+// requestDigestV1.
+func decodeRequest(b []byte) (id concord.TxID, d digest, owner string, legacy bool, err error) {
+	if len(b) < 1 || b[0] < requestVersionV1 || b[0] > requestVersionOwner {
+		return "", d, "", false, fmt.Errorf("request record: unknown version")
 	}
 	v := b[0]
+	legacy = v <= requestVersionOwnerV1
+	if legacy {
+		v += requestVersion - requestVersionV1
+	}
+	id, d, owner, err = decodeRequestAs(b, v)
+	return id, d, owner, legacy, err
+}
+
+// decodeRequestAs decodes a request record of version v (3 or 4).
+func decodeRequestAs(b []byte, v byte) (concord.TxID, digest, string, error) {
+	var d digest
 	n, k := binary.Uvarint(b[1:])
 	if k <= 0 || n > uint64(len(b)) {
 		return "", d, "", fmt.Errorf("request record: bad id length")
@@ -133,7 +210,7 @@ func decodeRequest(b []byte) (concord.TxID, digest, string, error) {
 		return "", d, "", fmt.Errorf("request record: %d bytes after the id length, want at least %d", len(rest), n+uint64(len(d)))
 	}
 	id := concord.TxID(rest[:n])
-	if err := concord.ValidateTxID(id); err != nil {
+	if err := concord.ValidateStoredTxID(id); err != nil {
 		return "", d, "", fmt.Errorf("request record: %w", err)
 	}
 	copy(d[:], rest[n:])
@@ -163,7 +240,7 @@ func encodeRecords(entries []wal.Entry, t *txState, withRequest bool, recs []tpc
 	buf := make([]byte, 0, n)
 	if withRequest {
 		start := len(buf)
-		buf = appendRequest(buf, t.id, t.digest, t.owner)
+		buf = appendRequest(buf, t.id, t.digest, t.owner, t.legacy)
 		entries = append(entries, wal.Entry{Type: entryRequest, Payload: buf[start:len(buf):len(buf)]})
 	}
 	for _, r := range recs {

@@ -27,7 +27,10 @@ func (c *Coordinator) liveTx(ctx context.Context, id concord.TxID) (*txState, er
 	if err := concord.ValidateTxID(id); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadRequest, err)
 	}
-	t, fin := c.table.lookup(id)
+	t, fin, err := c.table.lookup(id)
+	if err != nil {
+		return nil, err
+	}
 	if t == nil {
 		if fin != nil {
 			if err := c.authorize(ctx, id, fin.owner); err != nil {
@@ -92,7 +95,7 @@ func (c *Coordinator) Abort(id concord.TxID, reason string) (wire.TxStatus, erro
 func (c *Coordinator) abort(ctx context.Context, id concord.TxID, reason string) (wire.TxStatus, error) {
 	t, err := c.liveTx(ctx, id)
 	if err != nil {
-		if _, fin := c.table.lookup(id); fin != nil && fin.status.Outcome == concord.OutcomeCommitted && !errors.Is(err, ErrForbidden) {
+		if _, fin, _ := c.table.lookup(id); fin != nil && fin.status.Outcome == concord.OutcomeCommitted && !errors.Is(err, ErrForbidden) {
 			err = fmt.Errorf("%w: %s is committed, and a committed transaction is never aborted", ErrDecided, id)
 		}
 		c.logAction(ctx, "abort", id, "", err)

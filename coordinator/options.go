@@ -37,6 +37,9 @@ const (
 	DefaultShutdownTimeout  = 10 * time.Second
 	DefaultListen           = "127.0.0.1:7070"
 	DefaultKeepTimelines    = 10_000
+	// DefaultIdempotencyWindow is how long a finished transaction is
+	// remembered by default.
+	DefaultIdempotencyWindow = 24 * time.Hour
 
 	DefaultMaxLive           = 50_000
 	DefaultMaxPayloadBytes   = 64 << 10
@@ -108,9 +111,21 @@ type Options struct {
 	// client's path: the client is answered once the decision is durable.
 	// Negative sends each at once.
 	DecisionDelay time.Duration
-	// RememberFinished bounds how many finished transactions are kept in
-	// memory for idempotent resubmission and status queries (besides those
-	// whose records are still in the log at a restart).
+	// IdempotencyWindow is how long a finished transaction is remembered,
+	// from when it finished: inside it, a resubmission of its id is answered
+	// with its outcome (never run again; 409 only for a different request)
+	// and status and outcome queries answer what it was; past it the id is
+	// forgotten (ErrForgotten). It holds across restarts and compactions.
+	// Default DefaultIdempotencyWindow (24 hours).
+	IdempotencyWindow time.Duration
+	// RememberPath is the file that keeps the finished transactions for
+	// the window (a directory: a Pebble database). Default: remembered in Dir. With FS
+	// set and RememberPath empty they are kept in memory only, for tests and
+	// simulators: a restart then knows what the log still holds.
+	RememberPath string
+	// RememberFinished bounds how many finished transactions are cached in
+	// memory in front of the remembered set (the rest are read from
+	// RememberPath).
 	RememberFinished int
 	// CompactInterval is how often the log is compacted.
 	CompactInterval time.Duration
@@ -216,6 +231,7 @@ func (o Options) withDefaults() (Options, error) {
 	o.ProbeMax = max(o.ProbeMax, o.ProbeInterval)
 	setDur(&o.RefreshAfter, DefaultRefreshAfter)
 	setDur(&o.AnswerGrace, DefaultAnswerGrace)
+	setDur(&o.IdempotencyWindow, DefaultIdempotencyWindow)
 	setDur(&o.ShutdownTimeout, DefaultShutdownTimeout)
 	setDur(&o.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	setDur(&o.ReadTimeout, DefaultReadTimeout)
@@ -305,6 +321,7 @@ func (o Options) validate() error {
 		{"DefaultTimeout", o.DefaultTimeout}, {"MaxTimeout", o.MaxTimeout}, {"RetryMin", o.RetryMin},
 		{"RetryMax", o.RetryMax}, {"RequestTimeout", o.RequestTimeout}, {"CompactInterval", o.CompactInterval},
 		{"RefreshAfter", o.RefreshAfter}, {"AnswerGrace", o.AnswerGrace}, {"ShutdownTimeout", o.ShutdownTimeout},
+		{"IdempotencyWindow", o.IdempotencyWindow},
 		{"ReadHeaderTimeout", o.ReadHeaderTimeout}, {"ReadTimeout", o.ReadTimeout}, {"IdleTimeout", o.IdleTimeout},
 		{"ProbeInterval", o.ProbeInterval}, {"ProbeTimeout", o.ProbeTimeout}, {"ProbeMax", o.ProbeMax},
 	} {

@@ -259,25 +259,41 @@ func TestOnePhaseTimeoutParticipantCommitted(t *testing.T) {
 	}
 }
 
-// Duplicate answers and answers about transactions never asked change
-// nothing.
+// A PREPARE answer voting twice on one transaction is malformed, even
+// when both votes are yes: the transaction aborts as with no answer.
+// Duplicate acknowledgements, and answers about transactions never asked,
+// change nothing.
 func TestDuplicateAnswers(t *testing.T) {
 	e := newEnv(t, "flights", "hotels")
 	e.parts["flights"].SetMode(testutil.Duplicate)
 	e.parts["hotels"].SetMode(testutil.Duplicate)
 	e.start()
 	resp := e.submit(wire.SubmitRequest{ID: "dup", Branches: branches("flights", "hotels")})
-	if resp.Outcome != concord.OutcomeCommitted {
-		t.Fatalf("outcome %v", resp.Outcome)
-	}
-	eventually(t, "done", func() bool { return e.status("dup").Done })
-	e.parts["hotels"].SetVote(voteNoFor("no"))
-	resp = e.submit(wire.SubmitRequest{ID: "dup-no", Branches: branches("flights", "hotels")})
-	if resp.Outcome != concord.OutcomeAborted {
-		t.Fatalf("outcome %v", resp.Outcome)
+	if resp.Outcome != concord.OutcomeAborted || !strings.Contains(resp.Reason, "malformed") {
+		t.Fatalf("two votes each: %+v, want aborted with the votes counted as none", resp)
 	}
 	if code, _ := e.get(wire.TransactionPath("never-asked")); code != 404 {
 		t.Fatalf("a transaction named only in a duplicate answer exists: %d", code)
+	}
+
+	// Votes once each, then every acknowledgement twice.
+	for _, p := range e.parts {
+		p.SetMode(testutil.Normal)
+	}
+	e.parts["hotels"].SetPathMode(wire.PathCommit, testutil.Down)
+	resp = e.submit(wire.SubmitRequest{ID: "dup-ack", Branches: branches("flights", "hotels")})
+	if resp.Outcome != concord.OutcomeCommitted {
+		t.Fatalf("outcome %v", resp.Outcome)
+	}
+	e.parts["flights"].SetMode(testutil.Duplicate)
+	e.parts["hotels"].SetMode(testutil.Duplicate)
+	e.parts["hotels"].SetPathMode(wire.PathCommit, testutil.Normal)
+	eventually(t, "done", func() bool {
+		e.clock.Advance(10 * time.Second) // past the COMMIT's backoff
+		return e.status("dup-ack").Done
+	})
+	if st := e.status("dup-ack"); st.State != "committed" {
+		t.Fatalf("dup-ack: %+v", st)
 	}
 }
 

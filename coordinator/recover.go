@@ -19,6 +19,7 @@ type resumed struct {
 func (c *Coordinator) recover() ([]resumed, error) {
 	var records []tpc.Record
 	digests := make(map[concord.TxID]digest)
+	legacy := make(map[concord.TxID]bool)
 	owners := make(map[concord.TxID]string)
 	first := make(map[concord.TxID]uint64)
 	note := func(id concord.TxID, seq uint64) {
@@ -29,11 +30,12 @@ func (c *Coordinator) recover() ([]resumed, error) {
 	err := c.log.Replay(0, func(r wal.Record) error {
 		switch {
 		case r.Type == entryRequest:
-			id, d, owner, err := decodeRequest(r.Payload)
+			id, d, owner, old, err := decodeRequest(r.Payload)
 			if err != nil {
 				return fmt.Errorf("%w: record %d: %v", ErrBadLogEntry, r.Seq, err)
 			}
 			digests[id] = d
+			legacy[id] = old
 			if owner != "" {
 				owners[id] = owner
 			}
@@ -59,12 +61,28 @@ func (c *Coordinator) recover() ([]resumed, error) {
 	now := c.clock.Now()
 	live, finished := tpc.Recover(c.cfg, records, now)
 	for _, st := range finished {
-		c.table.remember(st.TxID, &finishedTx{status: st, digest: digests[st.TxID], owner: owners[st.TxID]})
+		// Compaction deletes a finished transaction's first records only
+		// once the remembered set holds it whole, so what the set holds
+		// stands. What it lacks finished before the last crash and was not
+		// yet written there: it is added now, its window starting now. A
+		// transaction with no branches left (only its END survived
+		// compaction) is not in the set only because the window has
+		// passed: it stays forgotten.
+		f, err := c.table.store.getAny(st.TxID)
+		if err != nil {
+			return nil, fmt.Errorf("recover %s: %w", st.TxID, err)
+		}
+		if f != nil || len(st.Branches) == 0 {
+			continue
+		}
+		c.table.remember(&finishedTx{status: st, digest: digests[st.TxID], legacy: legacy[st.TxID], owner: owners[st.TxID], finished: now.UnixNano()})
 	}
 	out := make([]resumed, 0, len(live))
 	for _, r := range live {
 		id := r.Tx.ID()
-		t := &txState{id: id, digest: digests[id], owner: owners[id], done: make(chan struct{}), core: r.Tx}
+		// Whether the client chose the id is not in the log: remembered as
+		// if it did.
+		t := &txState{id: id, digest: digests[id], legacy: legacy[id], owner: owners[id], done: make(chan struct{}), core: r.Tx, chosen: true}
 		t.firstSeq.Store(first[id])
 		t.written.Store(now.UnixNano())
 		t.noteLocked(now, evRecovered, "", noValue, "recovered from the log at a restart; resuming")
@@ -75,7 +93,7 @@ func (c *Coordinator) recover() ([]resumed, error) {
 				}
 			}
 		}
-		if old, _ := c.table.admit(t); old != nil {
+		if old := c.table.admit(t); old != nil {
 			return nil, fmt.Errorf("%w: transaction %s recovered twice", ErrBadLogEntry, id)
 		}
 		out = append(out, resumed{tx: t, ready: r.Ready})

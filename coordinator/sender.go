@@ -155,15 +155,23 @@ func (c *Coordinator) sendPrepares(name string, items []prepItem) {
 }
 
 // stepVotes steps t with the votes vs that participant name's answer holds
-// on it; none counts as unreachable.
+// on it; none counts as unreachable, and so do several: an answer that
+// votes twice on one transaction (yes then no, or even yes twice) is
+// malformed, and neither of its votes can be trusted to be the one the
+// participant acts on.
 func (c *Coordinator) stepVotes(t *txState, name string, pm *participantMetrics, vs []wire.VoteReply) {
-	if len(vs) == 0 {
+	switch len(vs) {
+	case 0:
 		pm.errs[errKindMissing].Inc()
 		c.vote(t, tpc.VoteEvent{Participant: name, Vote: concord.VoteUnreachable,
 			Reason: "the participant's answer holds no vote for this transaction"})
-	}
-	for _, v := range vs {
+	case 1:
+		v := vs[0]
 		c.vote(t, tpc.VoteEvent{Participant: name, Vote: v.Vote, Reason: v.Reason, Outcome: v.Outcome})
+	default:
+		pm.errs[errKindOther].Inc()
+		c.vote(t, tpc.VoteEvent{Participant: name, Vote: concord.VoteUnreachable,
+			Reason: fmt.Sprintf("malformed answer: it holds %d votes for this transaction", len(vs))})
 	}
 }
 
@@ -173,7 +181,7 @@ func (c *Coordinator) stepVotes(t *txState, name string, pm *participantMetrics,
 // decides nothing. A wrong guess costs only time: the step then waits for
 // its sync on the sender's goroutine.
 func mayDecide(t *txState, vs []wire.VoteReply) bool {
-	if len(vs) == 0 {
+	if len(vs) != 1 {
 		return true // counted as unreachable: abort
 	}
 	for _, v := range vs {

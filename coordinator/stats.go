@@ -25,7 +25,13 @@ type Stats struct {
 	Aborted    int64 `json:"aborted"`    // outcomes reported aborted
 	Finished   int64 `json:"finished"`   // transactions that needed nothing more and left the table
 	Live       int   `json:"live"`       // transactions in the table now
-	Remembered int   `json:"remembered"` // finished transactions remembered now
+	Remembered int   `json:"remembered"` // finished transactions in the memory cache now
+	// The remembered set (finished transactions kept for the idempotency
+	// window): batches written, transactions written, writes that failed
+	// (compaction waits for the next that succeeds).
+	RememberWrites   int64 `json:"remember_writes"`
+	RememberWritten  int64 `json:"remember_written"`
+	RememberFailures int64 `json:"remember_failures"`
 
 	PrepareMessages  int64 `json:"prepare_messages"`  // PREPAREs sent
 	CommitMessages   int64 `json:"commit_messages"`   // COMMITs sent (retries included)
@@ -66,7 +72,9 @@ func (c *Coordinator) Stats() Stats {
 		Submitted: c.stats.submitted.Load(), Committed: c.stats.committed.Load(),
 		Aborted: c.stats.aborted.Load(), Finished: c.stats.finished.Load(),
 		Live: live, Remembered: remembered,
-		PrepareMessages: c.stats.prepares.Load(), CommitMessages: c.stats.commits.Load(),
+		RememberWrites: c.table.store.writes.Load(), RememberWritten: c.table.store.written.Load(),
+		RememberFailures: c.table.store.failures.Load(),
+		PrepareMessages:  c.stats.prepares.Load(), CommitMessages: c.stats.commits.Load(),
 		AbortMessages: c.stats.aborts.Load(), Requests: c.stats.requests.Load(),
 		Votes: c.stats.votes.Load(), Acks: c.stats.acks.Load(), DeliveryFailures: c.stats.deliveryFailures.Load(),
 		LogAppends: c.stats.appends.Load(), ProtocolRecords: c.stats.records.Load(), ForcedAppends: c.stats.forcedAppends.Load(),

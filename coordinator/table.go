@@ -43,7 +43,16 @@ type txState struct {
 	wake     time.Time
 	gen      uint64 // of the armed timer; a stale timer's tick is ignored
 	finished bool   // Done: out of the live table
-	hist     history
+	// legacy: digest is a requestDigestV1 (recovered from a record of a
+	// version before requestDigest). Set before the transaction is in the
+	// table, then only read.
+	legacy bool
+	// chosen: the client chose the id (an idempotency key), so the
+	// transaction is kept in the remembered set for the window once
+	// finished; one the coordinator made up only in the cache. Set before
+	// the transaction is in the table, then only read.
+	chosen bool
+	hist   history
 
 	// Set before the transaction is in the table, then only read.
 	traceparent string // W3C trace context of the submit, "" if none
@@ -51,21 +60,16 @@ type txState struct {
 	admitted    int64  // Unix nanoseconds of admission; 0 if recovered
 }
 
-// finishedTx is what is remembered of a finished transaction.
-type finishedTx struct {
-	status tpc.Status
-	digest digest
-	owner  string // identity of the submitter; "" if unknown
-}
-
 const numShards = 64
 
-// table holds live and finished transactions in shards, each with its own
-// lock, so that no lock is shared by every transaction.
+// table holds live transactions, and a cache of the finished ones in front
+// of the remembered set, in shards, each with its own lock, so that no lock
+// is shared by every transaction.
 type table struct {
 	seed     maphash.Seed
 	shards   [numShards]shard
-	perShard int // finished transactions remembered per shard
+	perShard int // finished transactions cached per shard
+	store    *remembered
 	// nlive counts live transactions, for Options.MaxLive.
 	nlive atomic.Int64
 }
@@ -78,8 +82,8 @@ type shard struct {
 	head     int
 }
 
-func newTable(remember int) *table {
-	t := &table{seed: maphash.MakeSeed(), perShard: max(1, (remember+numShards-1)/numShards)}
+func newTable(cache int, store *remembered) *table {
+	t := &table{seed: maphash.MakeSeed(), perShard: max(1, (cache+numShards-1)/numShards), store: store}
 	for i := range t.shards {
 		t.shards[i].live = make(map[concord.TxID]*txState)
 		t.shards[i].finished = make(map[concord.TxID]*finishedTx)
@@ -91,45 +95,81 @@ func (t *table) shard(id concord.TxID) *shard {
 	return &t.shards[maphash.String(t.seed, string(id))%numShards]
 }
 
-// lookup returns the live transaction or the finished record of id.
-func (t *table) lookup(id concord.TxID) (*txState, *finishedTx) {
+// lookup returns the live transaction of id or its remembered finished
+// record inside the idempotency window (nil, nil: forgotten, or never
+// known).
+func (t *table) lookup(id concord.TxID) (*txState, *finishedTx, error) {
+	s := t.shard(id)
+	s.mu.Lock()
+	if tx := s.live[id]; tx != nil {
+		s.mu.Unlock()
+		return tx, nil, nil
+	}
+	f := s.finished[id]
+	s.mu.Unlock()
+	if f != nil && t.store.fresh(f, t.store.clock.Now()) {
+		return nil, f, nil
+	}
+	f, err := t.store.get(id)
+	return nil, f, err
+}
+
+// live returns the live transaction of id, or nil.
+func (t *table) live(id concord.TxID) *txState {
 	s := t.shard(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if tx := s.live[id]; tx != nil {
-		return tx, nil
-	}
-	return nil, s.finished[id]
+	return s.live[id]
 }
 
-// admit inserts tx unless id is known; it returns what is there instead.
-func (t *table) admit(tx *txState) (*txState, *finishedTx) {
-	old, fin, _ := t.admitBounded(tx, 0)
-	return old, fin
+// admit inserts tx unless id is live; it returns what is there instead.
+// Recovery uses it: the remembered set is not asked.
+func (t *table) admit(tx *txState) *txState {
+	old, _, _, _ := t.admitBounded(tx, 0, false)
+	return old
 }
 
-// admitBounded is admit refusing (ok false) a new transaction when limit
-// (0: none) are live already.
-func (t *table) admitBounded(tx *txState, limit int64) (old *txState, fin *finishedTx, ok bool) {
+// admitBounded inserts tx unless its id is live or (with remembered) in
+// the cache or the remembered set, refusing it (ok false) when limit (0:
+// none) are live already. The remembered set is asked under the shard's
+// lock, so that an id cannot finish and leave the cache unseen meanwhile.
+func (t *table) admitBounded(tx *txState, limit int64, remembered bool) (old *txState, fin *finishedTx, ok bool, err error) {
 	s := t.shard(tx.id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if old := s.live[tx.id]; old != nil {
-		return old, nil, true
+		return old, nil, true, nil
 	}
-	if f := s.finished[tx.id]; f != nil {
-		return nil, f, true
+	if remembered {
+		now := t.store.clock.Now()
+		if f := s.finished[tx.id]; f != nil && t.store.fresh(f, now) {
+			return nil, f, true, nil
+		}
+		f, err := t.store.get(tx.id)
+		if err != nil {
+			return nil, nil, false, err
+		}
+		if f != nil {
+			return nil, f, true, nil
+		}
 	}
 	if n := t.nlive.Add(1); limit > 0 && n > limit {
 		t.nlive.Add(-1)
-		return nil, nil, false
+		return nil, nil, false, nil
 	}
 	s.live[tx.id] = tx
-	return nil, nil, true
+	return nil, nil, true, nil
 }
 
-// finish moves tx from live to finished.
+// finish moves tx from live to finished: into the remembered set if its
+// id is the client's (first, so that compaction, which reads the live
+// table and then writes the remembered set out, cannot miss it) and the
+// cache.
 func (t *table) finish(tx *txState, st tpc.Status) {
+	f := &finishedTx{status: st, digest: tx.digest, legacy: tx.legacy, owner: tx.owner, finished: t.store.clock.Now().UnixNano()}
+	if tx.chosen {
+		t.store.add(f)
+	}
 	s := t.shard(tx.id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -137,15 +177,17 @@ func (t *table) finish(tx *txState, st tpc.Status) {
 		delete(s.live, tx.id)
 		t.nlive.Add(-1)
 	}
-	s.rememberLocked(tx.id, &finishedTx{status: st, digest: tx.digest, owner: tx.owner}, t.perShard)
+	s.rememberLocked(tx.id, f, t.perShard)
 }
 
-// remember records a finished transaction (from recovery).
-func (t *table) remember(id concord.TxID, f *finishedTx) {
-	s := t.shard(id)
+// remember records a finished transaction recovered from the log in the
+// cache and the remembered set.
+func (t *table) remember(f *finishedTx) {
+	t.store.add(f)
+	s := t.shard(f.status.TxID)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.rememberLocked(id, f, t.perShard)
+	s.rememberLocked(f.status.TxID, f, t.perShard)
 }
 
 func (s *shard) rememberLocked(id concord.TxID, f *finishedTx, limit int) {
@@ -184,7 +226,7 @@ func (t *table) liveList() []*txState {
 	return out
 }
 
-// finishedList returns the remembered finished transactions.
+// finishedList returns the cached finished transactions.
 func (t *table) finishedList() []*finishedTx {
 	var out []*finishedTx
 	for i := range t.shards {
@@ -198,7 +240,7 @@ func (t *table) finishedList() []*finishedTx {
 	return out
 }
 
-// counts returns how many transactions are live and remembered finished.
+// counts returns how many transactions are live and cached finished.
 func (t *table) counts() (live, finished int) {
 	for i := range t.shards {
 		s := &t.shards[i]

@@ -98,7 +98,7 @@ func (r Record) check() error {
 	if r.Type < RecBegin || r.Type > RecEnd {
 		return fmt.Errorf("%w: record type %d", ErrInvalid, uint8(r.Type))
 	}
-	if err := concord.ValidateTxID(r.TxID); err != nil {
+	if err := concord.ValidateStoredTxID(r.TxID); err != nil { // Begin refuses what is new
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if r.Outcome > concord.OutcomeAborted {

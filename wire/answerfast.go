@@ -1,7 +1,9 @@
 package wire
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 
 	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/internal/jsonfast"
@@ -14,13 +16,64 @@ import (
 // decoding exactly as it would (FuzzAnswerDecodeFast checks it).
 
 // decodePrepareAnswer decodes b into out, which must be zero, as
-// json.Unmarshal does. q is what the request asked about; it changes
-// nothing in the result, only what it costs.
+// json.Unmarshal does, except that an answer repeating a key in one object
+// (a vote with two "vote" members, two "votes" lists) is an error: it
+// votes twice, and which vote the participant acts on cannot be known. q
+// is what the request asked about; it changes nothing in the result, only
+// what it costs.
 func decodePrepareAnswer(b []byte, out *PrepareResponse, q asked) error {
 	if decodePrepareResponseFast(b, out, q) {
-		return nil
+		return nil // the fast decoder refuses repeated keys
 	}
-	return unmarshalApart(b, out)
+	if err := unmarshalApart(b, out); err != nil {
+		return err
+	}
+	if err := repeatedKey(b); err != nil {
+		*out = PrepareResponse{}
+		return err
+	}
+	return nil
+}
+
+// repeatedKey returns an error naming the first key that b, valid JSON,
+// repeats within one object.
+func repeatedKey(b []byte) error {
+	d := json.NewDecoder(bytes.NewReader(b))
+	var scope []map[string]bool // per open container: its keys so far; nil for an array
+	expectKey := false
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return nil // the end, or what json.Unmarshal already accepted
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			switch v {
+			case '{':
+				scope = append(scope, map[string]bool{})
+				expectKey = true
+				continue
+			case '[':
+				scope = append(scope, nil)
+				expectKey = false
+				continue
+			default:
+				scope = scope[:len(scope)-1]
+			}
+		case string:
+			if expectKey {
+				keys := scope[len(scope)-1]
+				if keys[v] {
+					return fmt.Errorf("%w: the answer repeats the key %q in one object: it votes twice", ErrBadJSON, v)
+				}
+				keys[v] = true
+				expectKey = false
+				continue
+			}
+		}
+		// A value was read: in an object the next token is a key.
+		expectKey = len(scope) > 0 && scope[len(scope)-1] != nil
+	}
 }
 
 // decodeDecisionAnswer is decodePrepareAnswer for a decision batch's answer.

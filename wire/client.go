@@ -80,13 +80,27 @@ type TxList struct {
 }
 
 // OutcomeResponse answers GET OutcomePath(id). A transaction the coordinator
-// has no record of is aborted (presumed abort).
+// has no record of is aborted (presumed abort), and Forgotten is set.
 type OutcomeResponse struct {
 	ID      concord.TxID    `json:"id"`
 	Outcome concord.Outcome `json:"outcome"`
+	// Forgotten is set when the coordinator holds no record of the id: it
+	// was never submitted, or finished longer ago than the coordinator's
+	// idempotency window. Outcome is then aborted, which a participant in
+	// doubt acts on (presumed abort: no participant is in doubt about a
+	// forgotten commit, since a commit is forgotten only once every yes
+	// voter acknowledged it); a client must not, its outcome is unknown.
+	Forgotten bool `json:"forgotten,omitempty"`
 }
+
+// StateForgotten is the State of the 404 answer to a status query about
+// an id the coordinator holds no record of: never submitted, or finished
+// longer ago than its idempotency window.
+const StateForgotten = "forgotten"
 
 // ErrorResponse is the body of every 4xx and 5xx answer.
 type ErrorResponse struct {
 	Error string `json:"error"`
+	// State, when set, qualifies the error: StateForgotten.
+	State string `json:"state,omitempty"`
 }

@@ -30,6 +30,7 @@ var ErrBadJSON = errors.New("malformed JSON")
 type StatusError struct {
 	Code    int    // HTTP status code
 	Message string // the ErrorResponse's text, or the start of the body
+	State   string // the ErrorResponse's state, if any (StateForgotten)
 }
 
 func (e *StatusError) Error() string {
@@ -203,7 +204,7 @@ func Do(ctx context.Context, hc *http.Client, method, url string, in, out any) e
 		if json.Unmarshal(b, &er) == nil && er.Error != "" {
 			msg = er.Error
 		}
-		return &StatusError{Code: resp.StatusCode, Message: msg}
+		return &StatusError{Code: resp.StatusCode, Message: msg, State: er.State}
 	}
 	if out == nil {
 		io.Copy(io.Discard, limited)

@@ -65,6 +65,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	duration := fs.Duration("duration", bench.DefaultDuration, "length of each phase")
 	count := fs.Int("count", 0, "transactions per phase (instead of --duration)")
 	abortRatio := fs.Float64("abort-ratio", 0, "share of transactions that ask for an unknown SKU and abort, 0 to 1")
+	clientIDs := fs.Bool("client-ids", false, "give each transaction an id of the client's, as the Go client does (the coordinator then keeps it for its idempotency window)")
 	skus := fs.Int("skus", bench.DefaultSKUs, "SKUs per started service, each with 1,000,000 units")
 	jsonOut := fs.Bool("json", false, "print one JSON object instead of the table")
 	dir := fs.String("dir", "", "`directory` for the started processes' data and logs (default: a temporary one, removed after)")
@@ -88,7 +89,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	opts := bench.Options{
 		CoordinatorURL: *coord, ParticipantURLs: parts, Binary: *binary, Dir: *dir,
 		Concurrency: conc, Participants: nparts, Duration: *duration, Count: *count,
-		AbortRatio: *abortRatio, SKUs: *skus, TimeoutMS: *timeoutMS, FloorSamples: *floor,
+		AbortRatio: *abortRatio, ClientIDs: *clientIDs, SKUs: *skus, TimeoutMS: *timeoutMS, FloorSamples: *floor,
 		ProfileDir: *pprofDir, SampleEvery: *sampleEvery, Progress: stderr,
 	}
 	if *floor == 0 {

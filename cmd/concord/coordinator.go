@@ -92,6 +92,8 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	operators := fs.String("operators", "", "comma-separated `identities` (certificate or token names) that may see and act on every transaction")
 	probeEvery := fs.Duration("probe-interval", 5*time.Second, "how often each participant's /healthz is probed, apart from traffic (backing off to a minute while it fails); 0 probes nothing")
 	maxInFlight := fs.Int("max-in-flight", coordinator.DefaultMaxLive, "most transactions in flight; past it a submission is answered 503 with Retry-After")
+	window := fs.Duration("idempotency-window", coordinator.DefaultIdempotencyWindow,
+		"how long a finished transaction is remembered (its id answered as the first time, never run again); kept in remembered/ of --data")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: concord coordinator --listen ADDR --data DIR --participant NAME=URL [--participant NAME=URL ...]")
 		fmt.Fprintln(stderr, "Runs the two-phase-commit coordinator until SIGINT or SIGTERM.")
@@ -133,6 +135,12 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 		Logger:         logger,
 		MaxLive:        *maxInFlight,
 		ProbeInterval:  *probeEvery,
+		RememberPath:   filepath.Join(*data, "remembered"),
+		// Checked here too, as New takes 0 for the default.
+		IdempotencyWindow: *window,
+	}
+	if *window <= 0 {
+		return usageErr("--idempotency-window %v: want a positive duration, e.g. 24h", *window)
 	}
 	if err := coordinatorSecurity(&opts, tlsf, *tokens, *operators); err != nil {
 		return usageErr("%v", err)
@@ -155,8 +163,10 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 		warnPlainHTTP(say, "coordinator", c.URL())
 	}
 	st := c.Stats()
-	say.info(fmt.Sprintf("coordinator serving on %s (log %s; participants %s; %d transactions recovered to finish)",
-		c.URL(), opts.Dir, parts, st.Live), "url", c.URL(), "log", opts.Dir, "participants", map[string]string(parts), "recovered", st.Live)
+	say.info(fmt.Sprintf("coordinator serving on %s (log %s; participants %s; %d transactions recovered to finish; finished ones remembered for %v in %s)",
+		c.URL(), opts.Dir, parts, st.Live, opts.IdempotencyWindow, opts.RememberPath),
+		"url", c.URL(), "log", opts.Dir, "participants", map[string]string(parts), "recovered", st.Live,
+		"idempotency_window", opts.IdempotencyWindow.String(), "remembered", opts.RememberPath)
 	say.info(fmt.Sprintf("console at %s/ui/, metrics at %s/metrics", c.URL(), c.URL()), "console", c.URL()+"/ui/", "metrics", c.URL()+"/metrics")
 	select {
 	case <-ctx.Done():

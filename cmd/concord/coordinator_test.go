@@ -170,7 +170,7 @@ func TestCoordinatorCommandServesAndStops(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, `"transactions"`) {
 		t.Fatalf("tx list --json: exit %d: %q", code, stdout)
 	}
-	if code, _, stderr = runCmd("tx", "show", "nobody", "--coordinator", url); code != 1 || !strings.Contains(stderr, "404") {
+	if code, _, stderr = runCmd("tx", "show", "nobody", "--coordinator", url); code != 1 || !strings.Contains(stderr, "forgotten") {
 		t.Fatalf("tx show unknown: exit %d: %q", code, stderr)
 	}
 	// hotels still refuses the commit: the resend fails again, and says so.

@@ -196,6 +196,11 @@ func runTxShow(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	st, err := cl.Get(context.Background(), id)
+	if errors.Is(err, client.ErrForgotten) {
+		fmt.Fprintf(stderr, "concord tx show: %s is forgotten: the coordinator holds no record of it "+
+			"(never submitted, or finished longer ago than its idempotency window); its outcome is unknown, not aborted\n", id)
+		return 1
+	}
 	if err != nil {
 		return fail(1, "%v", err)
 	}

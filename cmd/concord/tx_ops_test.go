@@ -64,6 +64,9 @@ func TestTxOperatorCommands(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &tl) != nil || len(tl.Events) == 0 || tl.Status.ID != "both" {
 		t.Fatalf("tx show --json --events: exit %d: %s", code, out)
 	}
+	if code, _, errs := runCmd("tx", "show", "never-seen", "--coordinator", url); code != 1 || !strings.Contains(errs, "is forgotten") || !strings.Contains(errs, "not aborted") {
+		t.Fatalf("tx show of an id with no record: exit %d %q, want it called forgotten", code, errs)
+	}
 	code, out, _ = runCmd("tx", "list", "--state", "all", "--participant", "hotels", "--coordinator", url)
 	if code != 0 || !strings.Contains(out, "both") || strings.Contains(out, "alone") {
 		t.Fatalf("tx list --participant hotels: exit %d:\n%s", code, out)

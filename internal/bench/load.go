@@ -26,6 +26,7 @@ type phase struct {
 	abortRatio   float64
 	skus         int
 	timeoutMS    int64
+	clientIDs    bool // each transaction with an id of its own: see Options.ClientIDs
 }
 
 // tally is what the clients of a phase saw.
@@ -129,13 +130,20 @@ func load(ctx context.Context, coordURL string, p phase, tick time.Duration,
 			rng := rand.New(rand.NewPCG(uint64(w), 0x62656e6368))
 			sku := w % p.skus
 			var buf bytes.Buffer
-			for runCtx.Err() == nil {
+			var withID []byte
+			run := time.Now().UnixNano() // ids of one run differ from another's
+			for n := 0; runCtx.Err() == nil; n++ {
 				if p.count > 0 && claimed.Add(1) > int64(p.count) {
 					return
 				}
 				body := bs.commit[sku]
 				if p.abortRatio > 0 && rng.Float64() < p.abortRatio {
 					body = bs.abort[sku]
+				}
+				if p.clientIDs { // {"id":"b-<run>-<client>-<n>", then the rest of the body
+					withID = fmt.Appendf(withID[:0], `{"id":"b-%x-%d-%d",`, run, w, n)
+					withID = append(withID, body[1:]...)
+					body = withID
 				}
 				t0 := time.Now()
 				outcome, err := submit(ctx, cn, body, &buf)

@@ -59,6 +59,11 @@ type Options struct {
 	// AbortRatio is the share of transactions built to abort (one branch
 	// asks for a SKU the service does not offer), from 0 to 1.
 	AbortRatio float64
+	// ClientIDs makes each transaction carry an id of the client's (an
+	// idempotency key, as the Go client sends), which the coordinator looks
+	// up at admission and keeps for its idempotency window; without it the
+	// coordinator makes ids up.
+	ClientIDs bool
 	// SKUs is the number of SKUs each started service offers, each with the
 	// largest capacity a service accepts, spread over the clients; default
 	// DefaultSKUs.

@@ -44,7 +44,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	for _, parts := range opts.Participants {
 		for _, conc := range opts.Concurrency {
 			p := phase{concurrency: conc, participants: parts, duration: opts.Duration, count: opts.Count,
-				abortRatio: opts.AbortRatio, skus: opts.SKUs, timeoutMS: opts.TimeoutMS}
+				abortRatio: opts.AbortRatio, skus: opts.SKUs, timeoutMS: opts.TimeoutMS, clientIDs: opts.ClientIDs}
 			pr, err := runPhase(ctx, hc, c, p, res, opts)
 			if err != nil {
 				return res, err

@@ -197,9 +197,8 @@ func runTxShow(args []string, stdout, stderr io.Writer) int {
 	}
 	st, err := cl.Get(context.Background(), id)
 	if errors.Is(err, client.ErrForgotten) {
-		fmt.Fprintf(stderr, "concord tx show: %s is forgotten: the coordinator holds no record of it "+
-			"(never submitted, or finished longer ago than its idempotency window); its outcome is unknown, not aborted\n", id)
-		return 1
+		return fail(1, "%s is forgotten: the coordinator holds no record of it "+
+			"(never submitted, or finished longer ago than its idempotency window); its outcome is unknown, not aborted", id)
 	}
 	if err != nil {
 		return fail(1, "%v", err)

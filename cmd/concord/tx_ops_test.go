@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -153,6 +154,23 @@ func TestTxRetryReportsAcknowledged(t *testing.T) {
 	if _, err := c.Submit(context.Background(), wire.SubmitRequest{ID: "t", Branches: []wire.Branch{{Participant: "flights"}, {Participant: "hotels"}}}); err != nil {
 		t.Fatal(err)
 	}
+	// The COMMITs leave after Submit returns: wait until hotels' has
+	// failed, so that there is something to resend.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		st, err := c.Status("t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if failed := slices.ContainsFunc(st.Branches, func(b wire.BranchStatus) bool {
+			return b.Participant == "hotels" && !b.Acknowledged && b.LastError != ""
+		}); failed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hotels' COMMIT never failed: %+v", st)
+		}
+		time.Sleep(time.Millisecond) // the sender runs on its own goroutines: poll its status
+	}
 	hotels.SetPathMode(wire.PathCommit, testutil.Normal)
 	code, out, errs := runCmd("tx", "retry", "t", "--coordinator", c.URL())
 	if code != 0 || !strings.Contains(out, "hotels: acknowledged") || strings.Contains(out, "FAILED") {
@@ -190,7 +208,7 @@ func TestJSONCommandsPrintErrors(t *testing.T) {
 	}{
 		{[]string{"tx", "list", "--json", "--coordinator", down}, 1, "connect"},
 		{[]string{"tx", "list", "--json", "--limit", "0"}, 2, "--limit 0"},
-		{[]string{"tx", "show", "nobody", "--json", "--coordinator", c.URL()}, 1, "404"},
+		{[]string{"tx", "show", "nobody", "--json", "--coordinator", c.URL()}, 1, "forgotten"},
 		{[]string{"tx", "show", "nobody", "--json", "--events", "--coordinator", down}, 1, "connect"},
 		{[]string{"tx", "show", "--json"}, 2, "exactly one transaction ID"},
 		{[]string{"tx", "retry", "nobody", "--json", "--coordinator", c.URL()}, 1, "nobody"},

@@ -56,7 +56,15 @@ type Seen struct {
 
 // NewParticipant starts a double named name; it votes yes until SetVote.
 func NewParticipant(t testing.TB, name string) *Participant {
-	p := &Participant{
+	p, stop := StartParticipant(name)
+	t.Cleanup(stop)
+	return p
+}
+
+// StartParticipant is NewParticipant for code without a testing.TB (an
+// Example): stop closes it.
+func StartParticipant(name string) (p *Participant, stop func()) {
+	p = &Participant{
 		Name:   name,
 		state:  make(map[concord.TxID]string),
 		counts: make(map[string]int),
@@ -65,12 +73,11 @@ func NewParticipant(t testing.TB, name string) *Participant {
 	}
 	p.srv = httptest.NewServer(http.HandlerFunc(p.serve))
 	p.URL = p.srv.URL
-	t.Cleanup(func() {
+	return p, func() {
 		p.Release()
 		p.srv.CloseClientConnections()
 		p.srv.Close()
-	})
-	return p
+	}
 }
 
 // SetVote sets how the double votes: fn gets each transaction's id and

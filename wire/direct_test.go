@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/concordtx/concord"
+	"github.com/concordtx/concord/internal/apicheck"
 	"github.com/concordtx/concord/internal/testutil/race"
 	"github.com/concordtx/concord/wire"
 )
@@ -25,7 +26,7 @@ import (
 func directServer(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.Int64) {
 	t.Helper()
 	var conns atomic.Int64
-	srv := httptest.NewUnstartedServer(h)
+	srv := httptest.NewUnstartedServer(apicheck.Default.Requests(h)) // the direct client's requests validated; the answers are the tests'
 	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
 			conns.Add(1)

@@ -113,8 +113,9 @@ func (c *Checker) Transport(base http.RoundTripper) http.RoundTripper {
 }
 
 type transport struct {
-	c    *Checker
-	base http.RoundTripper
+	c            *Checker
+	base         http.RoundTripper
+	requestsOnly bool // a fake's answers: not checked
 }
 
 // ErrMismatch is wrapped by the error of a round trip whose request or
@@ -163,6 +164,18 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return resp, nil // the caller sees the short body; nothing to check
 	}
 	where := req.Method + " " + req.URL.Path
+	if t.requestsOnly {
+		if reqErr != nil && resp.StatusCode < 400 {
+			return t.fail(resp, "%s: the document refuses the request (%v), yet it was answered %d", where, reqErr, resp.StatusCode)
+		}
+		if route == nil && resp.StatusCode < 400 {
+			return t.fail(resp, "%s: no document describes it, yet it was answered %d", where, resp.StatusCode)
+		}
+		t.c.mu.Lock()
+		t.c.checked++
+		t.c.mu.Unlock()
+		return resp, nil
+	}
 	if serverRefusal(resp, body) {
 		return resp, nil // net/http's own answer, before any handler: not the API's
 	}

@@ -3,6 +3,8 @@ package testutil
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/concordtx/concord/internal/apicheck"
+	"github.com/concordtx/concord/openapi"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -55,8 +57,22 @@ type Seen struct {
 }
 
 // NewParticipant starts a double named name; it votes yes until SetVote.
+// Every request it gets and every answer it writes are validated against
+// the participant protocol's OpenAPI document (internal/apicheck): a
+// coordinator's request that does not match fails the test.
 func NewParticipant(t testing.TB, name string) *Participant {
-	p, stop := StartParticipant(name)
+	p, stop := startParticipant(name, func(h http.Handler) http.Handler {
+		chk, err := apicheck.New(openapi.Participant())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			for _, f := range chk.Failures() {
+				t.Errorf("participant %s: %s", name, f)
+			}
+		})
+		return chk.Handler(h)
+	})
 	t.Cleanup(stop)
 	return p
 }
@@ -64,6 +80,10 @@ func NewParticipant(t testing.TB, name string) *Participant {
 // StartParticipant is NewParticipant for code without a testing.TB (an
 // Example): stop closes it.
 func StartParticipant(name string) (p *Participant, stop func()) {
+	return startParticipant(name, func(h http.Handler) http.Handler { return h })
+}
+
+func startParticipant(name string, wrap func(http.Handler) http.Handler) (p *Participant, stop func()) {
 	p = &Participant{
 		Name:   name,
 		state:  make(map[concord.TxID]string),
@@ -71,7 +91,7 @@ func StartParticipant(name string) (p *Participant, stop func()) {
 		modes:  make(map[string]Mode),
 		gate:   make(chan struct{}),
 	}
-	p.srv = httptest.NewServer(http.HandlerFunc(p.serve))
+	p.srv = httptest.NewServer(wrap(http.HandlerFunc(p.serve)))
 	p.URL = p.srv.URL
 	return p, func() {
 		p.Release()

@@ -13,7 +13,7 @@
 //
 //	srv, err := participant.NewServer(participant.Options{Resource: store, Coordinator: "http://127.0.0.1:7070"})
 //	...
-//	err = srv.Start(ctx)               // recovers prepared transactions, then asks about them
+//	err = srv.Start(ctx)            // recovers prepared transactions, then asks about them
 //	http.Handle("/", srv.Handler()) // POST /v1/prepare, /v1/commit, /v1/abort; GET /openapi.json
 //	...
 //	srv.Close()

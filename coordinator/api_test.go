@@ -213,6 +213,9 @@ func TestList(t *testing.T) {
 		return l.Transactions
 	}
 	eventually(t, "hotels' failed COMMIT recorded", func() bool { return e.status("a-commit").Branches[1].LastError != "" })
+	// The abort is answered once flights votes no; hotels' vote and the
+	// ABORT it is sent come after, and the transaction is pending until then.
+	eventually(t, "b-abort finished", func() bool { return e.status("b-abort").Done })
 	if l := list("?state=pending"); len(l) != 1 || l[0].ID != "a-commit" || l[0].Branches[1].Acknowledged {
 		t.Fatalf("pending: %+v", l)
 	}

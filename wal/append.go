@@ -279,9 +279,7 @@ func (l *Log) armIdle() {
 // and hands the flush over as flushCur does.
 func (l *Log) idleFlush() {
 	l.mu.Unlock()
-	before := l.stats.syncs.Load()
 	err := l.cover()
-	l.stats.idleSyncs.Add(l.stats.syncs.Load() - before)
 	l.mu.Lock()
 	if err != nil && l.err == nil {
 		l.err = err
@@ -322,6 +320,7 @@ func (l *Log) cover() error {
 	if err := l.syncActive(); err != nil {
 		return l.fail(err)
 	}
+	l.stats.markSyncs.Add(1)
 	return nil
 }
 

@@ -130,6 +130,9 @@ func layout(b []byte) []frameAt {
 			break
 		}
 		f := frameAt{off: off, end: off + frameHeader + n, seq: seq, mark: h[9] == 1}
+		if f.mark && n != 8 {
+			break // not a mark (a mark's payload is 8 bytes): bytes a crash left
+		}
 		if f.mark {
 			f.synced = binary.LittleEndian.Uint64(b[off+frameHeader : f.end])
 		}

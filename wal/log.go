@@ -58,7 +58,7 @@ type Log struct {
 	compactMu sync.RWMutex
 
 	stats struct {
-		appends, syncs, syncNanos, bytes, writes, compactions, removed, idleSyncs atomic.Int64
+		appends, syncs, syncNanos, bytes, writes, compactions, removed, markSyncs atomic.Int64
 		preallocated, segments                                                    atomic.Int64
 		// syncsIn[i] counts fsyncs slower than SyncBuckets[i-1] and at
 		// most SyncBuckets[i]; the last, those slower than every bound.
@@ -92,10 +92,14 @@ var SyncBuckets = [...]time.Duration{
 
 // Stats are counters of a Log since Open.
 type Stats struct {
-	Appends  int64         `json:"appends"`      // records appended
-	Writes   int64         `json:"writes"`       // write calls (batches) to segment files
-	Syncs    int64         `json:"syncs"`        // fsyncs of segment files
-	SyncTime time.Duration `json:"sync_time_ns"` // total time spent in those fsyncs
+	Appends int64 `json:"appends"` // records appended
+	Writes  int64 `json:"writes"`  // write calls (batches) to segment files
+	Syncs   int64 `json:"syncs"`   // fsyncs of segment files
+	// MarkSyncs counts the syncs (among Syncs) of a mark written alone,
+	// when the log went idle after a sync (Options.IdleMark): none is
+	// needed by an append, so they are no part of any record's cost.
+	MarkSyncs int64         `json:"mark_syncs"`
+	SyncTime  time.Duration `json:"sync_time_ns"` // total time spent in those fsyncs
 	// SyncsWithin[i] counts the fsyncs that took at most SyncBuckets[i]
 	// (cumulative, as a Prometheus histogram's buckets; Syncs counts all).
 	SyncsWithin     [len(SyncBuckets)]int64 `json:"syncs_within"`
@@ -104,9 +108,6 @@ type Stats struct {
 	Segments        int                     `json:"segments"`           // segment files now
 	Compactions     int64                   `json:"compactions"`        // Compact calls that removed at least one segment
 	SegmentsRemoved int64                   `json:"segments_removed"`   // segments removed by Compact
-	// IdleSyncs counts the fsyncs (part of Syncs) of marks written alone
-	// when the log went idle (Options.IdleMark): no record waited for them.
-	IdleSyncs int64 `json:"idle_syncs"`
 }
 
 // Stats returns the log's counters. It is cheap and safe to call at any time.
@@ -115,13 +116,13 @@ func (l *Log) Stats() Stats {
 		Appends:         l.stats.appends.Load(),
 		Writes:          l.stats.writes.Load(),
 		Syncs:           l.stats.syncs.Load(),
+		MarkSyncs:       l.stats.markSyncs.Load(),
 		SyncTime:        time.Duration(l.stats.syncNanos.Load()),
 		Bytes:           l.stats.bytes.Load(),
 		Preallocated:    l.stats.preallocated.Load(),
 		Segments:        int(l.stats.segments.Load()),
 		Compactions:     l.stats.compactions.Load(),
 		SegmentsRemoved: l.stats.removed.Load(),
-		IdleSyncs:       l.stats.idleSyncs.Load(),
 	}
 	var n int64
 	for i := range st.SyncsWithin {

@@ -2,6 +2,7 @@ package etcdlog
 
 import (
 	"bytes"
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"testing"
@@ -36,12 +37,27 @@ func TestFrameFormatIsTheWALs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const segHeader = 24
-	if !bytes.Equal(data[segHeader:], want) {
-		t.Fatalf("wal segment records differ from etcdlog frames:\n wal %x\nours %x", data[segHeader:], want)
+	// Format version 2: a 32-byte segment header, and the log's own marks
+	// (frames with a non-zero flag byte 9, never records) between the
+	// records; the record frames are what a chunk holds.
+	const segHeader = 32
+	var records []byte
+	for off := segHeader; off+20 <= len(data); {
+		h := data[off : off+20]
+		n := 20 + int(binary.LittleEndian.Uint32(h[4:8]))
+		if off+n > len(data) {
+			t.Fatalf("frame at %d runs past the segment's end", off)
+		}
+		if h[9] == 0 {
+			records = append(records, data[off:off+n]...)
+		}
+		off += n
+	}
+	if !bytes.Equal(records, want) {
+		t.Fatalf("wal segment records differ from etcdlog frames:\n wal %x\nours %x", records, want)
 	}
 	var n int
-	next, err := decodeChunk("k", data[segHeader:], 1, 1<<20, func(r wal.Record) error {
+	next, err := decodeChunk("k", records, 1, 1<<20, func(r wal.Record) error {
 		n++
 		return nil
 	})

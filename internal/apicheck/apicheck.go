@@ -7,7 +7,8 @@
 // A request the document refuses must be refused by the server (a 4xx);
 // one it accepts is sent as is. An answer must match the document: its
 // status code listed for the operation, its body of the schema given for
-// that code. A path no document describes must be answered 404 or 405.
+// that code. A path no document describes must be refused (400, 401, 403,
+// 404 or 405).
 package apicheck
 
 import (
@@ -181,7 +182,12 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	switch {
 	case route == nil:
-		if resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusMethodNotAllowed {
+		// Refused before any route: unknown (404), another method (405), a
+		// malformed path (400), or an authentication layer's refusal of a
+		// path not granted to the caller (401, 403).
+		switch resp.StatusCode {
+		case http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden:
+		default:
 			return t.fail(resp, "%s: no document describes it, yet it was answered %d", where, resp.StatusCode)
 		}
 	case reqErr != nil && resp.StatusCode < 400:

@@ -49,12 +49,12 @@ func (g *gateTransport) ack(ids []concord.TxID) (wire.DecisionResponse, error) {
 	return wire.DecisionResponse{Acknowledged: ids}, nil
 }
 
-func (g *gateTransport) Commit(_ context.Context, _ string, ids []concord.TxID) (wire.DecisionResponse, error) {
-	return g.ack(ids)
+func (g *gateTransport) Commit(_ context.Context, _ string, req wire.DecisionRequest) (wire.DecisionResponse, error) {
+	return g.ack(req.IDs)
 }
 
-func (g *gateTransport) Abort(_ context.Context, _ string, ids []concord.TxID) (wire.DecisionResponse, error) {
-	return g.ack(ids)
+func (g *gateTransport) Abort(_ context.Context, _ string, req wire.DecisionRequest) (wire.DecisionResponse, error) {
+	return g.ack(req.IDs)
 }
 
 const (

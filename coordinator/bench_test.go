@@ -92,12 +92,12 @@ func (instantTransport) Prepare(_ context.Context, _ string, req wire.PrepareReq
 	return resp, nil
 }
 
-func (instantTransport) Commit(_ context.Context, _ string, ids []concord.TxID) (wire.DecisionResponse, error) {
-	return wire.DecisionResponse{Acknowledged: ids}, nil
+func (instantTransport) Commit(_ context.Context, _ string, req wire.DecisionRequest) (wire.DecisionResponse, error) {
+	return wire.DecisionResponse{Acknowledged: req.IDs}, nil
 }
 
-func (instantTransport) Abort(_ context.Context, _ string, ids []concord.TxID) (wire.DecisionResponse, error) {
-	return wire.DecisionResponse{Acknowledged: ids}, nil
+func (instantTransport) Abort(_ context.Context, _ string, req wire.DecisionRequest) (wire.DecisionResponse, error) {
+	return wire.DecisionResponse{Acknowledged: req.IDs}, nil
 }
 
 // BenchmarkCommit3Driver runs committed three-participant transactions

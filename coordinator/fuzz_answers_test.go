@@ -35,11 +35,11 @@ func (a *answerTransport) decision() (wire.DecisionResponse, error) {
 	return resp, nil
 }
 
-func (a *answerTransport) Commit(context.Context, string, []concord.TxID) (wire.DecisionResponse, error) {
+func (a *answerTransport) Commit(context.Context, string, wire.DecisionRequest) (wire.DecisionResponse, error) {
 	return a.decision()
 }
 
-func (a *answerTransport) Abort(context.Context, string, []concord.TxID) (wire.DecisionResponse, error) {
+func (a *answerTransport) Abort(context.Context, string, wire.DecisionRequest) (wire.DecisionResponse, error) {
 	return a.decision()
 }
 

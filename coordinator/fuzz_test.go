@@ -36,12 +36,12 @@ func (f *fakeTransport) Prepare(_ context.Context, participant string, req wire.
 	return resp, nil
 }
 
-func (f *fakeTransport) Commit(_ context.Context, _ string, ids []concord.TxID) (wire.DecisionResponse, error) {
-	return wire.DecisionResponse{Acknowledged: ids}, nil
+func (f *fakeTransport) Commit(_ context.Context, _ string, req wire.DecisionRequest) (wire.DecisionResponse, error) {
+	return wire.DecisionResponse{Acknowledged: req.IDs}, nil
 }
 
-func (f *fakeTransport) Abort(_ context.Context, _ string, ids []concord.TxID) (wire.DecisionResponse, error) {
-	return wire.DecisionResponse{Acknowledged: ids}, nil
+func (f *fakeTransport) Abort(_ context.Context, _ string, req wire.DecisionRequest) (wire.DecisionResponse, error) {
+	return wire.DecisionResponse{Acknowledged: req.IDs}, nil
 }
 
 // The request record decoder refuses every malformed input with an error,

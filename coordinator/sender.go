@@ -221,11 +221,19 @@ func (c *Coordinator) sendDecisions(name string, commit bool, items []*txState) 
 	set := newTxSet(len(items)) // ids[i] is set.txs[i]'s
 	defer set.release()
 	ids := make([]concord.TxID, 0, len(items))
+	var deadlines []int64 // as the PREPARE's deadline_ms; nil when none is known
 	for _, t := range items {
 		if set.add(t) {
 			ids = append(ids, t.id)
+			if ms := deadlineMS(t.deadline); ms != 0 || deadlines != nil {
+				if deadlines == nil {
+					deadlines = make([]int64, len(ids)-1, len(items))
+				}
+				deadlines = append(deadlines, ms)
+			}
 		}
 	}
+	req := wire.DecisionRequest{IDs: ids, DeadlinesMS: deadlines}
 	txs := set.txs
 	ctx, cancel := context.WithTimeout(withTrace(c.ctx, txs), c.opts.RequestTimeout)
 	c.stats.requests.Add(1)
@@ -236,10 +244,10 @@ func (c *Coordinator) sendDecisions(name string, commit bool, items []*txState) 
 	start := time.Now()
 	if commit {
 		point, kind = AfterSendCommit, "commit"
-		resp, err = c.transport.Commit(ctx, name, ids)
+		resp, err = c.transport.Commit(ctx, name, req)
 		pm.request(pm.commit, pm.commitBatch, start, time.Now(), len(ids), err)
 	} else {
-		resp, err = c.transport.Abort(ctx, name, ids)
+		resp, err = c.transport.Abort(ctx, name, req)
 		pm.request(pm.abort, pm.abortBatch, start, time.Now(), len(ids), err)
 	}
 	cancel()
@@ -409,7 +417,8 @@ func ackedInOrder(ids []concord.TxID, resp wire.DecisionResponse) bool {
 	return true
 }
 
-// deadlineMS is a PREPARE's deadline_ms for deadline: Unix milliseconds,
+// deadlineMS is a PREPARE's deadline_ms (and a COMMIT's or ABORT's
+// deadlines_ms entry) for deadline: Unix milliseconds,
 // rounded up so that a participant never refuses before the coordinator
 // gives up; zero (none given) for the zero time.
 func deadlineMS(deadline time.Time) int64 {

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"sync"
 
-	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/wire"
 )
 
@@ -18,11 +17,13 @@ var ErrUnknownParticipant = errors.New("unknown participant")
 
 // Transport carries the participant protocol's requests to participants by
 // name. The coordinator batches messages above it; one call is one request.
+// A COMMIT or ABORT request carries each transaction's deadline
+// (wire.DecisionRequest.DeadlinesMS) when the coordinator knows it.
 // Implementations must be safe for concurrent use.
 type Transport interface {
 	Prepare(ctx context.Context, participant string, req wire.PrepareRequest) (wire.PrepareResponse, error)
-	Commit(ctx context.Context, participant string, ids []concord.TxID) (wire.DecisionResponse, error)
-	Abort(ctx context.Context, participant string, ids []concord.TxID) (wire.DecisionResponse, error)
+	Commit(ctx context.Context, participant string, req wire.DecisionRequest) (wire.DecisionResponse, error)
+	Abort(ctx context.Context, participant string, req wire.DecisionRequest) (wire.DecisionResponse, error)
 }
 
 // HTTPTransport is the Transport over HTTP to a fixed set of participants.
@@ -37,8 +38,8 @@ type HTTPTransport struct {
 // participantClient is wire.ParticipantClient or wire.DirectClient.
 type participantClient interface {
 	Prepare(ctx context.Context, req wire.PrepareRequest) (wire.PrepareResponse, error)
-	Commit(ctx context.Context, ids []concord.TxID) (wire.DecisionResponse, error)
-	Abort(ctx context.Context, ids []concord.TxID) (wire.DecisionResponse, error)
+	CommitRequest(ctx context.Context, req wire.DecisionRequest) (wire.DecisionResponse, error)
+	AbortRequest(ctx context.Context, req wire.DecisionRequest) (wire.DecisionResponse, error)
 }
 
 var _ Transport = (*HTTPTransport)(nil)
@@ -101,19 +102,19 @@ func (t *HTTPTransport) Prepare(ctx context.Context, participant string, req wir
 }
 
 // Commit sends a batch of COMMITs.
-func (t *HTTPTransport) Commit(ctx context.Context, participant string, ids []concord.TxID) (wire.DecisionResponse, error) {
+func (t *HTTPTransport) Commit(ctx context.Context, participant string, req wire.DecisionRequest) (wire.DecisionResponse, error) {
 	c, err := t.client(participant)
 	if err != nil {
 		return wire.DecisionResponse{}, err
 	}
-	return c.Commit(ctx, ids)
+	return c.CommitRequest(ctx, req)
 }
 
 // Abort sends a batch of ABORTs.
-func (t *HTTPTransport) Abort(ctx context.Context, participant string, ids []concord.TxID) (wire.DecisionResponse, error) {
+func (t *HTTPTransport) Abort(ctx context.Context, participant string, req wire.DecisionRequest) (wire.DecisionResponse, error) {
 	c, err := t.client(participant)
 	if err != nil {
 		return wire.DecisionResponse{}, err
 	}
-	return c.Abort(ctx, ids)
+	return c.AbortRequest(ctx, req)
 }

@@ -47,7 +47,11 @@
 // of this module take the rule as an option (filestore.Options.Retention,
 // pgxa.Options.Remember, mysqlxa.Options.Remember) with a clock (Now) that
 // tests move. What a resource holds is then bounded by its rate of
-// transactions times (timeout + skew). See docs/protocol.md, "How long a
+// transactions times (timeout + skew). A COMMIT carries the deadline too
+// (wire.DecisionRequest.DeadlinesMS): the Server acknowledges a COMMIT for a
+// transaction its resource holds no record of once that deadline plus
+// Options.Retention.ClockSkew has passed, as committed and forgotten (a yes
+// voter keeps its prepared state until the decision), and fails it before. See docs/protocol.md, "How long a
 // participant remembers".
 //
 // # The coordinator of a transaction in doubt

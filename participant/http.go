@@ -62,10 +62,10 @@ func (s *Server) handleDecision(w http.ResponseWriter, r *http.Request, commit b
 	var err error
 	start := time.Now()
 	if commit {
-		resp, err = s.Commit(r.Context(), req.IDs)
+		resp, err = s.CommitRequest(r.Context(), req)
 		s.metrics.request(reqCommit, start, len(req.IDs))
 	} else {
-		resp, err = s.Abort(r.Context(), req.IDs)
+		resp, err = s.AbortRequest(r.Context(), req)
 		s.metrics.request(reqAbort, start, len(req.IDs))
 	}
 	if err != nil {

@@ -63,6 +63,14 @@ type Options struct {
 	// Logger receives in-doubt resolution and failure reports; nil
 	// discards them.
 	Logger *slog.Logger
+	// Retention is the time rule the Resource remembers decisions by; set
+	// it to the resource's (filestore.Options.Retention, pgxa and mysqlxa
+	// Options.Remember). The Server uses its ClockSkew: a COMMIT carrying
+	// the transaction's deadline, for a transaction the resource holds no
+	// record of, is acknowledged as committed and forgotten once
+	// Retention.ForgetAt of that deadline has passed by Clock (see
+	// docs/protocol.md). Zero fields take DefaultRetention's.
+	Retention Retention
 
 	// MaxConcurrency bounds the resource calls in flight at once, across
 	// every request and the in-doubt loop.
@@ -180,6 +188,9 @@ func (o *Options) validate() error {
 	}
 	if o.QueryMax < o.QueryMin {
 		return fmt.Errorf("%w: QueryMax %v is below QueryMin %v", ErrBadOptions, o.QueryMax, o.QueryMin)
+	}
+	if err := o.Retention.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadOptions, err)
 	}
 	return nil
 }

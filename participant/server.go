@@ -31,7 +31,9 @@ var ErrClosed = errors.New("participant: server closed")
 // Server speaks the participant protocol on top of a Resource. It owns the
 // protocol (the state machine in package tpc): duplicate requests are
 // answered the same, an ABORT that arrives before its PREPARE is remembered
-// and the late PREPARE refused, a COMMIT for an unknown transaction fails,
+// and the late PREPARE refused, a COMMIT for an unknown transaction fails
+// (unless it is past its deadline plus the clock skew allowance: see
+// CommitRequest),
 // an ABORT for a transaction committed in one phase fails with outcome
 // committed, no two resource calls for one transaction run at once, and a
 // prepared transaction left without a decision is resolved by asking the
@@ -102,12 +104,15 @@ type pendingReq struct {
 	vote    concord.Vote
 	outcome concord.Outcome
 	reason  string
+	// forgotten: an acknowledged COMMIT of a transaction the resource
+	// holds no record of, past its forget time.
+	forgotten bool
 }
 
 // deliver puts reply r in slot i.
 func (w *waiter) deliver(i int, r *tpc.ParticipantReply) {
 	p := &w.slots[i]
-	p.kind, p.vote, p.outcome, p.reason = r.Kind, r.Vote, r.Outcome, r.Reason
+	p.kind, p.vote, p.outcome, p.reason, p.forgotten = r.Kind, r.Vote, r.Outcome, r.Reason, r.Forgotten
 }
 
 func newWaiter(n int) *waiter {
@@ -525,22 +530,43 @@ func (s *Server) Prepare(ctx context.Context, req wire.PrepareRequest) (wire.Pre
 	return resp, nil
 }
 
-// Commit handles a COMMIT request for ids.
+// Commit handles a COMMIT request for ids, without their deadlines.
 func (s *Server) Commit(ctx context.Context, ids []concord.TxID) (wire.DecisionResponse, error) {
-	return s.decide(ctx, ids, true)
+	return s.decide(ctx, wire.DecisionRequest{IDs: ids}, true)
 }
 
 // Abort handles an ABORT request for ids.
 func (s *Server) Abort(ctx context.Context, ids []concord.TxID) (wire.DecisionResponse, error) {
-	return s.decide(ctx, ids, false)
+	return s.decide(ctx, wire.DecisionRequest{IDs: ids}, false)
 }
 
-func (s *Server) decide(ctx context.Context, ids []concord.TxID, commit bool) (wire.DecisionResponse, error) {
+// CommitRequest handles a COMMIT request. A transaction the resource holds
+// no record of is acknowledged (and listed in the answer's Forgotten) if
+// the request gives its deadline and Options.Retention.ForgetAt of it has
+// passed by the server's clock: a COMMIT goes only to a participant that
+// voted yes, which keeps its prepared state until the decision, so it
+// committed and has since forgotten. Otherwise it fails, "unknown
+// transaction".
+func (s *Server) CommitRequest(ctx context.Context, req wire.DecisionRequest) (wire.DecisionResponse, error) {
+	return s.decide(ctx, req, true)
+}
+
+// AbortRequest handles an ABORT request; the deadlines it may carry are
+// not used.
+func (s *Server) AbortRequest(ctx context.Context, req wire.DecisionRequest) (wire.DecisionResponse, error) {
+	return s.decide(ctx, req, false)
+}
+
+func (s *Server) decide(ctx context.Context, req wire.DecisionRequest, commit bool) (wire.DecisionResponse, error) {
 	if err := s.ready(); err != nil {
 		return wire.DecisionResponse{}, err
 	}
+	ids := req.IDs
 	if err := s.checkIDs(ids); err != nil {
 		return wire.DecisionResponse{}, err
+	}
+	if n := len(req.DeadlinesMS); n != 0 && n != len(ids) {
+		return wire.DecisionResponse{}, fmt.Errorf("%w: %d deadlines_ms for %d ids: give one per id, or none", ErrBadRequest, n, len(ids))
 	}
 	if commit {
 		s.stats.commitReqs.Add(1)
@@ -559,7 +585,11 @@ func (s *Server) decide(ctx context.Context, ids []concord.TxID, commit bool) (w
 	for i, id := range ids {
 		sh, n := s.shardOf(id), first+uint64(i)
 		if commit {
-			s.request(sh, n, w, i, acts, func(m *tpc.Participant) tpc.ParticipantReady { return m.Commit(n, id, now) })
+			var forgetAt time.Time
+			if d := req.Deadline(i); !d.IsZero() {
+				forgetAt = s.opts.Retention.ForgetAt(d)
+			}
+			s.request(sh, n, w, i, acts, func(m *tpc.Participant) tpc.ParticipantReady { return m.CommitBy(n, id, forgetAt, now) })
 		} else {
 			s.request(sh, n, w, i, acts, func(m *tpc.Participant) tpc.ParticipantReady { return m.Abort(n, id, now) })
 		}
@@ -574,6 +604,11 @@ func (s *Server) decide(ctx context.Context, ids []concord.TxID, commit bool) (w
 		r := &w.slots[i]
 		if r.kind == tpc.ReplyAck {
 			resp.Acknowledged = append(resp.Acknowledged, ids[i])
+			if r.forgotten {
+				resp.Forgotten = append(resp.Forgotten, ids[i])
+				s.log.Info("COMMIT of a transaction with no record acknowledged: its deadline plus clock skew has passed, so it was committed here and forgotten",
+					"tx", ids[i], "deadline", req.Deadline(i), "clock_skew", s.opts.Retention.WithDefaults().ClockSkew)
+			}
 			continue
 		}
 		resp.Failed = append(resp.Failed, wire.TxFailure{ID: ids[i], Reason: r.reason, Outcome: r.outcome})
@@ -609,7 +644,10 @@ func (s *Server) checkIDs(ids []concord.TxID) error {
 		return fmt.Errorf("%w: %d ids in one batch, at most %d", ErrBadRequest, len(ids), s.opts.MaxBatch)
 	}
 	for i, id := range ids {
-		if err := concord.ValidateTxID(id); err != nil {
+		// The stored check: a COMMIT or ABORT may be for a transaction
+		// prepared before ids made only of dots were refused (PREPAREs
+		// are held to the strict one, so no new such id gets here).
+		if err := concord.ValidateStoredTxID(id); err != nil {
 			return fmt.Errorf("%w: ids[%d]: %v", ErrBadRequest, i, err)
 		}
 	}

@@ -19,7 +19,7 @@ import (
 // The machine owns the protocol rules: a duplicate request is answered like
 // the first; an ABORT that arrives before its PREPARE is remembered and the
 // late PREPARE is refused; a COMMIT for a transaction the resource does not
-// know is a failure; an ABORT for a transaction committed in one phase is a
+// know is a failure (past its forget time, see CommitBy, an acknowledgement); an ABORT for a transaction committed in one phase is a
 // failure carrying outcome committed; at most one resource call per
 // transaction is in flight, and requests that arrive meanwhile wait for it.
 // After a yes vote it never aborts on its own: with no decision after
@@ -86,6 +86,7 @@ type ptx struct {
 
 	coordinator string
 	deadline    time.Time       // the prepare's, for the resource call
+	forgetAt    time.Time       // a COMMIT's: past it, no record means committed and forgotten (CommitBy)
 	payload     json.RawMessage // latest prepare payload, kept until the transaction is decided
 	reason      string
 	preparedAt  time.Time
@@ -195,25 +196,42 @@ func (p *Participant) PrepareBy(req uint64, id concord.TxID, payload json.RawMes
 
 // Commit handles a COMMIT for id with request number req.
 func (p *Participant) Commit(req uint64, id concord.TxID, now time.Time) ParticipantReady {
-	return p.decide(req, id, concord.OutcomeCommitted)
+	return p.decide(req, id, concord.OutcomeCommitted, time.Time{})
+}
+
+// CommitBy is Commit for a COMMIT after which, from forgetAt on (zero:
+// never), the resource may have forgotten the transaction: the driver
+// computes it from the transaction's deadline the COMMIT carries (its
+// deadline plus the clock skew allowance). A COMMIT for a transaction
+// the resource holds no record of, whose call ends after forgetAt, is
+// acknowledged with ParticipantReply.Forgotten set: a COMMIT goes only to
+// a participant that voted yes, which keeps its prepared state until the
+// decision, so it committed and has since forgotten. Before forgetAt, or
+// without it, no record stays a failure.
+func (p *Participant) CommitBy(req uint64, id concord.TxID, forgetAt, now time.Time) ParticipantReady {
+	return p.decide(req, id, concord.OutcomeCommitted, forgetAt)
 }
 
 // Abort handles an ABORT for id with request number req.
 func (p *Participant) Abort(req uint64, id concord.TxID, now time.Time) ParticipantReady {
-	return p.decide(req, id, concord.OutcomeAborted)
+	return p.decide(req, id, concord.OutcomeAborted, time.Time{})
 }
 
-func (p *Participant) decide(req uint64, id concord.TxID, o concord.Outcome) ParticipantReady {
+func (p *Participant) decide(req uint64, id concord.TxID, o concord.Outcome, forgetAt time.Time) ParticipantReady {
 	var rd ParticipantReady
 	op := waitCommit
 	if o == concord.OutcomeAborted {
 		op = waitAbort
 	}
 	t := p.txs[id]
+	if t != nil && !t.state.Terminal() && !forgetAt.IsZero() && forgetAt.After(t.forgetAt) {
+		t.forgetAt = forgetAt
+	}
 	if t == nil {
 		// Unknown here: the resource may still know it (after a restart, or
 		// once forgotten from memory). It answers.
 		t = p.add(id)
+		t.forgetAt = forgetAt
 		t.waiters = append(t.waiters, waiter{req, op})
 		p.startDecision(t, o, &rd)
 		return rd
@@ -383,7 +401,18 @@ func (p *Participant) commitDone(t *ptx, res ParticipantResult, now time.Time, r
 		}
 		p.setState(t, PartAborted)
 	case PErrUnknownTx:
-		p.reply(t, waitCommit, rd, ParticipantReply{Kind: ReplyFailure, Reason: "unknown transaction: never prepared here"})
+		if !t.known && !t.forgetAt.IsZero() && now.After(t.forgetAt) {
+			// No record past the time the resource may forget: this
+			// participant voted yes (or it would not be sent a COMMIT)
+			// and kept its prepared state until the decision, so it
+			// committed and forgot. Acknowledged, so that the coordinator
+			// stops retrying; nothing is remembered, as the resource
+			// remembers nothing.
+			p.reply(t, waitCommit, rd, ParticipantReply{Kind: ReplyAck, Forgotten: true,
+				Reason: "no record past the transaction's deadline plus clock skew: committed and forgotten"})
+		} else {
+			p.reply(t, waitCommit, rd, ParticipantReply{Kind: ReplyFailure, Reason: "unknown transaction: never prepared here"})
+		}
 		p.unsettled(t, rd)
 	default:
 		t.lastErr = "commit: " + errText(res)
@@ -462,7 +491,7 @@ func (p *Participant) backToPrepared(t *ptx, now time.Time, rd *ParticipantReady
 // unsettled handles a transaction the resource turned out not to know:
 // requests still waiting are served afresh, or it is forgotten.
 func (p *Participant) unsettled(t *ptx, rd *ParticipantReady) {
-	t.known, t.pending = false, concord.OutcomePending
+	t.known, t.pending, t.forgetAt = false, concord.OutcomePending, time.Time{}
 	for _, w := range t.waiters {
 		if w.op == waitAbort {
 			p.startDecision(t, concord.OutcomeAborted, rd)
@@ -582,7 +611,7 @@ func (p *Participant) setState(t *ptx, s ParticipantState) {
 			t.prepIdx = int32(len(p.prepared))
 		}
 	case s.Terminal():
-		t.payload, t.pending, t.querying, t.deadline = nil, concord.OutcomePending, false, time.Time{}
+		t.payload, t.pending, t.querying, t.deadline, t.forgetAt = nil, concord.OutcomePending, false, time.Time{}, time.Time{}
 		t.nextQuery = time.Time{}
 		p.remember(t)
 	}

@@ -135,6 +135,10 @@ type ParticipantReply struct {
 	Vote    concord.Vote
 	Reason  string
 	Outcome concord.Outcome
+	// Forgotten marks the acknowledgement of a COMMIT the resource holds
+	// no record of, past its forget time (Participant.CommitBy); Reason
+	// says so.
+	Forgotten bool
 }
 
 // ParticipantReady is what one step of the participant machine asks its

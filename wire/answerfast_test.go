@@ -17,7 +17,7 @@ var answerBodies = []string{
 	// Declined by the fast path, decided by encoding/json:
 	`{"votes":null}`, `{"Votes":[]}`, `{"votes":[{"id":"a","vote":"maybe"}]}`, `{"votes":[{"id":"a","vote":"yes","extra":1}]}`,
 	`{"votes":[{"id":"a\u0062","vote":"yes"}]}`, `{"votes":[{"id":"a","id":"b"}]}`, `{"votes":[1]}`, `{"votes":[]}x`,
-	`{"acknowledged":[null]}`, `{"acknowledged":"a"}`, `{"failed":[{"outcome":"later"}]}`, `[]`, ``, `{"votes":[{"vote":"yes"},]}`,
+	`{"acknowledged":["a"],"forgotten":["a"]}`, `{"acknowledged":[null]}`, `{"acknowledged":"a"}`, `{"failed":[{"outcome":"later"}]}`, `[]`, ``, `{"votes":[{"vote":"yes"},]}`,
 }
 
 // decodeAnswer decodes b into out, a *PrepareResponse or

@@ -83,34 +83,44 @@ func (d *DirectClient) Prepare(ctx context.Context, req PrepareRequest) (Prepare
 
 // Commit POSTs ids to the participant's PathCommit.
 func (d *DirectClient) Commit(ctx context.Context, ids []concord.TxID) (DecisionResponse, error) {
-	return d.decide(ctx, PathCommit, ids)
+	return d.decide(ctx, PathCommit, DecisionRequest{IDs: ids})
 }
 
 // Abort POSTs ids to the participant's PathAbort.
 func (d *DirectClient) Abort(ctx context.Context, ids []concord.TxID) (DecisionResponse, error) {
-	return d.decide(ctx, PathAbort, ids)
+	return d.decide(ctx, PathAbort, DecisionRequest{IDs: ids})
 }
 
-func (d *DirectClient) decide(ctx context.Context, path string, ids []concord.TxID) (DecisionResponse, error) {
+// CommitRequest POSTs req to the participant's PathCommit.
+func (d *DirectClient) CommitRequest(ctx context.Context, req DecisionRequest) (DecisionResponse, error) {
+	return d.decide(ctx, PathCommit, req)
+}
+
+// AbortRequest POSTs req to the participant's PathAbort.
+func (d *DirectClient) AbortRequest(ctx context.Context, req DecisionRequest) (DecisionResponse, error) {
+	return d.decide(ctx, PathAbort, req)
+}
+
+func (d *DirectClient) decide(ctx context.Context, path string, req DecisionRequest) (DecisionResponse, error) {
 	var resp DecisionResponse
-	q := asked{ids: ids}
-	err := d.post(ctx, path, nil, ids, func(b []byte) error {
+	q := asked{ids: req.IDs}
+	err := d.post(ctx, path, nil, &req, func(b []byte) error {
 		return decodeDecisionAnswer(b, &resp, q)
 	})
 	return resp, err
 }
 
 // encodeBody appends the body of a request to b as json.Marshal writes it:
-// prepare when set, else DecisionRequest{IDs: ids}. It returns b grown, and
-// the body, which is in b unless the fast encoder declined. (The request
-// comes by pointer, or as its ids, rather than as an interface, which
-// would cost an allocation per request.)
-func encodeBody(b []byte, prepare *PrepareRequest, ids []concord.TxID) (grown, body []byte, err error) {
+// prepare when set, else decision. It returns b grown, and the body, which
+// is in b unless the fast encoder declined. (The requests come by pointer
+// rather than as an interface, which would cost an allocation per
+// request.)
+func encodeBody(b []byte, prepare *PrepareRequest, decision *DecisionRequest) (grown, body []byte, err error) {
 	var ok bool
 	if prepare != nil {
 		b, ok = appendPrepareRequest(b, prepare)
 	} else {
-		b, ok = appendDecisionRequest(b, ids)
+		b, ok = appendDecisionRequest(b, decision.IDs, decision.DeadlinesMS)
 	}
 	if ok {
 		return b, b, nil
@@ -118,7 +128,7 @@ func encodeBody(b []byte, prepare *PrepareRequest, ids []concord.TxID) (grown, b
 	if prepare != nil {
 		body, err = json.Marshal(*prepare)
 	} else {
-		body, err = json.Marshal(DecisionRequest{IDs: ids})
+		body, err = json.Marshal(*decision)
 	}
 	return b, body, err
 }
@@ -187,9 +197,9 @@ func (d *DirectClient) dial(ctx context.Context) (*directConn, error) {
 // *StatusError, an answer that does not decode wraps ErrBadJSON, and a
 // failure to deliver the request or read the answer is a *url.Error, as
 // http.Client returns.
-func (d *DirectClient) post(ctx context.Context, path string, prepare *PrepareRequest, ids []concord.TxID, decode func([]byte) error) error {
+func (d *DirectClient) post(ctx context.Context, path string, prepare *PrepareRequest, decision *DecisionRequest, decode func([]byte) error) error {
 	bp := bodyPool.Get().(*[]byte)
-	buf, body, err := encodeBody((*bp)[:0], prepare, ids)
+	buf, body, err := encodeBody((*bp)[:0], prepare, decision)
 	if cap(buf) <= maxPooledBody {
 		*bp = buf[:0]
 	} else {

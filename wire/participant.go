@@ -65,6 +65,25 @@ type VoteReply struct {
 // DecisionRequest is POSTed to PathCommit or PathAbort.
 type DecisionRequest struct {
 	IDs []concord.TxID `json:"ids"`
+	// DeadlinesMS, when given, holds one deadline per id, in the order of
+	// IDs: the transaction's deadline_ms, as its PREPARE carried it (zero:
+	// none). A participant that holds no record of a transaction it is
+	// told to commit acknowledges the COMMIT once that deadline plus its
+	// clock skew allowance has passed by its clock: it voted yes (the
+	// only way to be sent a COMMIT), a yes voter keeps its prepared state
+	// until the decision, so it applied the commit and has since
+	// forgotten it (see docs/protocol.md). Omitted by a coordinator older
+	// than the field; then such a COMMIT stays a failure.
+	DeadlinesMS []int64 `json:"deadlines_ms,omitempty"`
+}
+
+// Deadline returns the deadline of r.IDs[i], or the zero time if r gives
+// none for it.
+func (r DecisionRequest) Deadline(i int) time.Time {
+	if i >= len(r.DeadlinesMS) || r.DeadlinesMS[i] <= 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(r.DeadlinesMS[i])
 }
 
 // DecisionResponse lists the transactions whose decision the participant has
@@ -72,6 +91,11 @@ type DecisionRequest struct {
 type DecisionResponse struct {
 	Acknowledged []concord.TxID `json:"acknowledged"`
 	Failed       []TxFailure    `json:"failed,omitempty"`
+	// Forgotten lists the acknowledged ids of COMMITs the participant
+	// holds no record of, acknowledged because their deadline plus its
+	// clock skew allowance had passed (see DecisionRequest.DeadlinesMS):
+	// committed here and forgotten since. Each is also in Acknowledged.
+	Forgotten []concord.TxID `json:"forgotten,omitempty"`
 }
 
 // TxFailure says why a decision on one transaction was not applied, for

@@ -37,14 +37,24 @@ func (p *ParticipantClient) Prepare(ctx context.Context, req PrepareRequest) (Pr
 
 // Commit POSTs ids to the participant's PathCommit.
 func (p *ParticipantClient) Commit(ctx context.Context, ids []concord.TxID) (DecisionResponse, error) {
-	var resp DecisionResponse
-	err := Do(ctx, p.client(), http.MethodPost, p.url(PathCommit), DecisionRequest{IDs: ids}, &resp)
-	return resp, err
+	return p.CommitRequest(ctx, DecisionRequest{IDs: ids})
 }
 
 // Abort POSTs ids to the participant's PathAbort.
 func (p *ParticipantClient) Abort(ctx context.Context, ids []concord.TxID) (DecisionResponse, error) {
+	return p.AbortRequest(ctx, DecisionRequest{IDs: ids})
+}
+
+// CommitRequest POSTs req to the participant's PathCommit.
+func (p *ParticipantClient) CommitRequest(ctx context.Context, req DecisionRequest) (DecisionResponse, error) {
 	var resp DecisionResponse
-	err := Do(ctx, p.client(), http.MethodPost, p.url(PathAbort), DecisionRequest{IDs: ids}, &resp)
+	err := Do(ctx, p.client(), http.MethodPost, p.url(PathCommit), req, &resp)
+	return resp, err
+}
+
+// AbortRequest POSTs req to the participant's PathAbort.
+func (p *ParticipantClient) AbortRequest(ctx context.Context, req DecisionRequest) (DecisionResponse, error) {
+	var resp DecisionResponse
+	err := Do(ctx, p.client(), http.MethodPost, p.url(PathAbort), req, &resp)
 	return resp, err
 }

@@ -97,13 +97,15 @@ func appendPrepareRequest(b []byte, r *PrepareRequest) ([]byte, bool) {
 	return append(b, "]}"...), true
 }
 
-// appendDecisionRequest appends DecisionRequest{IDs: ids} as json.Marshal
-// encodes it, and reports whether it could: every id must be plain.
-func appendDecisionRequest(b []byte, ids []concord.TxID) ([]byte, bool) {
+// appendDecisionRequest appends DecisionRequest{IDs: ids, DeadlinesMS:
+// deadlines} as json.Marshal encodes it, and reports whether it could:
+// every id must be plain.
+func appendDecisionRequest(b []byte, ids []concord.TxID, deadlines []int64) ([]byte, bool) {
 	if ids == nil {
-		return append(b, `{"ids":null}`...), true
+		b = append(b, `{"ids":null`...)
+		return appendDeadlines(b, deadlines), true
 	}
-	n := 12
+	n := 28 + 14*len(deadlines)
 	for _, id := range ids {
 		n += 3 + len(id)
 	}
@@ -120,7 +122,23 @@ func appendDecisionRequest(b []byte, ids []concord.TxID) ([]byte, bool) {
 		b = append(b, id...)
 		b = append(b, '"')
 	}
-	return append(b, "]}"...), true
+	return appendDeadlines(append(b, ']'), deadlines), true
+}
+
+// appendDeadlines ends a decision request: its deadlines_ms (omitted when
+// empty) and the closing brace.
+func appendDeadlines(b []byte, deadlines []int64) []byte {
+	if len(deadlines) > 0 {
+		b = append(b, `,"deadlines_ms":[`...)
+		for i, d := range deadlines {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendInt(b, d, 10)
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}')
 }
 
 // appendAnswer appends a participant's answer, a PrepareResponse or a
@@ -171,6 +189,9 @@ func appendAnswer(b []byte, v any) ([]byte, bool) {
 		}
 		return append(b, "]}"...), true
 	case DecisionResponse:
+		if len(r.Forgotten) > 0 {
+			return b, false // rare: json.Marshal writes it
+		}
 		if r.Acknowledged == nil {
 			b = append(b, `{"acknowledged":null`...)
 		} else {

@@ -68,7 +68,7 @@ func appendRequest(b []byte, in any) ([]byte, bool) {
 	case PrepareRequest:
 		return appendPrepareRequest(b, &r)
 	case DecisionRequest:
-		return appendDecisionRequest(b, r.IDs)
+		return appendDecisionRequest(b, r.IDs, r.DeadlinesMS)
 	}
 	return b, false
 }
@@ -101,6 +101,9 @@ func TestRequestFastAgreesWithEncodingJSON(t *testing.T) {
 		{DecisionRequest{}, true},
 		{DecisionRequest{IDs: []concord.TxID{}}, true},
 		{DecisionRequest{IDs: []concord.TxID{"a\"b"}}, false},
+		{DecisionRequest{IDs: []concord.TxID{"a", "b"}, DeadlinesMS: []int64{1_796_688_000_123, 0}}, true},
+		{DecisionRequest{DeadlinesMS: []int64{-1}}, true},
+		{DecisionRequest{IDs: []concord.TxID{}, DeadlinesMS: []int64{}}, true},
 		{SubmitRequest{}, false},
 	} {
 		if got := checkRequestEncode(t, tc.in); got != tc.fast {
@@ -116,8 +119,12 @@ func FuzzRequestEncode(f *testing.F) {
 		prep := PrepareRequest{Coordinator: coord}
 		dec := DecisionRequest{}
 		for i := 0; i < n%4; i++ {
-			prep.Transactions = append(prep.Transactions, PrepareTx{ID: concord.TxID(id), Payload: payload, OnePhase: onePhase})
+			prep.Transactions = append(prep.Transactions, PrepareTx{ID: concord.TxID(id), Payload: payload, OnePhase: onePhase,
+				DeadlineMS: int64(n) * int64(i)})
 			dec.IDs = append(dec.IDs, concord.TxID(id))
+			if n%8 >= 4 {
+				dec.DeadlinesMS = append(dec.DeadlinesMS, int64(n)*int64(i-1))
+			}
 		}
 		checkRequestEncode(t, prep)
 		checkRequestEncode(t, dec)
@@ -153,6 +160,7 @@ func TestAnswerFastAgreesWithEncodingJSON(t *testing.T) {
 		{DecisionResponse{}, true},
 		{DecisionResponse{Acknowledged: []concord.TxID{}, Failed: []TxFailure{{ID: "c", Reason: "never prepared"}, {ID: "d", Outcome: concord.OutcomeAborted}}}, true},
 		{DecisionResponse{Failed: []TxFailure{{ID: "c", Outcome: 9}}}, false},
+		{DecisionResponse{Acknowledged: []concord.TxID{"a"}, Forgotten: []concord.TxID{"a"}}, false},
 		{SubmitResponse{}, false},
 	} {
 		if got := checkAnswerEncode(t, tc.v); got != tc.fast {
@@ -191,6 +199,7 @@ func TestWriteJSONAnswers(t *testing.T) {
 		PrepareResponse{Votes: []VoteReply{}}, PrepareResponse{},
 		DecisionResponse{Acknowledged: []concord.TxID{"a", "b"}}, DecisionResponse{Acknowledged: []concord.TxID{}},
 		DecisionResponse{Acknowledged: []concord.TxID{"a"}, Failed: []TxFailure{{ID: "b", Reason: "unknown"}}}, DecisionResponse{},
+		DecisionResponse{Acknowledged: []concord.TxID{"a", "b"}, Forgotten: []concord.TxID{"b"}},
 		SubmitResponse{ID: "a", Outcome: concord.OutcomeCommitted, Branches: []BranchResult{{Participant: "flights", Vote: concord.VoteYes}}},
 		&SubmitResponse{ID: "a", Outcome: concord.OutcomeAborted, Reason: "flights voted no: <full>", Branches: []BranchResult{{Participant: "flights", Vote: concord.VoteNo}}},
 		&SubmitResponse{ID: "b", Outcome: concord.OutcomeCommitted, Branches: []BranchResult{{Participant: "hotels", Vote: concord.VoteReadOnly}}},

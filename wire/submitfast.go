@@ -160,16 +160,24 @@ func decodePrepareFast(b []byte, req *PrepareRequest) bool {
 func decodeDecisionFast(b []byte, req *DecisionRequest) bool {
 	p := jsonfast.NewScanner(b)
 	ok := p.Object(func() (uint, bool) {
-		if string(p.Key()) != "ids" {
-			return 0, false
+		switch string(p.Key()) {
+		case "ids":
+			// Room for a usual batch, no more than fit (each takes at least "",).
+			req.IDs = make([]concord.TxID, 0, min(16, p.Remaining()/3+1))
+			return 1, p.Array(func() bool {
+				s, ok := p.Plain()
+				req.IDs = append(req.IDs, concord.TxID(s))
+				return ok
+			})
+		case "deadlines_ms":
+			req.DeadlinesMS = make([]int64, 0, min(16, p.Remaining()/2+1))
+			return 2, p.Array(func() bool {
+				v, ok := p.Int()
+				req.DeadlinesMS = append(req.DeadlinesMS, v)
+				return ok
+			})
 		}
-		// Room for a usual batch, no more than fit (each takes at least "",).
-		req.IDs = make([]concord.TxID, 0, min(16, p.Remaining()/3+1))
-		return 1, p.Array(func() bool {
-			s, ok := p.Plain()
-			req.IDs = append(req.IDs, concord.TxID(s))
-			return ok
-		})
+		return 0, false
 	})
 	return ok && p.End()
 }

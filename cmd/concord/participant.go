@@ -135,7 +135,7 @@ func runParticipant(ctx context.Context, args []string, stdout, stderr io.Writer
 	logger := base.With("service", *service)
 	svc, err := travel.New(travel.Options{Name: *service, Store: st, Server: participant.Options{
 		Coordinator: coordURL, Logger: logger, InDoubtAfter: *inDoubt,
-		HTTPClient: sec.HTTPClient, CoordinatorIdentity: sec.CoordinatorIdentity,
+		HTTPClient: sec.HTTPClient, CoordinatorIdentity: sec.CoordinatorIdentity, Retention: cfg.Remember,
 	}})
 	if err != nil {
 		st.Close()

@@ -219,7 +219,8 @@ func (r *snapReader) bytes() []byte {
 func (r *snapReader) id() concord.TxID {
 	id := concord.TxID(r.bytes())
 	if r.err == nil {
-		if err := concord.ValidateTxID(id); err != nil {
+		// The stored check, as for a log record.
+		if err := concord.ValidateStoredTxID(id); err != nil {
 			r.err = err
 		}
 	}

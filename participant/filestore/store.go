@@ -460,11 +460,17 @@ func (s *Store) batch(n int, wait func(seq uint64) error, step func(i int, now t
 	return wait(last)
 }
 
+// validateNewID checks the id of a PREPARE: the strict check, which refuses
+// ids made only of dots. What was stored before is read with
+// concord.ValidateStoredTxID. A variable so that a test can write what an
+// older version wrote.
+var validateNewID = concord.ValidateTxID
+
 // prepareLocked is Prepare without the wait for durability. For a yes
 // vote it also returns the record that must be durable before the vote
 // leaves (a duplicate's earlier one included); else 0. s.mu is held.
 func (s *Store) prepareLocked(id concord.TxID, payload json.RawMessage, info participant.PrepareInfo, now time.Time) (participant.PrepareResult, uint64, error) {
-	if err := concord.ValidateTxID(id); err != nil {
+	if err := validateNewID(id); err != nil {
 		return participant.PrepareResult{}, 0, err
 	}
 	if s.err != nil {
@@ -584,7 +590,9 @@ func (s *Store) commitLocked(id concord.TxID) (uint64, error) {
 // refuses a late prepare, and a late one-phase prepare accepted after a
 // crash would commit a transaction the coordinator reported aborted.
 func (s *Store) Abort(ctx context.Context, id concord.TxID) error {
-	if err := concord.ValidateTxID(id); err != nil {
+	// The stored check: the abort of a transaction prepared before ids
+	// made only of dots were refused must reach it.
+	if err := concord.ValidateStoredTxID(id); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -669,7 +677,7 @@ func (s *Store) CommitOnePhaseBatch(ctx context.Context, calls []participant.One
 // final, so a duplicate of the request after a crash must be refused too
 // (by then stock may have freed up). s.mu is held.
 func (s *Store) commitOnePhaseLocked(id concord.TxID, payload json.RawMessage, info participant.PrepareInfo, now time.Time) (concord.Outcome, string, uint64, error) {
-	if err := concord.ValidateTxID(id); err != nil {
+	if err := validateNewID(id); err != nil {
 		return concord.OutcomePending, "", 0, err
 	}
 	if s.err != nil {

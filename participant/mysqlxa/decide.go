@@ -101,7 +101,7 @@ func (r *Resource) record(ctx context.Context, q querier, id concord.TxID, state
 // committed is success; one aborted or refused is
 // participant.ErrAlreadyDecided; one never prepared is participant.ErrUnknownTx.
 func (r *Resource) Commit(ctx context.Context, id concord.TxID) error {
-	if err := concord.ValidateTxID(id); err != nil {
+	if err := concord.ValidateStoredTxID(id); err != nil {
 		return fmt.Errorf("mysqlxa: commit: %w", err)
 	}
 	xid := r.XID(id)
@@ -169,7 +169,7 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 // that crash would be prepared again, to be resolved to abort once more by
 // the participant's in-doubt resolution.
 func (r *Resource) Abort(ctx context.Context, id concord.TxID) error {
-	if err := concord.ValidateTxID(id); err != nil {
+	if err := concord.ValidateStoredTxID(id); err != nil {
 		return fmt.Errorf("mysqlxa: abort: %w", err)
 	}
 	xid := r.XID(id)
@@ -332,7 +332,7 @@ func (r *Resource) prepared(ctx context.Context) ([]concord.TxID, error) {
 			continue
 		}
 		id := concord.TxID(data[:gl])
-		if err := concord.ValidateTxID(id); err != nil {
+		if err := concord.ValidateStoredTxID(id); err != nil {
 			return nil, fmt.Errorf("mysqlxa: recover: prepared XA transaction %q: %w; resolve it by hand with XA COMMIT or XA ROLLBACK", data, err)
 		}
 		ids = append(ids, id)

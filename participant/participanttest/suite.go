@@ -102,6 +102,7 @@ func Run(t *testing.T, h Harness) {
 		{"DuplicateOfCommittedNeverReserves", s.duplicateOfCommitted},
 		{"DecisionsForgottenAfterDeadlinePlusSkew", s.forgotten},
 		{"PreparedKeepsCoordinator", s.keepsCoordinator},
+		{"ForgottenCommitAcknowledgedPastDeadline", s.forgottenCommit},
 	} {
 		t.Run(c.name, c.fn)
 	}

@@ -86,7 +86,7 @@ func (r *Resource) record(ctx context.Context, id concord.TxID, state State, rea
 // is success; one aborted or refused is participant.ErrAlreadyDecided; one
 // this database never prepared is participant.ErrUnknownTx.
 func (r *Resource) Commit(ctx context.Context, id concord.TxID) error {
-	if err := concord.ValidateTxID(id); err != nil {
+	if err := concord.ValidateStoredTxID(id); err != nil {
 		return fmt.Errorf("pgxa: commit: %w", err)
 	}
 	for attempt := 0; ; attempt++ {
@@ -129,7 +129,7 @@ func (r *Resource) Commit(ctx context.Context, id concord.TxID) error {
 // after that crash would be prepared again, to be resolved to abort once more
 // by the participant's in-doubt resolution.
 func (r *Resource) Abort(ctx context.Context, id concord.TxID) error {
-	if err := concord.ValidateTxID(id); err != nil {
+	if err := concord.ValidateStoredTxID(id); err != nil {
 		return fmt.Errorf("pgxa: abort: %w", err)
 	}
 	for attempt := 0; ; attempt++ {
@@ -178,7 +178,7 @@ func (r *Resource) Recover(ctx context.Context) ([]participant.RecoveredTx, erro
 	ids := make([]concord.TxID, 0, len(gids))
 	for _, g := range gids {
 		id := concord.TxID(strings.TrimPrefix(g, r.gidPrefix))
-		if err := concord.ValidateTxID(id); err != nil {
+		if err := concord.ValidateStoredTxID(id); err != nil {
 			return nil, fmt.Errorf("pgxa: recover: prepared transaction %q: %w; resolve it by hand with COMMIT PREPARED or ROLLBACK PREPARED", g, err)
 		}
 		ids = append(ids, id)

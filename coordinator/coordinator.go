@@ -276,13 +276,13 @@ func (c *Coordinator) Close() error {
 // openRemembered opens the remembered set (Options.RememberPath).
 func (c *Coordinator) openRemembered() (*remembered, error) {
 	path := c.opts.RememberPath
-	if path == "" && c.opts.FS != nil {
+	if path == "" && c.opts.FS != nil && c.opts.RememberFS == nil {
 		return newRemembered(&memBackend{}, math.MaxInt64, c.opts.IdempotencyWindow, c.clock, c.opts.Logf), nil
 	}
 	if path == "" {
 		path = filepath.Join(c.opts.Dir, "remembered")
 	}
-	b, oldest, err := openPebble(path)
+	b, oldest, err := openPebble(path, c.opts.RememberFS)
 	if err != nil {
 		return nil, fmt.Errorf("coordinator: %w", err)
 	}

@@ -107,6 +107,7 @@ func TestCostsMatchProtocolTable(t *testing.T) {
 		{"one participant", []string{"flights"}, func(*env) {}},
 		{"generated id, abort by one no vote", []string{"flights", "hotels", "cars"}, noVote},
 		{"generated id, all read-only", []string{"flights", "hotels", "cars"}, allRO},
+		{"generated id, one participant", []string{"flights"}, func(*env) {}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.prefix, func(t *testing.T) {

@@ -60,6 +60,9 @@
 // # Testing hooks
 //
 // Options.Clock makes time an input, Options.Transport replaces HTTP (a
-// simulator supplies its own), and Options.CrashHook stops the coordinator
-// at any CrashPoint as if its process had died there.
+// simulator supplies its own), Options.FS and Options.RememberFS replace
+// the disks of the log and of the remembered set, Options.CrashHook stops
+// the coordinator at any CrashPoint as if its process had died there, and
+// Options.VotesHook lets a simulator plant a defect in how votes are
+// counted (internal/sim/prodsim runs this package under all of them).
 package coordinator

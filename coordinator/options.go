@@ -9,10 +9,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cockroachdb/pebble/vfs"
 	"github.com/concordtx/concord"
+
 	"github.com/concordtx/concord/security"
 	"github.com/concordtx/concord/tpc"
 	"github.com/concordtx/concord/wal"
+	"github.com/concordtx/concord/wire"
 )
 
 // ErrInvalidOptions is returned by New for Options it cannot use.
@@ -123,6 +126,13 @@ type Options struct {
 	// set and RememberPath empty they are kept in memory only, for tests and
 	// simulators: a restart then knows what the log still holds.
 	RememberPath string
+	// RememberFS, when set, is the file system of the remembered set's
+	// Pebble database (at RememberPath, default "remembered" in Dir), even
+	// with FS set: a simulator gives Pebble's strict in-memory file system
+	// (vfs.NewStrictMem) so that a crash loses what was not synced. nil
+	// means the operating system's (or, with FS set and no RememberPath,
+	// memory only).
+	RememberFS vfs.FS
 	// RememberFinished bounds how many finished transactions are cached in
 	// memory in front of the remembered set (the rest are read from
 	// RememberPath).
@@ -150,6 +160,11 @@ type Options struct {
 	// ShutdownTimeout bounds how long Close lets in-flight requests finish.
 	ShutdownTimeout time.Duration
 
+	// VotesHook, for tests only (nil in production), rewrites the votes
+	// one participant's answer holds on one transaction before they are
+	// counted (a simulator plants a defect with it, such as taking the
+	// first of two votes).
+	VotesHook func(vs []wire.VoteReply) []wire.VoteReply
 	// CrashHook, when set, is called at every CrashPoint; a non-nil error
 	// stops the coordinator there as if its process had died. For tests;
 	// nil in production.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/cockroachdb/pebble"
 	"github.com/cockroachdb/pebble/bloom"
+	"github.com/cockroachdb/pebble/vfs"
 	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/tpc"
 )
@@ -366,10 +368,15 @@ func (quietLogger) Errorf(format string, args ...any)      {}
 func (quietLogger) Eventf(context.Context, string, ...any) {}
 func (quietLogger) IsTracingEnabled(context.Context) bool  { return false }
 
-func openPebble(dir string) (*pebbleBackend, int64, error) {
+// openPebble opens the remembered set in dir on fs (nil: the operating
+// system's).
+func openPebble(dir string, fs vfs.FS) (*pebbleBackend, int64, error) {
+	if fs == nil {
+		fs = vfs.Default
+	}
 	cache := pebble.NewCache(rememberCacheSize)
 	opts := &pebble.Options{Cache: cache, MemTableSize: rememberMemTableSize,
-		MemTableStopWritesThreshold: rememberMemTables, Logger: quietLogger{}}
+		MemTableStopWritesThreshold: rememberMemTables, Logger: quietLogger{}, FS: fs}
 	opts.Levels = make([]pebble.LevelOptions, 7)
 	for i := range opts.Levels {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
@@ -381,12 +388,29 @@ func openPebble(dir string) (*pebbleBackend, int64, error) {
 		return nil, 0, fmt.Errorf("open the remembered transactions in %s: %w", dir, err)
 	}
 	s := &pebbleBackend{db: db, cache: cache, from: []byte("e")}
+	// Pebble syncs its own directory, not the entry that names it in the
+	// parent: without this sync a power loss soon after the first open
+	// could take the whole directory, and every transaction remembered in
+	// it, with it.
+	if err := syncParent(opts.FS, dir); err != nil {
+		s.close()
+		return nil, 0, fmt.Errorf("open the remembered transactions in %s: sync its parent directory: %w", dir, err)
+	}
 	oldest, err := s.oldest()
 	if err != nil {
 		s.close()
 		return nil, 0, fmt.Errorf("open the remembered transactions in %s: %w", dir, err)
 	}
 	return s, oldest, nil
+}
+
+// syncParent syncs the directory that holds dir.
+func syncParent(fs vfs.FS, dir string) error {
+	d, err := fs.OpenDir(filepath.Dir(filepath.Clean(dir)))
+	if err != nil {
+		return err
+	}
+	return errors.Join(d.Sync(), d.Close())
 }
 
 // oldest returns the finish time of the oldest entry, and moves from to

@@ -29,7 +29,7 @@ func benchRemembered(b *testing.B, lookup bool) {
 		b.Skip("timing under the race detector means nothing")
 	}
 	path := filepath.Join(b.TempDir(), "remembered")
-	back, oldest, err := openPebble(path)
+	back, oldest, err := openPebble(path, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

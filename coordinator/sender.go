@@ -160,6 +160,9 @@ func (c *Coordinator) sendPrepares(name string, items []prepItem) {
 // malformed, and neither of its votes can be trusted to be the one the
 // participant acts on.
 func (c *Coordinator) stepVotes(t *txState, name string, pm *participantMetrics, vs []wire.VoteReply) {
+	if h := c.opts.VotesHook; h != nil {
+		vs = h(vs)
+	}
 	switch len(vs) {
 	case 0:
 		pm.errs[errKindMissing].Inc()

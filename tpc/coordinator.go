@@ -218,10 +218,11 @@ func Begin(cfg Config, id concord.TxID, branches []Branch, now, deadline time.Ti
 // resubmission would run the transaction again and could commit it after
 // the first answer said aborted. So here those decisions come with
 // MustSync: the driver's sync makes them and the RecBegin before them
-// durable before the outcome is reported. A one-phase transaction's outcome
-// is decided and kept by its participant, which answers a resubmission the
-// same way, so its RecEnd stays unforced (but not after a plain no or
-// read-only vote, where the participant decided nothing).
+// durable before the outcome is reported. That holds for a one-phase
+// transaction too: its participant decided it, but keeps the outcome only
+// for a while after the transaction's deadline (participant.Retention), not
+// for the coordinator's idempotency window, so a resubmission past that
+// while would find the id unknown at both ends and could run it again.
 func BeginResubmittable(cfg Config, id concord.TxID, branches []Branch, now, deadline time.Time) (*CoordinatorTx, Ready) {
 	t, rd := Begin(cfg, id, branches, now, deadline)
 	t.forced = true
@@ -313,10 +314,11 @@ func (t *CoordinatorTx) settleOnePhase(b *coordBranch, o concord.Outcome, reason
 	}
 	t.phase, t.outcome = phaseDone, o
 	return Ready{
-		Records: []Record{{Type: RecEnd, TxID: t.id, Outcome: o}},
-		Outcome: o,
-		Reason:  t.reason,
-		Done:    true,
+		Records:  []Record{{Type: RecEnd, TxID: t.id, Outcome: o}},
+		MustSync: t.forced,
+		Outcome:  o,
+		Reason:   t.reason,
+		Done:     true,
 	}
 }
 
@@ -325,9 +327,7 @@ func (t *CoordinatorTx) settleOnePhase(b *coordBranch, o concord.Outcome, reason
 // keeps nothing, so the coordinator decides as in two-phase commit and
 // forces the decision when the id may be submitted again.
 func (t *CoordinatorTx) settlePlain(b *coordBranch, o concord.Outcome, reason string) Ready {
-	rd := t.settleOnePhase(b, o, reason)
-	rd.MustSync = t.forced
-	return rd
+	return t.settleOnePhase(b, o, reason)
 }
 
 // startResolving moves a one-phase transaction to asking its participant by

@@ -172,11 +172,13 @@ func TestCoordinatorCosts(t *testing.T) {
 		{"all 3 read-only", false, []pv{{"flights", ro}, {"hotels", ro}, {"cars", ro}},
 			costs{CoordMsgs: 3, PartMsgs: 3, CoordForced: 1, CoordUnforced: 1, PartForced: 0}},
 		{"one participant", false, []pv{{"flights", yes}},
-			costs{CoordMsgs: 1, PartMsgs: 1, CoordForced: 0, CoordUnforced: 2, PartForced: 1}},
+			costs{CoordMsgs: 1, PartMsgs: 1, CoordForced: 1, CoordUnforced: 1, PartForced: 1}},
 		{"generated id, abort by one no vote, 3 participants", true, []pv{{"flights", yes}, {"hotels", no}, {"cars", yes}},
 			costs{CoordMsgs: 5, PartMsgs: 3, CoordForced: 0, CoordUnforced: 2, PartForced: 2}},
 		{"generated id, all 3 read-only", true, []pv{{"flights", ro}, {"hotels", ro}, {"cars", ro}},
 			costs{CoordMsgs: 3, PartMsgs: 3, CoordForced: 0, CoordUnforced: 2, PartForced: 0}},
+		{"generated id, one participant", true, []pv{{"flights", yes}},
+			costs{CoordMsgs: 1, PartMsgs: 1, CoordForced: 0, CoordUnforced: 2, PartForced: 1}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -48,10 +48,10 @@ func TestResubmittableForcesItsOwnDecisions(t *testing.T) {
 			concord.OutcomeCommitted, true},
 		{"one phase, aborted by its participant", one, []func(*CoordinatorTx) Ready{func(tx *CoordinatorTx) Ready {
 			return tx.Vote(VoteEvent{Participant: "flights", Vote: concord.VoteNo, Outcome: concord.OutcomeAborted}, now)
-		}}, concord.OutcomeAborted, false},
+		}}, concord.OutcomeAborted, true},
 		{"one phase, committed by its participant", one, []func(*CoordinatorTx) Ready{func(tx *CoordinatorTx) Ready {
 			return tx.Vote(VoteEvent{Participant: "flights", Vote: concord.VoteYes, Outcome: concord.OutcomeCommitted}, now)
-		}}, concord.OutcomeCommitted, false},
+		}}, concord.OutcomeCommitted, true},
 	}
 	for _, tc := range cases {
 		for _, resubmittable := range []bool{false, true} {

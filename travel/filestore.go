@@ -78,8 +78,13 @@ func OpenFileStore(cfg StoreConfig) (*FileStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(cfg.Dir, stockFile), err)
 	}
-	st, err := filestore.Open(filestore.Options{Dir: filepath.Join(cfg.Dir, "store"), FS: fsys, Machine: machine{inv},
-		Retention: cfg.Remember, Now: cfg.Now})
+	var fo filestore.Options
+	if cfg.FileStore != nil {
+		fo = *cfg.FileStore
+	}
+	fo.Dir, fo.FS, fo.Machine = filepath.Join(cfg.Dir, "store"), fsys, machine{inv}
+	fo.Retention, fo.Now = cfg.Remember, cfg.Now
+	st, err := filestore.Open(fo)
 	if err != nil {
 		return nil, fmt.Errorf("open file store in %s: %w", cfg.Dir, err)
 	}

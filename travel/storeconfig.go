@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/concordtx/concord/participant"
+	"github.com/concordtx/concord/participant/filestore"
 	"github.com/concordtx/concord/wal"
 )
 
@@ -47,6 +48,12 @@ type StoreConfig struct {
 	// clock (nil: time.Now). A MemStore ignores both.
 	Remember participant.Retention
 	Now      func() time.Time
+	// FileStore, when set, tunes the file store: every field is used but
+	// Dir, FS, Machine, Retention and Now, which are always
+	// the store's own and Remember's and Now's above. nil
+	// takes filestore.DefaultOptions. A simulator sets small segments and
+	// frequent snapshots so that rolls and compaction happen.
+	FileStore *filestore.Options
 }
 
 // stock returns the inventory a new store starts with and whether it was

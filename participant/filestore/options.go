@@ -89,6 +89,13 @@ type Options struct {
 	// load saves one fsync per transaction and keeps that fsync from
 	// queueing in front of the next prepare's. Negative means sync at once.
 	CommitSyncDelay time.Duration
+
+	// BatchWait, for tests only (nil in production), chooses the record a
+	// batch of calls waits to be durable before it answers, given the
+	// batch's first and newest records (the correct choice is newest). A
+	// simulator plants a defect with it to prove its checker catches one
+	// in the batch path.
+	BatchWait func(first, newest uint64) uint64
 }
 
 // DefaultOptions holds the defaults for Options' zero fields.

@@ -243,7 +243,11 @@ func (s *Store) apply(r wal.Record) error {
 			}
 			s.setDecided(id, StateAborted, r.Seq, string(body), deadline)
 		case e.state == StateCommitted:
-			return fmt.Errorf("%w: abort of %s, which is committed", ErrCorrupt, id)
+			// Decided, then forgotten before this record was written (the
+			// store records an ABORT of an id it no longer knows), as for
+			// a prepare above; the commit stays done in the Machine.
+			s.forget(e)
+			s.setDecided(id, StateAborted, r.Seq, string(body), deadline)
 		}
 	default:
 		return fmt.Errorf("%w: unknown record type %d", ErrCorrupt, r.Type)
@@ -446,16 +450,23 @@ func (s *Store) PrepareBatch(ctx context.Context, calls []participant.PrepareCal
 // hold of s.mu, each returning the record it needs durable (or 0), then
 // waits with wait for the newest of them. It returns wait's error.
 func (s *Store) batch(n int, wait func(seq uint64) error, step func(i int, now time.Time) uint64) error {
-	var last uint64
+	var first, last uint64
 	s.mu.Lock()
 	now := s.opts.Now()
 	s.forgetDue(now)
 	for i := range n {
-		last = max(last, step(i, now))
+		seq := step(i, now)
+		if first == 0 {
+			first = seq
+		}
+		last = max(last, seq)
 	}
 	s.mu.Unlock()
 	if last == 0 {
 		return nil
+	}
+	if s.opts.BatchWait != nil {
+		last = s.opts.BatchWait(first, last)
 	}
 	return wait(last)
 }

@@ -559,3 +559,39 @@ func TestPreallocateReachesTheLog(t *testing.T) {
 		s.Close()
 	}
 }
+
+// TestReopenAfterAbortOfForgottenCommit: a committed transaction forgotten
+// by time, then aborted (a late ABORT, which the store records for an id it
+// does not know), leaves a COMMIT and then an ABORT of one id in the log;
+// the store must reopen from it, as the store that wrote them did, and not
+// refuse it as corrupt. Found by internal/sim/prodsim.
+func TestReopenAfterAbortOfForgottenCommit(t *testing.T) {
+	fs := memfs.New()
+	start := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	clock := participanttest.NewFakeClock(start)
+	rt := participant.Retention{MaxLifetime: time.Minute, ClockSkew: 10 * time.Second}
+	open := func() *filestore.Store {
+		t.Helper()
+		s, err := filestore.Open(filestore.Options{Dir: "/data", FS: fs, Machine: newCounter(1 << 20), Now: clock.Now, Retention: rt, SnapshotEvery: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := open()
+	ctx := context.Background()
+	info := participant.PrepareInfo{Deadline: start.Add(5 * time.Second)}
+	if r, err := s.Prepare(ctx, "a", takePayload(1), info); err != nil || r.Vote != concord.VoteYes {
+		t.Fatalf("Prepare(a) = %+v, %v", r, err)
+	}
+	if err := s.Commit(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Minute) // past a's deadline and the skew: forgotten
+	if err := s.Abort(ctx, "a"); err != nil {
+		t.Fatalf("abort of forgotten a = %v", err)
+	}
+	s.Close()
+	s = open()
+	s.Close()
+}

@@ -7,10 +7,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/concordtx/concord"
@@ -72,6 +74,16 @@ const DefaultURL = "http://127.0.0.1:7070"
 type Options struct {
 	// URL is the coordinator's base URL. Default DefaultURL.
 	URL string
+	// URLs are more coordinators of the same deployment (the same data or
+	// the same cluster), tried in order after URL when a connection to
+	// one cannot be made. Only a failure to connect moves on (the request
+	// never left), so no request is sent to two coordinators; a call that
+	// reached one and failed is that call's error. The client keeps using
+	// the last one that answered.
+	URLs []string
+	// WrapTransport, when set, wraps the HTTP transport every call goes
+	// through, last (after TLS and the token), for instrumentation.
+	WrapTransport func(http.RoundTripper) http.RoundTripper
 	// HTTPClient is used for every call; nil means a keep-alive client.
 	HTTPClient *http.Client
 	// Timeout bounds each call that has no deadline of its own; 0 means
@@ -112,47 +124,77 @@ func (o Options) withDefaults() (Options, error) {
 	hc := *o.HTTPClient
 	hc.CheckRedirect = security.NoRedirects // a redirect could carry the request and its credentials anywhere
 	if o.Token != "" {
-		u, _ := url.Parse(o.URL)
-		hc.Transport = &security.BearerTransport{Token: o.Token, Host: u.Host, Base: hc.Transport}
+		var hosts []string
+		for _, s := range o.all() {
+			u, _ := url.Parse(s)
+			hosts = append(hosts, u.Host)
+		}
+		hc.Transport = &bearerHosts{token: o.Token, hosts: hosts, base: hc.Transport}
+	}
+	if o.WrapTransport != nil {
+		base := hc.Transport
+		if base == nil {
+			base = http.DefaultTransport
+		}
+		hc.Transport = o.WrapTransport(base)
 	}
 	o.HTTPClient = &hc
 	return o, nil
 }
 
+// all returns URL and URLs.
+func (o Options) all() []string { return append([]string{o.URL}, o.URLs...) }
+
 func (o Options) validate() error {
-	u, err := url.Parse(o.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("%w: coordinator URL %q: want http://host:port", ErrInvalidInput, o.URL)
+	for _, u := range o.all() {
+		if err := o.validateURL(u); err != nil {
+			return err
+		}
 	}
 	if o.Timeout < 0 {
 		return fmt.Errorf("%w: Timeout %v is negative", ErrInvalidInput, o.Timeout)
 	}
+	return nil
+}
+
+func (o Options) validateURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%w: coordinator URL %q: want http://host:port", ErrInvalidInput, s)
+	}
 	if u.Scheme != "https" && o.Token != "" {
-		return fmt.Errorf("%w: coordinator URL %q: a bearer token is sent over https only", ErrInvalidInput, o.URL)
+		return fmt.Errorf("%w: coordinator URL %q: a bearer token is sent over https only", ErrInvalidInput, s)
 	}
 	if u.Scheme != "https" && o.TLS != nil {
-		return fmt.Errorf("%w: coordinator URL %q: TLS is given, so the coordinator is called over https only", ErrInvalidInput, o.URL)
+		return fmt.Errorf("%w: coordinator URL %q: TLS is given, so the coordinator is called over https only", ErrInvalidInput, s)
 	}
 	return nil
 }
 
-// Client talks to one coordinator. It is safe for concurrent use.
+// Client talks to a coordinator (one of Options.URL and Options.URLs). It
+// is safe for concurrent use.
 type Client struct {
-	opts Options
-	base string
+	opts  Options
+	bases []string
+	cur   atomic.Int32 // index in bases of the coordinator last reached
 }
 
-// New returns a client for the coordinator at opts.URL.
+// New returns a client for the coordinator at opts.URL (and opts.URLs).
 func New(opts Options) (*Client, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	return &Client{opts: opts, base: strings.TrimRight(opts.URL, "/")}, nil
+	c := &Client{opts: opts}
+	for _, u := range opts.all() {
+		c.bases = append(c.bases, strings.TrimRight(u, "/"))
+	}
+	return c, nil
 }
 
-// URL returns the coordinator's base URL.
-func (c *Client) URL() string { return c.base }
+// URL returns the base URL of the coordinator the client calls first now:
+// Options.URL, or the one of Options.URLs it last reached.
+func (c *Client) URL() string { return c.bases[c.cur.Load()] }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	if _, ok := ctx.Deadline(); !ok {
@@ -160,15 +202,55 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		ctx, cancel = context.WithTimeout(ctx, c.opts.Timeout)
 		defer cancel()
 	}
-	err := wire.Do(ctx, c.opts.HTTPClient, method, c.base+path, in, out)
-	var se *wire.StatusError
-	if errors.As(err, &se) {
-		return &APIError{StatusCode: se.Code, Message: se.Message, State: se.State}
+	first := int(c.cur.Load())
+	var err error
+	for i := range c.bases {
+		k := (first + i) % len(c.bases)
+		base := c.bases[k]
+		err = wire.Do(ctx, c.opts.HTTPClient, method, base+path, in, out)
+		if notConnected(err) && i+1 < len(c.bases) && ctx.Err() == nil {
+			continue // the request never left: the next coordinator may take it
+		}
+		if !notConnected(err) {
+			c.cur.Store(int32(k))
+		}
+		var se *wire.StatusError
+		if errors.As(err, &se) {
+			return &APIError{StatusCode: se.Code, Message: se.Message, State: se.State}
+		}
+		if err != nil {
+			return fmt.Errorf("%s %s%s: %w", method, base, path, err)
+		}
+		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("%s %s%s: %w", method, c.base, path, err)
+	return err
+}
+
+// notConnected reports an error of a call that could not connect (so sent
+// nothing): a refused or unreachable dial.
+func notConnected(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// bearerHosts sends the token to the coordinators' hosts only, over https.
+type bearerHosts struct {
+	token string
+	hosts []string
+	base  http.RoundTripper
+}
+
+func (b *bearerHosts) RoundTrip(r *http.Request) (*http.Response, error) {
+	for _, h := range b.hosts {
+		if r.URL.Host == h {
+			return (&security.BearerTransport{Token: b.token, Host: h, Base: b.base}).RoundTrip(r)
+		}
 	}
-	return nil
+	base := b.base
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return base.RoundTrip(r)
 }
 
 // NewID returns a fresh random transaction id.
@@ -212,13 +294,13 @@ func (c *Client) Get(ctx context.Context, id concord.TxID) (wire.TxStatus, error
 	return st, err
 }
 
-// List returns up to limit transactions in state: "pending" (preparing or
-// waiting for acknowledgements), "committed", "aborted" or "all". Zero
-// limit means the coordinator's default.
-func (c *Client) List(ctx context.Context, state string, limit int) (wire.TxList, error) {
+// List returns up to limit transactions in state (StatePending when
+// empty; another than the State constants is ErrBadRequest from the
+// coordinator). Zero limit means the coordinator's default (100).
+func (c *Client) List(ctx context.Context, state State, limit int) (wire.TxList, error) {
 	q := url.Values{}
 	if state != "" {
-		q.Set("state", state)
+		q.Set("state", string(state))
 	}
 	if limit != 0 {
 		q.Set("limit", strconv.Itoa(limit))

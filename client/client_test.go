@@ -10,6 +10,7 @@ import (
 	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/client"
 	"github.com/concordtx/concord/coordinator"
+	"github.com/concordtx/concord/internal/apicheck"
 	"github.com/concordtx/concord/internal/testutil"
 	"github.com/concordtx/concord/wal/memfs"
 	"github.com/concordtx/concord/wire"
@@ -36,7 +37,7 @@ func startCoordinator(t *testing.T) (*client.Client, map[string]*testutil.Partic
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	cl, err := client.New(client.Options{URL: c.URL()})
+	cl, err := client.New(client.Options{WrapTransport: apicheck.Default.Transport, URL: c.URL()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +119,7 @@ func TestClientRoundTrip(t *testing.T) {
 
 func TestClientOptions(t *testing.T) {
 	for _, u := range []string{"ftp://x", "127.0.0.1:7070", "http://"} {
-		if _, err := client.New(client.Options{URL: u}); !errors.Is(err, client.ErrInvalidInput) {
+		if _, err := client.New(client.Options{WrapTransport: apicheck.Default.Transport, URL: u}); !errors.Is(err, client.ErrInvalidInput) {
 			t.Errorf("URL %q accepted: %v", u, err)
 		}
 	}
@@ -130,7 +131,7 @@ func TestClientOptions(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := ln.Addr().String()
 	ln.Close()
-	cl, _ = client.New(client.Options{URL: "http://" + addr, Timeout: 2 * time.Second})
+	cl, _ = client.New(client.Options{WrapTransport: apicheck.Default.Transport, URL: "http://" + addr, Timeout: 2 * time.Second})
 	if err := cl.Health(context.Background()); err == nil {
 		t.Fatal("health of a closed port succeeded")
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/client"
 	"github.com/concordtx/concord/coordinator"
+	"github.com/concordtx/concord/internal/apicheck"
 	"github.com/concordtx/concord/internal/testutil"
 	"github.com/concordtx/concord/internal/testutil/pki"
 	"github.com/concordtx/concord/participant"
@@ -70,15 +71,15 @@ func TestSecureEndToEnd(t *testing.T) {
 	}
 	t.Cleanup(func() { c.Close() })
 
-	alice, err := client.New(client.Options{URL: c.URL(), Token: "alice-token-0123456789", TLS: &tls.Config{RootCAs: coord.CAs}})
+	alice, err := client.New(client.Options{WrapTransport: apicheck.Default.Transport, URL: c.URL(), Token: "alice-token-0123456789", TLS: &tls.Config{RootCAs: coord.CAs}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bob, err := client.New(client.Options{URL: c.URL(), TLS: ca.Load("bob", false).ClientConfig()})
+	bob, err := client.New(client.Options{WrapTransport: apicheck.Default.Transport, URL: c.URL(), TLS: ca.Load("bob", false).ClientConfig()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	nobody, err := client.New(client.Options{URL: c.URL(), TLS: &tls.Config{RootCAs: coord.CAs}})
+	nobody, err := client.New(client.Options{WrapTransport: apicheck.Default.Transport, URL: c.URL(), TLS: &tls.Config{RootCAs: coord.CAs}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +161,7 @@ func TestInDoubtQueryOverMutualTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	cl, err := client.New(client.Options{URL: c.URL(), TLS: ca.Load("alice", false).ClientConfig()})
+	cl, err := client.New(client.Options{WrapTransport: apicheck.Default.Transport, URL: c.URL(), TLS: ca.Load("alice", false).ClientConfig()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +213,7 @@ func TestCoordinatorChecksParticipantIdentity(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	cl, err := client.New(client.Options{URL: c.URL(), TLS: ca.Load("alice", false).ClientConfig()})
+	cl, err := client.New(client.Options{WrapTransport: apicheck.Default.Transport, URL: c.URL(), TLS: ca.Load("alice", false).ClientConfig()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +246,7 @@ func waitState(t *testing.T, m *participanttest.MemResource, id concord.TxID, wa
 // only, and follows no redirect: a coordinator URL (or a redirect) that
 // leads elsewhere never gets the token.
 func TestTokenStaysWithTheCoordinator(t *testing.T) {
-	if _, err := client.New(client.Options{URL: "http://127.0.0.1:7070", Token: "alice-token-0123456789"}); !errors.Is(err, client.ErrInvalidInput) {
+	if _, err := client.New(client.Options{WrapTransport: apicheck.Default.Transport, URL: "http://127.0.0.1:7070", Token: "alice-token-0123456789"}); !errors.Is(err, client.ErrInvalidInput) {
 		t.Errorf("a token with an http URL: %v, want ErrInvalidInput", err)
 	}
 	ca := pki.New(t, "test CA")
@@ -267,7 +268,7 @@ func TestTokenStaysWithTheCoordinator(t *testing.T) {
 	redirector.Config.ErrorLog = log.New(io.Discard, "", 0)
 	redirector.StartTLS()
 	defer redirector.Close()
-	cl, err := client.New(client.Options{URL: redirector.URL, Token: "alice-token-0123456789", TLS: ca.Load("alice", false).ClientConfig()})
+	cl, err := client.New(client.Options{WrapTransport: apicheck.Default.Transport, URL: redirector.URL, Token: "alice-token-0123456789", TLS: ca.Load("alice", false).ClientConfig()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/concordtx/concord/openapi"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -66,6 +67,7 @@ func (c *Coordinator) secure(api http.Handler) http.Handler {
 	m := http.NewServeMux()
 	open := func(w http.ResponseWriter, r *http.Request) { api.ServeHTTP(w, r) }
 	m.HandleFunc(wire.PathHealth, open)
+	m.HandleFunc(openapi.Path, open) // the API's description: no secret
 	m.HandleFunc(console.Path, open) // static files; the data they show comes from the API below
 	m.HandleFunc(strings.TrimSuffix(console.Path, "/"), open)
 	for _, p := range []string{wire.PathMetrics, wire.PathOverview, wire.PathStats} {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/concordtx/concord/openapi"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -27,6 +28,7 @@ func (c *Coordinator) registerOps(mux *http.ServeMux) {
 	mux.HandleFunc(wire.PathOverview, c.serveOverview)
 	mux.HandleFunc(wire.PathTransactions+"/{id}/timeline", c.serveTimeline)
 	mux.Handle(console.Path, console.Handler())
+	mux.Handle(openapi.Path, openapi.Handler(openapi.Coordinator()))
 	mux.Handle(strings.TrimSuffix(console.Path, "/"), http.RedirectHandler(console.Path, http.StatusFound))
 }
 

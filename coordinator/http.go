@@ -24,6 +24,7 @@ import (
 //	POST /v1/transactions/{id}/abort      operator: abort a transaction not yet decided (409 once decided)
 //	GET  /v1/stats                        counters and runtime figures as JSON (StatsResponse)
 //	GET  /healthz                         200 while the coordinator works
+//	GET  /openapi.json                    this API's OpenAPI 3.1 description (package openapi)
 //
 // Every answer is JSON; errors are a wire.ErrorResponse naming the problem.
 // Every POST must be Content-Type: application/json (415 otherwise,

@@ -3,6 +3,7 @@ package coordinator_test
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +19,7 @@ import (
 	"github.com/concordtx/concord"
 	"github.com/concordtx/concord/coordinator"
 	"github.com/concordtx/concord/internal/testutil"
+	"github.com/concordtx/concord/openapi"
 	"github.com/concordtx/concord/wire"
 )
 
@@ -526,5 +528,42 @@ func TestTimelineOfAOnePhaseCommit(t *testing.T) {
 	want := "submitted prepare-sent:flights vote:flights=yes decision=committed end"
 	if got := strings.Join(kinds(e.timeline("solo")), " "); got != want {
 		t.Fatalf("timeline %q, want %q", got, want)
+	}
+}
+
+// The coordinator serves its OpenAPI document at /openapi.json, without
+// credentials, as embedded; every path it names is served (none is
+// answered "no such endpoint").
+func TestOpenAPIServed(t *testing.T) {
+	e := newEnv(t, "flights")
+	e.start()
+	code, body := e.get(openapi.Path)
+	if code != http.StatusOK || !bytes.Equal(body, openapi.Coordinator()) {
+		t.Fatalf("GET %s: %d, %d bytes; want the embedded document", openapi.Path, code, len(body))
+	}
+	var doc struct {
+		Paths map[string]map[string]any `json:"paths"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for p, ops := range doc.Paths {
+		path := strings.NewReplacer("{id}", "some-id", "{file}", "app.js").Replace(p)
+		for m := range ops {
+			if m == "parameters" {
+				continue
+			}
+			req, _ := http.NewRequest(strings.ToUpper(m), e.url+path, strings.NewReader("{}"))
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatalf("%s %s: %v", m, path, err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if bytes.Contains(b, []byte(`"error":"no such endpoint`)) || resp.StatusCode == http.StatusMethodNotAllowed {
+				t.Errorf("%s %s is in the document but not served: %d %s", m, path, resp.StatusCode, b)
+			}
+		}
 	}
 }

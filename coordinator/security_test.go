@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"github.com/concordtx/concord/internal/apicheck"
 	"io"
 	"net"
 	"net/http"
@@ -64,7 +65,7 @@ func (e *secureEnv) as(cert *security.TLS, token string) *http.Client {
 	if token != "" {
 		hc.Transport = &security.BearerTransport{Token: token, Base: hc.Transport}
 	}
-	return hc
+	return apicheck.Default.Client(hc) // every exchange validated against the OpenAPI document
 }
 
 // do sends a request and returns the status and body; err is a transport

@@ -13,8 +13,8 @@
 //
 //	srv, err := participant.NewServer(participant.Options{Resource: store, Coordinator: "http://127.0.0.1:7070"})
 //	...
-//	err = srv.Start(ctx)               // recovers prepared transactions, then asks about them
-//	http.Handle("/v1/", srv.Handler()) // POST /v1/prepare, /v1/commit, /v1/abort
+//	err = srv.Start(ctx)            // recovers prepared transactions, then asks about them
+//	http.Handle("/", srv.Handler()) // POST /v1/prepare, /v1/commit, /v1/abort; GET /openapi.json
 //	...
 //	srv.Close()
 //

@@ -3,6 +3,7 @@ package participant
 import (
 	"context"
 	"errors"
+	"github.com/concordtx/concord/openapi"
 	"net/http"
 	"time"
 
@@ -11,7 +12,8 @@ import (
 )
 
 // Handler serves the participant protocol: POST wire.PathPrepare,
-// wire.PathCommit and wire.PathAbort. Bodies are decoded strictly (by
+// wire.PathCommit and wire.PathAbort, and its OpenAPI description at GET
+// openapi.Path (/openapi.json). Bodies are decoded strictly (by
 // wire.DecodeRequest, which reads the coordinator's plain form directly): malformed
 // JSON or unknown fields 400, a body past Options.MaxBodyBytes 413, another
 // method 405, a bad id or an empty batch 400 naming the problem, 503 before
@@ -24,6 +26,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc(wire.PathPrepare, s.handlePrepare)
 	mux.HandleFunc(wire.PathCommit, func(w http.ResponseWriter, r *http.Request) { s.handleDecision(w, r, true) })
 	mux.HandleFunc(wire.PathAbort, func(w http.ResponseWriter, r *http.Request) { s.handleDecision(w, r, false) })
+	mux.Handle(openapi.Path, openapi.Handler(openapi.Participant()))
 	return security.Protect(s.requireCoordinator(mux))
 }
 

@@ -32,7 +32,7 @@ func TestMetrics(t *testing.T) {
 	scrape := func(s *participant.Server) string {
 		hs := httptest.NewServer(s.MetricsHandler())
 		defer hs.Close()
-		resp, err := http.Get(hs.URL)
+		resp, err := http.Get(hs.URL + wire.PathMetrics) // the handler serves any path; participants mount it there
 		if err != nil {
 			t.Fatal(err)
 		}

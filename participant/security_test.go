@@ -3,6 +3,7 @@ package participant_test
 import (
 	"crypto/tls"
 	"encoding/json"
+	"github.com/concordtx/concord/internal/apicheck"
 	"io"
 	"log"
 	"net/http"
@@ -46,7 +47,7 @@ func TestOnlyTheCoordinatorDecides(t *testing.T) {
 			c := cert.Cert
 			cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &c, nil }
 		}
-		hc, _ := security.WithClientTLS(&http.Client{Timeout: 10 * time.Second}, cfg)
+		hc, _ := checkedTLSClient(cfg)
 		return hc
 	}
 	post := func(hc *http.Client, path, body string) (int, string, error) {
@@ -165,7 +166,7 @@ func tlsParticipant(t *testing.T, ca *pki.PKI, opts participant.Options) (*parti
 	hs.Config.ErrorLog = log.New(io.Discard, "", 0)
 	hs.StartTLS()
 	t.Cleanup(hs.Close)
-	hc, err := security.WithClientTLS(&http.Client{Timeout: 10 * time.Second}, ca.Load("coordinator", true).ClientConfig())
+	hc, err := checkedTLSClient(ca.Load("coordinator", true).ClientConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +220,7 @@ func TestCoordinatorRoleRequired(t *testing.T) {
 		t.Fatalf("prepare: %v %v", resp, err)
 	}
 	resp.Body.Close()
-	impostor, err := security.WithClientTLS(&http.Client{Timeout: 10 * time.Second}, ca.LoadRole("coordinator", security.RoleClient).ClientConfig())
+	impostor, err := checkedTLSClient(ca.LoadRole("coordinator", security.RoleClient).ClientConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +254,7 @@ func TestInDoubtAsksOnlyTheCoordinator(t *testing.T) {
 	impostor.Config.ErrorLog = log.New(io.Discard, "", 0)
 	impostor.StartTLS()
 	defer impostor.Close()
-	trusting, err := security.WithClientTLS(&http.Client{Timeout: 10 * time.Second}, ca.Load("flights", true).ClientConfig())
+	trusting, err := checkedTLSClient(ca.Load("flights", true).ClientConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,4 +284,14 @@ func TestInDoubtAsksOnlyTheCoordinator(t *testing.T) {
 	if st := mem.State("t1"); st != "prepared" {
 		t.Errorf("t1 is %s, want prepared", st)
 	}
+}
+
+// checkedTLSClient is an https client with cfg whose every exchange is
+// validated against the OpenAPI documents.
+func checkedTLSClient(cfg *tls.Config) (*http.Client, error) {
+	hc, err := security.WithClientTLS(&http.Client{Timeout: 10 * time.Second}, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return apicheck.Default.Client(hc), nil
 }

@@ -17,6 +17,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"software.sslmate.com/src/go-pkcs12"
 )
 
 // Lifetimes of the development certificates.
@@ -120,7 +122,32 @@ var DevPKI = struct {
 	Client   string   // one client
 	Operator string   // the operator named in the token file
 	Tokens   string   // the token file
-}{Private: "ca-private", CA: "ca", Servers: []string{"coordinator", "flights", "hotels", "cars"}, Client: "client", Operator: "operator", Tokens: "tokens.txt"}
+	// P12Password is the file holding the password of the PKCS #12
+	// bundles (NAME.p12) made for the client and the operator, for a
+	// browser to import.
+	P12Password string
+}{Private: "ca-private", CA: "ca", Servers: []string{"coordinator", "flights", "hotels", "cars"}, Client: "client", Operator: "operator", Tokens: "tokens.txt", P12Password: "p12-password.txt"}
+
+// PKCS12 bundles a certificate and key this CA issued (PEM, as Issue
+// returns them) with the CA certificate into a PKCS #12 file protected by
+// password (AES-256-CBC with PBKDF2, HMAC-SHA-256: go-pkcs12's
+// Modern2023, which current browsers and OpenSSL 3 import).
+func (ca *DevCA) PKCS12(certPEM, keyPEM []byte, password string) ([]byte, error) {
+	cb, _ := pem.Decode(certPEM)
+	kb, _ := pem.Decode(keyPEM)
+	if cb == nil || kb == nil {
+		return nil, errors.New("pkcs12: certificate or key is not PEM")
+	}
+	cert, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("pkcs12: %w", err)
+	}
+	key, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("pkcs12: %w", err)
+	}
+	return pkcs12.Modern2023.Encode(key, cert, []*x509.Certificate{ca.cert}, password)
+}
 
 // ErrExists is returned by WriteDevPKI when a file it would write exists.
 var ErrExists = errors.New("file exists")
@@ -128,7 +155,10 @@ var ErrExists = errors.New("file exists")
 // WriteDevPKI creates a development CA in dir and certificates for the
 // coordinator (role coordinator), the three services (role participant)
 // and one client (role client), plus a token file giving the client and an
-// operator random bearer tokens. The CA's key goes to dir/ca-private/, apart
+// operator random bearer tokens. The client and the operator (role client,
+// named as in the token file, which makes it an operator) also get a
+// PKCS #12 bundle, NAME.p12, for a browser to import, protected by the
+// random password in DevPKI.P12Password. The CA's key goes to dir/ca-private/, apart
 // from what is deployed. It refuses to overwrite any file unless force is
 // set. Directories are made mode 0700, keys and tokens written mode 0600
 // through temporary files of os.CreateTemp (so a planted NAME.tmp symlink
@@ -137,10 +167,11 @@ func WriteDevPKI(dir string, force bool, now time.Time) ([]string, error) {
 	private := filepath.Join(dir, DevPKI.Private)
 	caKey := filepath.Join(private, DevPKI.CA+"-key.pem")
 	paths := []string{filepath.Join(dir, DevPKI.CA+".pem"), caKey}
-	for _, n := range append(append([]string{}, DevPKI.Servers...), DevPKI.Client) {
+	for _, n := range devNames() {
 		paths = append(paths, filepath.Join(dir, n+".pem"), filepath.Join(dir, n+"-key.pem"))
 	}
-	paths = append(paths, filepath.Join(dir, DevPKI.Tokens))
+	paths = append(paths, filepath.Join(dir, DevPKI.Client+".p12"), filepath.Join(dir, DevPKI.Operator+".p12"),
+		filepath.Join(dir, DevPKI.P12Password), filepath.Join(dir, DevPKI.Tokens))
 	if !force {
 		for _, p := range paths {
 			if _, err := os.Lstat(p); err == nil {
@@ -164,10 +195,12 @@ func WriteDevPKI(dir string, force bool, now time.Time) ([]string, error) {
 		filepath.Join(dir, DevPKI.CA+".pem"): ca.CertPEM,
 		caKey:                                ca.KeyPEM,
 	}
-	for _, n := range append(append([]string{}, DevPKI.Servers...), DevPKI.Client) {
+	p12pass := randomToken()
+	files[filepath.Join(dir, DevPKI.P12Password)] = []byte(p12pass + "\n")
+	for _, n := range devNames() {
 		role := RoleParticipant
 		switch n {
-		case DevPKI.Client:
+		case DevPKI.Client, DevPKI.Operator:
 			role = RoleClient
 		case "coordinator":
 			role = RoleCoordinator
@@ -178,13 +211,20 @@ func WriteDevPKI(dir string, force bool, now time.Time) ([]string, error) {
 		}
 		files[filepath.Join(dir, n+".pem")] = c
 		files[filepath.Join(dir, n+"-key.pem")] = k
+		if role == RoleClient {
+			p12, err := ca.PKCS12(c, k, p12pass)
+			if err != nil {
+				return nil, err
+			}
+			files[filepath.Join(dir, n+".p12")] = p12
+		}
 	}
 	files[filepath.Join(dir, DevPKI.Tokens)] = []byte(fmt.Sprintf(
 		"# Bearer tokens: name token [operator]. Keep this file secret.\n%s %s\n%s %s operator\n",
 		DevPKI.Client, randomToken(), DevPKI.Operator, randomToken()))
 	for _, p := range paths {
 		mode := os.FileMode(0o644)
-		if filepath.Ext(p) == ".txt" || strings.HasSuffix(p, "-key.pem") {
+		if filepath.Ext(p) == ".txt" || filepath.Ext(p) == ".p12" || strings.HasSuffix(p, "-key.pem") {
 			mode = 0o600
 		}
 		if err := writeFile(p, files[p], mode); err != nil {
@@ -192,6 +232,11 @@ func WriteDevPKI(dir string, force bool, now time.Time) ([]string, error) {
 		}
 	}
 	return paths, nil
+}
+
+// devNames are the identities WriteDevPKI issues certificates to.
+func devNames() []string {
+	return append(append([]string{}, DevPKI.Servers...), DevPKI.Client, DevPKI.Operator)
 }
 
 // writeFile replaces p with b through a synced temporary file that

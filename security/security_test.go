@@ -3,10 +3,12 @@ package security_test
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"software.sslmate.com/src/go-pkcs12"
 	"strings"
 	"testing"
 	"time"
@@ -191,10 +193,10 @@ func TestWriteDevPKI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(paths) != 13 {
-		t.Errorf("%d files written, want 13: %v", len(paths), paths)
+	if len(paths) != 18 {
+		t.Errorf("%d files written, want 18: %v", len(paths), paths)
 	}
-	for _, n := range []string{"coordinator", "flights", "hotels", "cars", "client"} {
+	for _, n := range []string{"coordinator", "flights", "hotels", "cars", "client", "operator"} {
 		m, err := security.LoadTLS(security.TLSFiles{Cert: filepath.Join(dir, n+".pem"), Key: filepath.Join(dir, n+"-key.pem"), CA: filepath.Join(dir, "ca.pem")})
 		if err != nil {
 			t.Fatalf("%s: %v", n, err)
@@ -224,6 +226,69 @@ func TestWriteDevPKI(t *testing.T) {
 	}
 	if _, err := security.WriteDevPKI(dir, true, time.Now()); err != nil {
 		t.Errorf("with force: %v", err)
+	}
+}
+
+// The PKCS #12 bundles certs init writes, decoded with the password it
+// wrote, hold the client's and the operator's certificate and key and the
+// CA (as a browser imports them); presented to a server of the development
+// PKI, the operator's authenticates as the operator the token file names.
+func TestDevPKIPKCS12(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "certs")
+	if _, err := security.WriteDevPKI(dir, false, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	pass, err := os.ReadFile(filepath.Join(dir, security.DevPKI.P12Password))
+	if err != nil {
+		t.Fatal(err)
+	}
+	password := strings.TrimSpace(string(pass))
+	if len(password) < 32 {
+		t.Fatalf("password %q is short", password)
+	}
+	toks, err := security.LoadTokens(filepath.Join(dir, security.DevPKI.Tokens))
+	if err != nil {
+		t.Fatal(err)
+	}
+	coord, err := security.LoadTLS(security.TLSFiles{Cert: filepath.Join(dir, "coordinator.pem"), Key: filepath.Join(dir, "coordinator-key.pem"), CA: filepath.Join(dir, "ca.pem")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &security.Authenticator{Tokens: toks}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := a.Authenticate(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		fmt.Fprintf(w, "%s operator=%v via=%s", p.Name, p.Operator, p.Via)
+	}))
+	srv.TLS = coord.ServerConfig(false)
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	for _, tc := range []struct{ name, want string }{
+		{"operator", "200 OK operator operator=true via=certificate"},
+		{"client", "200 OK client operator=false via=certificate"},
+	} {
+		p12 := filepath.Join(dir, tc.name+".p12")
+		if fi, err := os.Stat(p12); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: %v %v", p12, err, fi)
+		}
+		raw, _ := os.ReadFile(p12)
+		if _, _, _, err := pkcs12.DecodeChain(raw, "wrong"); err == nil {
+			t.Fatalf("%s opens with a wrong password", p12)
+		}
+		key, cert, cas, err := pkcs12.DecodeChain(raw, password)
+		if err != nil {
+			t.Fatalf("%s: %v", p12, err)
+		}
+		if cert.Subject.CommonName != tc.name || len(cas) != 1 || !cas[0].IsCA {
+			t.Fatalf("%s: certificate of %q, %d CA certificates", p12, cert.Subject.CommonName, len(cas))
+		}
+		cfg := &tls.Config{RootCAs: coord.CAs, Certificates: []tls.Certificate{{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert}}}
+		if got, err := get(t, cfg, srv.URL); err != nil || got != tc.want {
+			t.Errorf("%s: %q %v, want %q", tc.name, got, err, tc.want)
+		}
 	}
 }
 

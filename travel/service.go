@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/concordtx/concord/openapi"
 	"net/http"
 	"sync"
 
@@ -101,7 +102,7 @@ func (s *Service) Start(ctx context.Context) error {
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	proto := s.server.Handler()
-	for _, p := range []string{wire.PathPrepare, wire.PathCommit, wire.PathAbort} {
+	for _, p := range []string{wire.PathPrepare, wire.PathCommit, wire.PathAbort, openapi.Path} {
 		mux.Handle(p, proto)
 	}
 	(&queryHandler{service: s.name, store: s.store}).register(mux)

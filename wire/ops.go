@@ -55,7 +55,10 @@ type ActionRequest struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// ActionResponse answers POST RetryPath(id) and AbortPath(id).
+// ActionResponse was meant to answer POST RetryPath(id) and AbortPath(id).
+//
+// Deprecated: those answer the transaction's TxStatus after the action (as
+// openapi/coordinator.json says); nothing sends an ActionResponse.
 type ActionResponse struct {
 	ID concord.TxID `json:"id"`
 	// Action is "retry" or "abort".

@@ -25,9 +25,10 @@ func runCerts(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: concord certs init [--force] DIR")
 		fmt.Fprintln(stderr, "Creates a development CA (ECDSA P-256) in DIR, its key apart in DIR/ca-private/, and")
 		fmt.Fprintln(stderr, "certificates for the coordinator (role spiffe://concord/coordinator), flights, hotels,")
-		fmt.Fprintln(stderr, "cars (spiffe://concord/participant) and one client (spiffe://concord/client), SANs")
-		fmt.Fprintln(stderr, "127.0.0.1, ::1, localhost, and a token file with bearer tokens for the client and an")
-		fmt.Fprintln(stderr, "operator. For local setups only.")
+		fmt.Fprintln(stderr, "cars (spiffe://concord/participant), a client and an operator (spiffe://concord/client),")
+		fmt.Fprintln(stderr, "SANs 127.0.0.1, ::1, localhost, a token file with bearer tokens for the client and the")
+		fmt.Fprintln(stderr, "operator, and client.p12 and operator.p12 (PKCS #12, password in p12-password.txt) for a")
+		fmt.Fprintln(stderr, "browser to import. For local setups only.")
 		fs.PrintDefaults()
 	}
 	if len(args) == 0 || args[0] != "init" {
@@ -70,7 +71,10 @@ func runCerts(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintln(stdout, "    --participant flights=https://127.0.0.1:7071 --participant hotels=https://127.0.0.1:7072 --participant cars=https://127.0.0.1:7073")
 	fmt.Fprintf(stdout, "  concord participant --service flights --coordinator https://127.0.0.1:7070 %s\n", c("flights"))
 	fmt.Fprintf(stdout, "  concord book --coordinator https://127.0.0.1:7070 %s --flight FL100\n", c("client"))
-	fmt.Fprintf(stdout, "keys and tokens.txt are secret (mode 0600); the CA key %s signs certificates and is never deployed;\n",
+	fmt.Fprintf(stdout, "the console (https://127.0.0.1:7070/ui/): sign in with the operator's token from %s, or import\n", filepath.Join(dir, security.DevPKI.Tokens))
+	fmt.Fprintf(stdout, "  %s into the browser with the password in %s (docs/security.md)\n",
+		filepath.Join(dir, security.DevPKI.Operator+".p12"), filepath.Join(dir, security.DevPKI.P12Password))
+	fmt.Fprintf(stdout, "keys, .p12 files and the .txt files are secret (mode 0600); the CA key %s signs certificates and is never deployed;\n",
 		filepath.Join(dir, security.DevPKI.Private, security.DevPKI.CA+"-key.pem"))
 	fmt.Fprintln(stdout, "these certificates are for development only")
 	return 0

@@ -119,7 +119,7 @@ func runTxList(args []string, stdout, stderr io.Writer) int {
 	}
 	var list wire.TxList
 	if *participant == "" {
-		list, err = cl.List(context.Background(), *state, *limit)
+		list, err = cl.List(context.Background(), client.State(*state), *limit)
 	} else {
 		q := url.Values{"state": {*state}, "limit": {strconv.Itoa(*limit)}, "participant": {*participant}}
 		err = opsDo(*coord, http.MethodGet, wire.PathTransactions+"?"+q.Encode(), nil, &list)

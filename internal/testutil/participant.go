@@ -3,6 +3,8 @@ package testutil
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/concordtx/concord/internal/apicheck"
+	"github.com/concordtx/concord/openapi"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -55,22 +57,47 @@ type Seen struct {
 }
 
 // NewParticipant starts a double named name; it votes yes until SetVote.
+// Every request it gets and every answer it writes are validated against
+// the participant protocol's OpenAPI document (internal/apicheck): a
+// coordinator's request that does not match fails the test.
 func NewParticipant(t testing.TB, name string) *Participant {
-	p := &Participant{
+	p, stop := startParticipant(name, func(h http.Handler) http.Handler {
+		chk, err := apicheck.New(openapi.Participant())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			for _, f := range chk.Failures() {
+				t.Errorf("participant %s: %s", name, f)
+			}
+		})
+		return chk.Handler(h)
+	})
+	t.Cleanup(stop)
+	return p
+}
+
+// StartParticipant is NewParticipant for code without a testing.TB (an
+// Example): stop closes it.
+func StartParticipant(name string) (p *Participant, stop func()) {
+	return startParticipant(name, func(h http.Handler) http.Handler { return h })
+}
+
+func startParticipant(name string, wrap func(http.Handler) http.Handler) (p *Participant, stop func()) {
+	p = &Participant{
 		Name:   name,
 		state:  make(map[concord.TxID]string),
 		counts: make(map[string]int),
 		modes:  make(map[string]Mode),
 		gate:   make(chan struct{}),
 	}
-	p.srv = httptest.NewServer(http.HandlerFunc(p.serve))
+	p.srv = httptest.NewServer(wrap(http.HandlerFunc(p.serve)))
 	p.URL = p.srv.URL
-	t.Cleanup(func() {
+	return p, func() {
 		p.Release()
 		p.srv.CloseClientConnections()
 		p.srv.Close()
-	})
-	return p
+	}
 }
 
 // SetVote sets how the double votes: fn gets each transaction's id and

@@ -28,17 +28,82 @@ function badge(text, kind) {
   return h("span", {class: "badge b-" + (kind || text)}, text);
 }
 
+// The bearer token the operator signed in with, kept in this tab's session
+// storage (gone when the tab closes) and sent only to this origin. Without
+// one, the browser's client certificate (if any) authenticates.
+const TOKEN_KEY = "concord-token";
+function token() { try { return sessionStorage.getItem(TOKEN_KEY) || ""; } catch (e) { return ""; } }
+function setToken(t) {
+  try { if (t) sessionStorage.setItem(TOKEN_KEY, t); else sessionStorage.removeItem(TOKEN_KEY); } catch (e) { /* storage off: not kept */ }
+  document.getElementById("signout").hidden = !t;
+}
+
+// api fetches a path of the coordinator's API. A failure is an Error with
+// status (0 when nothing answered) and unauthenticated set for a 401.
 async function api(path, opts) {
-  const res = await fetch(API + path, Object.assign({headers: {"Accept": "application/json"}}, opts || {}));
+  opts = Object.assign({}, opts || {});
+  const headers = Object.assign({"Accept": "application/json"}, opts.headers || {});
+  const t = token();
+  if (t) headers["Authorization"] = "Bearer " + t;
+  opts.headers = headers;
+  opts.credentials = "same-origin";
+  let res;
+  try {
+    res = await fetch(API + path, opts);
+  } catch (e) {
+    const err = new Error(e.message);
+    err.status = 0; // no answer at all
+    throw err;
+  }
   let body = null;
   try { body = await res.json(); } catch (e) { body = null; }
   if (!res.ok) {
     const msg = body && body.error ? body.error : res.status + " " + res.statusText;
     const err = new Error(msg);
     err.status = res.status;
+    err.unauthenticated = res.status === 401;
     throw err;
   }
   return body;
+}
+
+// showSignIn shows the sign-in form with why it is shown.
+function showSignIn(why) {
+  document.getElementById("signin").hidden = false;
+  document.getElementById("view").hidden = true;
+  document.getElementById("signin-why").textContent = why;
+  document.getElementById("signin-token").focus();
+}
+
+function hideSignIn() {
+  document.getElementById("signin").hidden = true;
+  document.getElementById("view").hidden = false;
+}
+
+async function signIn(ev) {
+  ev.preventDefault();
+  const input = document.getElementById("signin-token");
+  const t = input.value.trim();
+  if (!t) return;
+  setToken(t);
+  input.value = "";
+  try {
+    await api("/v1/overview");
+  } catch (e) {
+    if (e.unauthenticated) {
+      setToken("");
+      showSignIn("That token was not accepted: " + e.message);
+      return;
+    }
+  }
+  hideSignIn();
+  refresh();
+}
+
+function signOut() {
+  setToken("");
+  showSignIn("Signed out. Sign in with a token, or use a client certificate.");
+  setStatus(false, "not authenticated: signed out");
 }
 
 function ago(iso, now) {
@@ -96,9 +161,17 @@ async function refresh() {
   const [load, every] = loaders[r.view];
   try {
     await load(r);
+    hideSignIn();
     setStatus(true, "updated " + new Date().toISOString().slice(11, 19) + " UTC · every " + every / 1000 + "s");
   } catch (e) {
-    setStatus(false, "coordinator not answering: " + e.message);
+    if (e.unauthenticated) {
+      // The coordinator answered: it wants credentials. Polling waits for
+      // the sign-in.
+      setStatus(false, "not authenticated: sign in");
+      showSignIn(token() ? "The coordinator no longer accepts the token: " + e.message : "The coordinator asks who you are (" + e.message + ").");
+      return;
+    }
+    setStatus(false, e.status === 0 ? "coordinator not answering: " + e.message : "coordinator error " + e.status + ": " + e.message);
   }
   timer = setTimeout(refresh, every);
 }
@@ -347,4 +420,7 @@ async function abortTx(st) {
 }
 
 window.addEventListener("hashchange", () => { actionMsg = null; refresh(); });
+document.getElementById("signin-form").addEventListener("submit", signIn);
+document.getElementById("signout").addEventListener("click", signOut);
+setToken(token());
 refresh();

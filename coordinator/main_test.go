@@ -1,0 +1,11 @@
+package coordinator_test
+
+import (
+	"testing"
+
+	"github.com/concordtx/concord/internal/apicheck"
+)
+
+// TestMain validates every request the tests send with http.DefaultClient
+// and its answer against the OpenAPI documents (internal/apicheck).
+func TestMain(m *testing.M) { apicheck.Main(m) }

@@ -298,7 +298,16 @@ func (c *Client) Get(ctx context.Context, id concord.TxID) (wire.TxStatus, error
 // empty; another than the State constants is ErrBadRequest from the
 // coordinator). Zero limit means the coordinator's default (100).
 func (c *Client) List(ctx context.Context, state State, limit int) (wire.TxList, error) {
+	return c.ListParticipant(ctx, state, "", limit)
+}
+
+// ListParticipant is List restricted to the transactions with a branch at
+// participant (every transaction when it is empty).
+func (c *Client) ListParticipant(ctx context.Context, state State, participant string, limit int) (wire.TxList, error) {
 	q := url.Values{}
+	if participant != "" {
+		q.Set("participant", participant)
+	}
 	if state != "" {
 		q.Set("state", string(state))
 	}
@@ -344,21 +353,39 @@ func (c *Client) Health(ctx context.Context) error {
 // to every participant that has not acknowledged it. It returns the
 // transaction's status; ErrNotFound when it is unknown or already finished.
 func (c *Client) RetryNow(ctx context.Context, id concord.TxID) (wire.TxStatus, error) {
-	return c.operate(ctx, id, "retry")
+	return c.operate(ctx, id, "retry", nil)
 }
 
 // Abort asks the coordinator to abort a transaction that has no decision
 // yet. A decided one is refused with ErrConflict: a commit is never
 // aborted.
 func (c *Client) Abort(ctx context.Context, id concord.TxID) (wire.TxStatus, error) {
-	return c.operate(ctx, id, "abort")
+	return c.operate(ctx, id, "abort", nil)
 }
 
-func (c *Client) operate(ctx context.Context, id concord.TxID, op string) (wire.TxStatus, error) {
+// AbortBecause is Abort with a reason, which the coordinator keeps with
+// the transaction's outcome and logs with who asked.
+func (c *Client) AbortBecause(ctx context.Context, id concord.TxID, reason string) (wire.TxStatus, error) {
+	return c.operate(ctx, id, "abort", wire.ActionRequest{Reason: reason})
+}
+
+// Timeline returns the events the coordinator keeps of a transaction, oldest
+// first (none for one finished long ago or before the coordinator's
+// restart).
+func (c *Client) Timeline(ctx context.Context, id concord.TxID) (wire.TxTimeline, error) {
+	if err := concord.ValidateTxID(id); err != nil {
+		return wire.TxTimeline{}, fmt.Errorf("%w: %w", ErrInvalidInput, err)
+	}
+	var tl wire.TxTimeline
+	err := c.do(ctx, http.MethodGet, wire.TimelinePath(id), nil, &tl)
+	return tl, err
+}
+
+func (c *Client) operate(ctx context.Context, id concord.TxID, op string, in any) (wire.TxStatus, error) {
 	if err := concord.ValidateTxID(id); err != nil {
 		return wire.TxStatus{}, fmt.Errorf("%w: %w", ErrInvalidInput, err)
 	}
 	var st wire.TxStatus
-	err := c.do(ctx, http.MethodPost, wire.TransactionPath(id)+"/"+op, nil, &st)
+	err := c.do(ctx, http.MethodPost, wire.TransactionPath(id)+"/"+op, in, &st)
 	return st, err
 }

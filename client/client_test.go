@@ -115,6 +115,21 @@ func TestClientRoundTrip(t *testing.T) {
 	if _, err := cl.Abort(ctx, "bad id"); !errors.Is(err, client.ErrInvalidInput) {
 		t.Fatalf("abort bad id: %v", err)
 	}
+	// What concord tx asks through the client, so that it carries the
+	// client's credentials under TLS: a list by participant, a timeline, an
+	// abort with a reason.
+	if l, err := cl.ListParticipant(ctx, client.StateAll, "hotels", 10); err != nil || len(l.Transactions) != 1 {
+		t.Fatalf("list at hotels: %+v %v", l, err)
+	}
+	if l, err := cl.ListParticipant(ctx, client.StateAll, "cars", 10); err != nil || len(l.Transactions) != 0 {
+		t.Fatalf("list at cars: %+v %v", l, err)
+	}
+	if tl, err := cl.Timeline(ctx, resp.ID); err != nil || len(tl.Events) == 0 {
+		t.Fatalf("timeline: %+v %v", tl, err)
+	}
+	if _, err := cl.AbortBecause(ctx, resp.ID, "changed my mind"); !errors.Is(err, client.ErrConflict) && !errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("abort of a commit with a reason: %v", err)
+	}
 }
 
 func TestClientOptions(t *testing.T) {

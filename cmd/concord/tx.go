@@ -7,9 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -117,13 +114,7 @@ func runTxList(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return 2
 	}
-	var list wire.TxList
-	if *participant == "" {
-		list, err = cl.List(context.Background(), client.State(*state), *limit)
-	} else {
-		q := url.Values{"state": {*state}, "limit": {strconv.Itoa(*limit)}, "participant": {*participant}}
-		err = opsDo(*coord, http.MethodGet, wire.PathTransactions+"?"+q.Encode(), nil, &list)
-	}
+	list, err := cl.ListParticipant(context.Background(), client.State(*state), *participant, *limit)
 	if err != nil {
 		return fail(1, "%v", err)
 	}
@@ -203,8 +194,7 @@ func runTxShow(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(1, "%v", err)
 	}
-	var tl wire.TxTimeline
-	tlErr := opsDo(*coord, http.MethodGet, wire.TimelinePath(id), nil, &tl)
+	tl, tlErr := cl.Timeline(context.Background(), id)
 	if *asJSON && *events {
 		if tlErr != nil {
 			return fail(1, "timeline: %v", tlErr)
@@ -294,7 +284,7 @@ func runTxOperate(op string, args []string, stdout, stderr io.Writer) int {
 	case op == "retry":
 		st, err = cl.RetryNow(context.Background(), id)
 	case *reason != "":
-		err = opsDo(*coord, http.MethodPost, wire.AbortPath(id), wire.ActionRequest{Reason: *reason}, &st)
+		st, err = cl.AbortBecause(context.Background(), id, *reason)
 	default:
 		st, err = cl.Abort(context.Background(), id)
 	}

@@ -1,23 +1,13 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/concordtx/concord/wire"
 )
-
-// opsDo calls one of the coordinator's operator endpoints (timeline, list
-// by participant, abort with a reason) at base.
-func opsDo(base, method, path string, in, out any) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return wire.Do(ctx, wire.NewHTTPClient(0), method, strings.TrimRight(base, "/")+path, in, out)
-}
 
 // printTimeline prints a transaction's events for people, oldest first.
 func printTimeline(w io.Writer, tl wire.TxTimeline) {

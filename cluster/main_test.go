@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,32 +18,7 @@ import (
 // processes on loopback, started in TestMain and stopped after the tests.
 var etcd *etcdtest.Cluster
 
-func TestMain(m *testing.M) {
-	etcdtest.MaybeMember()
-	dir, err := os.MkdirTemp("", "cluster-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	etcd, err = etcdtest.Start(dir, 3)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if err := etcd.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "stop etcd cluster:", err)
-		if code == 0 {
-			code = 1
-		}
-	}
-	if code == 0 {
-		os.RemoveAll(dir)
-	} else {
-		fmt.Fprintln(os.Stderr, "etcd members' data and logs kept in", dir)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { etcdtest.Main(m, "cluster-test", 3, &etcd) }
 
 func newClient(t testing.TB) *clientv3.Client {
 	t.Helper()

@@ -171,7 +171,11 @@ func TestTruncateAtEveryOffset(t *testing.T) {
 				boundary = f.end
 			}
 		}
-		atBoundary := boundary == cut
+		// Kept bytes of a cut frame that are all zeros (a checksum's low
+		// byte is zero one time in 256, and a mark's depends on the
+		// segment's random nonce) read as the end of the log, as at a
+		// boundary.
+		atBoundary := boundary == cut || isZero(full[boundary:cut])
 		// Inspect, which repairs nothing, agrees with what Open will do.
 		d, err := wal.Inspect(wal.Options{Dir: testDir, FS: m}, 0, func(wal.Record) error { return nil })
 		if err != nil {

@@ -98,6 +98,13 @@ func appendFrame(buf []byte, seq uint64, typ uint8, payload []byte) []byte {
 	return append(buf, payload...)
 }
 
+// AppendFrame appends to buf the frame of one record exactly as a segment
+// holds it (see the format above): the record format other decision logs
+// (package declog/etcdlog) share with this one.
+func AppendFrame(buf []byte, seq uint64, typ uint8, payload []byte) []byte {
+	return appendFrame(buf, seq, typ, payload)
+}
+
 // frameHeader is a decoded frame header.
 type frameHeader struct {
 	crc    uint32

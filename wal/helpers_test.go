@@ -159,3 +159,6 @@ func frameEnd(fr []frameAt) int {
 	}
 	return fr[len(fr)-1].end
 }
+
+// isZero reports whether b holds only zero bytes.
+func isZero(b []byte) bool { return len(bytes.TrimLeft(b, "\x00")) == 0 }

@@ -239,6 +239,16 @@ func TestTornRecordInPreallocatedSpace(t *testing.T) {
 			at = end10 + markLen // the mark whole, the record torn
 		}
 		d, err := wal.Inspect(wal.Options{Dir: testDir, FS: m}, 0, func(wal.Record) error { return nil })
+		if isZero(full[at:cut]) {
+			// The bytes that survived are zeros (a checksum's low byte is
+			// zero one time in 256, and a mark's depends on the segment's
+			// random nonce): that is the end of the log, not a torn tail.
+			if err != nil || d.Damaged() {
+				t.Fatalf("%s: only zeros survived, inspect = %v, %v; want no damage", what, d, err)
+			}
+			openAndCheck(t, m, 10, what)
+			continue
+		}
 		if err != nil || !d.TornTail || d.Offset != int64(at) {
 			t.Fatalf("%s: inspect = %v, %v; want a torn tail at %d", what, d, err, at)
 		}

@@ -23,16 +23,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // appendFrame appends the frame of one record to buf, exactly as the wal
 // writes it.
 func appendFrame(buf []byte, seq uint64, typ uint8, payload []byte) []byte {
-	start := len(buf)
-	buf = append(buf, make([]byte, frameHeaderSize)...)
-	h := buf[start:]
-	binary.LittleEndian.PutUint32(h[4:8], uint32(len(payload)))
-	h[8] = typ
-	binary.LittleEndian.PutUint64(h[12:20], seq)
-	crc := crc32.Update(0, castagnoli, h[4:])
-	crc = crc32.Update(crc, castagnoli, payload)
-	binary.LittleEndian.PutUint32(h[0:4], crc)
-	return append(buf, payload...)
+	return wal.AppendFrame(buf, seq, typ, payload)
 }
 
 // decodeChunk calls fn for each record of chunk, whose first record must be

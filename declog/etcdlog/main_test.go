@@ -3,7 +3,6 @@ package etcdlog
 import (
 	"context"
 	"fmt"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,32 +17,7 @@ import (
 // Tests that kill members start them again before they end.
 var cluster *etcdtest.Cluster
 
-func TestMain(m *testing.M) {
-	etcdtest.MaybeMember()
-	dir, err := os.MkdirTemp("", "etcdlog-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	cluster, err = etcdtest.Start(dir, 3)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if err := cluster.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "stop etcd cluster:", err)
-		if code == 0 {
-			code = 1
-		}
-	}
-	if code == 0 {
-		os.RemoveAll(dir)
-	} else {
-		fmt.Fprintln(os.Stderr, "etcd members' data and logs kept in", dir)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { etcdtest.Main(m, "etcdlog-test", 3, &cluster) }
 
 // newClient returns a client of the test cluster, closed when t ends.
 func newClient(t testing.TB) *clientv3.Client {

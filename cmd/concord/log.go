@@ -80,19 +80,12 @@ func runLogDump(args []string, stdout, stderr io.Writer) int {
 		fset.PrintDefaults()
 	}
 	// Flags may come before or after DIR.
-	var dirs []string
-	for {
-		if err := fset.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return logOK
-			}
-			return logUsage
+	dirs, err := parseInterleaved(fset, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return logOK
 		}
-		if fset.NArg() == 0 {
-			break
-		}
-		dirs = append(dirs, fset.Arg(0))
-		args = fset.Args()[1:]
+		return logUsage
 	}
 	fail := failer("concord log dump", asJSON, stdout, stderr)
 	switch {
@@ -349,19 +342,12 @@ func runLogCheck(args []string, stdout, stderr io.Writer, salvage bool) int {
 		logUsageText(stderr)
 		fset.PrintDefaults()
 	}
-	var pos []string
-	for {
-		if err := fset.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return logOK
-			}
-			return logUsage
+	pos, err := parseInterleaved(fset, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return logOK
 		}
-		if fset.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fset.Arg(0))
-		args = fset.Args()[1:]
+		return logUsage
 	}
 	fail := func(status int, format string, a ...any) int {
 		fmt.Fprintf(stderr, "concord log "+name+": "+format+"\n", a...)
